@@ -1,0 +1,159 @@
+"""Checkpoints (full training state) and generator files (weights + config, no pickle).
+
+A checkpoint is one dict saved with ``torch.save`` and loaded with ``weights_only=True``:
+``{"format": "augment.checkpoint", "format_version", "train_config", "generator", "critic",
+"opt_g", "opt_d", "step", "rng"}``; RNG states are uint8 tensors. A generator file is
+safetensors whose metadata carries ``format``, ``format_version`` and the ``model_config``
+JSON, so it alone rebuilds the generator. Both are written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any, Union
+
+import torch
+
+from .config import ModelConfig, TrainConfig, config_from_dict
+from .errors import AugmentError, CheckpointError
+from .fileio import PathLike, atomic_path, sha256_file
+from .models import Generator
+
+CHECKPOINT_FORMAT = "augment.checkpoint"
+GENERATOR_FORMAT = "augment.generator"
+FORMAT_VERSION = 1
+_REQUIRED_KEYS = ("train_config", "generator", "critic", "opt_g", "opt_d", "step", "rng")
+
+
+def save_checkpoint(path: PathLike, state: dict) -> None:
+    """Atomically write a training-state dict (see module docstring for its keys)."""
+    missing = [k for k in _REQUIRED_KEYS if k not in state]
+    if missing:
+        raise ValueError(f"checkpoint state lacks {missing}")
+    payload = {"format": CHECKPOINT_FORMAT, "format_version": FORMAT_VERSION, **state}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cpu") -> dict:
+    """Load and validate a checkpoint without unpickling code (``weights_only=True``).
+
+    Returns the dict with ``train_config`` rebuilt as a ``TrainConfig``.
+    """
+    path = _existing_file(path)
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path}: not an augment checkpoint (not a torch.save zip archive)")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError(f"{path}: refused to load: it holds objects other than tensors and "
+                              f"plain data (unsafe, or not an augment checkpoint)") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError) as e:
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(e).__name__})") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not an augment checkpoint")
+    version = state.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format version {version!r} is newer than this "
+                              f"library's ({FORMAT_VERSION})")
+    missing = [k for k in _REQUIRED_KEYS if k not in state]
+    if missing:
+        raise CheckpointError(f"{path}: checkpoint lacks {', '.join(missing)}")
+    try:
+        state["train_config"] = TrainConfig.from_dict(state["train_config"])
+    except AugmentError as e:
+        raise CheckpointError(f"{path}: bad training config inside ({e})") from None
+    return state
+
+
+def save_generator(path: PathLike, generator: Generator, extra: dict | None = None) -> str:
+    """Atomically write the generator's weights and config as safetensors; returns its SHA-256."""
+    from safetensors.torch import save_file
+
+    metadata = {
+        "format": GENERATOR_FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "model_config": json.dumps(_asdict(generator.config), sort_keys=True),
+    }
+    for k, v in (extra or {}).items():
+        metadata[k] = v if isinstance(v, str) else json.dumps(v, sort_keys=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+    return sha256_file(path)
+
+
+def read_generator_file(path: PathLike) -> tuple[ModelConfig, dict, dict]:
+    """(model config, state dict on CPU, metadata) of a safetensors generator file."""
+    from safetensors import SafetensorError, safe_open
+
+    path = _existing_file(path)
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            metadata = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({_one_line(e)})") from None
+    if metadata.get("format") != GENERATOR_FORMAT:
+        raise CheckpointError(f"{path}: not an augment generator file")
+    if int(metadata.get("format_version", "0")) > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: generator format version {metadata['format_version']} is "
+                              f"newer than this library's ({FORMAT_VERSION})")
+    try:
+        cfg = config_from_dict(ModelConfig, json.loads(metadata["model_config"]))
+    except (KeyError, json.JSONDecodeError, AugmentError) as e:
+        raise CheckpointError(f"{path}: bad model config in metadata ({_one_line(e)})") from None
+    return cfg, tensors, metadata
+
+
+def load_generator(path: PathLike, device: Union[str, torch.device] = "cpu") -> Generator:
+    """A generator in eval mode from a generator file (.safetensors) or a training checkpoint."""
+    path = _existing_file(path)
+    if _is_safetensors(path):
+        cfg, state, _ = read_generator_file(path)
+    else:
+        ckpt = load_checkpoint(path)
+        cfg, state = ckpt["train_config"].model, ckpt["generator"]
+    generator = Generator(cfg)
+    try:
+        generator.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: weights do not fit the model config ({_one_line(e)[:200]})") from None
+    return generator.to(device).eval()
+
+
+def export_generator(checkpoint: PathLike, out: PathLike) -> str:
+    """Write the generator of a training checkpoint as a generator file; returns its SHA-256."""
+    ckpt = load_checkpoint(checkpoint)
+    generator = Generator(ckpt["train_config"].model)
+    generator.load_state_dict(ckpt["generator"])
+    return save_generator(out, generator, {"step": ckpt["step"]})
+
+
+def _is_safetensors(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(9)
+    return len(head) == 9 and head[8:9] == b"{"
+
+
+def _existing_file(path: PathLike) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"file not found: {path}")
+    if not path.is_file():
+        raise CheckpointError(f"not a file: {path}")
+    return path
+
+
+def _asdict(cfg: Any) -> dict:
+    import dataclasses
+
+    return dataclasses.asdict(cfg)
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().replace("\n", " ")
+    return text or type(e).__name__

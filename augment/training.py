@@ -1,0 +1,326 @@
+"""The CWGAN-GP training loop: n_critic critic steps per generator step, logs, samples, resume.
+
+Read ``train`` top to bottom. One generator step ("step") is ``n_critic`` critic updates and
+one generator update. Real batches are either ``fresh`` (a new batch per critic update, as the
+WGAN-GP paper) or ``shared`` (the n_critic updates reuse one batch, as the reference loop);
+the batch order is a pure function of (seed, batch counter), so resuming needs only the step.
+
+Run directory::
+
+    config.json  metrics.jsonl  samples/step_NNNNNNN.png  samples.gif  losses.png
+    checkpoints/last.pt  generator.safetensors  tensorboard/ (when tensorboard is installed)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from . import checkpoint as ckpt
+from .config import TrainConfig
+from .data import check_labels, infer_num_classes, load_split, per_class_subset, resolve_data_dir, to_model_images
+from .errors import AugmentError
+from .fileio import PathLike, atomic_write_text
+from .losses import critic_loss, generator_loss, gradient_penalty, wasserstein_estimate
+from .models import Critic, Generator
+from .visualize import class_grid, run_frames, save_gif, save_grid, save_loss_plot
+
+SAMPLE_SEED_OFFSET = 1_000_003  # fixed-noise grid seed = cfg.seed + this
+
+
+class TrainingError(AugmentError):
+    """Training cannot go on (non-finite loss, unusable run directory)."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> cuda if available else cpu; otherwise the named device (checked)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise AugmentError(f"device {name!r} requested but CUDA is not available")
+    return torch.device(name)
+
+
+class RealBatches:
+    """Batch ``k`` of a seeded, per-epoch shuffled, drop-last pass over ``n`` examples."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, device: torch.device):
+        if n < batch_size:
+            raise TrainingError(f"{n} training images are fewer than batch_size={batch_size}")
+        self.n, self.batch_size, self.seed, self.device = n, batch_size, seed, device
+        self.per_epoch = n // batch_size
+        self._epoch, self._perm = -1, None
+
+    def indices(self, k: int) -> torch.Tensor:
+        """Indices (batch_size,) on the device of the k-th batch (k >= 0)."""
+        epoch, pos = divmod(k, self.per_epoch)
+        if epoch != self._epoch:
+            gen = torch.Generator().manual_seed(self.seed * 1_000_033 + epoch)
+            self._perm = torch.randperm(self.n, generator=gen).to(self.device)
+            self._epoch = epoch
+        return self._perm[pos * self.batch_size:(pos + 1) * self.batch_size]
+
+
+class Trainer:
+    """Models, optimizers, data and RNG of one run; ``step()`` is one generator step."""
+
+    def __init__(self, cfg: TrainConfig, device: Optional[torch.device] = None):
+        self.device = device or resolve_device(cfg.device)
+        images, labels = load_split(resolve_data_dir(cfg.data_dir), "train", mnist=cfg.dataset == "mnist")
+        if cfg.model.num_classes is None:
+            cfg = replace(cfg, model=replace(cfg.model, num_classes=infer_num_classes(labels)))
+        check_labels(labels, cfg.model.num_classes)
+        if cfg.n_per_class is not None:
+            keep = per_class_subset(labels, cfg.n_per_class, cfg.seed, cfg.model.num_classes)
+            images, labels = images[keep], labels[keep]
+        if images.dim() == 3 and cfg.model.channels != 1:
+            raise TrainingError(f"grayscale data but model.channels={cfg.model.channels}")
+        self.cfg = cfg
+        self.real = to_model_images(images, self.device)  # (N, C, 32, 32) in [-1, 1]
+        self.labels = labels.to(self.device)
+        self.batches = RealBatches(len(self.labels), cfg.batch_size, cfg.seed, self.device)
+        with torch.random.fork_rng(devices=[]):  # seeded init without touching global RNG state
+            torch.manual_seed(cfg.seed)
+            self.G, self.D = Generator(cfg.model), Critic(cfg.model)
+        self.G.to(self.device).train()
+        self.D.to(self.device).train()
+        betas = (cfg.beta1, cfg.beta2)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=betas)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=betas)
+        self.noise = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)  # z and alpha
+        self.step_count = 0
+        self.batches_per_step = 1 if cfg.real_batches == "shared" else cfg.n_critic
+        steps_per_epoch = max(1, self.batches.per_epoch // self.batches_per_step)
+        self.total_steps = cfg.max_steps or cfg.epochs * steps_per_epoch
+        self.step_fn = self.eager_step
+        if cfg.step_impl != "eager":
+            from .fast import build_fast_step  # the same function, fewer kernels
+
+            self.step_fn = build_fast_step(self, required=cfg.step_impl == "fast")
+
+    # ----------------------------------------------------------------------------- one step
+
+    def draw_noise(self) -> dict:
+        """All randomness of one generator step, drawn up front in a fixed order from
+        ``self.noise``: critic latents (n_critic, B, z_dim), interpolation weights
+        (n_critic, B, 1, 1, 1) in [0, 1), generator latents (B, z_dim). Any step
+        implementation that uses these computes the same function."""
+        n, b, z_dim = self.cfg.n_critic, self.cfg.batch_size, self.cfg.model.z_dim
+        z_critic = torch.randn(n, b, z_dim, generator=self.noise, device=self.device)
+        alpha = torch.rand(n, b, 1, 1, 1, generator=self.noise, device=self.device)
+        z_gen = torch.randn(b, z_dim, generator=self.noise, device=self.device)
+        return {"z_critic": z_critic, "alpha": alpha, "z_gen": z_gen}
+
+    def real_indices(self) -> torch.Tensor:
+        """Indices (n_critic, B) of the real batches of the current step."""
+        first = self.step_count * self.batches_per_step
+        if self.batches_per_step == 1:
+            return self.batches.indices(first).expand(self.cfg.n_critic, -1)
+        return torch.stack([self.batches.indices(first + i) for i in range(self.cfg.n_critic)])
+
+    def critic_step(self, real: torch.Tensor, labels: torch.Tensor, z: torch.Tensor,
+                    alpha: torch.Tensor) -> dict:
+        """One critic update on a real batch and fakes G(z | labels)."""
+        with torch.no_grad():
+            fake = self.G(z, labels)
+        real_scores, fake_scores = self.D(real, labels), self.D(fake, labels)
+        gp = gradient_penalty(self.D, real, fake, labels, alpha)
+        loss = critic_loss(real_scores, fake_scores) + self.cfg.gp_weight * gp
+        self.opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_d.step()
+        return {"loss_d": loss.detach(), "gp": gp.detach(),
+                "wasserstein": wasserstein_estimate(real_scores, fake_scores).detach()}
+
+    def generator_step(self, labels: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """One generator update on latents ``z`` for ``labels``; the critic is frozen."""
+        self.D.requires_grad_(False)
+        loss = generator_loss(self.D(self.G(z, labels), labels))
+        self.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_g.step()
+        self.D.requires_grad_(True)
+        return loss.detach()
+
+    def eager_step(self) -> dict:
+        """The reference computation, op by op: n_critic critic updates, one generator update
+        (conditioned on the labels of the last real batch). Returns detached scalars."""
+        noise, indices = self.draw_noise(), self.real_indices()
+        for i in range(self.cfg.n_critic):
+            real, labels = self.real[indices[i]], self.labels[indices[i]]
+            stats = self.critic_step(real, labels, noise["z_critic"][i], noise["alpha"][i])
+        stats["loss_g"] = self.generator_step(labels, noise["z_gen"])
+        return stats
+
+    def step(self) -> dict:
+        """One generator step (n_critic critic updates + one generator update)."""
+        stats = self.step_fn()
+        self.step_count += 1
+        return stats
+
+    # ------------------------------------------------------------------------------ state
+
+    def state_dict(self) -> dict:
+        return {
+            "train_config": self.cfg.to_dict(),
+            "generator": self.G.state_dict(),
+            "critic": self.D.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "step": self.step_count,
+            "rng": {"noise": self.noise.get_state()},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.G.load_state_dict(state["generator"])
+        self.D.load_state_dict(state["critic"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.noise.set_state(state["rng"]["noise"].cpu())
+        self.step_count = int(state["step"])
+
+
+# ---------------------------------------------------------------------------------- the loop
+
+
+def train(cfg: TrainConfig, run_dir: PathLike, progress: bool = True,
+          device: Optional[torch.device] = None) -> Path:
+    """Train a new run in ``run_dir`` (absent or empty); returns the exported generator file."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise TrainingError(f"run directory {run_dir} is not empty; pass --resume or choose another")
+    return _run(cfg, run_dir, None, progress, device)
+
+
+def resumed_config(run_dir: PathLike, overrides: Optional[dict] = None) -> TrainConfig:
+    """The config a resume of ``run_dir`` would use: the saved one, with ``epochs``/``max_steps``
+    from ``overrides`` (so a run can be extended)."""
+    cfg = ckpt.load_checkpoint(Path(run_dir) / "checkpoints" / "last.pt")["train_config"]
+    return _with_length(cfg, overrides)
+
+
+def resume(run_dir: PathLike, overrides: Optional[dict] = None, progress: bool = True,
+           device: Optional[torch.device] = None) -> Path:
+    """Continue ``run_dir`` from ``checkpoints/last.pt``; the result equals an uninterrupted run."""
+    run_dir = Path(run_dir)
+    state = ckpt.load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    cfg = _with_length(state["train_config"], overrides)
+    return _run(cfg, run_dir, state, progress, device)
+
+
+def _with_length(cfg: TrainConfig, overrides: Optional[dict]) -> TrainConfig:
+    allowed = {k: v for k, v in (overrides or {}).items() if k in ("epochs", "max_steps")}
+    if set(overrides or {}) - set(allowed):
+        raise TrainingError("a resumed run may only change epochs and max_steps")
+    return replace(cfg, **allowed)
+
+
+def _run(cfg: TrainConfig, run_dir: Path, state: Optional[dict], progress: bool,
+         device: Optional[torch.device]) -> Path:
+    last = run_dir / "checkpoints" / "last.pt"
+    trainer = Trainer(cfg, device)
+    cfg = trainer.cfg  # num_classes resolved from the labels
+    if state is not None:
+        trainer.load_state_dict(state)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "config.json", cfg.to_json() + "\n")
+    metrics_path = run_dir / "metrics.jsonl"
+    _truncate_metrics(metrics_path, trainer.step_count)
+    fixed_noise_seed = cfg.seed + SAMPLE_SEED_OFFSET
+
+    def save_samples() -> None:
+        images = class_grid(trainer.G, per_class=10, seed=fixed_noise_seed)
+        save_grid(images, run_dir / "samples" / f"step_{trainer.step_count:07d}.png", nrow=10)
+        if tb is not None:
+            from torchvision.utils import make_grid
+            tb.add_image("samples", make_grid(images, nrow=10, normalize=True, value_range=(-1, 1)),
+                         trainer.step_count)
+
+    tb = _tensorboard_writer(run_dir / "tensorboard") if cfg.tensorboard else None
+    bar = _progress_bar(trainer, progress)
+    window: dict[str, list] = {}
+    started, elapsed_before = time.time(), float(state.get("elapsed", 0.0)) if state else 0.0
+    if trainer.step_count == 0:
+        save_samples()
+    with contextlib.ExitStack() as stack:
+        stack.callback(bar.close)
+        if tb is not None:
+            stack.callback(tb.close)
+        while trainer.step_count < trainer.total_steps:
+            stats = trainer.step()
+            for k, v in stats.items():
+                window.setdefault(k, []).append(v)
+            step = trainer.step_count
+            bar.update(1)
+            if step % cfg.log_every == 0 or step == trainer.total_steps:
+                row = {k: torch.stack(v).float().mean().item() for k, v in window.items()}
+                window.clear()
+                bad = [k for k, v in row.items() if not math.isfinite(v)]
+                if bad:
+                    raise TrainingError(f"non-finite {', '.join(bad)} at step {step}; last good "
+                                        f"checkpoint kept at {last}")
+                epoch = step * trainer.batches_per_step / trainer.batches.per_epoch
+                row = {"step": step, "epoch": round(epoch, 4),
+                       "time_s": round(elapsed_before + time.time() - started, 3), **row}
+                _append_jsonl(metrics_path, row)
+                bar.set_postfix(d=f"{row['loss_d']:.3f}", g=f"{row['loss_g']:.3f}",
+                                gp=f"{row['gp']:.3f}", w=f"{row['wasserstein']:.3f}")
+                if tb is not None:
+                    for k in ("loss_d", "loss_g", "gp", "wasserstein"):
+                        tb.add_scalar(f"train/{k}", row[k], step)
+            if step % cfg.sample_every == 0 or step == trainer.total_steps:
+                save_samples()
+            if step % cfg.checkpoint_every == 0 or step == trainer.total_steps:
+                elapsed = elapsed_before + time.time() - started
+                ckpt.save_checkpoint(last, {**trainer.state_dict(), "elapsed": elapsed})
+
+    generator_path = run_dir / "generator.safetensors"
+    ckpt.save_generator(generator_path, trainer.G, {"step": trainer.step_count})
+    save_gif(run_frames(run_dir), run_dir / "samples.gif")
+    if metrics_path.exists():
+        save_loss_plot(metrics_path, run_dir / "losses.png")
+    return generator_path
+
+
+def _append_jsonl(path: Path, row: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(row) + "\n")
+        f.flush()
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop log rows past ``step`` (written after the checkpoint a resume starts from)."""
+    if not path.exists():
+        return
+    rows = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    kept = []
+    for ln in rows:
+        try:
+            if json.loads(ln)["step"] <= step:
+                kept.append(ln)
+        except (json.JSONDecodeError, KeyError, TypeError):
+            break  # a torn last line from a killed run
+    atomic_write_text(path, "".join(ln + "\n" for ln in kept))
+
+
+def _tensorboard_writer(log_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(log_dir))
+
+
+def _progress_bar(trainer: Trainer, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=trainer.total_steps, initial=trainer.step_count, file=sys.stderr,
+                disable=not enabled, unit="step", dynamic_ncols=True)

@@ -1,0 +1,45 @@
+"""The ``augment`` command line: parses arguments, calls the library, prints results.
+
+Errors the user can fix (bad paths, corrupt files, bad values) print one ``Error: ...`` line
+and exit 1; usage errors exit 2. Commands import torch only when they run.
+"""
+
+from __future__ import annotations
+
+import click
+
+from augment.errors import AugmentError
+
+
+class AugmentGroup(click.Group):
+    """A click group that turns library errors into one line and exit status 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except AugmentError as e:
+            raise click.ClickException(_one_line(e)) from None
+        except OSError as e:  # disk full, permission denied, ...: no traceback for these
+            where = f": {e.filename}" if getattr(e, "filename", None) else ""
+            raise click.ClickException(f"{e.strerror or e}{where}") from None
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+@click.group(cls=AugmentGroup, context_settings={"help_option_names": ["-h", "--help"],
+                                                  "show_default": True})
+@click.version_option(package_name="augment", prog_name="augment")
+def main() -> None:
+    """Train a conditional WGAN-GP on MNIST and use it as a data-augmentation source."""
+
+
+from . import data as _data  # noqa: E402  (commands register themselves on `main`)
+from . import sample as _sample  # noqa: E402,F401
+from . import train as _train  # noqa: E402,F401
+
+main.add_command(_data.data)
+main.add_command(_sample.sample)
+main.add_command(_sample.export)
+main.add_command(_train.train)

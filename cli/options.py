@@ -1,0 +1,55 @@
+"""Click options generated from the config dataclasses, so the CLI never restates defaults."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import click
+
+
+def _click_type(f: dataclasses.Field) -> Any:
+    hint = f.type if not isinstance(f.type, str) else f.type.replace("Optional[", "").rstrip("]")
+    meta = f.metadata
+    if "choices" in meta:
+        return click.Choice(meta["choices"])
+    base = {"int": int, "float": float, "bool": bool, "str": str}.get(str(hint), str)
+    if base is int:
+        return click.IntRange(meta.get("min"), meta.get("max"))
+    if base is float:
+        return click.FloatRange(meta.get("min"), meta.get("max"))
+    return base
+
+
+def config_options(cls: type, prefix: str = "", skip: tuple = (), defaults: dict | None = None
+                   ) -> Callable:
+    """Decorator adding one ``--field-name`` option per field of a config dataclass.
+
+    ``defaults`` replaces a field's default on the command line (e.g. None = "infer")."""
+    defaults = defaults or {}
+
+    def decorate(fn: Callable) -> Callable:
+        for f in reversed(dataclasses.fields(cls)):
+            if f.name in skip or "help" not in f.metadata:  # nested configs carry no help
+                continue
+            kind = _click_type(f)
+            default = defaults.get(f.name, f.default)
+            name = "--" + (prefix + f.name).replace("_", "-")
+            if kind is bool:
+                opt = click.option(f"{name}/--no-{(prefix + f.name).replace('_', '-')}",
+                                   prefix + f.name, default=default, help=f.metadata["help"])
+            else:
+                opt = click.option(name, prefix + f.name, type=kind, default=default,
+                                   help=f.metadata["help"], show_default=default is not None)
+            fn = opt(fn)
+        return fn
+
+    return decorate
+
+
+def pick(cls: type, values: dict, prefix: str = "") -> dict:
+    """The entries of ``values`` that are fields of ``cls`` (prefix stripped)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k[len(prefix):]: v for k, v in values.items()
+            if k.startswith(prefix) and k[len(prefix):] in names}
+

@@ -1,0 +1,63 @@
+"""``augment sample`` (per-class grid or a run's GIF) and ``augment export`` (generator file)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="output .png (grid of SOURCE, a generator or checkpoint file) or .gif "
+                   "(the sample grids of SOURCE, a run directory)")
+@click.option("--per-class", type=click.IntRange(1, 100), default=10, help="images per class (row)")
+@click.option("--classes", type=str, default=None, help="comma-separated classes (default: all)")
+@click.option("--seed", type=click.IntRange(0), default=0, help="seed of the latents")
+@click.option("--device", type=str, default="cpu", help="'cpu', 'cuda' or 'cuda:N'")
+@click.option("--duration-ms", type=click.IntRange(10, 10_000), default=250, help="GIF frame time")
+def sample(source: Path, out: Path, per_class: int, classes: str | None, seed: int, device: str,
+           duration_ms: int) -> None:
+    """Make a per-class sample grid from a generator, or a GIF from a run's grids."""
+    from augment import visualize
+
+    suffix = out.suffix.lower()
+    if suffix == ".gif":
+        if not source.is_dir():
+            raise click.UsageError(f"a .gif output needs a run directory, got {source}")
+        path = visualize.save_gif(visualize.run_frames(source), out, duration_ms)
+    elif suffix == ".png":
+        from augment.checkpoint import load_generator
+        from augment.training import resolve_device
+
+        wanted = _parse_classes(classes)
+        generator = load_generator(source, resolve_device(device))
+        images = visualize.class_grid(generator, per_class=per_class, seed=seed, classes=wanted)
+        path = visualize.save_grid(images, out, nrow=per_class)
+    else:
+        raise click.UsageError(f"--out must end in .png or .gif, got {out.name!r}")
+    click.echo(json.dumps({"out": str(path)}))
+
+
+@click.command()
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="generator file to write (.safetensors)")
+def export(checkpoint: Path, out: Path) -> None:
+    """Write a training checkpoint's generator as a standalone .safetensors file."""
+    from augment.checkpoint import export_generator
+
+    digest = export_generator(checkpoint, out)
+    click.echo(json.dumps({"out": str(out), "sha256": digest}))
+
+
+def _parse_classes(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(c) for c in text.split(",") if c.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a comma-separated list of integers",
+                                 param_hint="--classes") from None

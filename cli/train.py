@@ -1,0 +1,50 @@
+"""``augment train``: the config as options, then the library's training loop."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from augment.config import ModelConfig, TrainConfig
+
+from .options import config_options, pick
+
+_LENGTH_OPTIONS = ("epochs", "max_steps")
+
+
+@click.command()
+@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="directory for config, logs, samples and checkpoints")
+@click.option("--resume", is_flag=True,
+              help="continue the run in --run-dir from its last checkpoint (its saved config; "
+                   "only --epochs/--max-steps may change)")
+@click.option("--dry-run", is_flag=True, help="print the resolved config as JSON and exit")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+@config_options(TrainConfig)
+@config_options(ModelConfig, defaults={"num_classes": None})
+@click.pass_context
+def train(ctx: click.Context, run_dir: Path, resume: bool, dry_run: bool, quiet: bool,
+          **values) -> None:
+    """Train the conditional WGAN-GP (defaults: the reference recipe)."""
+    from augment import training
+
+    if resume:
+        given = [k for k in values if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE]
+        extra = [k for k in given if k not in _LENGTH_OPTIONS]
+        if extra:
+            raise click.UsageError(f"with --resume only --epochs/--max-steps may be given, not "
+                                   f"--{extra[0].replace('_', '-')}")
+        overrides = {k: values[k] for k in given}
+        if dry_run:
+            click.echo(training.resumed_config(run_dir, overrides).to_json())
+            return
+        generator = training.resume(run_dir, overrides, progress=not quiet)
+    else:
+        cfg = TrainConfig(model=ModelConfig(**pick(ModelConfig, values)), **pick(TrainConfig, values))
+        if dry_run:
+            click.echo(cfg.to_json())
+            return
+        generator = training.train(cfg, run_dir, progress=not quiet)
+    click.echo(json.dumps({"run_dir": str(run_dir), "generator": str(generator)}))
