@@ -152,8 +152,8 @@ def check_mnist_checksum(name: str, raw: bytes, where: str) -> None:
 
     size, digest = MNIST_FILES[name]
     if len(raw) != size or hashlib.sha256(raw).hexdigest() != digest:
-        raise DataError(f"{where}: SHA-256 does not match MNIST's {name} (corrupt or not MNIST; "
-                        f"use dataset='idx' for other IDX data)")
+        raise DataError(f"{where}: SHA-256 does not match MNIST's {name} (corrupt, or not MNIST: "
+                        f"other IDX data needs dataset 'idx')")
 
 
 def verify_dir(directory: PathLike, mnist: bool = True) -> dict:
@@ -192,9 +192,9 @@ def load_split(directory: PathLike, split: str = "train", mnist: bool = True
         if path is None:
             raise DataError(f"missing {name}[.gz] in {directory}")
         raw = read_file_bytes(path)
+        arrays.append(parse_idx(raw, str(path)))
         if mnist:
             check_mnist_checksum(name, raw, str(path))
-        arrays.append(parse_idx(raw, str(path)))
     images, labels = arrays
     if images.dim() != 3:
         raise DataError(f"{directory}: images must have 3 dimensions (N, H, W), got {list(images.shape)}")

@@ -1,0 +1,73 @@
+"""Shared fixtures: tiny IDX data sets in temp dirs and tiny model/training configs."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from augment.config import ModelConfig, TrainConfig
+from augment.data import encode_idx
+
+SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+NUM_CLASSES = 10
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def bar_digits(n: int, seed: int = 0, num_classes: int = NUM_CLASSES) -> tuple[torch.Tensor, torch.Tensor]:
+    """Toy 28x28 uint8 'digits': class c is a bright vertical bar at column 3 + 2c, with noise.
+
+    Returns images (n, 28, 28) uint8 and labels (n,) uint8, classes balanced (i % C).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % num_classes
+    images = torch.randint(0, 40, (n, 28, 28), generator=gen, dtype=torch.int64)
+    for i, c in enumerate(labels.tolist()):
+        col = 3 + 2 * c
+        images[i, 4:24, col:col + 2] = 255
+    return images.to(torch.uint8), labels.to(torch.uint8)
+
+
+def write_idx_dir(directory: Path, n_train: int = 80, n_test: int = 40, gz: bool = True) -> Path:
+    """An IDX directory with MNIST's file names holding toy data (train images gzipped)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for split, n, seed, prefix in (("train", n_train, 0, "train"), ("test", n_test, 1, "t10k")):
+        images, labels = bar_digits(n, seed)
+        img_bytes = encode_idx(images)
+        if gz and split == "train":
+            (directory / f"{prefix}-images-idx3-ubyte.gz").write_bytes(gzip.compress(img_bytes, mtime=0))
+        else:
+            (directory / f"{prefix}-images-idx3-ubyte").write_bytes(img_bytes)
+        (directory / f"{prefix}-labels-idx1-ubyte").write_bytes(encode_idx(labels))
+    return directory
+
+
+@pytest.fixture
+def idx_dir(tmp_path: Path) -> Path:
+    """A tiny IDX data set (80 train / 40 test toy digits, 10 classes) in a temp dir."""
+    return write_idx_dir(tmp_path / "data")
+
+
+@pytest.fixture
+def tiny_model_config() -> ModelConfig:
+    return ModelConfig(num_classes=NUM_CLASSES, z_dim=8, embed_dim=4, g_width=8, d_width=8)
+
+
+@pytest.fixture
+def tiny_train_config(idx_dir: Path, tiny_model_config: ModelConfig) -> TrainConfig:
+    """A training config on the tiny data that runs a step in milliseconds."""
+    return TrainConfig(model=tiny_model_config, data_dir=str(idx_dir), dataset="idx",
+                       batch_size=16, n_critic=2, max_steps=4, log_every=2, sample_every=2,
+                       checkpoint_every=2, device="cpu", tensorboard=False)
+
+
+@pytest.fixture
+def shared_mnist() -> Path:
+    """The real MNIST IDX files beside the checkout (skips when absent)."""
+    if not (SHARED_MNIST / "train-labels-idx1-ubyte.gz").exists():
+        pytest.skip("real MNIST files not available at ../shared/data/mnist")
+    return SHARED_MNIST

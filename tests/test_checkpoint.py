@@ -1,0 +1,119 @@
+import pickle
+import zipfile
+
+import pytest
+import torch
+
+from augment.checkpoint import (export_generator, load_checkpoint, load_generator, read_generator_file,
+                                save_checkpoint, save_generator)
+from augment.config import TrainConfig
+from augment.errors import CheckpointError
+from augment.models import Critic, Generator
+
+
+def _state(cfg: TrainConfig) -> dict:
+    torch.manual_seed(0)
+    g, d = Generator(cfg.model), Critic(cfg.model)
+    opt = torch.optim.Adam(g.parameters())
+    return {"train_config": cfg.to_dict(), "generator": g.state_dict(), "critic": d.state_dict(),
+            "opt_g": opt.state_dict(), "opt_d": opt.state_dict(), "step": 3,
+            "rng": {"noise": torch.Generator().manual_seed(5).get_state()}}
+
+
+def test_checkpoint_round_trip(tmp_path, tiny_train_config):
+    state = _state(tiny_train_config)
+    save_checkpoint(tmp_path / "c.pt", state)
+    loaded = load_checkpoint(tmp_path / "c.pt")
+    assert loaded["train_config"] == tiny_train_config
+    assert loaded["step"] == 3
+    for k, v in state["generator"].items():
+        assert torch.equal(v, loaded["generator"][k])
+    assert torch.equal(loaded["rng"]["noise"], state["rng"]["noise"])
+
+
+def test_generator_file_alone_rebuilds_the_generator(tmp_path, tiny_model_config):
+    g = Generator(tiny_model_config).eval()
+    digest = save_generator(tmp_path / "g.safetensors", g, {"step": 7})
+    assert len(digest) == 64
+    cfg, _, meta = read_generator_file(tmp_path / "g.safetensors")
+    assert cfg == tiny_model_config and meta["step"] == "7"
+    g2 = load_generator(tmp_path / "g.safetensors")
+    z, y = torch.randn(4, tiny_model_config.z_dim), torch.arange(4)
+    torch.testing.assert_close(g(z, y), g2(z, y), rtol=0, atol=0)
+
+
+def test_export_from_checkpoint(tmp_path, tiny_train_config):
+    save_checkpoint(tmp_path / "c.pt", _state(tiny_train_config))
+    export_generator(tmp_path / "c.pt", tmp_path / "g.safetensors")
+    a, b = load_generator(tmp_path / "c.pt"), load_generator(tmp_path / "g.safetensors")
+    for (k, v), (_, w) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(v, w), k
+
+
+class Payload:
+    def __reduce__(self):
+        import pathlib
+        return (pathlib.Path.touch, (pathlib.Path(self.target),))
+
+
+def test_pickle_with_code_is_refused_without_running_it(tmp_path):
+    marker = tmp_path / "pwned"
+    payload = Payload()
+    payload.target = str(marker)
+    torch.save({"format": "augment.checkpoint", "x": payload}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match="refused"):
+        load_checkpoint(tmp_path / "evil.pt")
+    assert not marker.exists()
+    (tmp_path / "raw.pkl").write_bytes(pickle.dumps(payload))
+    with pytest.raises(CheckpointError, match="not an augment checkpoint"):
+        load_checkpoint(tmp_path / "raw.pkl")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p.write_text("{}"), "not an augment checkpoint"),
+    (lambda p: torch.save({"format": "other"}, p), "not an augment checkpoint"),
+    (lambda p: torch.save({"format": "augment.checkpoint", "format_version": 99}, p), "newer"),
+    (lambda p: torch.save({"format": "augment.checkpoint", "format_version": 1}, p), "lacks"),
+])
+def test_wrong_files_give_one_line_errors(tmp_path, make, message):
+    path = tmp_path / "bad.pt"
+    make(path)
+    with pytest.raises(CheckpointError, match=message) as info:
+        load_checkpoint(path)
+    assert "\n" not in str(info.value)
+
+
+def test_truncated_checkpoint_and_generator(tmp_path, tiny_train_config, tiny_model_config):
+    save_checkpoint(tmp_path / "c.pt", _state(tiny_train_config))
+    blob = (tmp_path / "c.pt").read_bytes()
+    (tmp_path / "t.pt").write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(CheckpointError):
+        load_checkpoint(tmp_path / "t.pt")
+    save_generator(tmp_path / "g.safetensors", Generator(tiny_model_config))
+    blob = (tmp_path / "g.safetensors").read_bytes()
+    (tmp_path / "g2.safetensors").write_bytes(blob[: len(blob) - 100])
+    with pytest.raises(CheckpointError, match="safetensors"):
+        load_generator(tmp_path / "g2.safetensors")
+    with pytest.raises(CheckpointError, match="not found"):
+        load_generator(tmp_path / "missing.safetensors")
+
+
+def test_generator_weights_must_fit_config(tmp_path, tiny_model_config):
+    from safetensors.torch import save_file
+    import json, dataclasses
+
+    g = Generator(tiny_model_config)
+    wrong = dataclasses.replace(tiny_model_config, z_dim=9)
+    save_file({k: v.contiguous() for k, v in g.state_dict().items()}, str(tmp_path / "g.safetensors"),
+              metadata={"format": "augment.generator", "format_version": "1",
+                        "model_config": json.dumps(dataclasses.asdict(wrong))})
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_generator(tmp_path / "g.safetensors")
+
+
+def test_checkpoint_is_a_zip_written_atomically(tmp_path, tiny_train_config):
+    out = tmp_path / "ckpts"
+    save_checkpoint(out / "c.pt", _state(tiny_train_config))
+    assert zipfile.is_zipfile(out / "c.pt")
+    assert [p.name for p in out.iterdir()] == ["c.pt"]

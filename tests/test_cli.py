@@ -1,0 +1,90 @@
+"""CLI exit codes and messages: usage errors exit 2, library errors one line and exit 1."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+
+
+def run(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    return result
+
+
+def test_help_lists_commands():
+    result = run("--help")
+    assert result.exit_code == 0
+    for name in ("train", "sample", "export", "data"):
+        assert name in result.output
+
+
+def test_dry_run_prints_resolved_config():
+    result = run("train", "--run-dir", "unused", "--dry-run", "--lr", "0.0003", "--z-dim", "16")
+    assert result.exit_code == 0, result.output
+    cfg = json.loads(result.output)
+    assert cfg["lr"] == 0.0003 and cfg["model"]["z_dim"] == 16 and cfg["model"]["num_classes"] is None
+
+
+def test_train_sample_export_resume(tmp_path, idx_dir):
+    run_dir = tmp_path / "run"
+    common = ["--data-dir", idx_dir, "--dataset", "idx", "--batch-size", 16, "--n-critic", 2,
+              "--z-dim", 8, "--embed-dim", 4, "--g-width", 8, "--d-width", 8, "--device", "cpu",
+              "--log-every", 1, "--no-tensorboard", "--quiet"]
+    result = run("train", "--run-dir", run_dir, "--max-steps", 2, *common)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output.strip().splitlines()[-1])["generator"].endswith("generator.safetensors")
+    result = run("train", "--run-dir", run_dir, "--resume", "--max-steps", 3, "--quiet")
+    assert result.exit_code == 0, result.output
+    result = run("sample", run_dir / "generator.safetensors", "-o", tmp_path / "grid.png", "--per-class", 2)
+    assert result.exit_code == 0 and (tmp_path / "grid.png").exists()
+    result = run("sample", run_dir, "-o", tmp_path / "anim.gif")
+    assert result.exit_code == 0 and (tmp_path / "anim.gif").exists()
+    result = run("export", run_dir / "checkpoints" / "last.pt", "-o", tmp_path / "g.safetensors")
+    assert result.exit_code == 0 and len(json.loads(result.output)["sha256"]) == 64
+
+
+def _assert_clean_error(result, code, *words):
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    error_lines = [ln for ln in result.output.splitlines() if ln.startswith("Error")]
+    assert len(error_lines) == 1, result.output
+    for w in words:
+        assert w in error_lines[0], result.output
+
+
+@pytest.mark.parametrize("args, code, words", [
+    (["train", "--run-dir", "{tmp}/r", "--data-dir", "{tmp}/missing"], 1, ["does not exist"]),
+    (["train", "--run-dir", "{tmp}/r", "--batch-size", "1"], 2, ["--batch-size"]),
+    (["train", "--run-dir", "{tmp}/r", "--real-batches", "often"], 2, ["--real-batches"]),
+    (["train", "--run-dir", "{tmp}/r", "--resume", "--lr", "1"], 2, ["--lr"]),
+    (["train", "--run-dir", "{tmp}/r", "--resume"], 1, ["not found"]),
+    (["sample", "{tmp}/none.safetensors", "-o", "{tmp}/g.png"], 1, ["not found"]),
+    (["sample", "{tmp}/cfg.json", "-o", "{tmp}/g.png"], 1, ["not an augment checkpoint"]),
+    (["sample", "{tmp}/cfg.json", "-o", "{tmp}/g.jpg"], 2, [".png or .gif"]),
+    (["sample", "{tmp}/cfg.json", "-o", "{tmp}/g.gif"], 2, ["run directory"]),
+    (["sample", "{tmp}/cfg.json", "-o", "{tmp}/g.png", "--classes", "a,b"], 2, ["--classes"]),
+    (["export", "{tmp}/cfg.json", "-o", "{tmp}/g.safetensors"], 1, ["not an augment checkpoint"]),
+    (["data", "verify", "{tmp}/missing"], 1, ["does not exist"]),
+    (["data", "verify", "{tmp}/bad"], 1, ["truncated"]),
+])
+def test_bad_invocations(tmp_path, args, code, words):
+    (tmp_path / "cfg.json").write_text("{}")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "t10k-images-idx3-ubyte").write_bytes(b"\0\0\x08\x03" + b"\0\0\0\x05" * 3)
+    (tmp_path / "bad" / "t10k-labels-idx1-ubyte").write_bytes(b"\0\0\x08\x01\0\0\0\x05" + b"\0" * 5)
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    result = run(*[a.format(tmp=tmp_path) for a in args])
+    _assert_clean_error(result, code, *words)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # nothing written
+
+
+def test_class_out_of_range_in_sample(tmp_path, tiny_model_config):
+    from augment.checkpoint import save_generator
+    from augment.models import Generator
+
+    save_generator(tmp_path / "g.safetensors", Generator(tiny_model_config))
+    result = run("sample", tmp_path / "g.safetensors", "-o", tmp_path / "x.png", "--classes", "3,12")
+    _assert_clean_error(result, 1, "class 12")
+    assert not (tmp_path / "x.png").exists()

@@ -1,0 +1,43 @@
+import dataclasses
+
+import pytest
+
+from augment.config import ModelConfig, TrainConfig, config_from_dict
+from augment.errors import ConfigError
+
+
+def test_defaults_are_the_reference_recipe():
+    cfg = TrainConfig()
+    assert (cfg.batch_size, cfg.n_critic, cfg.lr, cfg.beta1, cfg.beta2, cfg.gp_weight, cfg.epochs) == \
+        (64, 5, 1e-4, 0.5, 0.9, 10.0, 100)
+    m = cfg.model
+    assert (m.num_classes, m.z_dim, m.embed_dim, m.g_width, m.d_width, m.channels) == (10, 100, 10, 128, 64, 1)
+
+
+def test_configs_are_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        TrainConfig().lr = 1.0
+
+
+def test_round_trip_through_dict():
+    cfg = TrainConfig(model=ModelConfig(z_dim=7), lr=3e-4, real_batches="shared", max_steps=5)
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize("kwargs, word", [
+    ({"batch_size": 1}, "batch_size"),
+    ({"lr": -1.0}, "lr"),
+    ({"real_batches": "sometimes"}, "real_batches"),
+    ({"device": "tpu"}, "device"),
+    ({"beta2": 1.5}, "beta2"),
+])
+def test_out_of_range_values_are_refused(kwargs, word):
+    with pytest.raises(ConfigError, match=word):
+        TrainConfig(**kwargs)
+
+
+def test_unknown_keys_are_refused():
+    with pytest.raises(ConfigError, match="bogus"):
+        config_from_dict(TrainConfig, {"bogus": 1})
+    with pytest.raises(ConfigError, match="mapping"):
+        config_from_dict(ModelConfig, [1, 2])

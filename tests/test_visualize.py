@@ -1,0 +1,31 @@
+import pytest
+import torch
+from PIL import Image
+
+from augment.errors import AugmentError
+from augment.models import Generator
+from augment.visualize import class_grid, run_frames, save_gif, save_grid
+
+
+def test_class_grid_rows_are_classes_and_seeded(tiny_model_config):
+    g = Generator(tiny_model_config)
+    a = class_grid(g, per_class=3, seed=1)
+    assert a.shape == (30, 1, 32, 32)
+    assert torch.equal(a, class_grid(g, per_class=3, seed=1))
+    assert g.training  # mode restored
+    sub = class_grid(g, per_class=3, seed=1, classes=[2, 5])
+    assert sub.shape == (6, 1, 32, 32)
+    with pytest.raises(AugmentError, match="outside"):
+        class_grid(g, classes=[10])
+
+
+def test_grid_png_and_gif(tmp_path, tiny_model_config):
+    images = class_grid(Generator(tiny_model_config), per_class=4)
+    for step in (0, 5):
+        save_grid(images if step == 0 else -images, tmp_path / "samples" / f"step_{step:07d}.png", nrow=4)
+    png = Image.open(tmp_path / "samples" / "step_0000000.png")
+    assert png.size == (4 * 34 + 2, 10 * 34 + 2)
+    gif = save_gif(run_frames(tmp_path), tmp_path / "a.gif")
+    assert Image.open(gif).n_frames == 2
+    with pytest.raises(AugmentError, match="no sample grids"):
+        run_frames(tmp_path / "samples")
