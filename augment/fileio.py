@@ -11,6 +11,9 @@ from typing import Iterator, Union
 
 PathLike = Union[str, os.PathLike]
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)  # read once: new files get the usual 0o666 & ~umask, not mkstemp's 0o600
+
 
 @contextlib.contextmanager
 def atomic_path(path: PathLike) -> Iterator[Path]:
@@ -23,6 +26,7 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~_UMASK)
     try:
         yield tmp_path
         with open(tmp_path, "rb+") as f:

@@ -34,6 +34,9 @@ from .models import Critic, Generator
 from .visualize import class_grid, run_frames, save_gif, save_grid, save_loss_plot
 
 SAMPLE_SEED_OFFSET = 1_000_003  # fixed-noise grid seed = cfg.seed + this
+# Settings a resumed run may change: its length, and how (not what) it computes and logs.
+RESUME_OVERRIDABLE = ("epochs", "max_steps", "step_impl", "device", "log_every", "sample_every",
+                      "checkpoint_every", "tensorboard")
 
 
 class TrainingError(AugmentError):
@@ -201,8 +204,8 @@ def train(cfg: TrainConfig, run_dir: PathLike, progress: bool = True,
 
 
 def resumed_config(run_dir: PathLike, overrides: Optional[dict] = None) -> TrainConfig:
-    """The config a resume of ``run_dir`` would use: the saved one, with ``epochs``/``max_steps``
-    from ``overrides`` (so a run can be extended)."""
+    """The config a resume of ``run_dir`` would use: the saved one, with the
+    ``RESUME_OVERRIDABLE`` fields of ``overrides`` (e.g. ``max_steps`` to extend a run)."""
     cfg = ckpt.load_checkpoint(Path(run_dir) / "checkpoints" / "last.pt")["train_config"]
     return _with_length(cfg, overrides)
 
@@ -217,10 +220,12 @@ def resume(run_dir: PathLike, overrides: Optional[dict] = None, progress: bool =
 
 
 def _with_length(cfg: TrainConfig, overrides: Optional[dict]) -> TrainConfig:
-    allowed = {k: v for k, v in (overrides or {}).items() if k in ("epochs", "max_steps")}
-    if set(overrides or {}) - set(allowed):
-        raise TrainingError("a resumed run may only change epochs and max_steps")
-    return replace(cfg, **allowed)
+    overrides = overrides or {}
+    refused = sorted(set(overrides) - set(RESUME_OVERRIDABLE))
+    if refused:
+        raise TrainingError(f"a resumed run cannot change {', '.join(refused)}; it may change "
+                            f"{', '.join(RESUME_OVERRIDABLE)}")
+    return replace(cfg, **overrides)
 
 
 def _run(cfg: TrainConfig, run_dir: Path, state: Optional[dict], progress: bool,

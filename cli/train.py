@@ -11,7 +11,6 @@ from augment.config import ModelConfig, TrainConfig
 
 from .options import config_options, pick
 
-_LENGTH_OPTIONS = ("epochs", "max_steps")
 
 
 @click.command()
@@ -19,7 +18,7 @@ _LENGTH_OPTIONS = ("epochs", "max_steps")
               help="directory for config, logs, samples and checkpoints")
 @click.option("--resume", is_flag=True,
               help="continue the run in --run-dir from its last checkpoint (its saved config; "
-                   "only --epochs/--max-steps may change)")
+                   "length, device, step implementation and logging may change)")
 @click.option("--dry-run", is_flag=True, help="print the resolved config as JSON and exit")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 @config_options(TrainConfig)
@@ -31,11 +30,13 @@ def train(ctx: click.Context, run_dir: Path, resume: bool, dry_run: bool, quiet:
     from augment import training
 
     if resume:
+        allowed = training.RESUME_OVERRIDABLE
         given = [k for k in values if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE]
-        extra = [k for k in given if k not in _LENGTH_OPTIONS]
+        extra = [k for k in given if k not in allowed]
         if extra:
-            raise click.UsageError(f"with --resume only --epochs/--max-steps may be given, not "
-                                   f"--{extra[0].replace('_', '-')}")
+            raise click.UsageError(f"--resume keeps the run's config; --{extra[0].replace('_', '-')} "
+                                   f"cannot change (allowed: "
+                                   f"{', '.join('--' + a.replace('_', '-') for a in allowed)})")
         overrides = {k: values[k] for k in given}
         if dry_run:
             click.echo(training.resumed_config(run_dir, overrides).to_json())

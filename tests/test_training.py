@@ -81,7 +81,7 @@ def test_resume_without_checkpoint_and_bad_overrides(tmp_path, tiny_train_config
     with pytest.raises(AugmentError, match="not found"):
         resume(tmp_path / "nothing", progress=False)
     train(tiny_train_config, tmp_path / "run", progress=False)
-    with pytest.raises(TrainingError, match="only change"):
+    with pytest.raises(TrainingError, match="cannot change lr"):
         resume(tmp_path / "run", {"lr": 1.0}, progress=False)
 
 
