@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import sys
 import time
 from dataclasses import replace
@@ -25,6 +26,7 @@ from typing import Optional
 import torch
 
 from . import checkpoint as ckpt
+from . import distributed
 from .config import TrainConfig
 from .data import check_labels, infer_num_classes, load_split, per_class_subset, resolve_data_dir, to_model_images
 from .errors import AugmentError
@@ -44,9 +46,12 @@ class TrainingError(AugmentError):
 
 
 def resolve_device(name: str) -> torch.device:
-    """'auto' -> cuda if available else cpu; otherwise the named device (checked)."""
+    """'auto' -> cuda if available else cpu; otherwise the named device (checked). Under
+    torchrun, 'auto' and 'cuda' mean this process's GPU, cuda:LOCAL_RANK."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and distributed.launched_by_torchrun():
+        name = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise AugmentError(f"device {name!r} requested but CUDA is not available")
     return torch.device(name)
@@ -73,10 +78,18 @@ class RealBatches:
 
 
 class Trainer:
-    """Models, optimizers, data and RNG of one run; ``step()`` is one generator step."""
+    """Models, optimizers, data and RNG of one run; ``step()`` is one generator step.
 
-    def __init__(self, cfg: TrainConfig, device: Optional[torch.device] = None):
+    With a distributed context of W ranks, each rank computes its 1/W share of every global
+    batch and gradients are averaged (see ``augment.distributed``): the same function as one
+    process on the whole batch.
+    """
+
+    def __init__(self, cfg: TrainConfig, device: Optional[torch.device] = None,
+                 dist_ctx: distributed.DistContext = distributed.SINGLE):
         self.device = device or resolve_device(cfg.device)
+        self.dist = dist_ctx
+        self.local = distributed.local_slice(cfg.batch_size, dist_ctx)
         images, labels = load_split(resolve_data_dir(cfg.data_dir), "train", mnist=cfg.dataset == "mnist")
         if cfg.model.num_classes is None:
             cfg = replace(cfg, model=replace(cfg.model, num_classes=infer_num_classes(labels)))
@@ -93,6 +106,8 @@ class Trainer:
         with torch.random.fork_rng(devices=[]):  # seeded init without touching global RNG state
             torch.manual_seed(cfg.seed)
             self.G, self.D = Generator(cfg.model), Critic(cfg.model)
+        if dist_ctx.enabled:
+            distributed.use_global_batchnorm(self.G)
         self.G.to(self.device).train()
         self.D.to(self.device).train()
         betas = (cfg.beta1, cfg.beta2)
@@ -120,14 +135,21 @@ class Trainer:
         z_critic = torch.randn(n, b, z_dim, generator=self.noise, device=self.device)
         alpha = torch.rand(n, b, 1, 1, 1, generator=self.noise, device=self.device)
         z_gen = torch.randn(b, z_dim, generator=self.noise, device=self.device)
-        return {"z_critic": z_critic, "alpha": alpha, "z_gen": z_gen}
+        part = self.local  # this rank's share of the global batch (all of it on one process)
+        return {"z_critic": z_critic[:, part], "alpha": alpha[:, part], "z_gen": z_gen[part]}
 
     def real_indices(self) -> torch.Tensor:
-        """Indices (n_critic, B) of the real batches of the current step."""
+        """Indices (n_critic, B_local) of the real batches of the current step (this rank's share)."""
         first = self.step_count * self.batches_per_step
         if self.batches_per_step == 1:
-            return self.batches.indices(first).expand(self.cfg.n_critic, -1)
-        return torch.stack([self.batches.indices(first + i) for i in range(self.cfg.n_critic)])
+            idx = self.batches.indices(first).expand(self.cfg.n_critic, -1)
+        else:
+            idx = torch.stack([self.batches.indices(first + i) for i in range(self.cfg.n_critic)])
+        return idx[:, self.local]
+
+    def sync_gradients(self, module: torch.nn.Module) -> None:
+        """Average ``module``'s gradients over ranks (no-op on one process); call after backward."""
+        distributed.all_reduce_gradients(module, self.dist)
 
     def critic_step(self, real: torch.Tensor, labels: torch.Tensor, z: torch.Tensor,
                     alpha: torch.Tensor) -> dict:
@@ -139,6 +161,7 @@ class Trainer:
         loss = critic_loss(real_scores, fake_scores) + self.cfg.gp_weight * gp
         self.opt_d.zero_grad(set_to_none=True)
         loss.backward()
+        self.sync_gradients(self.D)
         self.opt_d.step()
         return {"loss_d": loss.detach(), "gp": gp.detach(),
                 "wasserstein": wasserstein_estimate(real_scores, fake_scores).detach()}
@@ -149,6 +172,7 @@ class Trainer:
         loss = generator_loss(self.D(self.G(z, labels), labels))
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
+        self.sync_gradients(self.G)
         self.opt_g.step()
         self.D.requires_grad_(True)
         return loss.detach()
@@ -196,30 +220,31 @@ class Trainer:
 
 def train(cfg: TrainConfig, run_dir: PathLike, progress: bool = True,
           device: Optional[torch.device] = None) -> Path:
-    """Train a new run in ``run_dir`` (absent or empty); returns the exported generator file."""
-    run_dir = Path(run_dir)
-    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
-        raise TrainingError(f"run directory {run_dir} is not empty; pass --resume or choose another")
-    return _run(cfg, run_dir, None, progress, device)
+    """Train a new run in ``run_dir`` (absent or empty); returns the exported generator file.
+
+    Under torchrun (WORLD_SIZE > 1) every process calls this; see ``augment.distributed``.
+    """
+    return _run(cfg, Path(run_dir), None, progress, device)
 
 
 def resumed_config(run_dir: PathLike, overrides: Optional[dict] = None) -> TrainConfig:
     """The config a resume of ``run_dir`` would use: the saved one, with the
     ``RESUME_OVERRIDABLE`` fields of ``overrides`` (e.g. ``max_steps`` to extend a run)."""
     cfg = ckpt.load_checkpoint(Path(run_dir) / "checkpoints" / "last.pt")["train_config"]
-    return _with_length(cfg, overrides)
+    return _with_overrides(cfg, overrides)
 
 
 def resume(run_dir: PathLike, overrides: Optional[dict] = None, progress: bool = True,
            device: Optional[torch.device] = None) -> Path:
-    """Continue ``run_dir`` from ``checkpoints/last.pt``; the result equals an uninterrupted run."""
+    """Continue ``run_dir`` from ``checkpoints/last.pt``; the result equals an uninterrupted
+    run (bitwise on CPU), with any world size."""
     run_dir = Path(run_dir)
     state = ckpt.load_checkpoint(run_dir / "checkpoints" / "last.pt")
-    cfg = _with_length(state["train_config"], overrides)
+    cfg = _with_overrides(state["train_config"], overrides)
     return _run(cfg, run_dir, state, progress, device)
 
 
-def _with_length(cfg: TrainConfig, overrides: Optional[dict]) -> TrainConfig:
+def _with_overrides(cfg: TrainConfig, overrides: Optional[dict]) -> TrainConfig:
     overrides = overrides or {}
     refused = sorted(set(overrides) - set(RESUME_OVERRIDABLE))
     if refused:
@@ -230,15 +255,33 @@ def _with_length(cfg: TrainConfig, overrides: Optional[dict]) -> TrainConfig:
 
 def _run(cfg: TrainConfig, run_dir: Path, state: Optional[dict], progress: bool,
          device: Optional[torch.device]) -> Path:
+    device = device or resolve_device(cfg.device)
+    started_group = distributed.launched_by_torchrun() and not torch.distributed.is_initialized()
+    ctx = distributed.init_from_env(device.type)
+    try:
+        return _loop(cfg, run_dir, state, progress, device, ctx)
+    finally:
+        if started_group:
+            distributed.shutdown()
+
+
+def _loop(cfg: TrainConfig, run_dir: Path, state: Optional[dict], progress: bool,
+          device: torch.device, ctx: distributed.DistContext) -> Path:
+    if state is None and run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise TrainingError(f"run directory {run_dir} is not empty; pass --resume or choose another")
+    distributed.barrier(ctx)  # every rank has checked before rank 0 writes anything
     last = run_dir / "checkpoints" / "last.pt"
-    trainer = Trainer(cfg, device)
+    metrics_path = run_dir / "metrics.jsonl"
+    trainer = Trainer(cfg, device, ctx)
     cfg = trainer.cfg  # num_classes resolved from the labels
     if state is not None:
         trainer.load_state_dict(state)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "config.json", cfg.to_json() + "\n")
-    metrics_path = run_dir / "metrics.jsonl"
-    _truncate_metrics(metrics_path, trainer.step_count)
+    main = ctx.is_main  # rank 0 alone logs and writes
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "config.json", cfg.to_json() + "\n")
+        _truncate_metrics(metrics_path, trainer.step_count)
+    tb = _tensorboard_writer(run_dir / "tensorboard") if cfg.tensorboard and main else None
     fixed_noise_seed = cfg.seed + SAMPLE_SEED_OFFSET
 
     def save_samples() -> None:
@@ -249,11 +292,10 @@ def _run(cfg: TrainConfig, run_dir: Path, state: Optional[dict], progress: bool,
             tb.add_image("samples", make_grid(images, nrow=10, normalize=True, value_range=(-1, 1)),
                          trainer.step_count)
 
-    tb = _tensorboard_writer(run_dir / "tensorboard") if cfg.tensorboard else None
-    bar = _progress_bar(trainer, progress)
+    bar = _progress_bar(trainer, progress and main)
     window: dict[str, list] = {}
     started, elapsed_before = time.time(), float(state.get("elapsed", 0.0)) if state else 0.0
-    if trainer.step_count == 0:
+    if trainer.step_count == 0 and main:
         save_samples()
     with contextlib.ExitStack() as stack:
         stack.callback(bar.close)
@@ -266,7 +308,9 @@ def _run(cfg: TrainConfig, run_dir: Path, state: Optional[dict], progress: bool,
             step = trainer.step_count
             bar.update(1)
             if step % cfg.log_every == 0 or step == trainer.total_steps:
-                row = {k: torch.stack(v).float().mean().item() for k, v in window.items()}
+                keys = sorted(window)
+                means = torch.stack([torch.stack(window[k]).float().mean() for k in keys])
+                row = dict(zip(keys, distributed.all_reduce_mean(means, ctx).tolist()))
                 window.clear()
                 bad = [k for k, v in row.items() if not math.isfinite(v)]
                 if bad:
@@ -275,23 +319,26 @@ def _run(cfg: TrainConfig, run_dir: Path, state: Optional[dict], progress: bool,
                 epoch = step * trainer.batches_per_step / trainer.batches.per_epoch
                 row = {"step": step, "epoch": round(epoch, 4),
                        "time_s": round(elapsed_before + time.time() - started, 3), **row}
-                _append_jsonl(metrics_path, row)
+                if main:
+                    _append_jsonl(metrics_path, row)
                 bar.set_postfix(d=f"{row['loss_d']:.3f}", g=f"{row['loss_g']:.3f}",
                                 gp=f"{row['gp']:.3f}", w=f"{row['wasserstein']:.3f}")
                 if tb is not None:
                     for k in ("loss_d", "loss_g", "gp", "wasserstein"):
                         tb.add_scalar(f"train/{k}", row[k], step)
-            if step % cfg.sample_every == 0 or step == trainer.total_steps:
+            if main and (step % cfg.sample_every == 0 or step == trainer.total_steps):
                 save_samples()
-            if step % cfg.checkpoint_every == 0 or step == trainer.total_steps:
+            if main and (step % cfg.checkpoint_every == 0 or step == trainer.total_steps):
                 elapsed = elapsed_before + time.time() - started
                 ckpt.save_checkpoint(last, {**trainer.state_dict(), "elapsed": elapsed})
 
     generator_path = run_dir / "generator.safetensors"
-    ckpt.save_generator(generator_path, trainer.G, {"step": trainer.step_count})
-    save_gif(run_frames(run_dir), run_dir / "samples.gif")
-    if metrics_path.exists():
-        save_loss_plot(metrics_path, run_dir / "losses.png")
+    if main:
+        ckpt.save_generator(generator_path, trainer.G, {"step": trainer.step_count})
+        save_gif(run_frames(run_dir), run_dir / "samples.gif")
+        if metrics_path.exists():
+            save_loss_plot(metrics_path, run_dir / "losses.png")
+    distributed.barrier(ctx)
     return generator_path
 
 

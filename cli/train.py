@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -21,12 +22,18 @@ from .options import config_options, pick
                    "length, device, step implementation and logging may change)")
 @click.option("--dry-run", is_flag=True, help="print the resolved config as JSON and exit")
 @click.option("--quiet", is_flag=True, help="no progress bar")
+@click.option("--nproc", type=click.IntRange(1, 1024), default=1,
+              help="processes on this machine (launches torchrun --standalone); for several "
+                   "machines run torchrun yourself (see README)")
 @config_options(TrainConfig)
 @config_options(ModelConfig, defaults={"num_classes": None})
 @click.pass_context
 def train(ctx: click.Context, run_dir: Path, resume: bool, dry_run: bool, quiet: bool,
-          **values) -> None:
+          nproc: int, **values) -> None:
     """Train the conditional WGAN-GP (defaults: the reference recipe)."""
+    if nproc > 1 and not dry_run:
+        _launch_torchrun(nproc)
+        return
     from augment import training
 
     if resume:
@@ -48,4 +55,31 @@ def train(ctx: click.Context, run_dir: Path, resume: bool, dry_run: bool, quiet:
             click.echo(cfg.to_json())
             return
         generator = training.train(cfg, run_dir, progress=not quiet)
-    click.echo(json.dumps({"run_dir": str(run_dir), "generator": str(generator)}))
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone reports
+        click.echo(json.dumps({"run_dir": str(run_dir), "generator": str(generator)}))
+
+
+def _launch_torchrun(nproc: int) -> None:
+    """Re-run this command under ``torchrun --standalone --nproc-per-node nproc``."""
+    import subprocess
+    import sys
+
+    args = _without_nproc(sys.argv[1:])
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           f"--nproc-per-node={nproc}", "-m", "cli", *args]
+    rc = subprocess.call(cmd)
+    if rc != 0:
+        raise click.ClickException(f"distributed training failed: torchrun exited with status {rc} "
+                                   f"(a rank stopped; its error is printed above)")
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            out.append(a)
+    return out

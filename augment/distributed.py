@@ -1,0 +1,184 @@
+"""torch.distributed for training and dumping: process-group setup, rank helpers, sharding.
+
+Training across W processes keeps the single-process maths exactly (to float rounding):
+
+* every rank draws the same global batch indices and the same global noise (same seeds) and
+  takes its contiguous 1/W share, so W ranks together see the single-process batch;
+* gradients are averaged with one explicit, coalesced ``all_reduce`` after each backward
+  (``all_reduce_gradients``), which equals the gradient of the global-batch mean loss.
+  We do not wrap the nets in DistributedDataParallel on purpose: DDP's reducer hooks fire
+  during the gradient penalty's double backward (``autograd.grad(create_graph=True)``) and
+  on each of several critic forwards before one backward, which DDP does not support without
+  ``find_unused_parameters``/``static_graph`` workarounds; an explicit all-reduce has no
+  such traps and makes the equivalence with one process easy to see and to test;
+* the generator's BatchNorm uses global batch statistics (``GlobalBatchNorm2d``, a
+  differentiable all-reduce of per-channel sums that also works on CPU with gloo, where
+  ``nn.SyncBatchNorm`` does not), so its running buffers stay identical on every rank;
+* the critic has no batch coupling (InstanceNorm), so it needs nothing.
+
+Rank 0 alone logs and writes files. Since all state is global, a checkpoint resumes with any
+world size.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from .errors import AugmentError
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """Where this process stands: rank in [0, world_size), and the device it should use."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+SINGLE = DistContext()
+
+
+def launched_by_torchrun() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def init_from_env(device_type: str, timeout_s: float = 600.0) -> DistContext:
+    """Join the process group torchrun describes (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_*).
+
+    Backend: nccl for CUDA, gloo for CPU. Without torchrun variables, a single process.
+    """
+    if not launched_by_torchrun():
+        return SINGLE
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    backend = "nccl" if device_type == "cuda" else "gloo"
+    if device_type == "cuda":
+        torch.cuda.set_device(local_rank)
+    if not dist.is_initialized():
+        dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
+    return DistContext(rank, world, local_rank)
+
+
+def shutdown() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def local_slice(global_size: int, ctx: DistContext) -> slice:
+    """This rank's contiguous share of a global batch of ``global_size`` (divisible by W)."""
+    if global_size % ctx.world_size:
+        raise AugmentError(f"batch size {global_size} is not divisible by world size {ctx.world_size}")
+    n = global_size // ctx.world_size
+    return slice(ctx.rank * n, (ctx.rank + 1) * n)
+
+
+def strided_indices(n: int, ctx: DistContext) -> range:
+    """Indices rank, rank + W, rank + 2W, ... of ``range(n)``: this rank's share of a dump."""
+    return range(ctx.rank, n, ctx.world_size)
+
+
+def all_reduce_gradients(module: nn.Module, ctx: DistContext) -> None:
+    """Average the gradients of ``module`` over ranks with one coalesced all-reduce."""
+    if not ctx.enabled:
+        return
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= ctx.world_size
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+def all_reduce_mean(values: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """Mean over ranks of a tensor (returns a new tensor; identity on one process)."""
+    if not ctx.enabled:
+        return values
+    out = values.detach().clone()
+    dist.all_reduce(out)
+    return out / ctx.world_size
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """y = sum over ranks of x; backward sums the incoming gradients over ranks likewise."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        y = x.clone()
+        dist.all_reduce(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        g = grad.clone()
+        dist.all_reduce(g)
+        return g
+
+
+class GlobalBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm2d whose training-mode statistics are taken over the batch of all ranks.
+
+    Per-channel sums and sums of squares are all-reduced with a differentiable all-reduce, so
+    gradients flow through the global statistics as in single-process BatchNorm on the
+    concatenated batch. Eval mode, or a single process, is plain BatchNorm2d.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and dist.is_available() and dist.is_initialized()
+                and dist.get_world_size() > 1):
+            return super().forward(x)
+        n_local = x.shape[0] * x.shape[2] * x.shape[3]
+        local = torch.cat([x.sum((0, 2, 3)), (x * x).sum((0, 2, 3)),
+                           x.new_full((1,), float(n_local))])
+        total = _AllReduceSum.apply(local)
+        c = x.shape[1]
+        n = total[2 * c]
+        mean = total[:c] / n
+        var = (total[c:2 * c] / n - mean * mean).clamp_min(0)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                m = self.momentum
+                self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
+                self.running_var.mul_(1 - m).add_(var.detach() * n / (n - 1), alpha=m)
+        y = (x - mean[None, :, None, None]) * torch.rsqrt(var[None, :, None, None] + self.eps)
+        if self.affine:
+            y = y * self.weight[None, :, None, None] + self.bias[None, :, None, None]
+        return y
+
+
+def use_global_batchnorm(module: nn.Module) -> nn.Module:
+    """Replace every BatchNorm2d in ``module`` by a GlobalBatchNorm2d with the same state."""
+    for name, child in module.named_children():
+        if type(child) is nn.BatchNorm2d:
+            new = GlobalBatchNorm2d(child.num_features, child.eps, child.momentum, child.affine,
+                                    child.track_running_stats, device=child.weight.device)
+            new.load_state_dict(child.state_dict())
+            setattr(module, name, new)
+        else:
+            use_global_batchnorm(child)
+    return module
+
+
+def barrier(ctx: DistContext) -> None:
+    if ctx.enabled:
+        dist.barrier()
+

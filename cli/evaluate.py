@@ -1,0 +1,149 @@
+"""``augment evaluate`` (per-class report on a generator) and ``augment train-classifier``
+(retrain the evaluator whose weights ship with the package)."""
+
+from __future__ import annotations
+
+import json
+import platform
+import shlex
+import time
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("generator", type=click.Path(path_type=Path))
+@click.option("-o", "--out-dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="directory for results.json, report.md and the plots (absent or empty)")
+@click.option("--n-per-class", type=click.IntRange(6), default=1000,
+              help="samples per class (and real training images per class in the baseline)")
+@click.option("--cas", is_flag=True,
+              help="also train a fresh classifier on the samples and test it on real test (slow)")
+@click.option("--cas-steps", type=click.IntRange(1), default=1500,
+              help="training steps of each CAS classifier")
+@click.option("--seed", type=click.IntRange(0), default=0,
+              help="seed of the latents, the real subset and the CAS classifier")
+@click.option("--k", "k", type=click.IntRange(1, 100), default=5, help="neighbours for PRDC")
+@click.option("--classifier", "classifier_path", type=click.Path(path_type=Path), default=None,
+              help="evaluator weights (default: the shipped, checksummed classifier)")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="IDX directory (default: $AUGMENT_DATA, else ~/.cache/augment/mnist)")
+@click.option("--dataset", type=click.Choice(["mnist", "idx"]), default="mnist",
+              help="'mnist' verifies MNIST's SHA-256; 'idx' takes any IDX pair")
+@click.option("--device", type=str, default="cpu", help="'auto', 'cpu', 'cuda' or 'cuda:N'")
+@click.option("--overwrite", is_flag=True, help="replace a previous report in --out-dir")
+@click.option("--quiet", is_flag=True, help="no progress lines on stderr")
+def evaluate(generator: Path, out_dir: Path, n_per_class: int, cas: bool, cas_steps: int,
+             seed: int, k: int, classifier_path: Path | None, data_dir: Path | None,
+             dataset: str, device: str, overwrite: bool, quiet: bool) -> None:
+    """Score GENERATOR (file or checkpoint) class by class against real MNIST test.
+
+    Prints a summary (generator and a real-train ceiling row) and the generator's per-class
+    table; writes results.json, report.md, per_class.png, confusion.png and samples.png."""
+    from augment import evaluation
+    from augment.training import resolve_device
+
+    started = time.time()
+
+    def log(message: str) -> None:
+        if not quiet:
+            click.echo(f"[{time.time() - started:6.1f}s] {message}", err=True)
+
+    report = evaluation.run_evaluation(
+        generator, out_dir, n_per_class=n_per_class, seed=seed, cas=cas, cas_steps=cas_steps,
+        k=k, classifier_path=classifier_path, data_dir=data_dir, mnist=dataset == "mnist",
+        device=resolve_device(device), overwrite=overwrite, log=log)
+    results = report["results"]
+    click.echo(evaluation.format_table(evaluation.summary_table(results)))
+    click.echo("")
+    click.echo(f"per class ({evaluation.GENERATOR}):")
+    click.echo(evaluation.format_table(evaluation.per_class_table(results[evaluation.GENERATOR])))
+    click.echo("")
+    click.echo(json.dumps({"out_dir": str(out_dir), "report": str(out_dir / "report.md"),
+                           "seconds": report["seconds"]}))
+
+
+@click.command("train-classifier")
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="weights file to write (.safetensors); its manifest goes beside it (.json). "
+                   "Use augment/weights/classifier.safetensors to replace the shipped evaluator")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="IDX directory (default: $AUGMENT_DATA, else ~/.cache/augment/mnist)")
+@click.option("--dataset", type=click.Choice(["mnist", "idx"]), default="mnist",
+              help="'mnist' verifies MNIST's SHA-256; 'idx' takes any IDX pair")
+@click.option("--n-per-class", type=click.IntRange(1), default=None,
+              help="train on a seeded subset of N images per class (default: the full train set)")
+@click.option("--epochs", type=click.IntRange(1), default=None, help="passes over the data")
+@click.option("--steps", type=click.IntRange(1), default=None, help="optimizer steps (overrides --epochs)")
+@click.option("--batch-size", type=click.IntRange(2), default=None, help="images per batch")
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=None, help="peak learning rate")
+@click.option("--seed", type=click.IntRange(0), default=None, help="seed of init, order and shifts")
+@click.option("--device", type=str, default="auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+def train_classifier(out: Path, data_dir: Path | None, dataset: str, n_per_class: int | None,
+                     epochs: int | None, steps: int | None, batch_size: int | None,
+                     lr: float | None, seed: int | None, device: str, quiet: bool) -> None:
+    """Train the evaluator CNN on real train, test it on real test, write weights + manifest.
+
+    Defaults are the recipe of the shipped weights."""
+    import dataclasses
+
+    import torch
+
+    from augment import classifier as clf
+    from augment.data import load_split, per_class_subset, resolve_data_dir
+    from augment.training import resolve_device
+
+    given = {"epochs": epochs, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed}
+    recipe = dataclasses.replace(clf.ClassifierTrainConfig(),
+                                 **{k: v for k, v in given.items() if v is not None})
+    mnist = dataset == "mnist"
+    directory = resolve_data_dir(data_dir)
+    images, labels = load_split(directory, "train", mnist=mnist)
+    if n_per_class is not None:
+        keep = per_class_subset(labels, n_per_class, recipe.seed)
+        images, labels = images[keep], labels[keep]
+    test_images, test_labels = load_split(directory, "test", mnist=mnist)
+    num_classes = max(int(labels.max()), int(test_labels.max())) + 1
+    model_cfg = clf.ClassifierConfig(num_classes=num_classes)
+    dev = resolve_device(device)
+
+    started = time.time()
+    model, history = clf.train_classifier(images, labels, model_cfg, recipe, device=dev,
+                                          eval_images=test_images, eval_labels=test_labels,
+                                          progress=not quiet)
+    seconds = time.time() - started
+    accuracy = clf.evaluate_accuracy(model, test_images, test_labels)
+    info = {
+        "test_accuracy": accuracy,
+        "train_images": int(len(labels)),
+        "classifier_config": dataclasses.asdict(model_cfg),
+        "train_config": dataclasses.asdict(recipe),
+        "train_seconds": round(seconds, 1),
+        "history": history,
+        "command": _command_line(click.get_current_context()),
+        "machine": {"device": str(dev), "torch": torch.__version__,
+                    "threads": torch.get_num_threads(), "platform": platform.platform()},
+    }
+    digest = clf.save_classifier(out, model, {"test_accuracy": accuracy,
+                                              "train_config": dataclasses.asdict(recipe)})
+    manifest = clf.write_manifest(out, info)
+    click.echo(json.dumps({"out": str(out), "manifest": str(manifest), "sha256": digest,
+                           "test_accuracy": round(accuracy, 4),
+                           "train_seconds": round(seconds, 1)}))
+
+
+def _command_line(ctx: click.Context) -> str:
+    """The ``augment ...`` line that reproduces this invocation (options given on the command
+    line only, so defaults stay the recipe's)."""
+    words = ["augment", ctx.info_name or ctx.command.name]
+    for param in ctx.command.params:
+        if ctx.get_parameter_source(param.name) != click.core.ParameterSource.COMMANDLINE:
+            continue
+        flag = max(param.opts, key=len)
+        if getattr(param, "is_flag", False):
+            words.append(flag)
+        else:
+            words += [flag, str(ctx.params[param.name])]
+    return shlex.join(words)

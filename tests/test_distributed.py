@@ -1,0 +1,127 @@
+"""torch.distributed on CPU with gloo: 2 processes compute what 1 process computes."""
+
+import dataclasses
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from augment.checkpoint import load_checkpoint
+from augment.distributed import DistContext, local_slice, strided_indices
+from augment.errors import AugmentError
+from augment.models import Critic, Generator
+from augment.training import Trainer, resume, train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# A normalization layer (BatchNorm in G, InstanceNorm in D) cancels the bias of the conv before
+# it exactly, so that bias's true gradient is 0 and the computed one is rounding noise, which
+# Adam scales up to lr-sized steps of arbitrary sign (and G's running_mean tracks it). These
+# don't change the function, so for them we compare the networks' outputs instead.
+CANCELLED_BIASES = {"G": ("net.0.bias", "net.3.bias", "net.6.bias"), "D": ("net.2.bias", "net.5.bias")}
+
+
+def _two_rank_worker(rank, world, port, cfg, steps, out):
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        trainer = Trainer(cfg, torch.device("cpu"), DistContext(rank, world, rank))
+        for _ in range(steps):
+            trainer.step()
+        if rank == 0:
+            torch.save({"G": trainer.G.state_dict(), "D": trainer.D.state_dict()}, out)
+        dist.barrier()  # neither rank tears down its connections while the other still uses them
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("real_batches", ["fresh", "shared"])
+def test_two_process_step_equals_one_process_step(tmp_path, tiny_train_config, real_batches):
+    cfg = dataclasses.replace(tiny_train_config, real_batches=real_batches)
+    steps = 2
+    single = Trainer(cfg, torch.device("cpu"))
+    for _ in range(steps):
+        single.step()
+    out = tmp_path / "two.pt"
+    mp.start_processes(_two_rank_worker, args=(2, _free_port(), cfg, steps, str(out)), nprocs=2,
+                       start_method="spawn")
+    two = torch.load(out, weights_only=True)
+    assert_same_function(single.G, single.D, two["G"], two["D"], cfg.model)
+
+
+def assert_same_function(G, D, g_state, d_state, model_cfg):
+    """Parameters equal to float tolerance (cancelled biases aside) and equal outputs."""
+    for key, net, state in (("G", G, g_state), ("D", D, d_state)):
+        for name, tensor in net.state_dict().items():
+            if name in CANCELLED_BIASES[key] or name.endswith("running_mean"):
+                continue
+            torch.testing.assert_close(state[name], tensor, rtol=1e-4, atol=1e-5, msg=f"{key}.{name}")
+    g2, d2 = Generator(model_cfg), Critic(model_cfg)
+    g2.load_state_dict(g_state)
+    d2.load_state_dict(d_state)
+    gen = torch.Generator().manual_seed(0)
+    z, y = torch.randn(32, model_cfg.z_dim, generator=gen), torch.arange(32) % 10
+    with torch.no_grad():
+        fake = G.train()(z, y)
+        torch.testing.assert_close(g2.train()(z, y), fake, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(d2(fake, y), D(fake, y), rtol=1e-4, atol=1e-4)
+
+
+def test_sharding_helpers():
+    assert local_slice(8, DistContext(1, 2, 1)) == slice(4, 8)
+    assert list(strided_indices(7, DistContext(1, 3, 1))) == [1, 4]
+    with pytest.raises(AugmentError, match="not divisible"):
+        local_slice(7, DistContext(0, 2, 0))
+
+
+def _torchrun(args, env_extra=None, timeout=240):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "cli", *map(str, args)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _tiny_args(idx_dir):
+    return ["--data-dir", idx_dir, "--dataset", "idx", "--batch-size", 16, "--n-critic", 2,
+            "--z-dim", 8, "--embed-dim", 4, "--g-width", 8, "--d-width", 8, "--device", "cpu",
+            "--log-every", 1, "--checkpoint-every", 2, "--no-tensorboard", "--quiet"]
+
+
+def test_cli_nproc_trains_and_resumes_with_another_world_size(tmp_path, idx_dir, tiny_train_config):
+    run = tmp_path / "run"
+    r = _torchrun(["train", "--nproc", 2, "--run-dir", run, "--max-steps", 2, *_tiny_args(idx_dir)])
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.count('"generator"') == 1  # rank 0 alone reports
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == 2
+    resume(run, {"max_steps": 4}, progress=False)  # 2 ranks -> 1 process
+    cfg = dataclasses.replace(tiny_train_config, max_steps=4)
+    train(cfg, tmp_path / "single", progress=False)
+    a = load_checkpoint(run / "checkpoints" / "last.pt")
+    b = load_checkpoint(tmp_path / "single" / "checkpoints" / "last.pt")
+    G, D = Generator(cfg.model), Critic(cfg.model)
+    G.load_state_dict(b["generator"])
+    D.load_state_dict(b["critic"])
+    assert_same_function(G, D, a["generator"], a["critic"], cfg.model)
+
+
+def test_a_dying_rank_fails_the_job_instead_of_hanging(tmp_path, idx_dir):
+    r = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+         str(ROOT / "tests" / "dying_rank.py"), str(idx_dir), str(tmp_path / "run")],
+        cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+        timeout=240)
+    assert r.returncode != 0
+    assert "rank 1 dies on purpose" in r.stderr
