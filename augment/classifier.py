@@ -19,7 +19,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
@@ -53,7 +53,7 @@ class ClassifierConfig:
 
     num_classes: int = 10
     channels: int = 1
-    widths: tuple = (32, 64, 128)
+    widths: tuple = (16, 32, 64)
     feature_dim: int = 128
 
     def __post_init__(self) -> None:
@@ -66,8 +66,9 @@ class ClassifierConfig:
 
 @dataclass(frozen=True)
 class ClassifierTrainConfig:
-    """How to train: ``steps`` (if set) overrides ``epochs``; AdamW with a one-cycle LR that
-    peaks at ``lr``; each batch shifted by up to ``max_shift`` pixels (0 = no augmentation)."""
+    """How to train: ``steps`` (if set) overrides ``epochs``; AdamW whose learning rate warms
+    up linearly to ``lr`` over the first quarter of the steps, then decays on a cosine (see
+    :func:`lr_factor`); each batch shifted by up to ``max_shift`` pixels (0 = none)."""
 
     epochs: int = 6
     steps: Optional[int] = None
@@ -155,6 +156,17 @@ def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generato
     return padded[batch, chan, rows, cols]
 
 
+def lr_factor(step: int, total: int, warmup: float = 0.25, start: float = 0.04,
+              end: float = 1e-3) -> float:
+    """One-cycle learning-rate multiplier at ``step`` of ``total``: linear from ``start`` to 1
+    over the first ``warmup`` share of the steps, then cosine down to ``end``."""
+    warm = max(1, round(warmup * total))
+    if step < warm:
+        return start + (1.0 - start) * step / warm
+    done = min(1.0, (step - warm) / max(1, total - warm))
+    return end + (1.0 - end) * 0.5 * (1.0 + math.cos(math.pi * done))
+
+
 def _module_device(module: nn.Module) -> torch.device:
     return next(module.parameters()).device
 
@@ -235,8 +247,7 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor,
     model = build_classifier(cfg, train.seed).to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=train.lr,
                                   weight_decay=train.weight_decay)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=train.lr, total_steps=total,
-                                                   pct_start=0.25)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, total))
     rng = torch.Generator(device=device).manual_seed(train.seed)
 
     from tqdm.auto import tqdm
@@ -377,10 +388,3 @@ def default_classifier(device: Device = "cpu") -> Classifier:
     """The shipped evaluator (trained on real MNIST train), checksum verified."""
     return load_verified_classifier(DEFAULT_WEIGHTS, device, DEFAULT_MANIFEST)[0]
 
-
-@dataclass(frozen=True)
-class ClassifierRecipe:
-    """The recipe of the shipped weights (what ``augment train-classifier`` runs by default)."""
-
-    model: ClassifierConfig = field(default_factory=ClassifierConfig)
-    train: ClassifierTrainConfig = field(default_factory=ClassifierTrainConfig)
