@@ -279,6 +279,7 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: Optional[dict], progress: bool
     main = ctx.is_main  # rank 0 alone logs and writes
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temp_files(run_dir)
         atomic_write_text(run_dir / "config.json", cfg.to_json() + "\n")
         _truncate_metrics(metrics_path, trainer.step_count)
     tb = _tensorboard_writer(run_dir / "tensorboard") if cfg.tensorboard and main else None
@@ -328,9 +329,11 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: Optional[dict], progress: bool
                         tb.add_scalar(f"train/{k}", row[k], step)
             if main and (step % cfg.sample_every == 0 or step == trainer.total_steps):
                 save_samples()
-            if main and (step % cfg.checkpoint_every == 0 or step == trainer.total_steps):
-                elapsed = elapsed_before + time.time() - started
-                ckpt.save_checkpoint(last, {**trainer.state_dict(), "elapsed": elapsed})
+            if step % cfg.checkpoint_every == 0 or step == trainer.total_steps:
+                _check_finite_parameters(trainer, last)  # never overwrite a good checkpoint with NaNs
+                if main:
+                    elapsed = elapsed_before + time.time() - started
+                    ckpt.save_checkpoint(last, {**trainer.state_dict(), "elapsed": elapsed})
 
     generator_path = run_dir / "generator.safetensors"
     if main:
@@ -340,6 +343,19 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: Optional[dict], progress: bool
             save_loss_plot(metrics_path, run_dir / "losses.png")
     distributed.barrier(ctx)
     return generator_path
+
+
+def _check_finite_parameters(trainer: Trainer, last: Path) -> None:
+    params = [p for net in (trainer.G, trainer.D) for p in net.parameters()]
+    if not bool(torch.stack([p.detach().isfinite().all() for p in params]).all()):
+        raise TrainingError(f"non-finite weights at step {trainer.step_count}; last good checkpoint "
+                            f"kept at {last}")
+
+
+def _remove_stale_temp_files(run_dir: Path) -> None:
+    """Delete temp files that a killed process left mid-write (their targets are intact)."""
+    for tmp in [*run_dir.glob(".*.tmp"), *run_dir.glob("*/.*.tmp")]:
+        tmp.unlink(missing_ok=True)
 
 
 def _append_jsonl(path: Path, row: dict) -> None:
