@@ -21,7 +21,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -219,12 +219,16 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor,
                      device: Optional[Device] = None,
                      eval_images: Optional[torch.Tensor] = None,
                      eval_labels: Optional[torch.Tensor] = None,
-                     progress: bool = False) -> tuple[Classifier, list[dict]]:
+                     progress: bool = False,
+                     batch_transform: Optional[Callable[[torch.Tensor, torch.Generator], torch.Tensor]] = None,
+                     ) -> tuple[Classifier, list[dict]]:
     """Train a fresh classifier on ``images`` (see :func:`as_model_images`) and ``labels``
     ``(N,)`` in [0, num_classes); returns the model (eval mode, on ``device``) and a history
     of one row per pass over the data (and one at the end): ``step``, ``epoch``, ``loss``,
     ``train_accuracy`` (on the augmented batches), ``eval_accuracy`` (if eval data given),
-    ``seconds``. ``cfg.num_classes`` defaults to ``max(labels) + 1`` (at least 2)."""
+    ``seconds``. ``cfg.num_classes`` defaults to ``max(labels) + 1`` (at least 2).
+    ``batch_transform(images, generator)`` (e.g. ``augmentation.random_affine``) augments each
+    training batch after the random shift, drawing from the same seeded generator."""
     device = torch.device(device) if device is not None else labels.device
     x = as_model_images(images, device)
     y = labels.to(device=device, dtype=torch.int64)
@@ -267,6 +271,8 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor,
                 perm = torch.randperm(n, generator=rng, device=device)
             idx = perm[pos * batch_size:(pos + 1) * batch_size]
             batch = random_shift(x[idx], train.max_shift, rng)
+            if batch_transform is not None:
+                batch = batch_transform(batch, rng)
             logits = model(batch)
             loss = F.cross_entropy(logits, y[idx], label_smoothing=train.label_smoothing)
             optimizer.zero_grad(set_to_none=True)

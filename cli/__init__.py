@@ -35,11 +35,16 @@ def main() -> None:
     """Train a conditional WGAN-GP on MNIST and use it as a data-augmentation source."""
 
 
-from . import data as _data  # noqa: E402  (commands register themselves on `main`)
-from . import sample as _sample  # noqa: E402,F401
-from . import train as _train  # noqa: E402,F401
+from . import data as _data  # noqa: E402  (the command modules import only click and augment.errors)
+from . import evaluate as _evaluate  # noqa: E402
+from . import experiment as _experiment  # noqa: E402
+from . import sample as _sample  # noqa: E402
+from . import train as _train  # noqa: E402
 
-main.add_command(_data.data)
+main.add_command(_train.train)
 main.add_command(_sample.sample)
 main.add_command(_sample.export)
-main.add_command(_train.train)
+main.add_command(_evaluate.evaluate)
+main.add_command(_evaluate.train_classifier)
+main.add_command(_experiment.experiment)
+main.add_command(_data.data)

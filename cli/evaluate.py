@@ -31,7 +31,7 @@ import click
               help="IDX directory (default: $AUGMENT_DATA, else ~/.cache/augment/mnist)")
 @click.option("--dataset", type=click.Choice(["mnist", "idx"]), default="mnist",
               help="'mnist' verifies MNIST's SHA-256; 'idx' takes any IDX pair")
-@click.option("--device", type=str, default="cpu", help="'auto', 'cpu', 'cuda' or 'cuda:N'")
+@click.option("--device", type=str, default="auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'")
 @click.option("--overwrite", is_flag=True, help="replace a previous report in --out-dir")
 @click.option("--quiet", is_flag=True, help="no progress lines on stderr")
 def evaluate(generator: Path, out_dir: Path, n_per_class: int, cas: bool, cas_steps: int,

@@ -1,0 +1,381 @@
+"""Augmentation experiments: train one fixed classifier on real, synthetic and mixed data.
+
+A grid of cells (real images per class n, synthetic:real ratio r, augmentation, generator
+regime, seed). Every cell trains the same classifier for the same number of steps and reports
+its accuracy on the real MNIST test set, overall and per class. Finished cells are stored in
+``results.csv`` (rewritten atomically after each cell) and skipped when the grid is run again.
+
+Augmentations: ``none`` (real only), ``classical`` (per-sample random affine, see
+``augment.augmentation``), ``synthetic`` (real + r x n synthetic per class, or synthetic only
+when r = inf), ``classical+synthetic`` (both). Regimes: ``shipped`` (the default generator,
+trained on all 60k labelled images: an upper bound that leaks labels a low-n classifier does
+not have), ``fair`` (a generator trained by this project's trainer on the same n-per-class
+subset the classifier sees: the real use case), ``-`` for cells without synthetic data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Optional
+
+import torch
+
+from .errors import ConfigError
+from .fileio import PathLike, atomic_write_text
+
+AUGMENTATIONS = ("none", "classical", "synthetic", "classical+synthetic")
+REGIMES = ("shipped", "fair")
+RESULT_COLUMNS = ("n_per_class", "ratio", "augmentation", "regime", "seed", "test_accuracy",
+                  "train_images", "seconds")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run. ``n_per_class`` None = all real images; ``ratio`` inf = synthetic only."""
+
+    n_per_class: Optional[int]
+    ratio: float
+    augmentation: str
+    regime: str
+    seed: int
+
+    @property
+    def key(self) -> str:
+        n = "all" if self.n_per_class is None else self.n_per_class
+        return f"n={n}|r={self.ratio:g}|{self.augmentation}|{self.regime}|seed={self.seed}"
+
+    @property
+    def uses_synthetic(self) -> bool:
+        return "synthetic" in self.augmentation
+
+    @property
+    def uses_classical(self) -> bool:
+        return "classical" in self.augmentation
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    """The grid and the fixed classifier budget. ``n_per_class`` entries: int or None (all)."""
+
+    n_per_class: tuple = (10, 50, 100, 500, None)
+    ratios: tuple = (0.5, 1.0, 2.0, 4.0, 8.0)
+    augmentations: tuple = AUGMENTATIONS
+    regimes: tuple = REGIMES
+    fair_n: tuple = (100, 500)  # n for which a fair generator is trained
+    synthetic_only: bool = True
+    synthetic_only_per_class: int = 5000
+    seeds: tuple = (0, 1, 2)
+    classifier_steps: int = 2000
+    classifier_batch: int = 128
+    fair_gan_steps: int = 3000  # generator steps of each fair generator (fast path on a GPU)
+    diversity_per_class: int = 200  # synthetic images per class for the diversity table
+
+    def __post_init__(self) -> None:
+        bad = [a for a in self.augmentations if a not in AUGMENTATIONS]
+        if bad:
+            raise ConfigError(f"unknown augmentation(s) {bad}; choose from {AUGMENTATIONS}")
+        bad = [r for r in self.regimes if r not in REGIMES]
+        if bad:
+            raise ConfigError(f"unknown regime(s) {bad}; choose from {REGIMES}")
+        if any(n is not None and n < 1 for n in self.n_per_class) or not self.seeds:
+            raise ConfigError("n_per_class entries must be >= 1 (or None for all); seeds non-empty")
+        if any(not r > 0 for r in self.ratios):
+            raise ConfigError("ratios must be > 0 (ratio 0 is the 'none'/'classical' cells)")
+
+
+PRESETS = {
+    # CPU, about 10 minutes: the shipped generator only.
+    "quick": GridConfig(n_per_class=(10, 100), ratios=(1.0, 4.0), regimes=("shipped",), seeds=(0, 1),
+                        classifier_steps=300, synthetic_only_per_class=1000, diversity_per_class=100),
+    # The issue's full grid: a GPU job (fair generators are trained on the fly).
+    "full": GridConfig(),
+}
+
+
+def grid_cells(grid: GridConfig) -> list[Cell]:
+    """All cells of a grid, in a stable order (cheap cells first within each seed)."""
+    cells = []
+    for seed in grid.seeds:
+        for n in grid.n_per_class:
+            for aug in grid.augmentations:
+                if aug in ("none", "classical"):
+                    cells.append(Cell(n, 0.0, aug, "-", seed))
+                    continue
+                for regime in grid.regimes:
+                    if regime == "fair" and n not in grid.fair_n:
+                        continue
+                    cells += [Cell(n, float(r), aug, regime, seed) for r in grid.ratios]
+        if grid.synthetic_only and "synthetic" in grid.augmentations:
+            for regime in grid.regimes:
+                ns = [None] if regime == "shipped" else [n for n in grid.n_per_class if n in grid.fair_n]
+                cells += [Cell(n, math.inf, "synthetic", regime, seed) for n in ns]
+    return cells
+
+
+# ------------------------------------------------------------------------------ the results
+
+
+def read_results(path: Path) -> list[dict]:
+    import csv
+
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def write_results(path: Path, rows: list[dict]) -> None:
+    """Rewrite the whole CSV atomically (so a killed run keeps every finished cell)."""
+    import csv
+    import io
+
+    columns = list(RESULT_COLUMNS)
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+
+
+def cell_key(row: dict) -> str:
+    n = row["n_per_class"]
+    ratio = float(row["ratio"])
+    return f"n={n}|r={ratio:g}|{row['augmentation']}|{row['regime']}|seed={int(row['seed'])}"
+
+
+# ----------------------------------------------------------------------------------- running
+
+
+@dataclass
+class ExperimentContext:
+    """What every cell shares: data, device, the shipped generator and the fair ones."""
+
+    grid: GridConfig
+    out_dir: Path
+    device: torch.device
+    data_dir: Optional[Path]
+    shipped_generator: Optional[Path]
+    progress: bool = False
+    log: Callable[[str], None] = print
+    mnist: bool = True  # verify MNIST's checksums (False: any IDX data, e.g. test fixtures)
+    test: Optional[tuple] = None  # (images, labels) of the real test set, on the device
+
+    def generator_for(self, cell: Cell) -> Path:
+        if cell.regime == "shipped":
+            if self.shipped_generator is None:
+                from .synthetic import default_generator_path
+
+                return default_generator_path()
+            return self.shipped_generator
+        return fair_generator(self, cell.n_per_class, cell.seed)
+
+
+def fair_generator(ctx: ExperimentContext, n_per_class: int, seed: int) -> Path:
+    """Train (or reuse, or resume) a generator on the same n-per-class subset as the cell's
+    classifier: ``TrainConfig(n_per_class=n, seed=seed)`` selects it with the same seeded
+    draw as ``RealMNIST(n_per_class=n, seed=seed)``."""
+    from .config import TrainConfig
+    from .training import resume, train
+
+    run = ctx.out_dir / "fair_generators" / f"n{n_per_class}_seed{seed}"
+    generator = run / "generator.safetensors"
+    if generator.exists():
+        return generator
+    cfg = TrainConfig(data_dir=str(ctx.data_dir) if ctx.data_dir else None, n_per_class=n_per_class,
+                      dataset="mnist" if ctx.mnist else "idx",
+                      seed=seed, max_steps=ctx.grid.fair_gan_steps, step_impl="auto",
+                      device=str(ctx.device), sample_every=max(1, ctx.grid.fair_gan_steps // 10),
+                      checkpoint_every=max(1, ctx.grid.fair_gan_steps // 10), tensorboard=False)
+    ctx.log(f"training the fair generator n={n_per_class} seed={seed} "
+            f"({ctx.grid.fair_gan_steps} steps) in {run}")
+    if (run / "checkpoints" / "last.pt").exists():
+        return resume(run, {"max_steps": cfg.max_steps}, progress=ctx.progress)
+    return train(cfg, run, progress=ctx.progress)
+
+
+def materialize(dataset, batch_size: int = 2000) -> tuple[torch.Tensor, torch.Tensor]:
+    """All items of a map-style dataset as (images (N, C, 32, 32), labels (N,) int64),
+    fetched in batches (a synthetic batch is one generator forward)."""
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    xs, ys = [], []
+    for x, y in loader:
+        xs.append(x)
+        ys.append(torch.as_tensor(y))
+    return torch.cat(xs), torch.cat(ys).long()
+
+
+def cell_training_set(cell: Cell, ctx: ExperimentContext) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (images, labels) a cell's classifier trains on."""
+    from .data import RealMNIST
+    from .synthetic import mix_real_synthetic
+
+    real = None
+    if math.isfinite(cell.ratio):
+        real = RealMNIST(ctx.data_dir, train=True, device=ctx.device, n_per_class=cell.n_per_class,
+                         seed=cell.seed, mnist=ctx.mnist)
+        if not cell.uses_synthetic:
+            return real.data, real.targets
+    synth_seed = 10_000 + cell.seed  # synthetic items differ from seed to seed
+    per_class = None if math.isfinite(cell.ratio) else ctx.grid.synthetic_only_per_class
+    mixed = mix_real_synthetic(real, ctx.generator_for(cell), cell.ratio, seed=synth_seed,
+                               per_class=per_class, device=ctx.device)
+    return materialize(mixed)
+
+
+def run_cell(cell: Cell, ctx: ExperimentContext) -> dict:
+    """Train the fixed classifier for the fixed budget on the cell's data; test on real MNIST."""
+    from .augmentation import random_affine
+    from .classifier import ClassifierTrainConfig, predict, train_classifier
+    from .metrics import accuracy, classifier_agreement
+
+    started = time.time()
+    images, labels = cell_training_set(cell, ctx)
+    budget = ClassifierTrainConfig(steps=ctx.grid.classifier_steps, batch_size=ctx.grid.classifier_batch,
+                                   seed=cell.seed, max_shift=0)
+    model, _ = train_classifier(images, labels, train=budget, device=ctx.device,
+                                batch_transform=random_affine if cell.uses_classical else None)
+    test_x, test_y = ctx.test
+    pred = predict(model, test_x).cpu()
+    per_class = classifier_agreement(pred, test_y.cpu(), num_classes=int(test_y.max()) + 1)["per_class"]
+    row = {"n_per_class": "all" if cell.n_per_class is None else cell.n_per_class,
+           "ratio": cell.ratio, "augmentation": cell.augmentation, "regime": cell.regime,
+           "seed": cell.seed, "test_accuracy": round(accuracy(test_y.cpu(), pred), 6),
+           "train_images": len(labels), "seconds": round(time.time() - started, 2)}
+    row.update({f"acc_{c}": round(a, 6) for c, a in enumerate(per_class)})
+    return row
+
+
+def run_grid(grid: GridConfig, out_dir: PathLike, device: torch.device,
+             data_dir: Optional[PathLike] = None, generator: Optional[PathLike] = None,
+             progress: bool = True, log: Callable[[str], None] = print,
+             command: str = "", mnist: bool = True) -> Path:
+    """Run every unfinished cell of ``grid`` into ``out_dir``; then write the summary, the
+    diversity table and the plots. Returns the path of results.csv."""
+    from tqdm.auto import tqdm
+
+    from .data import RealMNIST
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results_path = out_dir / "results.csv"
+    rows = read_results(results_path)
+    done = {cell_key(r) for r in rows}
+    cells = [c for c in grid_cells(grid) if c.key not in done]
+    test = RealMNIST(data_dir, train=False, device=device, mnist=mnist)
+    ctx = ExperimentContext(grid, out_dir, device, Path(data_dir) if data_dir else None,
+                            Path(generator) if generator else None, progress=False, log=log,
+                            mnist=mnist, test=(test.data, test.targets))
+    log(f"{len(done)} cells done, {len(cells)} to run -> {results_path}")
+    started = time.time()
+    for cell in tqdm(cells, disable=not progress, unit="cell", dynamic_ncols=True):
+        rows.append(run_cell(cell, ctx))
+        write_results(results_path, rows)
+    _write_run_info(out_dir, grid, device, command, time.time() - started, len(cells))
+    diversity = generator_diversity(ctx, rows)
+    write_summary(out_dir, rows, diversity)
+    return results_path
+
+
+def generator_diversity(ctx: ExperimentContext, rows: Iterable[dict]) -> list[dict]:
+    """Per-class agreement, intra-class diversity and coverage of each generator the grid used."""
+    from .evaluation import evaluate_generator
+
+    used = sorted({(r["regime"], str(r["n_per_class"]), int(r["seed"])) for r in rows if r["regime"] != "-"})
+    seen, table = set(), []
+    for regime, n, seed in used:
+        cell = Cell(None if n == "all" else int(n), 1.0, "synthetic", regime, seed)
+        path = ctx.generator_for(cell)
+        if path in seen:
+            continue
+        seen.add(path)
+        from .checkpoint import load_generator
+
+        result = evaluate_generator(load_generator(path, ctx.device), n_per_class=ctx.grid.diversity_per_class,
+                                    seed=0, data_dir=ctx.data_dir, device=ctx.device, mnist=ctx.mnist)
+        name = "shipped" if regime == "shipped" else f"fair n={n} seed={seed}"
+        per_class = result["per_class"]
+        for c in range(len(per_class["agreement"])):
+            table.append({"generator": name, "class": c, **{k: v[c] for k, v in per_class.items()}})
+    return table
+
+
+def _write_run_info(out_dir: Path, grid: GridConfig, device: torch.device, command: str,
+                    seconds: float, cells_run: int) -> None:
+    info = {"command": command, "grid": dataclasses.asdict(grid), "device": str(device),
+            "machine": machine_description(device), "torch": torch.__version__,
+            "wall_time_s_this_invocation": round(seconds, 1), "cells_run_this_invocation": cells_run}
+    atomic_write_text(out_dir / "run.json", json.dumps(info, indent=2, default=str) + "\n")
+
+
+def machine_description(device: torch.device) -> str:
+    import os
+
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{os.cpu_count()}-core CPU ({platform.machine()}), no GPU"
+
+
+# ------------------------------------------------------------------------------- the reports
+
+
+def summary_frame(rows: list[dict]):
+    """Mean, std and count of test accuracy per (augmentation, regime, ratio, n)."""
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    df["test_accuracy"] = df["test_accuracy"].astype(float)
+    df["ratio"] = df["ratio"].astype(float)
+    df["n_per_class"] = df["n_per_class"].astype(str)
+    g = df.groupby(["augmentation", "regime", "ratio", "n_per_class"])["test_accuracy"]
+    return g.agg(["mean", "std", "count"]).reset_index()
+
+
+def write_summary(out_dir: Path, rows: list[dict], diversity: list[dict]) -> None:
+    """summary.md (mean ± std tables), diversity.csv, and the plots."""
+    import pandas as pd
+
+    if not rows:
+        return
+    summary = summary_frame(rows)
+    ns = sorted(summary["n_per_class"].unique(), key=lambda s: (s == "all", int(s) if s != "all" else 0))
+    summary["cell"] = summary.apply(
+        lambda r: f"{100 * r['mean']:.2f} ± {100 * (r['std'] if r['count'] > 1 else 0):.2f}", axis=1)
+    table = summary.pivot_table(index=["augmentation", "regime", "ratio"], columns="n_per_class",
+                                values="cell", aggfunc="first").reindex(columns=ns).fillna("")
+    lines = ["# Test accuracy (%) on the real MNIST test set, mean ± std over seeds", "",
+             "Rows: augmentation, generator regime, synthetic:real ratio (inf = synthetic only). "
+             "Columns: real images per class.", "", _markdown(table.reset_index())]
+    if diversity:
+        div = pd.DataFrame(diversity)
+        atomic_write_text(out_dir / "diversity.csv", div.to_csv(index=False))
+        cols = [c for c in ("agreement", "diversity", "coverage", "frechet") if c in div.columns]
+        lines += ["", "# Synthetic data per class (the generators the grid used)", "",
+                  _markdown(div[["generator", "class", *cols]])]
+    atomic_write_text(out_dir / "summary.md", "\n".join(lines) + "\n")
+    _plots(out_dir, rows, diversity)
+
+
+def _markdown(df) -> str:
+    cols = [str(c) for c in df.columns]
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in df.itertuples(index=False):
+        out.append("| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row) + " |")
+    return "\n".join(out)
+
+
+def _plots(out_dir: Path, rows: list[dict], diversity: list[dict]) -> None:
+    from .experiment_plots import plot_accuracy_vs_n, plot_accuracy_vs_ratio, plot_diversity, plot_per_class
+
+    plot_accuracy_vs_n(rows, out_dir / "accuracy_vs_n.png")
+    plot_accuracy_vs_ratio(rows, out_dir / "accuracy_vs_ratio.png")
+    plot_per_class(rows, out_dir / "per_class_accuracy.png")
+    if diversity:
+        plot_diversity(diversity, out_dir / "diversity.png")

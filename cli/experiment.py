@@ -1,0 +1,41 @@
+"""``augment experiment``: the real/synthetic/classical augmentation grid."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.option("--preset", type=click.Choice(["quick", "full"]), default="quick",
+              help="quick: CPU, ~10 min, shipped generator; full: the whole grid (GPU)")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="results directory; rerunning skips finished cells")
+@click.option("--generator", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="generator for the 'shipped' regime (default: the shipped one)")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="MNIST IDX directory (default: $AUGMENT_DATA, else ~/.cache/augment/mnist)")
+@click.option("--seeds", type=click.IntRange(1, 20), default=None, help="override the preset's seed count")
+@click.option("--classifier-steps", type=click.IntRange(1), default=None,
+              help="override the preset's classifier budget")
+@click.option("--device", type=str, default="auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+def experiment(preset: str, out: Path, generator: Path | None, data_dir: Path | None, seeds: int | None,
+               classifier_steps: int | None, device: str, quiet: bool) -> None:
+    """Train one fixed classifier on real, classical-augmented, synthetic and mixed data."""
+    import dataclasses
+
+    from augment.experiment import PRESETS, run_grid
+    from augment.training import resolve_device
+
+    grid = PRESETS[preset]
+    if seeds is not None:
+        grid = dataclasses.replace(grid, seeds=tuple(range(seeds)))
+    if classifier_steps is not None:
+        grid = dataclasses.replace(grid, classifier_steps=classifier_steps)
+    results = run_grid(grid, out, resolve_device(device), data_dir=data_dir, generator=generator,
+                       progress=not quiet, log=lambda m: click.echo(m, err=True),
+                       command="augment " + " ".join(sys.argv[1:]))
+    click.echo(str(results))

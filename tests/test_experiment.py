@@ -1,0 +1,81 @@
+import csv
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from augment.checkpoint import save_generator
+from augment.errors import ConfigError
+from augment.experiment import PRESETS, Cell, GridConfig, grid_cells, read_results, run_grid
+from augment.models import Generator
+
+
+def test_quick_preset_is_the_issue_grid():
+    cells = grid_cells(PRESETS["quick"])
+    assert {c.n_per_class for c in cells if math.isfinite(c.ratio)} == {10, 100}
+    assert {c.ratio for c in cells} == {0.0, 1.0, 4.0, math.inf}
+    assert {c.seed for c in cells} == {0, 1}
+    assert {c.augmentation for c in cells} == {"none", "classical", "synthetic", "classical+synthetic"}
+    assert len(cells) == len({c.key for c in cells})
+
+
+def test_full_grid_has_fair_cells_only_where_a_fair_generator_is_trained():
+    cells = grid_cells(PRESETS["full"])
+    fair = {c.n_per_class for c in cells if c.regime == "fair"}
+    assert fair == {100, 500}
+    assert {c.seed for c in cells} == {0, 1, 2}
+    assert Cell(None, math.inf, "synthetic", "shipped", 0) in cells
+
+
+def test_bad_grids_are_refused():
+    with pytest.raises(ConfigError, match="augmentation"):
+        GridConfig(augmentations=("mixup",))
+    with pytest.raises(ConfigError, match="ratios"):
+        GridConfig(ratios=(0.0,))
+
+
+@pytest.fixture
+def tiny_generator(tmp_path, tiny_model_config):
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        g = Generator(tiny_model_config)
+    path = tmp_path / "g.safetensors"
+    save_generator(path, g)
+    return path
+
+
+def test_grid_runs_resumes_and_reports(tmp_path, idx_dir, tiny_generator):
+    grid = GridConfig(n_per_class=(2,), ratios=(1.0,), regimes=("shipped",), seeds=(0,),
+                      classifier_steps=3, classifier_batch=8, synthetic_only_per_class=3,
+                      diversity_per_class=6)
+    out = tmp_path / "exp"
+    results = run_grid(grid, out, torch.device("cpu"), data_dir=idx_dir, generator=tiny_generator,
+                       progress=False, log=lambda m: None, mnist=False)
+    rows = read_results(results)
+    assert len(rows) == len(grid_cells(grid)) == 5
+    by_aug = {(r["augmentation"], r["ratio"]): r for r in rows}
+    assert int(by_aug[("none", "0.0")]["train_images"]) == 20
+    assert int(by_aug[("synthetic", "1.0")]["train_images"]) == 40
+    assert int(by_aug[("synthetic", "inf")]["train_images"]) == 30
+    assert all(0 <= float(r["test_accuracy"]) <= 1 for r in rows)
+    assert {f"acc_{c}" for c in range(10)} <= set(rows[0])
+    for name in ("summary.md", "run.json", "diversity.csv", "accuracy_vs_n.png",
+                 "accuracy_vs_ratio.png", "per_class_accuracy.png", "diversity.png"):
+        assert (out / name).exists(), name
+    assert "± " in (out / "summary.md").read_text()
+
+    # a rerun skips finished cells; a bigger grid runs only the new ones
+    mtime = results.stat().st_mtime_ns
+    run_grid(grid, out, torch.device("cpu"), data_dir=idx_dir, generator=tiny_generator,
+             progress=False, log=lambda m: None, mnist=False)
+    assert len(read_results(results)) == 5
+    bigger = dataclasses.replace(grid, seeds=(0, 1))
+    run_grid(bigger, out, torch.device("cpu"), data_dir=idx_dir, generator=tiny_generator,
+             progress=False, log=lambda m: None, mnist=False)
+    rows2 = read_results(results)
+    assert len(rows2) == 10 and rows2[:5] == rows
+    assert results.stat().st_mtime_ns != mtime
+    with open(results) as f:
+        assert next(csv.reader(f))[:6] == ["n_per_class", "ratio", "augmentation", "regime", "seed",
+                                           "test_accuracy"]
