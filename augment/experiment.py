@@ -264,12 +264,12 @@ def run_grid(grid: GridConfig, out_dir: PathLike, device: torch.device,
     from .data import RealMNIST
 
     out_dir = Path(out_dir)
+    test = RealMNIST(data_dir, train=False, device=device, mnist=mnist)  # fail before writing
     out_dir.mkdir(parents=True, exist_ok=True)
     results_path = out_dir / "results.csv"
     rows = read_results(results_path)
     done = {cell_key(r) for r in rows}
     cells = [c for c in grid_cells(grid) if c.key not in done]
-    test = RealMNIST(data_dir, train=False, device=device, mnist=mnist)
     ctx = ExperimentContext(grid, out_dir, device, Path(data_dir) if data_dir else None,
                             Path(generator) if generator else None, progress=False, log=log,
                             mnist=mnist, test=(test.data, test.targets))

@@ -1,0 +1,110 @@
+"""Every command, bad input: non-zero exit, one error line naming the bad value, no traceback,
+nothing written."""
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from augment.checkpoint import save_generator
+from augment.models import Generator
+from cli import main
+
+T = "{tmp}"
+G = "{tmp}/g.safetensors"  # a valid tiny generator
+CASES = [
+    # train
+    (["train", "--run-dir", f"{T}/r", "--data-dir", f"{T}/missing"], 1, "missing"),
+    (["train", "--run-dir", f"{T}/r", "--data-dir", f"{T}/idx"], 1, "SHA-256"),
+    (["train", "--run-dir", f"{T}/r", "--data-dir", f"{T}/truncated", "--dataset", "idx"], 1, "truncated"),
+    (["train", "--run-dir", f"{T}/r", "--data-dir", f"{T}/mismatch", "--dataset", "idx"], 1, "80 images but 79"),
+    (["train", "--run-dir", f"{T}/r", "--data-dir", f"{T}/idx", "--dataset", "idx", "--num-classes", "5"], 1, "num_classes is 5"),
+    (["train", "--run-dir", f"{T}/full", "--data-dir", f"{T}/idx", "--dataset", "idx"], 1, "not empty"),
+    (["train", "--run-dir", f"{T}/r", "--batch-size", "0"], 2, "--batch-size"),
+    (["train", "--run-dir", f"{T}/r", "--n-critic", "-1"], 2, "--n-critic"),
+    (["train", "--run-dir", f"{T}/r", "--beta1", "2"], 2, "--beta1"),
+    (["train", "--run-dir", f"{T}/r", "--dataset", "cifar"], 2, "--dataset"),
+    (["train", "--run-dir", f"{T}/r", "--device", "tpu"], 1, "tpu"),
+    (["train", "--run-dir", f"{T}/r", "--resume"], 1, "last.pt"),
+    (["train", "--run-dir", f"{T}/r", "--resume", "--gp-weight", "1"], 2, "--gp-weight"),
+    (["train", "--run-dir", f"{T}/r", "--epochs", "ten"], 2, "--epochs"),
+    # sample / export
+    (["sample", f"{T}/nope.safetensors", "-o", f"{T}/o.png"], 1, "nope.safetensors"),
+    (["sample", f"{T}/corrupt.safetensors", "-o", f"{T}/o.png"], 1, "corrupt.safetensors"),
+    (["sample", f"{T}/cfg.json", "-o", f"{T}/o.png"], 1, "cfg.json"),
+    (["sample", G, "-o", f"{T}/o.png", "--classes", "3,10"], 1, "class 10"),
+    (["sample", G, "-o", f"{T}/o.png", "--per-class", "0"], 2, "--per-class"),
+    (["sample", G, "-o", f"{T}/o.bmp"], 2, "o.bmp"),
+    (["export", f"{T}/cfg.json", "-o", f"{T}/e.safetensors"], 1, "cfg.json"),
+    (["export", G, "-o", f"{T}/e.safetensors"], 1, "g.safetensors"),
+    # dump
+    (["dump", G, "-o", f"{T}/d", "-n", "0"], 2, "--num-samples"),
+    (["dump", G, "-o", f"{T}/d", "-n", "10", "--format", "jpeg"], 2, "--format"),
+    (["dump", G, "-o", f"{T}/d", "-n", "10", "--classes", "4,11"], 1, "11"),
+    (["dump", G, "-o", f"{T}/full", "-n", "10"], 1, "not empty"),
+    (["dump", f"{T}/corrupt.safetensors", "-o", f"{T}/d", "-n", "10"], 1, "corrupt.safetensors"),
+    (["dump", G, "-o", f"{T}/d", "-n", "10", "--device", "cpu", "--dtype", "bfloat16"], 1, "bfloat16"),
+    # evaluate / train-classifier
+    (["evaluate", f"{T}/nope.safetensors", "-o", f"{T}/ev"], 1, "nope.safetensors"),
+    (["evaluate", G, "-o", f"{T}/ev", "--n-per-class", "2"], 2, "--n-per-class"),
+    (["evaluate", G, "-o", f"{T}/ev", "--classifier", f"{T}/cfg.json", "--data-dir", f"{T}/idx",
+      "--dataset", "idx"], 1, "cfg.json"),
+    (["train-classifier", "-o", f"{T}/c.safetensors", "--data-dir", f"{T}/missing"], 1, "missing"),
+    (["train-classifier", "-o", f"{T}/c.safetensors", "--lr", "0"], 2, "--lr"),
+    # experiment / data
+    (["experiment", "--out", f"{T}/x", "--preset", "huge"], 2, "--preset"),
+    (["experiment", "--out", f"{T}/x", "--data-dir", f"{T}/missing"], 1, "missing"),
+    (["data", "verify", f"{T}/missing"], 1, "missing"),
+    (["data", "verify", f"{T}/truncated", "--any-idx"], 1, "truncated"),
+    (["data", "verify", f"{T}/idx"], 1, "SHA-256"),
+    (["data", "fetch", "--timeout", "0"], 2, "--timeout"),
+    (["nonsense"], 2, "nonsense"),
+]
+
+
+@pytest.fixture
+def workspace(tmp_path, tiny_model_config):
+    from .conftest import write_idx_dir
+
+    write_idx_dir(tmp_path / "idx")
+    write_idx_dir(tmp_path / "truncated")
+    raw = (tmp_path / "truncated" / "t10k-images-idx3-ubyte").read_bytes()
+    (tmp_path / "truncated" / "t10k-images-idx3-ubyte").write_bytes(raw[:-100])
+    import gzip
+    trunc_train = tmp_path / "truncated" / "train-images-idx3-ubyte.gz"
+    trunc_train.write_bytes(gzip.compress(gzip.decompress(trunc_train.read_bytes())[:-100]))
+    write_idx_dir(tmp_path / "mismatch")
+    from augment.data import encode_idx
+    import torch
+    (tmp_path / "mismatch" / "train-labels-idx1-ubyte").write_bytes(encode_idx(torch.zeros(79, dtype=torch.uint8)))
+    save_generator(tmp_path / "g.safetensors", Generator(tiny_model_config))
+    blob = (tmp_path / "g.safetensors").read_bytes()
+    (tmp_path / "corrupt.safetensors").write_bytes(blob[: len(blob) // 3])
+    (tmp_path / "cfg.json").write_text("{}")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("keep")
+    return tmp_path
+
+
+def _snapshot(root: Path) -> dict:
+    return {p.relative_to(root).as_posix(): p.stat().st_mtime_ns for p in root.rglob("*")}
+
+
+@pytest.mark.parametrize("args, code, word", CASES, ids=[" ".join(c[0][:2]) + f"-{i}" for i, c in enumerate(CASES)])
+def test_bad_invocation(workspace, monkeypatch, args, code, word):
+    monkeypatch.setenv("AUGMENT_DATA", str(workspace / "missing"))
+    before = _snapshot(workspace)
+    result = CliRunner().invoke(main, [a.format(tmp=workspace) for a in args])
+    assert result.exit_code == code, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
+    errors = [ln for ln in result.output.splitlines() if ln.startswith("Error")]
+    assert len(errors) == 1, result.output
+    assert word in errors[0], result.output
+    assert _snapshot(workspace) == before  # nothing written
+
+
+def test_at_least_25_cases_across_all_commands():
+    assert len(CASES) >= 25
+    assert {c[0][0] for c in CASES} >= {"train", "sample", "export", "dump", "evaluate", "train-classifier",
+                                        "experiment", "data"}
