@@ -16,6 +16,8 @@ _EXPORTS = {
     "RealMNIST": "data",
     "load_generator": "checkpoint", "save_generator": "checkpoint",
     "train": "training", "Trainer": "training",
+    "SyntheticMNIST": "synthetic", "mix_real_synthetic": "synthetic", "synthetic_only": "synthetic",
+    "FastGenerator": "sampling", "dump_synthetic": "dump",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

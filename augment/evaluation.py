@@ -11,12 +11,8 @@ on real test). The same metrics on a real-train subset of the same size give the
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +26,7 @@ from .classifier import (Classifier, ClassifierTrainConfig, features_and_predict
                          train_classifier)
 from .data import load_split, per_class_subset, resolve_data_dir, to_model_images
 from .errors import AugmentError, DataError
-from .fileio import _UMASK, PathLike  # the process umask, read once by fileio
+from .fileio import PathLike, atomic_directory
 
 REPORT_FORMAT = "augment.evaluation"
 FORMAT_VERSION = 1
@@ -345,9 +341,7 @@ def write_report(report: dict, out_dir: PathLike, grid: Optional[torch.Tensor] =
     written into a temporary sibling directory that is then renamed, so ``out_dir`` appears
     complete or not at all."""
     out_dir = check_out_dir(out_dir, overwrite)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
-    try:
+    with atomic_directory(out_dir, overwrite) as tmp:
         (tmp / "results.json").write_text(json.dumps(_json_safe(report), indent=2) + "\n")
         images = {"per_class": "per_class.png", "confusion": "confusion.png"}
         if grid is not None:
@@ -358,38 +352,7 @@ def write_report(report: dict, out_dir: PathLike, grid: Optional[torch.Tensor] =
         _plot_per_class(report, tmp / images["per_class"])
         _plot_confusion(report, tmp / images["confusion"])
         (tmp / "report.md").write_text(report_markdown(report, images))
-        for path in tmp.iterdir():
-            with open(path, "rb") as f:
-                os.fsync(f.fileno())
-        os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes it 0700; give it the usual mode
-        _publish_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir
-
-
-def _publish_dir(tmp: Path, out_dir: Path) -> None:
-    """Rename ``tmp`` onto ``out_dir``; an old report there is moved aside, then deleted."""
-    old = None
-    if out_dir.exists() and any(out_dir.iterdir()):
-        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=out_dir.parent))
-        os.replace(out_dir, old / "report")
-    try:
-        os.replace(tmp, out_dir)  # succeeds onto an absent or empty directory
-    except OSError as e:
-        if old is not None:
-            os.replace(old / "report", out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        raise AugmentError(f"cannot publish {out_dir}: {e.strerror or e}") from None
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-    with contextlib.suppress(OSError):
-        fd = os.open(out_dir.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _json_safe(value):

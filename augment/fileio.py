@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator, Union
+
+from .errors import AugmentError
 
 PathLike = Union[str, os.PathLike]
 
@@ -46,6 +50,68 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> None:
 
 def atomic_write_text(path: PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def check_directory_target(out: Path, overwrite: bool) -> None:
+    """Refuse an existing non-directory, or a non-empty directory unless ``overwrite``."""
+    if out.exists() or out.is_symlink():
+        if not out.is_dir():
+            raise AugmentError(f"output {out} exists and is not a directory")
+        if not overwrite and any(out.iterdir()):
+            raise AugmentError(f"output directory {out} is not empty; pass --overwrite to replace it "
+                               f"or choose another")
+
+
+@contextlib.contextmanager
+def atomic_directory(out: PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a fresh temporary directory beside ``out`` to fill; on success flush it to disk
+    and rename it onto ``out``, which therefore appears complete or not at all. An existing
+    non-empty ``out`` is refused up front unless ``overwrite`` (then replaced as a whole). On
+    any exception the temporary directory is removed and ``out`` is left as it was."""
+    out = Path(out)
+    check_directory_target(out, overwrite)
+    parent = out.absolute().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
+        os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes it 0700
+    except OSError as e:
+        raise AugmentError(f"cannot write to {parent}: {e.strerror or e}") from None
+    try:
+        yield tmp
+        sync_tree(tmp)
+        _publish_directory(tmp, out, overwrite)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _publish_directory(tmp: Path, out: Path, overwrite: bool) -> None:
+    check_directory_target(out, overwrite)  # again: something may have appeared meanwhile
+    old = None
+    if out.is_dir() and any(out.iterdir()):
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=tmp.parent))
+        os.replace(out, old / "previous")
+    elif out.is_dir():
+        out.rmdir()
+    os.replace(tmp, out)
+    _fsync_dir(out.absolute().parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def sync_tree(path: Path) -> None:
+    """Flush every file under ``path`` to disk: one syncfs (Linux), else os.sync()."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if getattr(libc, "syncfs", None) is not None and libc.syncfs(fd) == 0:
+            return
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    os.sync()
 
 
 def sha256_file(path: PathLike, chunk: int = 1 << 20) -> str:

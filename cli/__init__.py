@@ -36,6 +36,7 @@ def main() -> None:
 
 
 from . import data as _data  # noqa: E402  (the command modules import only click and augment.errors)
+from . import dump as _dump  # noqa: E402
 from . import evaluate as _evaluate  # noqa: E402
 from . import experiment as _experiment  # noqa: E402
 from . import sample as _sample  # noqa: E402
@@ -44,6 +45,7 @@ from . import train as _train  # noqa: E402
 main.add_command(_train.train)
 main.add_command(_sample.sample)
 main.add_command(_sample.export)
+main.add_command(_dump.dump)
 main.add_command(_evaluate.evaluate)
 main.add_command(_evaluate.train_classifier)
 main.add_command(_experiment.experiment)

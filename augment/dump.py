@@ -1,0 +1,272 @@
+"""Write synthetic digits to disk as MNIST IDX files, a PNG tree and/or .npz, with a manifest.
+
+Layout of the output directory (each format optional)::
+
+    manifest.json                       generator checksums + config, seed, counts, formats, version
+    MNIST/raw/train-images-idx3-ubyte   idx: torchvision's MNIST layout, read unchanged by
+    MNIST/raw/train-labels-idx1-ubyte        torchvision.datasets.MNIST(out, train=..., download=False)
+    MNIST/raw/t10k-images-idx3-ubyte         (the split not dumped is a valid IDX pair of 0 items:
+    MNIST/raw/t10k-labels-idx1-ubyte          torchvision needs all four files to exist)
+    png/<split>/<class>/<index>.png     png: an ImageFolder root (folder per class present)
+    <split>.npz                         npz: x uint8 (N, 28, 28), y int64 (N,)
+
+Images are the SyntheticMNIST items ``0 .. N-1`` downsampled 32 -> 28 with antialiased bilinear
+interpolation (half-pixel centres; the inverse of how real digits are upsampled for training),
+then mapped [-1, 1] -> round((x + 1) * 127.5) in [0, 255].
+
+Same arguments give byte-identical output (no timestamps; fixed PNG compression; fixed zip
+entry dates; images bit-identical whatever ``batch_size``). The output is built in a temporary
+directory beside the target, synced, then renamed into place: it appears complete or not at
+all. An existing non-empty target is refused unless ``overwrite``. Images stream to disk one
+batch at a time, so memory is bounded by ``batch_size``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import sys
+import zipfile
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import AugmentError, ConfigError
+from .fileio import PathLike, atomic_directory, check_directory_target, sha256_file
+from .synthetic import GeneratorLike, SyntheticMNIST
+
+FORMATS = ("idx", "png", "npz")
+SPLITS = {"train": "train", "test": "t10k"}  # split -> IDX file prefix
+DUMP_FORMAT = "augment.synthetic-dump"
+DUMP_FORMAT_VERSION = 1
+MNIST_SIZE = 28
+_ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+
+
+def to_mnist_uint8(images: torch.Tensor) -> torch.Tensor:
+    """(B, 1, 32, 32) float in [-1, 1] -> (B, 28, 28) uint8 on the CPU (antialiased bilinear)."""
+    x = F.interpolate(images.float(), size=(MNIST_SIZE, MNIST_SIZE), mode="bilinear",
+                      align_corners=False, antialias=True)
+    return ((x.clamp(-1.0, 1.0) + 1.0) * 127.5).round_().to(torch.uint8)[:, 0].cpu()
+
+
+# ------------------------------------------------------------------------------- writers
+
+
+class IdxWriter:
+    """Streams MNIST/raw/<prefix>-images-idx3-ubyte and -labels-idx1-ubyte (header first)."""
+
+    def __init__(self, root: Path, split: str, num_samples: int):
+        raw = root / "MNIST" / "raw"
+        raw.mkdir(parents=True, exist_ok=True)
+        for other, prefix in SPLITS.items():  # valid, empty IDX pair for the split not dumped
+            if other != split:
+                (raw / f"{prefix}-images-idx3-ubyte").write_bytes(_idx_header((0, MNIST_SIZE, MNIST_SIZE)))
+                (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(_idx_header((0,)))
+        prefix = SPLITS[split]
+        self.paths = [raw / f"{prefix}-images-idx3-ubyte", raw / f"{prefix}-labels-idx1-ubyte"]
+        self.images = open(self.paths[0], "wb")
+        self.labels = open(self.paths[1], "wb")
+        self.images.write(_idx_header((num_samples, MNIST_SIZE, MNIST_SIZE)))
+        self.labels.write(_idx_header((num_samples,)))
+        self.raw = raw
+
+    def write(self, images: torch.Tensor, labels: torch.Tensor, start: int) -> None:
+        self.images.write(images.contiguous().numpy().tobytes())
+        self.labels.write(labels.to(torch.uint8).numpy().tobytes())
+
+    def close(self) -> None:
+        self.images.close()
+        self.labels.close()
+
+    def files(self, root: Path) -> dict:
+        return {p.relative_to(root).as_posix(): _file_info(p) for p in sorted(self.raw.iterdir())}
+
+
+def _idx_header(dims: Sequence[int]) -> bytes:
+    return bytes([0, 0, 0x08, len(dims)]) + b"".join(int(d).to_bytes(4, "big") for d in dims)
+
+
+class PngTreeWriter:
+    """png/<split>/<class>/<index>.png, 8-bit grayscale, fixed compression, no metadata."""
+
+    def __init__(self, root: Path, split: str, num_samples: int, num_classes: int):
+        self.base = root / "png" / split
+        self.width = max(5, len(str(num_samples - 1)))
+        self.class_width = len(str(num_classes - 1))
+        self.digest = hashlib.sha256()
+        self.count = 0
+
+    def class_dir(self, label: int) -> Path:
+        return self.base / str(label).zfill(self.class_width)
+
+    def write(self, images: torch.Tensor, labels: torch.Tensor, start: int) -> None:
+        from PIL import Image
+
+        for k, (img, label) in enumerate(zip(images.numpy(), labels.tolist())):
+            buf = io.BytesIO()
+            Image.fromarray(img).save(buf, format="PNG", compress_level=6, optimize=False)
+            folder = self.class_dir(label)
+            folder.mkdir(parents=True, exist_ok=True)
+            name = f"{start + k:0{self.width}d}.png"
+            data = buf.getvalue()
+            (folder / name).write_bytes(data)
+            self.digest.update(f"{folder.name}/{name}:{len(data)}:".encode() + data)
+            self.count += 1
+
+    def close(self) -> None:
+        pass
+
+    def files(self, root: Path) -> dict:
+        return {self.base.relative_to(root).as_posix() + "/": {
+            "count": self.count, "sha256_of_files_in_index_order": self.digest.hexdigest()}}
+
+
+class NpzWriter:
+    """<split>.npz with y (labels, written first) and x (images, streamed): np.load reads it."""
+
+    def __init__(self, root: Path, split: str, num_samples: int, labels: torch.Tensor):
+        self.path = root / f"{split}.npz"
+        self.zip = zipfile.ZipFile(self.path, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
+        with self.zip.open(_zip_info("y.npy"), "w", force_zip64=True) as f:
+            np.lib.format.write_array(f, labels.numpy().astype("<i8"), version=(1, 0))
+        self.x = self.zip.open(_zip_info("x.npy"), "w", force_zip64=True)
+        np.lib.format.write_array_header_1_0(
+            self.x, {"descr": "|u1", "fortran_order": False, "shape": (num_samples, MNIST_SIZE, MNIST_SIZE)})
+
+    def write(self, images: torch.Tensor, labels: torch.Tensor, start: int) -> None:
+        self.x.write(images.contiguous().numpy().tobytes())
+
+    def close(self) -> None:
+        self.x.close()
+        self.zip.close()
+
+    def files(self, root: Path) -> dict:
+        return {self.path.relative_to(root).as_posix(): _file_info(self.path)}
+
+
+def _zip_info(name: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
+    info.compress_type = zipfile.ZIP_STORED
+    info.create_system = 3
+    info.external_attr = 0o644 << 16
+    return info
+
+
+def _file_info(path: Path) -> dict:
+    return {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+
+
+# ---------------------------------------------------------------------------------- dump
+
+
+def dump_synthetic(out: PathLike, generator: GeneratorLike = None, num_samples: int = 60000,
+                   formats: Sequence[str] = ("idx",), *, seed: int = 0,
+                   classes: Optional[Sequence[int]] = None,
+                   class_weights: Optional[Sequence[float]] = None, split: str = "train",
+                   device="cpu", batch_size: int = 256, dtype=None,
+                   truncation: Optional[float] = None, truncation_mode: str = "resample",
+                   overwrite: bool = False, progress: bool = False) -> dict:
+    """Write SyntheticMNIST items 0..num_samples-1 to ``out`` in ``formats``; returns the
+    manifest. Every argument is checked (and the generator loaded) before anything is written."""
+    formats = _check_formats(formats)
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples <= 0:
+        raise ConfigError(f"number of samples must be a positive integer, got {num_samples!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+        raise ConfigError(f"batch size must be a positive integer, got {batch_size!r}")
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split {split!r}; expected 'train' or 'test'")
+    out = Path(out)
+    check_directory_target(out, overwrite)
+    dataset = SyntheticMNIST(generator, num_samples=num_samples, classes=classes,
+                             class_weights=class_weights, seed=seed, device=device, dtype=dtype,
+                             truncation=truncation, truncation_mode=truncation_mode)
+    if dataset.config.channels != 1:
+        raise ConfigError(f"dump writes grayscale digits; this generator makes {dataset.config.channels} channels")
+    if "idx" in formats and dataset.config.num_classes > 256:
+        raise ConfigError("IDX labels are bytes: at most 256 classes")
+    try:
+        with atomic_directory(out, overwrite) as tmp:
+            manifest = _write_all(tmp, dataset, formats, split, batch_size, progress)
+    except OSError as e:
+        raise AugmentError(f"writing {out} failed: {e.strerror or e}") from None
+    return manifest
+
+
+def _write_all(root: Path, dataset: SyntheticMNIST, formats: list, split: str, batch_size: int,
+               progress: bool) -> dict:
+    from tqdm import tqdm
+
+    n = len(dataset)
+    writers = []
+    if "idx" in formats:
+        writers.append(IdxWriter(root, split, n))
+    if "png" in formats:
+        writers.append(PngTreeWriter(root, split, n, dataset.config.num_classes))
+    if "npz" in formats:
+        writers.append(NpzWriter(root, split, n, dataset.targets))
+    try:
+        with tqdm(total=n, unit="img", desc="dump", file=sys.stderr, disable=not progress,
+                  dynamic_ncols=True) as bar:
+            for start in range(0, n, batch_size):
+                images, labels = dataset.generate(range(start, min(n, start + batch_size)))
+                pixels = to_mnist_uint8(images)
+                for w in writers:
+                    w.write(pixels, labels, start)
+                bar.update(len(labels))
+    finally:
+        for w in writers:
+            with contextlib.suppress(Exception):
+                w.close()
+    files: dict = {}
+    for w in writers:
+        files.update(w.files(root))
+    manifest = _manifest(dataset, formats, split, files)
+    (root / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest
+
+
+def _manifest(dataset: SyntheticMNIST, formats: list, split: str, files: dict) -> dict:
+    from . import __version__
+
+    return {
+        "format": DUMP_FORMAT,
+        "format_version": DUMP_FORMAT_VERSION,
+        "library_version": __version__,
+        "generator": dataset.source,
+        "seed": dataset.seed,
+        "split": split,
+        "num_samples": len(dataset),
+        "classes": dataset.class_ids,
+        "class_weights": dataset.class_weights,
+        "counts_per_class": {str(c): n for c, n in dataset.counts_per_class().items()},
+        "labels": "item i has the i-th label of the Sainte-Lague sequence over the class weights "
+                  "(equal weights: classes[i % K])",
+        "truncation": dataset.truncation,
+        "truncation_mode": dataset.truncation_mode,
+        "sampling": {"device": dataset.device.type, "dtype": str(dataset.dtype).replace("torch.", ""),
+                     "chunk": dataset.chunk,
+                     "strategies": list(getattr(dataset.generator, "strategies", ()))},
+        "image": {"height": MNIST_SIZE, "width": MNIST_SIZE, "dtype": "uint8",
+                  "resize": "32->28 bilinear, antialiased, half-pixel centres",
+                  "values": "round((x + 1) * 127.5) for generator output x in [-1, 1]"},
+        "formats": formats,
+        "files": files,
+    }
+
+
+def _check_formats(formats: Sequence[str]) -> list:
+    if isinstance(formats, str):
+        formats = [formats]
+    formats = [str(f).lower() for f in formats]
+    if not formats:
+        raise ConfigError(f"no output format given; choose from {', '.join(FORMATS)}")
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise ConfigError(f"unknown format {unknown[0]!r}; choose from {', '.join(FORMATS)}")
+    return [f for f in FORMATS if f in formats]

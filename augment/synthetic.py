@@ -1,0 +1,580 @@
+"""SyntheticMNIST (item i = f(generator, seed, i)), per-index latents, and real+synthetic mixing.
+
+Latents. The latent of item ``i`` is a pure function of ``(seed, i)``: 64-bit words
+``w(seed, i, c) = mix(mix(mix(seed) + i*G) + mix(c*G + S))`` (``mix`` = splitmix64's finalizer,
+``G`` = 0x9E3779B97F4A7C15, all mod 2^64) for column counters ``c``, computed in torch int64
+arithmetic; two words give two uniforms in (0, 1] (top 53 bits) and Box-Muller turns them into
+components ``2p`` and ``2p + 1``. The logarithm, sine and cosine are evaluated with polynomials
+in float64 using only correctly rounded operations (+, -, *, /, sqrt, frexp), so a latent has
+the same bits whatever the batch, its position in it or the SIMD width (and, by construction,
+the device: CPU and CUDA agree). No global RNG state is touched.
+
+Labels. ``label(i)`` is the i-th seat of a Sainte-Lague (Webster) apportionment sequence over
+the class weights: class c's k-th item sits at key ``(k + 0.5) / w_c``, items are ordered by key
+(ties by class order). Equal weights (the default) give ``classes[i % K]``, so N items are
+exactly balanced when N is a multiple of K; integer weights summing to N give exactly those
+counts; any prefix is within about one item per class of its share. ``targets`` is computed
+without running the generator.
+
+Truncation (fidelity vs diversity). With ``truncation=t`` every latent component with |z| > t
+is redrawn from the next counter round (``"resample"``, a normal truncated to [-t, t]; after 64
+rounds any remainder is clamped) or clamped to +-t (``"clamp"``). Smaller t: more typical,
+less varied images.
+
+Images. Item i is ``generator(latent(i), label(i))``. Every forward has exactly ``chunk`` rows
+(the last one padded), so an image is computed in a batch of the same shape whatever batch
+asked for it; samples never interact (no batch statistics), and BLAS/conv kernels reduce in
+an order set by the shapes, so item i is bit-identical across batch sizes, orders, samplers,
+Subset/ConcatDataset and worker processes on a given device (tested on the CPU).
+
+Workers. ``DataLoader(num_workers > 0)`` works for a CPU dataset: each worker process holds its
+own CPU copy of the (fast) generator and, since items are pure functions of the index, yields
+the same images as ``num_workers=0``. A CUDA dataset must use ``num_workers=0`` (one batched
+forward per batch already keeps the GPU busy); a worker raises a clear error otherwise.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import math
+import os
+from collections.abc import Sequence as SequenceABC
+from pathlib import Path
+from typing import Callable, Mapping, Optional, Sequence, Union
+
+import torch
+from torch.utils.data import ConcatDataset, Dataset, Subset, default_collate, get_worker_info
+
+from .checkpoint import load_generator
+from .errors import AugmentError, ConfigError
+from .fileio import sha256_file
+from .models import Generator
+from .sampling import FastGenerator, resolve_dtype
+
+GeneratorLike = Union[None, str, os.PathLike, Generator]
+_M64 = (1 << 64) - 1
+
+
+def default_generator_path() -> Path:
+    """Where the shipped default generator lives (``augment/weights/generator.safetensors``)."""
+    return Path(__file__).resolve().parent / "weights" / "generator.safetensors"
+
+
+# ------------------------------------------------------------------------------ counter RNG
+
+
+def _signed(x: int) -> int:
+    x &= _M64
+    return x - (1 << 64) if x >> 63 else x
+
+
+_GOLDEN, _MIX1, _MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+_SALT = 0x5851F42D4C957F2D
+_ROUND_SHIFT = 1 << 24  # column counter c = 2 * (round * 2^24 + pair) + which
+_MAX_ROUNDS = 64
+
+
+def splitmix64(x: int) -> int:
+    """splitmix64's finalizer on a Python int (mod 2^64); the reference of ``_mix``."""
+    x &= _M64
+    x = ((x ^ (x >> 30)) * _MIX1) & _M64
+    x = ((x ^ (x >> 27)) * _MIX2) & _M64
+    return x ^ (x >> 31)
+
+
+def _srl(x: torch.Tensor, k: int) -> torch.Tensor:  # logical shift right of int64
+    return (x >> k) & ((1 << (64 - k)) - 1)
+
+
+def _mix(x: torch.Tensor) -> torch.Tensor:
+    x = (x ^ _srl(x, 30)) * _signed(_MIX1)
+    x = (x ^ _srl(x, 27)) * _signed(_MIX2)
+    return x ^ _srl(x, 31)
+
+
+def _row_keys(seed: int, indices: torch.Tensor) -> torch.Tensor:
+    return _mix(indices * _signed(_GOLDEN) + _signed(splitmix64(seed)))
+
+
+def _uniform(row_keys: torch.Tensor, counters: torch.Tensor) -> torch.Tensor:
+    """float64 uniforms in (0, 1] of (row, counter) pairs (broadcast)."""
+    col = _mix(counters * _signed(_GOLDEN) + _signed(_SALT))
+    word = _mix(row_keys + col)
+    return (_srl(word, 11) + 1).double() * 2.0 ** -53
+
+
+_LOG_COEF = [1.0 / (2 * k + 1) for k in range(11)]
+_SIN_COEF = [(-1) ** k * (math.pi / 2) ** (2 * k + 1) / math.factorial(2 * k + 1) for k in range(9)]
+_COS_COEF = [(-1) ** k * (math.pi / 2) ** (2 * k) / math.factorial(2 * k) for k in range(10)]
+
+
+def _poly(x2: torch.Tensor, coef: Sequence[float]) -> torch.Tensor:
+    p = torch.full_like(x2, coef[-1])
+    for c in reversed(coef[:-1]):
+        p = p * x2 + c
+    return p
+
+
+def _log(u: torch.Tensor) -> torch.Tensor:
+    """ln u for float64 u > 0: u = m 2^e, m in [sqrt(1/2), sqrt(2)), ln m = 2 atanh((m-1)/(m+1))."""
+    m, e = torch.frexp(u)
+    small = m < math.sqrt(0.5)
+    m = torch.where(small, m * 2.0, m)
+    e = (e - small.to(e.dtype)).double()
+    s = (m - 1.0) / (m + 1.0)
+    return e * math.log(2.0) + (s * 2.0) * _poly(s * s, _LOG_COEF)
+
+
+def _cos_sin_2pi(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos(2 pi u), sin(2 pi u) for float64 u: quadrant n = round(4u), x = 4u - n in [-1/2, 1/2]."""
+    t = u * 4.0
+    n = torch.round(t)
+    x = t - n
+    x2 = x * x
+    c, s = _poly(x2, _COS_COEF), x * _poly(x2, _SIN_COEF)
+    q = n.long() % 4
+    swap = (q % 2) == 1
+    cos_t, sin_t = torch.where(swap, s, c), torch.where(swap, c, s)
+    cos_t = torch.where((q == 1) | (q == 2), -cos_t, cos_t)
+    sin_t = torch.where(q >= 2, -sin_t, sin_t)
+    return cos_t, sin_t
+
+
+def _normals(row_keys: torch.Tensor, pairs: torch.Tensor, parity: torch.Tensor,
+             rounds: torch.Tensor) -> torch.Tensor:
+    """Component ``2 * pair + parity`` (Box-Muller) of counter round ``rounds``, float64."""
+    base = (rounds * _ROUND_SHIFT + pairs) * 2
+    radius = torch.sqrt(_log(_uniform(row_keys, base)) * -2.0)
+    cos_t, sin_t = _cos_sin_2pi(_uniform(row_keys, base + 1))
+    return radius * torch.where(parity == 1, sin_t, cos_t)
+
+
+def index_latents(seed: int, indices: torch.Tensor, z_dim: int, truncation: Optional[float] = None,
+                  mode: str = "resample") -> torch.Tensor:
+    """Latents ``(len(indices), z_dim)`` float32 on ``indices``' device: row k depends only on
+    ``(seed, indices[k])`` (see the module docstring). ``truncation``: see module docstring."""
+    if mode not in ("resample", "clamp"):
+        raise ConfigError(f"truncation_mode must be 'resample' or 'clamp', got {mode!r}")
+    if not 0 <= z_dim < _ROUND_SHIFT:
+        raise ConfigError(f"z_dim={z_dim} is out of range")
+    indices = torch.as_tensor(indices, dtype=torch.long)
+    rows = _row_keys(int(seed), indices)[:, None]
+    cols = torch.arange(z_dim, device=indices.device)
+    z = _normals(rows, cols // 2, cols % 2, torch.zeros_like(cols))
+    if truncation is not None:
+        if mode == "clamp":
+            z = z.clamp(-truncation, truncation)
+        else:
+            z = _resample_tails(z, rows, cols, float(truncation))
+    return z.float()
+
+
+def _resample_tails(z: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, t: float) -> torch.Tensor:
+    far = (z.abs() > t).nonzero()
+    for round_ in range(1, _MAX_ROUNDS + 1):
+        if len(far) == 0:
+            return z
+        r, c = far[:, 0], cols[far[:, 1]]
+        values = _normals(rows[r, 0], c // 2, c % 2, torch.full_like(c, round_))
+        z[r, far[:, 1]] = values
+        far = far[values.abs() > t]
+    return z.clamp(-t, t)
+
+
+def stratified_labels(num_samples: int, classes: Sequence[int],
+                      weights: Optional[Sequence[float]] = None) -> torch.Tensor:
+    """Labels ``(num_samples,)`` int64: the Sainte-Lague seat sequence of ``weights`` over
+    ``classes`` (module docstring); equal weights give ``classes[i % len(classes)]``."""
+    classes = list(classes)
+    if weights is None:
+        return torch.tensor(classes, dtype=torch.long).repeat(-(-num_samples // len(classes)))[:num_samples]
+    w = torch.tensor([float(x) for x in weights], dtype=torch.float64)
+    total = float(w.sum())
+    keys, owners = [], []
+    for pos, (c, wc) in enumerate(zip(classes, w.tolist())):
+        if wc <= 0:
+            continue
+        # the first num_samples seats hold at most num_samples * wc / total + K / 2 + 1 of class c
+        k = torch.arange(math.ceil(num_samples * wc / total) + len(classes) + 2, dtype=torch.float64)
+        keys.append((k + 0.5) / wc)
+        owners.append(torch.full(k.shape, pos, dtype=torch.long))
+    order = torch.sort(torch.cat(keys), stable=True).indices[:num_samples]
+    return torch.tensor(classes, dtype=torch.long)[torch.cat(owners)[order]]
+
+
+# --------------------------------------------------------------------------------- dataset
+
+
+def load_source(generator: GeneratorLike) -> tuple[Generator, dict]:
+    """(generator on the CPU or its own device, provenance dict) from a path, a module or None
+    (the shipped default). Raises AugmentError when the default is missing."""
+    if generator is None:
+        path = default_generator_path()
+        if not path.is_file():
+            raise AugmentError(f"no shipped generator at {path}; pass a generator file")
+        generator = path
+    if isinstance(generator, (str, os.PathLike)):
+        model = load_generator(generator, "cpu")
+        info = {"path": str(generator), "file_sha256": sha256_file(generator)}
+    elif isinstance(generator, Generator):
+        model, info = generator, {"path": None, "file_sha256": None}
+    else:
+        raise AugmentError(f"generator must be a file path, a Generator or None, got {type(generator).__name__}")
+    info["weights_sha256"] = weights_digest(model)
+    info["model_config"] = dataclasses.asdict(model.config)
+    return model, info
+
+
+def weights_digest(module: torch.nn.Module) -> str:
+    """SHA-256 over a module's state dict (names, dtypes, shapes and bytes, in name order)."""
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _device(device, generator: Generator) -> torch.device:
+    if device is None:
+        return next(generator.parameters()).device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ConfigError(f"bad device {device!r} ({e})") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {str(device)!r} requested but CUDA is not available")
+    return device
+
+
+class SampleBatch(SequenceABC):
+    """A fetched batch that indexes like a list of ``(image, int label)`` items but keeps the
+    tensors whole: ``images`` (B, C, 32, 32) on the dataset's device, ``labels`` (B,) int64 CPU.
+    ``collate_batch`` turns it into ``[images, labels]`` without touching single items."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor):
+        self.images, self.labels = images, labels
+        self._labels_list: Optional[list] = None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return [self[j] for j in range(*k.indices(len(self)))]
+        if self._labels_list is None:
+            self._labels_list = self.labels.tolist()
+        return self.images[k], self._labels_list[k]
+
+
+def collate_batch(batch):
+    """collate_fn: ``[images, labels]`` straight from a SampleBatch (no per-item work), else
+    ``default_collate`` (same result for a list of items)."""
+    if isinstance(batch, SampleBatch):
+        return [batch.images, batch.labels]
+    return default_collate(batch)
+
+
+class SyntheticMNIST(Dataset):
+    """Map-style dataset of generated digits: item i = ``(image, label)`` with image
+    ``(C, 32, 32)`` float32 in [-1, 1] on ``device`` and label an int, a pure function of
+    (generator, seed, i) -- the same item format as ``RealMNIST``.
+
+    ``generator``: None (shipped default), a generator/checkpoint file, or a Generator (not
+    modified). ``device``: default the module's device, else the CPU; 'auto' = CUDA if present.
+    ``classes``: the class ids drawn (default all); ``class_weights``: their relative
+    frequencies (default equal: exactly balanced, see the module docstring). ``fast``: use
+    ``FastGenerator`` (default) or the plain generator in eval mode; ``dtype``: float32 or
+    bfloat16 (CUDA only). ``chunk``: rows of every generator forward (default 64 on CPU, 1024
+    on CUDA); a batch of B items is ceil(B / chunk) forwards, the last one padded, so item i
+    is computed in a forward of the same shape whatever batch requests it (bit-identical
+    images across batch sizes, orders and compositions on a given device). For the GPU set
+    ``chunk`` to the DataLoader's batch size: one batch is then one forward. ``targets``:
+    (N,) int64 CPU.
+    """
+
+    def __init__(self, generator: GeneratorLike = None, num_samples: int = 60000,
+                 classes: Optional[Sequence[int]] = None, class_weights: Optional[Sequence[float]] = None,
+                 seed: int = 0, device: Union[str, torch.device, None] = None,
+                 transform: Optional[Callable] = None, target_transform: Optional[Callable] = None,
+                 truncation: Optional[float] = None, truncation_mode: str = "resample",
+                 dtype=None, fast: bool = True, chunk: Optional[int] = None):
+        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples <= 0:
+            raise ConfigError(f"num_samples must be a positive integer, got {num_samples!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+        if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk <= 0):
+            raise ConfigError(f"chunk must be a positive integer, got {chunk!r}")
+        if truncation is not None and not truncation > 0:
+            raise ConfigError(f"truncation must be positive, got {truncation!r}")
+        if truncation_mode not in ("resample", "clamp"):
+            raise ConfigError(f"truncation_mode must be 'resample' or 'clamp', got {truncation_mode!r}")
+        model, self.source = load_source(generator)
+        self.config = model.config
+        self.device = _device(device, model)
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.class_ids, self.class_weights = _check_classes(classes, class_weights, self.config.num_classes)
+        self.num_samples, self.seed = num_samples, seed
+        self.truncation, self.truncation_mode = truncation, truncation_mode
+        self.transform, self.target_transform = transform, target_transform
+        self.chunk = chunk or (1024 if self.device.type == "cuda" else 64)
+        if fast:
+            self.generator: torch.nn.Module = FastGenerator(model, device=self.device, dtype=self.dtype)
+        else:
+            if self.dtype != torch.float32:
+                raise ConfigError("the plain generator (fast=False) samples in float32 only")
+            self.generator = copy.deepcopy(model).to(self.device).eval()
+        self.targets = stratified_labels(num_samples, self.class_ids, self.class_weights)
+        self._cached: Optional[tuple] = None  # (start, images) of the last chunk __getitem__ made
+        self.classes = [str(c) for c in range(self.config.num_classes)]
+        self.class_to_idx = {name: c for c, name in enumerate(self.classes)}
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def latents(self, indices) -> torch.Tensor:
+        """Latents (B, z_dim) float32 on the dataset's device of items ``indices``."""
+        idx = self._indices(indices).to(self.device)
+        return index_latents(self.seed, idx, self.config.z_dim, self.truncation, self.truncation_mode)
+
+    def generate(self, indices) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images (B, C, 32, 32) float32 on the device, labels (B,) int64 CPU) of ``indices``
+        (a sequence, range or 1-D tensor). Forwards always have exactly ``chunk`` rows (the
+        last padded), so an image does not depend on the batch it was requested in."""
+        idx = self._indices(indices)
+        labels = self.targets[idx]
+        chunks = []
+        for start in range(0, len(idx), self.chunk):
+            part = idx[start:start + self.chunk].to(self.device)
+            z = index_latents(self.seed, part, self.config.z_dim, self.truncation, self.truncation_mode)
+            y = labels[start:start + self.chunk].to(self.device)
+            pad = self.chunk - len(part)
+            if pad:
+                z = torch.cat([z, z.new_zeros((pad, z.shape[1]))])
+                y = torch.cat([y, y[:1].expand(pad)])
+            if isinstance(self.generator, FastGenerator):
+                chunks.append(self.generator(z, y)[:len(part)])
+            else:
+                with torch.no_grad():
+                    chunks.append(self.generator(z, y)[:len(part)])
+        if not chunks:
+            return torch.empty((0, self.config.channels, 32, 32), device=self.device), labels
+        return (chunks[0] if len(chunks) == 1 else torch.cat(chunks)), labels
+
+    def __getitems__(self, indices: Sequence[int]):
+        if get_worker_info() is not None and self.device.type == "cuda":
+            raise AugmentError("a SyntheticMNIST on CUDA cannot run in DataLoader worker processes; "
+                               "use num_workers=0 or device='cpu'")
+        images, labels = self.generate(indices)
+        if self.transform is None and self.target_transform is None:
+            return SampleBatch(images, labels)
+        return [self._transformed(img, int(y)) for img, y in zip(images, labels.tolist())]
+
+    def __getitem__(self, index: int):
+        """One item. Computes (and keeps) the whole aligned chunk holding it, so sequential
+        single-item access (e.g. through a plain ConcatDataset) costs one forward per chunk."""
+        i = int(self._indices([index])[0])
+        start = i - i % self.chunk
+        if self._cached is None or self._cached[0] != start:
+            images, _ = self.generate(range(start, min(start + self.chunk, self.num_samples)))
+            self._cached = (start, images)
+        return self._transformed(self._cached[1][i - start].clone(), int(self.targets[i]))
+
+    def _transformed(self, img: torch.Tensor, target: int):
+        if self.transform is not None:
+            img = self.transform(img)
+        if self.target_transform is not None:
+            target = self.target_transform(target)
+        return img, target
+
+    def _indices(self, indices) -> torch.Tensor:
+        if isinstance(indices, range):
+            idx = torch.arange(indices.start, indices.stop, indices.step, dtype=torch.long)
+        else:
+            idx = torch.as_tensor(indices, dtype=torch.long).cpu().reshape(-1)
+        n = self.num_samples
+        if len(idx) and (int(idx.min()) < -n or int(idx.max()) >= n):
+            raise IndexError(f"index out of range for a SyntheticMNIST of {n} items")
+        return torch.where(idx < 0, idx + n, idx)
+
+    def counts_per_class(self) -> dict:
+        """{class id: number of items} over the whole dataset."""
+        counts = torch.bincount(self.targets, minlength=self.config.num_classes)
+        return {c: int(counts[c]) for c in self.class_ids if counts[c] > 0}
+
+    def extra_repr(self) -> str:
+        src = self.source["path"] or "<Generator module>"
+        weights = "equal" if self.class_weights is None else list(self.class_weights)
+        return (f"Generator: {src} (weights sha256 {self.source['weights_sha256'][:12]})\n"
+                f"Classes: {self.class_ids}, weights: {weights}\nSeed: {self.seed}, truncation: "
+                f"{self.truncation} ({self.truncation_mode})\nDevice: {self.device}, dtype: "
+                f"{str(self.dtype).replace('torch.', '')}, sampler: "
+                f"{'fast' if isinstance(self.generator, FastGenerator) else 'plain'}")
+
+    def __repr__(self) -> str:
+        lines = [f"Number of datapoints: {len(self)}", *self.extra_repr().splitlines()]
+        return "\n".join([f"Dataset {type(self).__name__}"] + ["    " + ln for ln in lines])
+
+
+def _check_classes(classes, weights, num_classes: int) -> tuple[list, Optional[list]]:
+    ids = list(range(num_classes)) if classes is None else [int(c) for c in classes]
+    if not ids:
+        raise ConfigError("classes is empty")
+    bad = [c for c in ids if not 0 <= c < num_classes]
+    if bad:
+        raise ConfigError(f"unknown class {bad[0]}: the generator has classes 0..{num_classes - 1}")
+    if len(set(ids)) != len(ids):
+        raise ConfigError(f"classes has duplicates: {ids}")
+    if weights is None:
+        return ids, None
+    weights = [float(w) for w in weights]
+    if len(weights) != len(ids):
+        raise ConfigError(f"{len(weights)} class weights for {len(ids)} classes")
+    if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
+        raise ConfigError("class weights must be finite, non-negative and not all zero")
+    return ids, weights
+
+
+# ---------------------------------------------------------------------------------- mixing
+
+
+def dataset_targets(dataset: Dataset) -> torch.Tensor:
+    """Labels (N,) int64 on the CPU of a dataset with ``targets``, a Subset or ConcatDataset of
+    such, or (slowly) any dataset of (image, label) items."""
+    if isinstance(dataset, Subset):
+        return dataset_targets(dataset.dataset)[torch.as_tensor(list(dataset.indices), dtype=torch.long)]
+    if isinstance(dataset, ConcatDataset):
+        return torch.cat([dataset_targets(d) for d in dataset.datasets])
+    if getattr(dataset, "targets", None) is not None:
+        return torch.as_tensor(dataset.targets).long().cpu()
+    return torch.tensor([int(dataset[i][1]) for i in range(len(dataset))], dtype=torch.long)
+
+
+def class_counts(dataset: Dataset) -> dict:
+    """{class id: number of items} of a dataset (see ``dataset_targets``)."""
+    labels, counts = torch.unique(dataset_targets(dataset), return_counts=True)
+    return dict(zip(labels.tolist(), counts.tolist()))
+
+
+class MixedDataset(ConcatDataset):
+    """ConcatDataset with batched fetch (each part's ``__getitems__`` once per batch, results
+    reassembled in order, as a SampleBatch when every item is a same-shape tensor image) and
+    ``targets``. ``real``/``synthetic`` name the parts (None when absent)."""
+
+    def __init__(self, real: Optional[Dataset], synthetic: Optional[SyntheticMNIST]):
+        parts = [d for d in (real, synthetic) if d is not None]
+        if not parts:
+            raise ConfigError("a mixed dataset needs real or synthetic data")
+        super().__init__(parts)
+        self.real, self.synthetic = real, synthetic
+        self.targets = torch.cat([dataset_targets(d) for d in parts])
+
+    def __getitems__(self, indices: Sequence[int]):
+        idx = torch.as_tensor(indices, dtype=torch.long).reshape(-1)
+        idx = torch.where(idx < 0, idx + len(self), idx)
+        if len(idx) and (int(idx.min()) < 0 or int(idx.max()) >= len(self)):
+            raise IndexError(f"index out of range for a dataset of {len(self)} items")
+        ends = torch.tensor(self.cumulative_sizes)
+        part = torch.searchsorted(ends, idx, right=True)
+        results, positions = [], []
+        for k, dataset in enumerate(self.datasets):
+            where = (part == k).nonzero().flatten()
+            if len(where) == 0:
+                continue
+            local = (idx[where] - (ends[k - 1] if k else 0)).tolist()
+            getitems = getattr(dataset, "__getitems__", None)
+            results.append(getitems(local) if callable(getitems) else [dataset[j] for j in local])
+            positions.append(where)
+        return _assemble(results, positions, len(idx))
+
+
+def _assemble(results: list, positions: list, n: int):
+    parts = []
+    for res in results:
+        if isinstance(res, SampleBatch):
+            parts.append((res.images, res.labels))
+        elif res and all(isinstance(x, torch.Tensor) for x, _ in res):
+            parts.append((torch.stack([x for x, _ in res]), torch.tensor([int(y) for _, y in res])))
+        else:
+            parts = None
+            break
+    if parts and len({(p[0].shape[1:], p[0].dtype, p[0].device) for p in parts}) == 1:
+        images = parts[0][0].new_empty((n, *parts[0][0].shape[1:]))
+        labels = torch.empty(n, dtype=torch.long)
+        for (imgs, lbls), where in zip(parts, positions):
+            images[where.to(images.device)] = imgs
+            labels[where] = lbls
+        return SampleBatch(images, labels)
+    items: list = [None] * n
+    for res, where in zip(results, positions):
+        for item, pos in zip(res, where.tolist()):
+            items[pos] = item
+    return items
+
+
+def mix_real_synthetic(real: Optional[Dataset], generator: GeneratorLike = None, ratio: float = 1.0,
+                       seed: int = 0, *, per_class: Union[None, int, Mapping[int, int]] = None,
+                       classes: Optional[Sequence[int]] = None, **synthetic_kwargs) -> MixedDataset:
+    """A training set of real and synthetic items: ``ratio`` r adds round(r * n_c) synthetic
+    items to each class c with n_c real items; ``ratio=math.inf`` gives synthetic only, with
+    ``per_class`` items per class (an int, or {class: count}; default: the real counts).
+    ``classes`` restricts the synthetic classes (default: the real ones, else all).
+
+    The synthetic items are one ``SyntheticMNIST`` (``seed`` and ``synthetic_kwargs`` passed
+    on; ``device`` defaults to the real images' device) with exactly those per-class counts."""
+    if not ratio >= 0:
+        raise ConfigError(f"ratio must be >= 0 (or math.inf for synthetic only), got {ratio!r}")
+    if per_class is not None and math.isfinite(ratio):
+        raise ConfigError("per_class applies to synthetic-only data (ratio=math.inf)")
+    real_counts = class_counts(real) if real is not None else {}
+    if math.isfinite(ratio):
+        wanted = {c: math.floor(ratio * n + 0.5) for c, n in sorted(real_counts.items())}
+    elif isinstance(per_class, Mapping):
+        wanted = {int(c): int(n) for c, n in per_class.items()}
+    elif per_class is not None:
+        ids = sorted(real_counts) if real_counts else classes
+        if ids is None:
+            ids = range(load_source(generator)[0].config.num_classes)
+        wanted = {int(c): int(per_class) for c in ids}
+    elif real_counts:
+        wanted = dict(sorted(real_counts.items()))
+    else:
+        raise ConfigError("synthetic-only data without real data needs per_class")
+    if classes is not None:
+        wanted = {c: n for c, n in wanted.items() if c in set(int(k) for k in classes)}
+    if any(n < 0 for n in wanted.values()):
+        raise ConfigError("per-class counts must be non-negative")
+    wanted = {c: n for c, n in wanted.items() if n > 0}
+    synthetic = None
+    if wanted:
+        data = getattr(real, "data", None)
+        if isinstance(data, torch.Tensor) and "device" not in synthetic_kwargs:
+            synthetic_kwargs["device"] = data.device
+        synthetic = SyntheticMNIST(generator, num_samples=sum(wanted.values()), classes=list(wanted),
+                                   class_weights=list(wanted.values()), seed=seed, **synthetic_kwargs)
+    return MixedDataset(real if math.isfinite(ratio) else None, synthetic)
+
+
+def synthetic_only(generator: GeneratorLike, per_class: Union[int, Mapping[int, int]], seed: int = 0,
+                   classes: Optional[Sequence[int]] = None, **synthetic_kwargs) -> SyntheticMNIST:
+    """A SyntheticMNIST with exactly ``per_class`` items of each class: an int for every class
+    in ``classes`` (default all, balanced as ``classes[i % K]``), or {class: count}."""
+    if isinstance(per_class, Mapping):
+        if classes is not None:
+            raise ConfigError("give the classes either as per_class's keys or as classes, not both")
+        counts = [int(n) for n in per_class.values()]
+        if any(n < 0 for n in counts) or sum(counts) <= 0:
+            raise ConfigError("per_class counts must be non-negative and not all zero")
+        return SyntheticMNIST(generator, num_samples=sum(counts), classes=list(per_class),
+                              class_weights=counts, seed=seed, **synthetic_kwargs)
+    if isinstance(per_class, bool) or int(per_class) != per_class or per_class <= 0:
+        raise ConfigError(f"per_class must be a positive integer, got {per_class!r}")
+    if classes is None:
+        classes = range(load_source(generator)[0].config.num_classes)
+    classes = list(classes)
+    return SyntheticMNIST(generator, num_samples=int(per_class) * len(classes), classes=classes,
+                          seed=seed, **synthetic_kwargs)

@@ -1,0 +1,230 @@
+"""`augment dump`: IDX / PNG / npz round trips, byte-identical repeats, atomicity, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from augment import dump as D
+from augment.checkpoint import save_generator
+from augment.config import ModelConfig
+from augment.errors import AugmentError, CheckpointError, ConfigError
+from augment.models import Generator
+from augment.synthetic import SyntheticMNIST
+
+TINY = ModelConfig(z_dim=8, embed_dim=4, g_width=8, d_width=8)
+
+
+@pytest.fixture(scope="module")
+def generator_path(tmp_path_factory) -> Path:
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        g = Generator(TINY)
+    path = tmp_path_factory.mktemp("gen") / "g.safetensors"
+    save_generator(path, g)
+    return path
+
+
+def tree(root: Path) -> dict:
+    """{relative path: bytes} of every file under root."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def leftovers(parent: Path) -> list:
+    return [p.name for p in parent.iterdir() if p.name.startswith(".")]
+
+
+def test_round_trip_through_torchvision_readers(tmp_path, generator_path):
+    import torchvision
+
+    out = tmp_path / "out"
+    manifest = D.dump_synthetic(out, generator_path, 45, ["idx", "png", "npz"], seed=5, batch_size=16)
+    ds = SyntheticMNIST(generator_path, num_samples=45, seed=5)
+    expected = D.to_mnist_uint8(ds.generate(range(45))[0])
+    mnist = torchvision.datasets.MNIST(out, train=True, download=False)
+    assert torch.equal(mnist.data, expected) and torch.equal(mnist.targets, ds.targets)
+    assert mnist[7][1] == 7 and mnist[7][0].size == (28, 28)
+    folder = torchvision.datasets.ImageFolder(out / "png" / "train")
+    assert len(folder) == 45 and folder.class_to_idx == {str(c): c for c in range(10)}
+    for path, label in folder.samples[::7]:
+        index = int(Path(path).stem)
+        assert label == int(ds.targets[index])
+        assert np.array_equal(np.array(folder.loader(path).convert("L")), expected[index].numpy())
+    with np.load(out / "train.npz") as npz:
+        assert npz["x"].dtype == np.uint8 and npz["y"].dtype == np.int64
+        assert np.array_equal(npz["x"], expected.numpy()) and np.array_equal(npz["y"], ds.targets.numpy())
+    on_disk = json.loads((out / "manifest.json").read_text())
+    assert on_disk == manifest
+    assert manifest["seed"] == 5 and manifest["num_samples"] == 45 and manifest["split"] == "train"
+    assert manifest["counts_per_class"] == {str(c): 5 if c < 5 else 4 for c in range(10)}
+    assert manifest["generator"]["model_config"]["z_dim"] == 8
+    assert manifest["generator"]["file_sha256"] == D.sha256_file(generator_path)
+    assert manifest["formats"] == ["idx", "png", "npz"] and manifest["library_version"]
+    for name, info in manifest["files"].items():
+        if "sha256" in info:
+            assert D.sha256_file(out / name) == info["sha256"]
+    assert leftovers(tmp_path) == []
+
+
+def test_test_split_and_class_subset(tmp_path, generator_path):
+    import torchvision
+
+    out = tmp_path / "t"
+    D.dump_synthetic(out, generator_path, 12, ["idx", "png"], split="test", classes=[3, 7])
+    mnist = torchvision.datasets.MNIST(out, train=False, download=False)
+    assert mnist.targets.tolist() == [3, 7] * 6
+    assert sorted(p.name for p in (out / "png" / "test").iterdir()) == ["3", "7"]
+    assert (out / "MNIST" / "raw" / "train-images-idx3-ubyte").read_bytes()[4:8] == bytes(4)  # 0 items
+
+
+def test_repeated_dumps_are_byte_identical(tmp_path, generator_path):
+    args = dict(generator=generator_path, num_samples=37, formats=["npz", "png", "idx"], seed=9,
+                class_weights=[3, 1, 1, 1, 1, 1, 1, 1, 1, 1])
+    D.dump_synthetic(tmp_path / "a", batch_size=8, **args)
+    D.dump_synthetic(tmp_path / "b", batch_size=37, **args)
+    a, b = tree(tmp_path / "a"), tree(tmp_path / "b")
+    assert len(a) == 4 + 1 + 1 + 37 and a == b
+    D.dump_synthetic(tmp_path / "c", batch_size=8, **{**args, "seed": 10})
+    assert tree(tmp_path / "c")["train.npz"] != a["train.npz"]
+
+
+def test_existing_output_is_refused_unless_overwrite(tmp_path, generator_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    D.dump_synthetic(out, generator_path, 4, "npz")  # an empty directory is fine
+    before = tree(out)
+    with pytest.raises(AugmentError, match="not empty"):
+        D.dump_synthetic(out, generator_path, 6, "npz")
+    assert tree(out) == before
+    D.dump_synthetic(out, generator_path, 6, ["idx"], overwrite=True)
+    assert "train.npz" not in tree(out) and "MNIST/raw/train-images-idx3-ubyte" in tree(out)
+    assert leftovers(tmp_path) == []
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(AugmentError, match="not a directory"):
+        D.dump_synthetic(tmp_path / "file", generator_path, 4, "npz", overwrite=True)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(num_samples=0), ConfigError, "positive"),
+    (dict(num_samples=-2), ConfigError, "positive"),
+    (dict(classes=[4, 12]), ConfigError, "unknown class 12"),
+    (dict(formats=["idx", "tiff"]), ConfigError, "unknown format 'tiff'"),
+    (dict(formats=[]), ConfigError, "no output format"),
+    (dict(split="valid"), ConfigError, "unknown split"),
+    (dict(batch_size=0), ConfigError, "batch size"),
+    (dict(dtype="bfloat16"), ConfigError, "CUDA"),
+])
+def test_bad_arguments_write_nothing(tmp_path, generator_path, kwargs, error, match):
+    args = {"generator": generator_path, "num_samples": 5, "formats": ["idx"], **kwargs}
+    with pytest.raises(error, match=match):
+        D.dump_synthetic(tmp_path / "out", **args)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_corrupt_generator_and_unwritable_directory_write_nothing(tmp_path, generator_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"garbage, not safetensors")
+    with pytest.raises(CheckpointError):
+        D.dump_synthetic(tmp_path / "out", bad, 5)
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where a directory should be")
+    with pytest.raises(AugmentError, match="cannot write"):
+        D.dump_synthetic(blocker / "out", generator_path, 5)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.safetensors", "blocker"]
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root ignores permissions")
+def test_read_only_parent(tmp_path, generator_path):
+    parent = tmp_path / "ro"
+    parent.mkdir()
+    parent.chmod(0o500)
+    try:
+        with pytest.raises(AugmentError, match="cannot write"):
+            D.dump_synthetic(parent / "out", generator_path, 5)
+    finally:
+        parent.chmod(0o700)
+
+
+def test_failure_mid_write_leaves_nothing(tmp_path, generator_path, monkeypatch):
+    calls = []
+
+    def failing_write(self, images, labels, start):
+        calls.append(start)
+        if start > 0:
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(D.NpzWriter, "write", failing_write)
+    with pytest.raises(AugmentError, match="No space left"):
+        D.dump_synthetic(tmp_path / "out", generator_path, 20, ["idx", "npz"], batch_size=8)
+    assert calls == [0, 8] and list(tmp_path.iterdir()) == []
+
+
+def test_idx_is_streamed_batch_by_batch(tmp_path, generator_path, monkeypatch):
+    sizes = []
+    original = D.IdxWriter.write
+
+    def spy(self, images, labels, start):
+        sizes.append(len(images))
+        original(self, images, labels, start)
+
+    monkeypatch.setattr(D.IdxWriter, "write", spy)
+    D.dump_synthetic(tmp_path / "out", generator_path, 21, ["idx"], batch_size=8)
+    assert sizes == [8, 8, 5]
+
+
+# ----------------------------------------------------------------------------------- CLI
+
+
+def cli_group() -> click.Group:
+    """``cli.main`` once ``dump`` is registered there, else an AugmentGroup holding it."""
+    import cli
+    from cli.dump import dump
+
+    if "dump" in cli.main.commands:
+        return cli.main
+    group = cli.AugmentGroup()
+    group.add_command(dump)
+    return group
+
+
+def test_cli_dump(tmp_path, generator_path):
+    out = tmp_path / "cli"
+    result = CliRunner().invoke(cli_group(), [
+        "dump", str(generator_path), "--out", str(out), "-n", "12", "--format", "idx",
+        "--format", "npz", "--seed", "2", "--classes", "1,2,3", "--device", "cpu",
+        "--batch-size", "5", "--quiet"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["counts_per_class"] == {"1": 4, "2": 4, "3": 4}
+    assert summary["formats"] == ["idx", "npz"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["seed"] == 2 and manifest["classes"] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["-n", "0"], 2, "Invalid value"),
+    (["--format", "tiff"], 2, "Invalid value"),
+    (["--classes", "1,x"], 2, "comma-separated"),
+    (["--classes", "11"], 1, "Error: unknown class 11"),
+    (["--dtype", "bfloat16", "--device", "cpu"], 1, "Error: bfloat16 sampling is supported on CUDA"),
+])
+def test_cli_errors(tmp_path, generator_path, args, code, message):
+    result = CliRunner().invoke(cli_group(), ["dump", str(generator_path), "--out",
+                                              str(tmp_path / "o"), "-q", *args])
+    assert result.exit_code == code and message in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_corrupt_generator(tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a generator")
+    result = CliRunner().invoke(cli_group(), ["dump", str(bad), "--out", str(tmp_path / "o"), "-q"])
+    assert result.exit_code == 1 and result.output.startswith("Error: ")
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "o").exists()

@@ -1,0 +1,306 @@
+"""SyntheticMNIST: per-index latents and labels, batched fetch, DataLoader use, mixing."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data import ConcatDataset, DataLoader, Subset, default_collate
+
+from augment import synthetic as S
+from augment.checkpoint import save_generator
+from augment.config import ModelConfig
+from augment.data import RealMNIST
+from augment.errors import AugmentError, CheckpointError, ConfigError
+from augment.models import Generator
+from augment.sampling import FastGenerator
+from augment.synthetic import (SampleBatch, SyntheticMNIST, class_counts, collate_batch,
+                               index_latents, mix_real_synthetic, stratified_labels, synthetic_only)
+
+TINY = ModelConfig(z_dim=8, embed_dim=4, g_width=8, d_width=8)
+
+
+@pytest.fixture(scope="module")
+def generator() -> Generator:
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return Generator(TINY)
+
+
+@pytest.fixture
+def generator_file(tmp_path: Path, generator: Generator) -> Path:
+    path = tmp_path / "g.safetensors"
+    save_generator(path, generator)
+    return path
+
+
+def all_images(dataset, batch_size: int, **loader_kwargs) -> torch.Tensor:
+    return torch.cat([x for x, _ in DataLoader(dataset, batch_size=batch_size, **loader_kwargs)])
+
+
+# ------------------------------------------------------------------------------- latents
+
+
+def reference_uniform(seed: int, i: int, c: int) -> float:
+    m = (1 << 64) - 1
+    a = S.splitmix64((S.splitmix64(seed) + i * 0x9E3779B97F4A7C15) & m)
+    b = S.splitmix64((c * 0x9E3779B97F4A7C15 + S._SALT) & m)
+    return ((S.splitmix64((a + b) & m) >> 11) + 1) * 2.0 ** -53
+
+
+def test_splitmix64_known_values():
+    # splitmix64 sequence from state 0 (reference outputs of the published algorithm)
+    assert S.splitmix64(0x9E3779B97F4A7C15) == 0xE220A8397B1DCDAF
+    assert S.splitmix64(2 * 0x9E3779B97F4A7C15) == 0x6E789E6AA1B965F4
+
+
+def test_torch_hash_matches_python_reference():
+    idx = torch.tensor([0, 1, 2, 12345678901, 2 ** 62])
+    cols = torch.tensor([0, 1, 5, 2 ** 30 + 3])
+    for seed in (0, 7, 2 ** 63 + 5):
+        u = S._uniform(S._row_keys(seed, idx)[:, None], cols)
+        for a in range(len(idx)):
+            for b in range(len(cols)):
+                assert u[a, b].item() == reference_uniform(seed, int(idx[a]), int(cols[b]))
+
+
+def test_latents_match_box_muller_reference():
+    z = index_latents(3, torch.arange(5), 7)
+    for i in range(5):
+        for j in range(7):
+            u1, u2 = reference_uniform(3, i, 2 * (j // 2)), reference_uniform(3, i, 2 * (j // 2) + 1)
+            trig = math.sin if j % 2 else math.cos
+            expected = math.sqrt(-2 * math.log(u1)) * trig(2 * math.pi * u2)
+            assert z[i, j].item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_polynomial_log_and_trig_are_accurate():
+    u = torch.rand(20000, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) + 1e-300
+    u = torch.cat([u, torch.tensor([1.0, 2.0 ** -53, 0.5, 0.25, 0.75], dtype=torch.float64)])
+    torch.testing.assert_close(S._log(u), torch.log(u), atol=1e-14, rtol=1e-14)
+    c, s = S._cos_sin_2pi(u)
+    torch.testing.assert_close(c, torch.cos(2 * math.pi * u), atol=1e-14, rtol=0)
+    torch.testing.assert_close(s, torch.sin(2 * math.pi * u), atol=1e-14, rtol=0)
+
+
+def test_latents_are_bitwise_independent_of_batch():
+    full = index_latents(11, torch.arange(2000), 50)
+    perm = torch.randperm(2000, generator=torch.Generator().manual_seed(1))[:777]
+    assert torch.equal(index_latents(11, perm, 50), full[perm])
+    for i in (0, 5, 1999):
+        assert torch.equal(index_latents(11, torch.tensor([i]), 50)[0], full[i])
+    assert not torch.equal(index_latents(12, torch.arange(5), 50), full[:5])  # seed matters
+    assert abs(float(full.mean())) < 0.01 and abs(float(full.std()) - 1) < 0.01
+
+
+def test_truncation():
+    plain = index_latents(2, torch.arange(500), 16)
+    clamped = index_latents(2, torch.arange(500), 16, truncation=0.7, mode="clamp")
+    assert torch.equal(clamped, plain.clamp(-0.7, 0.7))
+    resampled = index_latents(2, torch.arange(500), 16, truncation=0.7)
+    assert float(resampled.abs().max()) <= 0.7
+    inside = plain.abs() <= 0.7
+    assert torch.equal(resampled[inside], plain[inside])  # only the tails are redrawn
+    assert float(resampled[~inside].abs().min()) < 0.6  # redrawn, not clamped
+    assert torch.equal(index_latents(2, torch.arange(499, -1, -1), 16, truncation=0.7), resampled.flip(0))
+    with pytest.raises(ConfigError):
+        index_latents(2, torch.arange(3), 16, truncation=0.7, mode="wrap")
+
+
+# -------------------------------------------------------------------------------- labels
+
+
+def test_default_labels_are_balanced_modulo():
+    assert stratified_labels(23, [0, 1, 2]).tolist() == [0, 1, 2] * 7 + [0, 1]
+    assert stratified_labels(9, [4, 7], [2.0, 2.0]).tolist() == [4, 7, 4, 7, 4, 7, 4, 7, 4]
+
+
+def test_weighted_labels_exact_counts_and_prefixes():
+    counts = [5923, 6742, 5958]
+    labels = stratified_labels(sum(counts), [0, 1, 2], counts)
+    assert torch.bincount(labels).tolist() == counts
+    labels = stratified_labels(1000, [3, 5, 8], [0.5, 0.3, 0.2])
+    assert torch.bincount(labels, minlength=9)[[3, 5, 8]].tolist() == [500, 300, 200]
+    for n in (1, 17, 333):  # prefix property: the first n are the labels of a dataset of n
+        assert torch.equal(stratified_labels(n, [3, 5, 8], [0.5, 0.3, 0.2]), labels[:n])
+        share = torch.bincount(labels[:n], minlength=9)[[3, 5, 8]].double()
+        assert (share - n * torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64)).abs().max() <= 1
+    assert 4 not in stratified_labels(50, [3, 4], [1, 0]).tolist()
+
+
+# ------------------------------------------------------------------------------- dataset
+
+
+def test_item_format_matches_real_mnist(generator, idx_dir):
+    ds = SyntheticMNIST(generator, num_samples=30, seed=1)
+    real = RealMNIST(idx_dir, mnist=False)
+    for dataset in (ds, real):
+        img, label = dataset[3]
+        assert img.shape == (1, 32, 32) and img.dtype == torch.float32 and type(label) is int
+        assert float(img.abs().max()) <= 1.0
+    assert ds[3][1] == 3 and ds.targets.tolist() == [i % 10 for i in range(30)]
+    assert ds.classes == real.classes
+    x, y = next(iter(DataLoader(ConcatDataset([real, ds]), batch_size=200)))
+    assert x.shape == (110, 1, 32, 32) and y.dtype == torch.int64
+    assert "Number of datapoints: 30" in repr(ds) and "Seed: 1" in repr(ds)
+
+
+def test_images_are_the_generator_of_the_index_latents(generator):
+    ds = SyntheticMNIST(generator, num_samples=20, seed=4, chunk=20)
+    z = index_latents(4, torch.arange(20), TINY.z_dim)
+    expected = FastGenerator(generator)(z, ds.targets)
+    torch.testing.assert_close(ds.generate(range(20))[0], expected, atol=1e-6, rtol=0)
+    plain = SyntheticMNIST(generator, num_samples=20, seed=4, fast=False)
+    torch.testing.assert_close(plain.generate(range(20))[0], expected, atol=2e-6, rtol=0)
+
+
+def test_items_are_identical_whatever_the_batch(generator):
+    ds = SyntheticMNIST(generator, num_samples=100, seed=1, chunk=16)
+    reference = all_images(ds, 100)
+    assert torch.equal(all_images(ds, 7), reference)
+    assert torch.equal(torch.stack([ds[i][0] for i in range(0, 100, 9)]), reference[::9])
+    assert torch.equal(ds[-1][0], reference[99])
+    order = torch.randperm(100, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(all_images(ds, 13, sampler=order.tolist()), reference[order])
+    x, y = next(iter(DataLoader(ds, batch_size=100, shuffle=True,
+                                generator=torch.Generator().manual_seed(5))))
+    matches = (x[:, None] == reference[None]).flatten(2).all(-1)
+    assert torch.equal(ds.targets[matches.float().argmax(1)], y)
+    sub = Subset(ds, [3, 1, 4, 1, 5])
+    assert torch.equal(all_images(sub, 5), reference[[3, 1, 4, 1, 5]])
+    cat = ConcatDataset([ds, ds])
+    assert torch.equal(all_images(cat, 4, sampler=[150, 2, 99, 100]), reference[[50, 2, 99, 0]])
+
+
+def test_worker_processes_give_the_same_images(generator):
+    ds = SyntheticMNIST(generator, num_samples=40, seed=2)
+    assert torch.equal(all_images(ds, 10, num_workers=2), all_images(ds, 40))
+
+
+def test_collate_batch_equals_default_collate(generator):
+    ds = SyntheticMNIST(generator, num_samples=12, seed=0)
+    batch = ds.__getitems__([5, 0, 11])
+    assert isinstance(batch, SampleBatch) and len(batch) == 3 and batch[2][1] == 1
+    fast, default = collate_batch(batch), default_collate(batch)
+    assert torch.equal(fast[0], default[0]) and torch.equal(fast[1], default[1])
+    assert torch.equal(collate_batch(list(batch))[1], default[1])
+
+
+def test_transforms_apply_per_item(generator):
+    ds = SyntheticMNIST(generator, num_samples=6, transform=lambda x: x * 0, target_transform=str)
+    x, y = ds[4]
+    assert float(x.abs().sum()) == 0 and y == "4"
+
+
+def test_class_subset_and_weights(generator):
+    ds = SyntheticMNIST(generator, num_samples=60, classes=[2, 7], class_weights=[1, 2])
+    assert ds.counts_per_class() == {2: 20, 7: 40}
+    assert [y for _, y in ds.__getitems__(range(6))] == ds.targets[:6].tolist()
+
+
+def test_generator_sources(generator, generator_file, tmp_path, monkeypatch):
+    from_module = SyntheticMNIST(generator, num_samples=8).generate(range(8))[0]
+    from_file = SyntheticMNIST(generator_file, num_samples=8)
+    assert torch.equal(from_file.generate(range(8))[0], from_module)
+    assert from_file.source["file_sha256"] and from_file.source["path"] == str(generator_file)
+    monkeypatch.setattr(S, "default_generator_path", lambda: generator_file)
+    assert torch.equal(SyntheticMNIST(None, num_samples=8).generate(range(8))[0], from_module)
+    monkeypatch.setattr(S, "default_generator_path", lambda: tmp_path / "missing.safetensors")
+    with pytest.raises(AugmentError, match="no shipped generator .*pass a generator file"):
+        SyntheticMNIST(num_samples=8)
+
+
+def test_no_global_rng_state_is_touched(generator):
+    state = torch.random.get_rng_state()
+    ds = SyntheticMNIST(generator, num_samples=10, truncation=0.5)
+    ds.__getitems__(range(10))
+    assert torch.equal(state, torch.random.get_rng_state())
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(num_samples=0), "num_samples"),
+    (dict(num_samples=-3), "num_samples"),
+    (dict(classes=[1, 10]), "unknown class 10"),
+    (dict(classes=[1, 1]), "duplicates"),
+    (dict(classes=[]), "empty"),
+    (dict(classes=[1, 2], class_weights=[1]), "1 class weights for 2"),
+    (dict(class_weights=[-1] + [1] * 9), "non-negative"),
+    (dict(truncation=0), "truncation"),
+    (dict(truncation_mode="wrap"), "truncation_mode"),
+    (dict(seed=-1), "seed"),
+    (dict(chunk=0), "chunk"),
+    (dict(dtype="bf16"), "CUDA"),
+])
+def test_bad_arguments(generator, kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        SyntheticMNIST(generator, **{"num_samples": 10, **kwargs})
+
+
+def test_bad_sources_and_indices(generator, tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    with pytest.raises(CheckpointError):
+        SyntheticMNIST(bad, num_samples=4)
+    with pytest.raises(AugmentError, match="generator must be"):
+        SyntheticMNIST(torch.nn.Linear(2, 2), num_samples=4)
+    ds = SyntheticMNIST(generator, num_samples=4)
+    with pytest.raises(IndexError):
+        ds[4]
+    with pytest.raises(IndexError):
+        ds.__getitems__([0, -5])
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            SyntheticMNIST(generator, num_samples=4, device="cuda")
+
+
+# -------------------------------------------------------------------------------- mixing
+
+
+def test_mix_ratio_per_class(generator, idx_dir):
+    real = RealMNIST(idx_dir, mnist=False)  # 80 toy digits, 8 per class
+    mixed = mix_real_synthetic(real, generator, ratio=1.5, seed=3)
+    assert mixed.real is real and len(mixed.synthetic) == 120
+    assert class_counts(mixed.synthetic) == {c: 12 for c in range(10)}
+    assert class_counts(mixed) == {c: 20 for c in range(10)}
+    x, y = next(iter(DataLoader(mixed, batch_size=len(mixed), collate_fn=collate_batch)))
+    assert torch.equal(y, mixed.targets) and x.shape == (200, 1, 32, 32)
+    assert torch.equal(x[:80], real.data) and torch.equal(x[80:], all_images(mixed.synthetic, 120))
+    order = [150, 3, 80, 79, 199]
+    batch = mixed.__getitems__(order)
+    for k, i in enumerate(order):
+        assert torch.equal(batch[k][0], mixed[i][0]) and batch[k][1] == mixed[i][1]
+    keep = [i for i in range(80) if real.targets[i] != 2] + [2, 12]  # uneven: 2 of class 2
+    uneven = mix_real_synthetic(Subset(real, keep), generator, ratio=0.5, classes=[0, 2])
+    assert class_counts(uneven.synthetic) == {0: 4, 2: 1}
+    assert mix_real_synthetic(real, generator, ratio=0).synthetic is None
+
+
+def test_synthetic_only(generator, idx_dir):
+    real = RealMNIST(idx_dir, mnist=False)
+    only = mix_real_synthetic(real, generator, ratio=math.inf, per_class=3)
+    assert only.real is None and class_counts(only) == {c: 3 for c in range(10)}
+    same_size = mix_real_synthetic(real, generator, ratio=math.inf)
+    assert class_counts(same_size) == class_counts(real)
+    ds = synthetic_only(generator, 4, classes=[1, 9])
+    assert len(ds) == 8 and class_counts(ds) == {1: 4, 9: 4}
+    ds = synthetic_only(generator, {0: 2, 5: 3})
+    assert class_counts(ds) == {0: 2, 5: 3}
+    with pytest.raises(ConfigError):
+        mix_real_synthetic(real, generator, ratio=-1)
+    with pytest.raises(ConfigError, match="per_class"):
+        mix_real_synthetic(real, generator, ratio=2, per_class=3)
+    with pytest.raises(ConfigError, match="per_class"):
+        synthetic_only(generator, 0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_latents_equal_cpu_latents_and_dataset_runs(generator):
+    idx = torch.arange(1000)
+    assert torch.equal(index_latents(3, idx.cuda(), 100).cpu(), index_latents(3, idx, 100))
+    ds = SyntheticMNIST(generator, num_samples=50, device="cuda", chunk=16)
+    x, y = next(iter(DataLoader(ds, batch_size=50, collate_fn=collate_batch)))
+    assert x.device.type == "cuda" and torch.equal(x, all_images(ds, 7).to(x.device))
+    with pytest.raises(Exception, match="num_workers=0"):
+        next(iter(DataLoader(ds, batch_size=5, num_workers=1)))
