@@ -30,7 +30,8 @@ from torch import nn
 from .config import config_from_dict
 from .data import IMAGE_SIZE, to_model_images
 from .errors import AugmentError, CheckpointError, ConfigError, DataError
-from .fileio import PathLike, atomic_path, atomic_write_text, sha256_file
+from .fileio import PathLike, atomic_path, sha256_file
+from .pretrained import read_manifest, verify_checksum, write_manifest  # noqa: F401 (re-exported)
 
 CLASSIFIER_FORMAT = "augment.classifier"
 FORMAT_VERSION = 1
@@ -358,36 +359,11 @@ def load_classifier(path: PathLike, device: Device = "cpu",
     return model.to(device).eval()
 
 
-def write_manifest(weights: PathLike, info: dict, manifest: Optional[PathLike] = None) -> Path:
-    """Write ``weights``' manifest (default: beside it, ``.json``): file name, SHA-256, bytes
-    and ``info`` (how it was trained, its test accuracy)."""
-    weights = Path(weights)
-    manifest = Path(manifest) if manifest is not None else weights.with_suffix(".json")
-    body = {"file": weights.name, "sha256": sha256_file(weights),
-            "bytes": weights.stat().st_size, **info}
-    atomic_write_text(manifest, json.dumps(body, indent=2, sort_keys=True) + "\n")
-    return manifest
-
-
-def read_manifest(manifest: PathLike = DEFAULT_MANIFEST) -> dict:
-    """The manifest dict of a classifier file (``file``, ``sha256``, ``test_accuracy``, ...)."""
-    try:
-        body = json.loads(Path(manifest).read_text())
-    except FileNotFoundError:
-        raise CheckpointError(f"classifier manifest not found: {manifest}") from None
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{manifest}: unreadable classifier manifest ({e})") from None
-    if not isinstance(body, dict) or not isinstance(body.get("sha256"), str):
-        raise CheckpointError(f"{manifest}: classifier manifest lacks a sha256")
-    return body
-
-
 def load_verified_classifier(weights: PathLike, device: Device = "cpu",
                              manifest: Optional[PathLike] = None) -> tuple[Classifier, dict]:
     """(classifier, manifest) for a weights file whose SHA-256 its manifest vouches for."""
-    weights = Path(weights)
-    info = read_manifest(manifest if manifest is not None else weights.with_suffix(".json"))
-    return load_classifier(weights, device, sha256=info["sha256"]), info
+    info = verify_checksum(weights, manifest)
+    return load_classifier(weights, device), info
 
 
 def default_classifier(device: Device = "cpu") -> Classifier:

@@ -171,7 +171,7 @@ class ExperimentContext:
     def generator_for(self, cell: Cell) -> Path:
         if cell.regime == "shipped":
             if self.shipped_generator is None:
-                from .synthetic import default_generator_path
+                from .pretrained import default_generator_path
 
                 return default_generator_path()
             return self.shipped_generator

@@ -22,7 +22,6 @@ import hashlib
 import math
 import os
 from collections.abc import Sequence as SequenceABC
-from pathlib import Path
 from typing import Callable, Mapping, Optional, Sequence, Union
 
 import torch
@@ -32,15 +31,11 @@ from .checkpoint import load_generator
 from .errors import AugmentError, ConfigError
 from .fileio import sha256_file
 from .latents import index_latents, stratified_labels
+from .pretrained import default_generator_path, verify_checksum
 from .models import Generator
 from .sampling import FastGenerator, resolve_dtype
 
 GeneratorLike = Union[None, str, os.PathLike, Generator]
-
-
-def default_generator_path() -> Path:
-    """Where the shipped default generator lives (``augment/weights/generator.safetensors``)."""
-    return Path(__file__).resolve().parent / "weights" / "generator.safetensors"
 
 
 # --------------------------------------------------------------------------------- dataset
@@ -50,10 +45,10 @@ def load_source(generator: GeneratorLike) -> tuple[Generator, dict]:
     """(generator on the CPU or its own device, provenance dict) from a path, a module or None
     (the shipped default). Raises AugmentError when the default is missing."""
     if generator is None:
-        path = default_generator_path()
-        if not path.is_file():
-            raise AugmentError(f"no shipped generator at {path}; pass a generator file")
-        generator = path
+        generator = default_generator_path()
+        if not generator.is_file():
+            raise AugmentError(f"no shipped generator at {generator}; pass a generator file")
+        verify_checksum(generator)
     if isinstance(generator, (str, os.PathLike)):
         model = load_generator(generator, "cpu")
         info = {"path": str(generator), "file_sha256": sha256_file(generator)}

@@ -9,7 +9,7 @@ import click
 
 
 @click.command()
-@click.argument("source", type=click.Path(path_type=Path))
+@click.argument("source", required=False, type=click.Path(path_type=Path))
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="output .png (grid of SOURCE, a generator or checkpoint file) or .gif "
                    "(the sample grids of SOURCE, a run directory)")
@@ -18,14 +18,15 @@ import click
 @click.option("--seed", type=click.IntRange(0), default=0, help="seed of the latents")
 @click.option("--device", type=str, default="cpu", help="'cpu', 'cuda' or 'cuda:N'")
 @click.option("--duration-ms", type=click.IntRange(10, 10_000), default=250, help="GIF frame time")
-def sample(source: Path, out: Path, per_class: int, classes: str | None, seed: int, device: str,
+def sample(source: Path | None, out: Path, per_class: int, classes: str | None, seed: int, device: str,
            duration_ms: int) -> None:
-    """Make a per-class sample grid from a generator, or a GIF from a run's grids."""
+    """Make a per-class sample grid from a generator (default: the shipped one), or a GIF from
+    a run directory's grids."""
     from augment import visualize
 
     suffix = out.suffix.lower()
     if suffix == ".gif":
-        if not source.is_dir():
+        if source is None or not source.is_dir():
             raise click.UsageError(f"a .gif output needs a run directory, got {source}")
         path = visualize.save_gif(visualize.run_frames(source), out, duration_ms)
     elif suffix == ".png":
@@ -33,7 +34,12 @@ def sample(source: Path, out: Path, per_class: int, classes: str | None, seed: i
         from augment.training import resolve_device
 
         wanted = _parse_classes(classes)
-        generator = load_generator(source, resolve_device(device))
+        if source is None:
+            from augment.pretrained import load_default_generator
+
+            generator = load_default_generator(resolve_device(device))
+        else:
+            generator = load_generator(source, resolve_device(device))
         images = visualize.class_grid(generator, per_class=per_class, seed=seed, classes=wanted)
         path = visualize.save_grid(images, out, nrow=per_class)
     else:

@@ -186,7 +186,7 @@ def test_manifest_roundtrip(tmp_path):
 
 
 def test_shipped_classifier_loads_and_corruption_is_caught(tmp_path):
-    info = clf.read_manifest()
+    info = clf.read_manifest(clf.DEFAULT_MANIFEST)
     assert info["sha256"] == sha256_file(clf.DEFAULT_WEIGHTS)
     assert info["test_accuracy"] >= 0.992
     model = clf.default_classifier()

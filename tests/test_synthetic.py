@@ -206,6 +206,9 @@ def test_generator_sources(generator, generator_file, tmp_path, monkeypatch):
     from_file = SyntheticMNIST(generator_file, num_samples=8)
     assert torch.equal(from_file.generate(range(8))[0], from_module)
     assert from_file.source["file_sha256"] and from_file.source["path"] == str(generator_file)
+    from augment.pretrained import write_manifest
+
+    write_manifest(generator_file, {})
     monkeypatch.setattr(S, "default_generator_path", lambda: generator_file)
     assert torch.equal(SyntheticMNIST(None, num_samples=8).generate(range(8))[0], from_module)
     monkeypatch.setattr(S, "default_generator_path", lambda: tmp_path / "missing.safetensors")
