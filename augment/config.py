@@ -61,7 +61,7 @@ class TrainConfig:
         "'shared': the n_critic steps reuse one batch (reference loop)",
         choices=("fresh", "shared"))
     step_impl: str = _opt(
-        "eager", "'eager': the reference computation op by op; 'fast': the same function with "
+        "auto", "'eager': the reference computation op by op; 'fast': the same function with "
         "batched forwards (and CUDA graphs on a GPU); 'auto': fast where it is available",
         choices=("auto", "eager", "fast"))
     seed: int = _opt(0, "seed for data order, noise and initialisation", min=0)

@@ -10,6 +10,7 @@ def test_defaults_are_the_reference_recipe():
     cfg = TrainConfig()
     assert (cfg.batch_size, cfg.n_critic, cfg.lr, cfg.beta1, cfg.beta2, cfg.gp_weight, cfg.epochs) == \
         (64, 5, 1e-4, 0.5, 0.9, 10.0, 100)
+    assert cfg.step_impl == "auto" and cfg.real_batches == "fresh"
     m = cfg.model
     assert (m.num_classes, m.z_dim, m.embed_dim, m.g_width, m.d_width, m.channels) == (10, 100, 10, 128, 64, 1)
 

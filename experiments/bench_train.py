@@ -1,0 +1,291 @@
+"""Training throughput: a reference-style loop vs the trainer's eager step vs its fast step.
+
+One "batch" = one generator step in ``shared`` mode = one real batch of ``--batch-size`` images
+going through n_critic (5) critic updates and one generator update. batches/s counts those;
+images/s = batch size x batches/s (real images consumed per second; each batch also makes
+(n_critic + 1) x batch size fakes). All paths run in one process on one device, with the full
+reference models (ModelConfig defaults), timed in interleaved rounds so that load from other
+processes hits them alike.
+
+Paths:
+  reference    the reference design's loop: a torchvision-style MNIST dataset (per-item PIL
+               image -> Resize(32) -> ToTensor -> Normalize(0.5, 0.5)) through a DataLoader
+               (shuffled, drop_last); each loader batch is moved to the device and reused by
+               n_critic critic updates, then one generator update; eager maths, op by op.
+  eager        Trainer(step_impl='eager', real_batches='shared'): data resident on the device.
+  fast         Trainer(step_impl='fast'): batched forwards; one CUDA graph on a GPU.
+  fast-merged  the fast step with real, fake and interpolates in one critic forward.
+  batched      the fast step without CUDA graphs (on a CPU it is 'fast').
+
+Before timing, ``--check-steps`` steps of the eager and the fast trainer from the same seeds
+are compared (in float64 by default): max |difference| of the generator's images, the critic's
+scores on fixed inputs and the parameters (on CUDA also eager vs a second eager run, the
+device's own nondeterminism).
+
+    python experiments/bench_train.py --device cpu --steps 24 --warmup 2
+    python experiments/bench_train.py --device cuda --steps 300
+Prints one line per path and, last, one JSON line with every number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+from augment.config import ModelConfig, TrainConfig
+from augment.data import load_split, resolve_data_dir
+from augment.errors import DataError
+from augment.fast import FastStepFallback, build_fast_step
+from augment.fileio import atomic_write_text
+from augment.losses import critic_loss, generator_loss, gradient_penalty
+from augment.models import Critic, Generator
+from augment.training import Trainer
+
+FALLBACK_DATA_DIR = "/work/shared/data/mnist"
+N_CRITIC = 5
+
+
+class TorchvisionStyleMNIST(torch.utils.data.Dataset):
+    """torchvision.datasets.MNIST's item path: uint8 array -> PIL image -> transform."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor):
+        from torchvision import transforms
+
+        self.images, self.labels = images.numpy(), labels
+        self.transform = transforms.Compose([transforms.Resize(32), transforms.ToTensor(),
+                                             transforms.Normalize((0.5,), (0.5,))])
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        from PIL import Image
+
+        return self.transform(Image.fromarray(self.images[i])), int(self.labels[i])
+
+
+class ReferenceLoop:
+    """The reference design's training loop; ``step()`` consumes one loader batch."""
+
+    def __init__(self, data_dir: Path, device: torch.device, batch_size: int, workers: int,
+                 seed: int = 0):
+        images, labels = load_split(data_dir, "train", mnist=True)
+        gen = torch.Generator().manual_seed(seed)
+        self.loader = torch.utils.data.DataLoader(
+            TorchvisionStyleMNIST(images, labels), batch_size=batch_size, shuffle=True,
+            drop_last=True, num_workers=workers, generator=gen, persistent_workers=workers > 0)
+        self.device, self.batches = device, iter(self.loader)
+        cfg = ModelConfig()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.G, self.D = Generator(cfg).to(device), Critic(cfg).to(device)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=1e-4, betas=(0.5, 0.9))
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=1e-4, betas=(0.5, 0.9))
+        self.noise = torch.Generator(device=device).manual_seed(seed + 1)
+        self.z_dim = cfg.z_dim
+
+    def step(self) -> dict:
+        try:
+            real, labels = next(self.batches)
+        except StopIteration:
+            self.batches = iter(self.loader)
+            real, labels = next(self.batches)
+        real, labels = real.to(self.device), labels.to(self.device)
+        b = len(labels)
+        for _ in range(N_CRITIC):
+            z = torch.randn(b, self.z_dim, generator=self.noise, device=self.device)
+            with torch.no_grad():
+                fake = self.G(z, labels)
+            alpha = torch.rand(b, 1, 1, 1, generator=self.noise, device=self.device)
+            real_scores, fake_scores = self.D(real, labels), self.D(fake, labels)
+            gp = gradient_penalty(self.D, real, fake, labels, alpha)
+            loss_d = critic_loss(real_scores, fake_scores) + 10.0 * gp
+            self.opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            self.opt_d.step()
+        z = torch.randn(b, self.z_dim, generator=self.noise, device=self.device)
+        self.D.requires_grad_(False)
+        loss_g = generator_loss(self.D(self.G(z, labels), labels))
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        self.D.requires_grad_(True)
+        return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach()}
+
+
+def make_trainer(args, data_dir: Path, impl: str, **fast_options) -> Trainer:
+    cfg = TrainConfig(data_dir=str(data_dir), batch_size=args.batch_size, n_critic=N_CRITIC,
+                      real_batches="shared", step_impl="eager", device=args.device,
+                      seed=args.seed, tensorboard=False)
+    trainer = Trainer(cfg)
+    if impl != "eager":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FastStepFallback)  # printed once in the header
+            trainer.step_fn = build_fast_step(trainer, required=True, **fast_options)
+    return trainer
+
+
+FAST_OPTIONS = {"fast": {}, "fast-merged": {"merge_penalty": True}, "batched": {"cuda_graph": False}}
+
+
+def make_path(name: str, args, data_dir: Path):
+    if name == "reference":
+        return ReferenceLoop(data_dir, torch.device(args.device), args.batch_size, args.workers,
+                             args.seed).step
+    if name == "eager":
+        return make_trainer(args, data_dir, "eager").step
+    return make_trainer(args, data_dir, name, **FAST_OPTIONS[name]).step
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def compare(args, data_dir: Path) -> dict:
+    """Max |difference| of G(z|y) (train-mode BatchNorm), D(x|y) and the parameters after
+    ``check_steps`` steps of the eager trainer vs the fast one (and vs a second eager run on
+    CUDA), in ``check_dtype``. float64 shows whether the two compute the same function: in
+    float32, Adam's first steps turn rounding differences (batch 320 vs 64 convolutions) into
+    +-lr updates of parameters whose gradient is near zero (units that LeakyReLU(1e-4) turns
+    off, biases before a norm), so float32 runs drift apart by ~1e-2 in G's output, as any two
+    differently-rounded eager runs do."""
+    dtype = getattr(torch, args.check_dtype)
+    runs = {"eager": make_trainer(args, data_dir, "eager"), "fast": make_trainer(args, data_dir, "fast")}
+    if args.device.startswith("cuda"):
+        runs["eager2"] = make_trainer(args, data_dir, "eager")
+    for trainer in runs.values():
+        trainer.G.to(dtype), trainer.D.to(dtype)
+        trainer.real = trainer.real.to(dtype)
+        for _ in range(args.check_steps):
+            trainer.step()
+    device = runs["eager"].device
+    gen = torch.Generator().manual_seed(12345)
+    z = torch.randn(args.batch_size, ModelConfig().z_dim, generator=gen).to(device, dtype)
+    labels = (torch.arange(args.batch_size) % 10).to(device)
+    with torch.no_grad():
+        out = {k: t.G(z, labels) for k, t in runs.items()}
+        scores = {k: t.D(out["eager"], labels) for k, t in runs.items()}
+    result = {"steps": args.check_steps, "dtype": args.check_dtype}
+    for k, trainer in runs.items():
+        if k != "eager":
+            params = zip([*trainer.G.parameters(), *trainer.D.parameters()],
+                         [*runs["eager"].G.parameters(), *runs["eager"].D.parameters()])
+            result[f"{k}_vs_eager_max_abs_G"] = (out[k] - out["eager"]).abs().max().item()
+            result[f"{k}_vs_eager_max_abs_D"] = (scores[k] - scores["eager"]).abs().max().item()
+            result[f"{k}_vs_eager_max_abs_param"] = max((a - b).abs().max().item() for a, b in params)
+    return result
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="cpu", help="'cpu', 'cuda' or 'cuda:N'")
+    p.add_argument("--steps", type=int, default=24, help="timed generator steps per path")
+    p.add_argument("--warmup", type=int, default=None,
+                   help="untimed steps per path first (default: 2 on cpu, 5 on cuda; at least 3 "
+                        "on cuda, where the fast step captures its graph on its 3rd call)")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--data-dir", default=None,
+                   help=f"IDX directory (default: $AUGMENT_DATA or ~/.cache/augment/mnist, else "
+                        f"{FALLBACK_DATA_DIR})")
+    p.add_argument("--paths", default=None,
+                   help="comma-separated from reference,eager,fast,fast-merged,batched (default: "
+                        "reference,eager,fast,fast-merged; on cuda also batched)")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader workers of the reference loop")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: 2 on cpu)")
+    p.add_argument("--cudnn-benchmark", action="store_true", help="torch.backends.cudnn.benchmark")
+    p.add_argument("--check-steps", type=int, default=None,
+                   help="steps of the eager-vs-fast comparison (default: 2 on cpu, 5 on cuda; 0: skip)")
+    p.add_argument("--check-dtype", default="float64", choices=("float64", "float32"),
+                   help="dtype of the comparison (float64: rounding cannot hide a difference)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="also write the JSON result to this file")
+    args = p.parse_args(argv)
+
+    device = torch.device(args.device)
+    on_cuda = device.type == "cuda"
+    if on_cuda and not torch.cuda.is_available():
+        sys.exit("Error: --device cuda but CUDA is not available")
+    threads = args.threads or (2 if not on_cuda else None)
+    if threads:
+        torch.set_num_threads(threads)
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark
+    warmup = args.warmup if args.warmup is not None else (5 if on_cuda else 2)
+    if on_cuda:
+        warmup = max(warmup, 3)
+    args.check_steps = args.check_steps if args.check_steps is not None else (5 if on_cuda else 2)
+    paths = (args.paths or "reference,eager,fast,fast-merged" + (",batched" if on_cuda else "")).split(",")
+    unknown = set(paths) - {"reference", "eager", *FAST_OPTIONS}
+    if unknown:
+        sys.exit(f"Error: unknown path(s) {', '.join(sorted(unknown))}")
+    try:
+        data_dir = resolve_data_dir(args.data_dir)
+    except DataError:
+        if args.data_dir is not None:
+            raise
+        data_dir = resolve_data_dir(FALLBACK_DATA_DIR)
+
+    machine = torch.cuda.get_device_name(device) if on_cuda else \
+        f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+    print(f"device {device} ({machine}), torch {torch.__version__}, batch {args.batch_size}, "
+          f"n_critic {N_CRITIC}, {args.steps} timed steps/path in {args.rounds} rounds, "
+          f"warmup {warmup}, workers {args.workers}, cudnn.benchmark {args.cudnn_benchmark}")
+    print("a 'batch' = one generator step (shared mode): one real batch through n_critic critic "
+          "updates + 1 generator update; images/s = batch size x batches/s")
+    if not on_cuda:
+        print(f"note: CUDA graphs are unavailable on {device.type}; 'fast' is the batched step")
+
+    result = {"device": str(device), "machine": machine, "torch": torch.__version__,
+              "python": platform.python_version(), "batch_size": args.batch_size,
+              "n_critic": N_CRITIC, "steps": args.steps, "rounds": args.rounds, "warmup": warmup,
+              "workers": args.workers, "threads": torch.get_num_threads(),
+              "cudnn_benchmark": args.cudnn_benchmark, "command": " ".join(sys.argv)}
+    if args.check_steps > 0:
+        result["check"] = compare(args, data_dir)
+        print("check:", json.dumps(result["check"]))
+
+    steps = {name: make_path(name, args, data_dir) for name in paths}
+    for name, step in steps.items():
+        for _ in range(warmup):
+            step()
+        sync(device)
+    elapsed = dict.fromkeys(steps, 0.0)
+    done = dict.fromkeys(steps, 0)
+    for r in range(args.rounds):
+        n = args.steps // args.rounds + (r < args.steps % args.rounds)
+        for name, step in steps.items():
+            start = time.perf_counter()
+            for _ in range(n):
+                step()
+            sync(device)
+            elapsed[name] += time.perf_counter() - start
+            done[name] += n
+
+    result["paths"] = {}
+    for name in steps:
+        rate = done[name] / elapsed[name]
+        row = {"steps": done[name], "seconds": round(elapsed[name], 3),
+               "batches_per_s": round(rate, 4), "images_per_s": round(rate * args.batch_size, 2)}
+        for base in ("reference", "eager"):
+            if base in steps:
+                row[f"x_{base}"] = round(elapsed[base] / done[base] * rate, 3)
+        result["paths"][name] = row
+        ratios = "  ".join(f"{k}={v}" for k, v in row.items() if k.startswith("x_"))
+        print(f"{name:12s} {row['batches_per_s']:9.3f} batches/s  {row['images_per_s']:9.1f} "
+              f"images/s  {ratios}")
+    if args.out:
+        atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()

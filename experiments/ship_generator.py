@@ -1,0 +1,125 @@
+"""Make a training checkpoint the library's shipped default generator, with its model card.
+
+    python experiments/ship_generator.py CHECKPOINT --hardware "2-core CPU, no GPU" [--cas]
+
+1. exports the checkpoint's generator to augment/weights/generator.safetensors;
+2. runs `augment evaluate` on it (report in experiments/results/shipped_generator/), real train
+   vs real test as the ceiling;
+3. writes augment/weights/generator.json (SHA-256, provenance, headline figures), the grid
+   augment/weights/generator_grid.png (one row per class) and the model card
+   augment/weights/GENERATOR_CARD.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+
+from augment.checkpoint import export_generator, load_checkpoint, load_generator
+from augment.evaluation import REAL_BASELINE, GENERATOR, run_evaluation
+from augment.fileio import atomic_write_text
+from augment.pretrained import GENERATOR_PATH, WEIGHTS_DIR, write_manifest
+from augment.visualize import class_grid, save_grid
+
+ROOT = Path(__file__).resolve().parents[1]
+REPORT_DIR = ROOT / "experiments" / "results" / "shipped_generator"
+
+
+def fmt(x, pct=False):
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    return f"{100 * x:.2f}%" if pct else f"{x:.3f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("checkpoint", type=Path)
+    ap.add_argument("--hardware", required=True, help="where it was trained, e.g. '2-core CPU, no GPU'")
+    ap.add_argument("--n-per-class", type=int, default=1000)
+    ap.add_argument("--cas", action="store_true", help="also compute CAS (slow on a CPU)")
+    ap.add_argument("--data-dir", type=Path, default=None)
+    ap.add_argument("--note", default="", help="a sentence for the card (e.g. why training stopped)")
+    args = ap.parse_args()
+
+    ckpt = load_checkpoint(args.checkpoint)
+    cfg = ckpt["train_config"]
+    export_generator(args.checkpoint, GENERATOR_PATH)
+    if REPORT_DIR.exists():
+        shutil.rmtree(REPORT_DIR)
+    report = run_evaluation(GENERATOR_PATH, REPORT_DIR, n_per_class=args.n_per_class, cas=args.cas,
+                            data_dir=args.data_dir, device="cpu", log=lambda m: print(m, file=sys.stderr))
+    gen, real = report["results"][GENERATOR], report["results"][REAL_BASELINE]
+    grid_path = WEIGHTS_DIR / "generator_grid.png"
+    save_grid(class_grid(load_generator(GENERATOR_PATH), per_class=10, seed=0), grid_path, nrow=10)
+
+    per_epoch = 60000 // cfg.batch_size // (1 if cfg.real_batches == "shared" else cfg.n_critic)
+    info = {
+        "step": ckpt["step"], "epochs": round(ckpt["step"] / per_epoch, 3),
+        "wall_time_s": round(float(ckpt.get("elapsed", float("nan"))), 1),
+        "hardware": args.hardware, "torch": torch.__version__,
+        "train_config": dataclasses.asdict(cfg),
+        "evaluation": {k: gen["overall"].get(k) for k in ("agreement", "frechet", "class_frechet", "precision",
+                                                            "recall", "density", "coverage", "diversity", "cas")},
+        "real_baseline": {k: real["overall"].get(k) for k in ("agreement", "frechet", "precision", "recall",
+                                                               "coverage", "diversity", "cas")},
+    }
+    manifest = write_manifest(GENERATOR_PATH, info)
+    sha = json.loads(manifest.read_text())["sha256"]
+
+    pc = gen["per_class"]
+    rows = "\n".join(
+        f"| {c} | {fmt(pc['agreement'][c], True)} | {fmt(pc['frechet'][c])} | {fmt(pc['precision'][c])} | "
+        f"{fmt(pc['recall'][c])} | {fmt(pc['coverage'][c])} | {fmt(pc['diversity'][c])} |"
+        + (f" {fmt(pc['cas'][c], True)} |" if "cas" in pc else "")
+        for c in range(len(pc["agreement"])))
+    cas_head = " CAS |" if "cas" in pc else ""
+    g, r = gen["overall"], real["overall"]
+    card = f"""# Model card: the shipped MNIST generator (`generator.safetensors`)
+
+The default generator of `SyntheticMNIST()`, `augment sample` and `augment dump`.
+{args.note}
+
+| | |
+|---|---|
+| architecture | CWGAN-GP generator of the reference design ({sum(t.numel() for t in ckpt['generator'].values() if t.dtype.is_floating_point):,} floats incl. BatchNorm buffers) |
+| data | MNIST train, all 60,000 labelled images, 28×28 resized to 32×32 in [-1, 1] |
+| training | this project's trainer, `{cfg.real_batches}` real batches, batch {cfg.batch_size}, n_critic {cfg.n_critic}, Adam lr {cfg.lr:g}, betas ({cfg.beta1}, {cfg.beta2}), λ {cfg.gp_weight:g}, seed {cfg.seed} |
+| length | {ckpt['step']:,} generator steps ({info['epochs']} epochs of real data) |
+| wall time | {info['wall_time_s'] / 60:.1f} min on {args.hardware} (torch {torch.__version__}) |
+| file | `generator.safetensors`, SHA-256 `{sha}` (checked on load against `generator.json`) |
+| evaluated with | `augment evaluate` ({args.n_per_class} samples per class, the shipped classifier, real MNIST test) |
+
+![one row per class](generator_grid.png)
+
+## Headline figures
+
+| set | agreement | Fréchet (classifier features) | precision | recall | coverage | diversity | CAS |
+|---|---|---|---|---|---|---|---|
+| this generator | {fmt(g['agreement'], True)} | {fmt(g['frechet'])} | {fmt(g['precision'])} | {fmt(g['recall'])} | {fmt(g['coverage'])} | {fmt(g['diversity'])} | {fmt(g.get('cas'), True)} |
+| real train vs real test (ceiling) | {fmt(r['agreement'], True)} | {fmt(r['frechet'])} | {fmt(r['precision'])} | {fmt(r['recall'])} | {fmt(r['coverage'])} | {fmt(r['diversity'])} | {fmt(r.get('cas'), True)} |
+
+Targets of the Pretrained issue: agreement ≥ 99%, CAS ≥ 98.5%, per-class coverage ≥ 0.85, no
+checkerboard artifacts.
+
+## Per class
+
+| class | agreement | Fréchet | precision | recall | coverage | diversity |{cas_head}
+|---|---|---|---|---|---|---|{'---|' if cas_head else ''}
+{rows}
+
+Full report: `experiments/results/shipped_generator/report.md`. Reproduce:
+`python experiments/ship_generator.py CHECKPOINT --hardware "..."{' --cas' if args.cas else ''}`.
+"""
+    atomic_write_text(WEIGHTS_DIR / "GENERATOR_CARD.md", card)
+    print(json.dumps({"sha256": sha, **info["evaluation"]}, default=str))
+
+
+if __name__ == "__main__":
+    main()
