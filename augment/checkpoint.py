@@ -86,8 +86,10 @@ def save_generator(path: PathLike, generator: Generator, extra: dict | None = No
     return sha256_file(path)
 
 
-def read_generator_file(path: PathLike) -> tuple[ModelConfig, dict, dict]:
-    """(model config, state dict on CPU, metadata) of a safetensors generator file."""
+def read_safetensors(path: PathLike, expected_format: str, what: str) -> tuple[dict, dict]:
+    """(state dict on the CPU, metadata) of a safetensors file whose metadata ``format`` is
+    ``expected_format`` and whose ``format_version`` this library reads; one-line
+    CheckpointError otherwise (``what`` names the kind of file in messages)."""
     from safetensors import SafetensorError, safe_open
 
     path = _existing_file(path)
@@ -96,12 +98,18 @@ def read_generator_file(path: PathLike) -> tuple[ModelConfig, dict, dict]:
             metadata = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({_one_line(e)})") from None
-    if metadata.get("format") != GENERATOR_FORMAT:
-        raise CheckpointError(f"{path}: not an augment generator file")
+        raise CheckpointError(f"{path}: not a readable safetensors file ({_one_line(e)[:200]})") from None
+    if metadata.get("format") != expected_format:
+        raise CheckpointError(f"{path}: not an augment {what} file")
     if int(metadata.get("format_version", "0")) > FORMAT_VERSION:
-        raise CheckpointError(f"{path}: generator format version {metadata['format_version']} is "
+        raise CheckpointError(f"{path}: {what} format version {metadata['format_version']} is "
                               f"newer than this library's ({FORMAT_VERSION})")
+    return tensors, metadata
+
+
+def read_generator_file(path: PathLike) -> tuple[ModelConfig, dict, dict]:
+    """(model config, state dict on CPU, metadata) of a safetensors generator file."""
+    tensors, metadata = read_safetensors(path, GENERATOR_FORMAT, "generator")
     try:
         cfg = config_from_dict(ModelConfig, json.loads(metadata["model_config"]))
     except (KeyError, json.JSONDecodeError, AugmentError) as e:

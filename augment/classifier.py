@@ -31,7 +31,7 @@ from .config import config_from_dict
 from .data import IMAGE_SIZE, to_model_images
 from .errors import AugmentError, CheckpointError, ConfigError, DataError
 from .fileio import PathLike, atomic_path, sha256_file
-from .pretrained import read_manifest, verify_checksum, write_manifest  # noqa: F401 (re-exported)
+from .pretrained import verify_checksum
 
 CLASSIFIER_FORMAT = "augment.classifier"
 FORMAT_VERSION = 1
@@ -326,7 +326,7 @@ def load_classifier(path: PathLike, device: Device = "cpu",
                     sha256: Optional[str] = None) -> Classifier:
     """A classifier in eval mode from a classifier file; if ``sha256`` is given the file's
     digest must equal it. Raises a one-line CheckpointError for any bad file."""
-    from safetensors import SafetensorError, safe_open
+    from .checkpoint import read_safetensors
 
     path = Path(path)
     if not path.is_file():
@@ -334,18 +334,7 @@ def load_classifier(path: PathLike, device: Device = "cpu",
     if sha256 is not None and sha256_file(path) != sha256:
         raise CheckpointError(f"{path}: SHA-256 does not match its manifest (corrupt or "
                               f"replaced); retrain with 'augment train-classifier'")
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            metadata = f.metadata() or {}
-            state = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"{path}: not a readable safetensors file "
-                              f"({' '.join(str(e).split())[:200]})") from None
-    if metadata.get("format") != CLASSIFIER_FORMAT:
-        raise CheckpointError(f"{path}: not an augment classifier file")
-    if int(metadata.get("format_version", "0")) > FORMAT_VERSION:
-        raise CheckpointError(f"{path}: classifier format version {metadata['format_version']} "
-                              f"is newer than this library's ({FORMAT_VERSION})")
+    state, metadata = read_safetensors(path, CLASSIFIER_FORMAT, "classifier")
     try:
         cfg = config_from_dict(ClassifierConfig, json.loads(metadata["classifier_config"]))
     except (KeyError, json.JSONDecodeError, AugmentError, TypeError) as e:

@@ -7,15 +7,7 @@ from pathlib import Path
 
 import click
 
-
-def _int_list(text: str | None, option: str, kind=int) -> list | None:
-    if text is None:
-        return None
-    try:
-        return [kind(c) for c in text.split(",") if c.strip()]
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not a comma-separated list of numbers",
-                                 param_hint=option) from None
+from .options import int_list
 
 
 @click.command("dump")
@@ -50,8 +42,8 @@ def dump(generator: Path | None, out: Path, num_samples: int, formats: tuple, sp
 
     manifest = dump_synthetic(
         out, generator, num_samples, formats, seed=seed,
-        classes=_int_list(classes, "--classes"),
-        class_weights=_int_list(class_weights, "--class-weights", float), split=split,
+        classes=int_list(classes, "--classes"),
+        class_weights=int_list(class_weights, "--class-weights", float), split=split,
         device=device, batch_size=batch_size, dtype=dtype, truncation=truncation,
         overwrite=overwrite, progress=not quiet)
     click.echo(json.dumps({"out": str(out), "num_samples": manifest["num_samples"],

@@ -128,7 +128,9 @@ def train_classifier(out: Path, data_dir: Path | None, dataset: str, n_per_class
     }
     digest = clf.save_classifier(out, model, {"test_accuracy": accuracy,
                                               "train_config": dataclasses.asdict(recipe)})
-    manifest = clf.write_manifest(out, info)
+    from augment.pretrained import write_manifest
+
+    manifest = write_manifest(out, info)
     click.echo(json.dumps({"out": str(out), "manifest": str(manifest), "sha256": digest,
                            "test_accuracy": round(accuracy, 4),
                            "train_seconds": round(seconds, 1)}))

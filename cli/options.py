@@ -53,3 +53,14 @@ def pick(cls: type, values: dict, prefix: str = "") -> dict:
     return {k[len(prefix):]: v for k, v in values.items()
             if k.startswith(prefix) and k[len(prefix):] in names}
 
+
+
+def int_list(text: str | None, option: str, kind: type = int) -> list | None:
+    """'1,2,3' -> [1, 2, 3] (None stays None); a bad list is a usage error naming ``option``."""
+    if text is None:
+        return None
+    try:
+        return [kind(c) for c in text.split(",") if c.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a comma-separated list of numbers",
+                                 param_hint=option) from None

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from .options import int_list
+
 
 @click.command()
 @click.argument("source", required=False, type=click.Path(path_type=Path))
@@ -33,7 +35,7 @@ def sample(source: Path | None, out: Path, per_class: int, classes: str | None, 
         from augment.checkpoint import load_generator
         from augment.training import resolve_device
 
-        wanted = _parse_classes(classes)
+        wanted = int_list(classes, "--classes")
         if source is None:
             from augment.pretrained import load_default_generator
 
@@ -57,13 +59,3 @@ def export(checkpoint: Path, out: Path) -> None:
 
     digest = export_generator(checkpoint, out)
     click.echo(json.dumps({"out": str(out), "sha256": digest}))
-
-
-def _parse_classes(text: str | None) -> list[int] | None:
-    if text is None:
-        return None
-    try:
-        return [int(c) for c in text.split(",") if c.strip()]
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not a comma-separated list of integers",
-                                 param_hint="--classes") from None

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from threadpoolctl import threadpool_limits
 
 from augment.config import ModelConfig, TrainConfig
 from augment.data import encode_idx
@@ -14,7 +15,10 @@ from augment.data import encode_idx
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 NUM_CLASSES = 10
 
-torch.set_num_threads(1)  # tiny models: one thread beats two (and keeps runs comparable)
+# Tiny models and small matrices: one thread (torch and numpy's BLAS) beats two, and stalls
+# less on thread barriers when the cores are shared.
+torch.set_num_threads(1)
+threadpool_limits(limits=1)
 
 
 def bar_digits(n: int, seed: int = 0, num_classes: int = NUM_CLASSES) -> tuple[torch.Tensor, torch.Tensor]:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from augment.pretrained import read_manifest, write_manifest
 from click.testing import CliRunner
 
 from augment import classifier as clf
@@ -19,17 +21,6 @@ from augment.models import Generator
 TINY = clf.ClassifierConfig(widths=(4, 8), feature_dim=16)
 MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"  # beside the checkout
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One thread for torch and for numpy's BLAS in this module: these small ops stall on
-    thread barriers when the 2 cores are shared with other jobs (5-10x slower under load)."""
-    from threadpoolctl import threadpool_limits
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(limits=1):
-        yield
-    torch.set_num_threads(previous)
 
 
 def bar_digits(n_per_class: int, seed: int = 0, num_classes: int = 10) -> tuple:
@@ -174,7 +165,7 @@ def test_save_load_roundtrip_and_checks(tmp_path):
 def test_manifest_roundtrip(tmp_path):
     path = tmp_path / "c.safetensors"
     clf.save_classifier(path, clf.build_classifier(TINY))
-    manifest = clf.write_manifest(path, {"test_accuracy": 0.5})
+    manifest = write_manifest(path, {"test_accuracy": 0.5})
     assert manifest == tmp_path / "c.json"
     body = json.loads(manifest.read_text())
     assert body["sha256"] == sha256_file(path) and body["file"] == "c.safetensors"
@@ -186,7 +177,7 @@ def test_manifest_roundtrip(tmp_path):
 
 
 def test_shipped_classifier_loads_and_corruption_is_caught(tmp_path):
-    info = clf.read_manifest(clf.DEFAULT_MANIFEST)
+    info = read_manifest(clf.DEFAULT_MANIFEST)
     assert info["sha256"] == sha256_file(clf.DEFAULT_WEIGHTS)
     assert info["test_accuracy"] >= 0.992
     model = clf.default_classifier()
