@@ -33,6 +33,10 @@ def _one_line(e: BaseException) -> str:
 @click.version_option(package_name="augment", prog_name="augment")
 def main() -> None:
     """Train a conditional WGAN-GP on MNIST and use it as a data-augmentation source."""
+    import warnings
+
+    # library warnings (e.g. "no CUDA graphs on the CPU") as one line, not file:line + source
+    warnings.formatwarning = lambda message, category, *args, **kwargs: f"Warning: {message}\n"
 
 
 from . import data as _data  # noqa: E402  (the command modules import only click and augment.errors)
