@@ -57,6 +57,15 @@ def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def local_device_name(name: str) -> str:
+    """Under torchrun, 'cuda' (and 'auto' with a GPU) means this process's GPU, cuda:LOCAL_RANK."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and launched_by_torchrun():
+        name = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    return name
+
+
 def init_from_env(device_type: str, timeout_s: float = 600.0) -> DistContext:
     """Join the process group torchrun describes (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_*).
 

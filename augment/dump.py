@@ -27,16 +27,19 @@ import contextlib
 import hashlib
 import io
 import json
+import os
+import shutil
 import sys
 import zipfile
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .errors import AugmentError, ConfigError
+from . import distributed
 from .fileio import PathLike, atomic_directory, check_directory_target, sha256_file
 from .synthetic import GeneratorLike, SyntheticMNIST
 
@@ -173,7 +176,9 @@ def dump_synthetic(out: PathLike, generator: GeneratorLike = None, num_samples: 
                    truncation: Optional[float] = None, truncation_mode: str = "resample",
                    overwrite: bool = False, progress: bool = False) -> dict:
     """Write SyntheticMNIST items 0..num_samples-1 to ``out`` in ``formats``; returns the
-    manifest. Every argument is checked (and the generator loaded) before anything is written."""
+    manifest. Every argument is checked (and the generator loaded) before anything is written.
+    Under torchrun every rank calls this: each generates a strided share, rank 0 writes (and
+    alone returns the manifest; the others return None)."""
     formats = _check_formats(formats)
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples <= 0:
         raise ConfigError(f"number of samples must be a positive integer, got {num_samples!r}")
@@ -183,6 +188,8 @@ def dump_synthetic(out: PathLike, generator: GeneratorLike = None, num_samples: 
         raise ConfigError(f"unknown split {split!r}; expected 'train' or 'test'")
     out = Path(out)
     check_directory_target(out, overwrite)
+    if isinstance(device, str):
+        device = distributed.local_device_name(device)
     dataset = SyntheticMNIST(generator, num_samples=num_samples, classes=classes,
                              class_weights=class_weights, seed=seed, device=device, dtype=dtype,
                              truncation=truncation, truncation_mode=truncation_mode)
@@ -190,16 +197,68 @@ def dump_synthetic(out: PathLike, generator: GeneratorLike = None, num_samples: 
         raise ConfigError(f"dump writes grayscale digits; this generator makes {dataset.config.channels} channels")
     if "idx" in formats and dataset.config.num_classes > 256:
         raise ConfigError("IDX labels are bytes: at most 256 classes")
+    ctx = distributed.init_from_env(dataset.device.type) if distributed.launched_by_torchrun() \
+        else distributed.SINGLE
     try:
-        with atomic_directory(out, overwrite) as tmp:
-            manifest = _write_all(tmp, dataset, formats, split, batch_size, progress)
+        if not ctx.enabled:
+            with atomic_directory(out, overwrite) as tmp:
+                return _write_all(tmp, dataset, formats, split, batch_size, progress,
+                                  _generated_batches(dataset))
+        return _sharded_dump(out, overwrite, dataset, formats, split, batch_size, progress, ctx)
     except OSError as e:
         raise AugmentError(f"writing {out} failed: {e.strerror or e}") from None
+
+
+def _generated_batches(dataset: SyntheticMNIST) -> Callable[[int, int], tuple]:
+    """fetch(start, end) -> (uint8 (k, 28, 28), labels (k,)) of items start..end-1."""
+    def fetch(start: int, end: int) -> tuple:
+        images, labels = dataset.generate(range(start, end))
+        return to_mnist_uint8(images), labels
+    return fetch
+
+
+def _sharded_dump(out: Path, overwrite: bool, dataset: SyntheticMNIST, formats: list, split: str,
+                  batch_size: int, progress: bool, ctx: "distributed.DistContext") -> dict:
+    """Under torchrun: rank r generates items r, r + W, r + 2W, ... into a memory-mapped shard
+    beside ``out``; rank 0 then writes the formats from the shards in index order, so the
+    result is byte-identical to a single-process dump (items do not depend on the batch)."""
+    shards = out.absolute().parent / f".{out.name}.shards"
+    n, world = len(dataset), ctx.world_size
+    if ctx.is_main:
+        shutil.rmtree(shards, ignore_errors=True)
+        shards.mkdir(parents=True)
+    distributed.barrier(ctx)
+    mine = list(distributed.strided_indices(n, ctx))
+    pixels = np.lib.format.open_memmap(shards / f"rank{ctx.rank}.tmp.npy", mode="w+", dtype=np.uint8,
+                                       shape=(len(mine), MNIST_SIZE, MNIST_SIZE))
+    for k in range(0, len(mine), batch_size):
+        images, _ = dataset.generate(mine[k:k + batch_size])
+        pixels[k:k + len(images)] = to_mnist_uint8(images).numpy()
+    pixels.flush()
+    del pixels
+    os.replace(shards / f"rank{ctx.rank}.tmp.npy", shards / f"rank{ctx.rank}.npy")
+    distributed.barrier(ctx)
+    manifest = None
+    try:
+        if ctx.is_main:
+            parts = [np.load(shards / f"rank{r}.npy", mmap_mode="r") for r in range(world)]
+            targets = dataset.targets
+
+            def fetch(start: int, end: int) -> tuple:
+                rows = np.stack([parts[i % world][i // world] for i in range(start, end)])
+                return torch.from_numpy(rows), targets[start:end]
+
+            with atomic_directory(out, overwrite) as tmp:
+                manifest = _write_all(tmp, dataset, formats, split, batch_size, progress, fetch)
+    finally:
+        distributed.barrier(ctx)
+        if ctx.is_main:
+            shutil.rmtree(shards, ignore_errors=True)
     return manifest
 
 
 def _write_all(root: Path, dataset: SyntheticMNIST, formats: list, split: str, batch_size: int,
-               progress: bool) -> dict:
+               progress: bool, fetch: Callable[[int, int], tuple]) -> dict:
     from tqdm import tqdm
 
     n = len(dataset)
@@ -214,8 +273,7 @@ def _write_all(root: Path, dataset: SyntheticMNIST, formats: list, split: str, b
         with tqdm(total=n, unit="img", desc="dump", file=sys.stderr, disable=not progress,
                   dynamic_ncols=True) as bar:
             for start in range(0, n, batch_size):
-                images, labels = dataset.generate(range(start, min(n, start + batch_size)))
-                pixels = to_mnist_uint8(images)
+                pixels, labels = fetch(start, min(n, start + batch_size))
                 for w in writers:
                     w.write(pixels, labels, start)
                 bar.update(len(labels))

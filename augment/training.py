@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import replace
@@ -48,10 +47,7 @@ class TrainingError(AugmentError):
 def resolve_device(name: str) -> torch.device:
     """'auto' -> cuda if available else cpu; otherwise the named device (checked). Under
     torchrun, 'auto' and 'cuda' mean this process's GPU, cuda:LOCAL_RANK."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and distributed.launched_by_torchrun():
-        name = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    name = distributed.local_device_name(name)
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise AugmentError(f"device {name!r} requested but CUDA is not available")
     return torch.device(name)

@@ -46,6 +46,8 @@ def dump(generator: Path | None, out: Path, num_samples: int, formats: tuple, sp
         class_weights=int_list(class_weights, "--class-weights", float), split=split,
         device=device, batch_size=batch_size, dtype=dtype, truncation=truncation,
         overwrite=overwrite, progress=not quiet)
+    if manifest is None:  # a rank other than 0 under torchrun
+        return
     click.echo(json.dumps({"out": str(out), "num_samples": manifest["num_samples"],
                            "formats": manifest["formats"], "split": split,
                            "counts_per_class": manifest["counts_per_class"]}))

@@ -126,3 +126,27 @@ def test_a_dying_rank_fails_the_job_instead_of_hanging(tmp_path, idx_dir):
         timeout=240)
     assert r.returncode != 0
     assert "rank 1 dies on purpose" in r.stderr
+
+
+def test_two_rank_dump_is_byte_identical_to_one_process(tmp_path, tiny_model_config):
+    from augment.checkpoint import save_generator
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        save_generator(tmp_path / "g.safetensors", Generator(tiny_model_config))
+    args = ["dump", tmp_path / "g.safetensors", "-n", 37, "-f", "idx", "-f", "png", "-f", "npz",
+            "--device", "cpu", "--batch-size", 8, "-q"]
+    single = subprocess.run([sys.executable, "-m", "cli", *map(str, args), "-o", tmp_path / "one"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert single.returncode == 0, single.stderr[-2000:]
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+                          "-m", "cli", *map(str, args), "-o", tmp_path / "two"], cwd=ROOT,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=240)
+    assert two.returncode == 0, two.stderr[-2000:]
+    assert two.stdout.count('"num_samples"') == 1  # rank 0 alone reports
+    files_one = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*") if p.is_file())
+    files_two = sorted(p.relative_to(tmp_path / "two") for p in (tmp_path / "two").rglob("*") if p.is_file())
+    assert files_one == files_two and len(files_one) > 37
+    for rel in files_one:
+        assert (tmp_path / "one" / rel).read_bytes() == (tmp_path / "two" / rel).read_bytes(), rel
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.safetensors", "one", "two"]  # no shards left
