@@ -137,3 +137,52 @@ def test_full_disk_gives_one_line_error_and_no_partial_file(tmp_path, idx_dir, m
     assert result.exit_code == 1, result.output
     assert result.output.strip().splitlines()[-1] == "Error: No space left on device"
     assert not (run / "checkpoints").exists() or not any((run / "checkpoints").iterdir())
+
+
+def test_killed_dump_leaves_nothing_that_looks_complete(tmp_path, tiny_model_config):
+    from augment.checkpoint import save_generator
+    from augment.models import Generator
+
+    save_generator(tmp_path / "g.safetensors", Generator(tiny_model_config))
+    out = tmp_path / "dump"
+    p = subprocess.Popen([sys.executable, "-m", "cli", "dump", str(tmp_path / "g.safetensors"), "-o", str(out),
+                          "-n", "200000", "-f", "idx", "-f", "png", "--batch-size", "64", "--device", "cpu"],
+                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(tmp_path.glob(".dump.*.tmp/png/train/*/*.png")):
+        time.sleep(0.05)
+    p.send_signal(signal.SIGKILL)
+    p.wait(timeout=30)
+    assert not out.exists()  # the half-written dump lives only in a hidden temp directory
+    assert [d.name.startswith(".dump.") and d.name.endswith(".tmp")
+            for d in tmp_path.iterdir() if d.name != "g.safetensors"] == [True]
+
+
+def test_an_interrupted_experiment_keeps_its_finished_cells(tmp_path, idx_dir, tiny_model_config, monkeypatch):
+    import augment.experiment as exp
+    from augment.checkpoint import save_generator
+    from augment.models import Generator
+
+    save_generator(tmp_path / "g.safetensors", Generator(tiny_model_config))
+    grid = exp.GridConfig(n_per_class=(2,), ratios=(1.0,), regimes=("shipped",), seeds=(0,),
+                          classifier_steps=2, classifier_batch=8, synthetic_only_per_class=3,
+                          diversity_per_class=6)
+    real_run_cell, calls = exp.run_cell, []
+
+    def dies_on_third(cell, ctx):
+        calls.append(cell)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # as if the process were stopped here
+        return real_run_cell(cell, ctx)
+
+    monkeypatch.setattr(exp, "run_cell", dies_on_third)
+    kwargs = dict(data_dir=idx_dir, generator=tmp_path / "g.safetensors", progress=False,
+                  log=lambda m: None, mnist=False)
+    with pytest.raises(KeyboardInterrupt):
+        exp.run_grid(grid, tmp_path / "exp", torch.device("cpu"), **kwargs)
+    assert len(exp.read_results(tmp_path / "exp" / "results.csv")) == 2
+    monkeypatch.setattr(exp, "run_cell", real_run_cell)
+    exp.run_grid(grid, tmp_path / "exp", torch.device("cpu"), **kwargs)
+    rows = exp.read_results(tmp_path / "exp" / "results.csv")
+    assert len(rows) == len(exp.grid_cells(grid)) and len({exp.cell_key(r) for r in rows}) == len(rows)
