@@ -359,3 +359,42 @@ def default_classifier(device: Device = "cpu") -> Classifier:
     """The shipped evaluator (trained on real MNIST train), checksum verified."""
     return load_verified_classifier(DEFAULT_WEIGHTS, device, DEFAULT_MANIFEST)[0]
 
+
+
+def train_and_save(out: PathLike, recipe: ClassifierTrainConfig = ClassifierTrainConfig(),
+                   data_dir: Optional[PathLike] = None, mnist: bool = True,
+                   n_per_class: Optional[int] = None, device: Device = "cpu", progress: bool = False,
+                   command: str = "") -> dict:
+    """Train the evaluator on real train (optionally ``n_per_class`` per class), test it on
+    real test, write ``out`` (safetensors) and its manifest; returns the manifest's info plus
+    ``sha256`` and ``manifest`` (path). ``augment train-classifier`` is this function."""
+    import dataclasses
+    import platform
+
+    from .data import load_split, per_class_subset, resolve_data_dir
+    from .pretrained import write_manifest
+
+    directory = resolve_data_dir(data_dir)
+    images, labels = load_split(directory, "train", mnist=mnist)
+    if n_per_class is not None:
+        keep = per_class_subset(labels, n_per_class, recipe.seed)
+        images, labels = images[keep], labels[keep]
+    test_images, test_labels = load_split(directory, "test", mnist=mnist)
+    model_cfg = ClassifierConfig(num_classes=max(int(labels.max()), int(test_labels.max())) + 1)
+    started = time.time()
+    model, history = train_classifier(images, labels, model_cfg, recipe, device=device,
+                                      eval_images=test_images, eval_labels=test_labels,
+                                      progress=progress)
+    seconds = round(time.time() - started, 1)
+    accuracy = evaluate_accuracy(model, test_images, test_labels)
+    info = {
+        "test_accuracy": accuracy, "train_images": int(len(labels)),
+        "classifier_config": dataclasses.asdict(model_cfg), "train_config": dataclasses.asdict(recipe),
+        "train_seconds": seconds, "history": history, "command": command,
+        "machine": {"device": str(device), "torch": torch.__version__,
+                    "threads": torch.get_num_threads(), "platform": platform.platform()},
+    }
+    digest = save_classifier(out, model, {"test_accuracy": accuracy,
+                                          "train_config": dataclasses.asdict(recipe)})
+    manifest = write_manifest(out, info)
+    return {**info, "sha256": digest, "manifest": str(manifest)}

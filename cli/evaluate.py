@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import platform
 import shlex
 import time
 from pathlib import Path
@@ -89,51 +88,18 @@ def train_classifier(out: Path, data_dir: Path | None, dataset: str, n_per_class
     Defaults are the recipe of the shipped weights."""
     import dataclasses
 
-    import torch
-
     from augment import classifier as clf
-    from augment.data import load_split, per_class_subset, resolve_data_dir
     from augment.training import resolve_device
 
     given = {"epochs": epochs, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed}
     recipe = dataclasses.replace(clf.ClassifierTrainConfig(),
                                  **{k: v for k, v in given.items() if v is not None})
-    mnist = dataset == "mnist"
-    directory = resolve_data_dir(data_dir)
-    images, labels = load_split(directory, "train", mnist=mnist)
-    if n_per_class is not None:
-        keep = per_class_subset(labels, n_per_class, recipe.seed)
-        images, labels = images[keep], labels[keep]
-    test_images, test_labels = load_split(directory, "test", mnist=mnist)
-    num_classes = max(int(labels.max()), int(test_labels.max())) + 1
-    model_cfg = clf.ClassifierConfig(num_classes=num_classes)
-    dev = resolve_device(device)
-
-    started = time.time()
-    model, history = clf.train_classifier(images, labels, model_cfg, recipe, device=dev,
-                                          eval_images=test_images, eval_labels=test_labels,
-                                          progress=not quiet)
-    seconds = time.time() - started
-    accuracy = clf.evaluate_accuracy(model, test_images, test_labels)
-    info = {
-        "test_accuracy": accuracy,
-        "train_images": int(len(labels)),
-        "classifier_config": dataclasses.asdict(model_cfg),
-        "train_config": dataclasses.asdict(recipe),
-        "train_seconds": round(seconds, 1),
-        "history": history,
-        "command": _command_line(click.get_current_context()),
-        "machine": {"device": str(dev), "torch": torch.__version__,
-                    "threads": torch.get_num_threads(), "platform": platform.platform()},
-    }
-    digest = clf.save_classifier(out, model, {"test_accuracy": accuracy,
-                                              "train_config": dataclasses.asdict(recipe)})
-    from augment.pretrained import write_manifest
-
-    manifest = write_manifest(out, info)
-    click.echo(json.dumps({"out": str(out), "manifest": str(manifest), "sha256": digest,
-                           "test_accuracy": round(accuracy, 4),
-                           "train_seconds": round(seconds, 1)}))
+    info = clf.train_and_save(out, recipe, data_dir=data_dir, mnist=dataset == "mnist",
+                              n_per_class=n_per_class, device=resolve_device(device),
+                              progress=not quiet, command=_command_line(click.get_current_context()))
+    click.echo(json.dumps({"out": str(out), "manifest": info["manifest"], "sha256": info["sha256"],
+                           "test_accuracy": round(info["test_accuracy"], 4),
+                           "train_seconds": info["train_seconds"]}))
 
 
 def _command_line(ctx: click.Context) -> str:
