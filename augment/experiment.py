@@ -345,7 +345,10 @@ def write_summary(out_dir: Path, rows: list[dict], diversity: list[dict]) -> Non
     if not rows:
         return
     summary = summary_frame(rows)
-    ns = sorted(summary["n_per_class"].unique(), key=lambda s: (s == "all", int(s) if s != "all" else 0))
+    synthetic_only = summary["ratio"].map(lambda r: not math.isfinite(r))
+    summary.loc[synthetic_only, "n_per_class"] = "0 (synthetic only)"
+    order = {"0 (synthetic only)": (0, 0), "all": (2, 0)}
+    ns = sorted(summary["n_per_class"].unique(), key=lambda s: order[s] if s in order else (1, int(s)))
     summary["cell"] = summary.apply(
         lambda r: f"{100 * r['mean']:.2f} ± {100 * (r['std'] if r['count'] > 1 else 0):.2f}", axis=1)
     table = summary.pivot_table(index=["augmentation", "regime", "ratio"], columns="n_per_class",
