@@ -7,7 +7,7 @@ GP:             E[(||grad_x D(x_hat)||_2 - 1)^2], x_hat = a * real + (1 - a) * f
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable
 
 import torch
 
@@ -30,12 +30,6 @@ def generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
 def interpolate(real: torch.Tensor, fake: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     """alpha * real + (1 - alpha) * fake with alpha of shape (B, 1, 1, 1) in [0, 1]."""
     return alpha * real + (1.0 - alpha) * fake
-
-
-def sample_alpha(batch: int, device: torch.device, generator: Optional[torch.Generator] = None,
-                 dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Interpolation weights (B, 1, 1, 1) ~ U(0, 1), drawn from an explicit generator."""
-    return torch.rand((batch, 1, 1, 1), generator=generator, device=device, dtype=dtype)
 
 
 def penalty_from_gradients(gradients: torch.Tensor) -> torch.Tensor:
