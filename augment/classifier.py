@@ -31,6 +31,7 @@ from .config import config_from_dict
 from .data import IMAGE_SIZE, to_model_images
 from .errors import AugmentError, CheckpointError, ConfigError, DataError
 from .fileio import PathLike, atomic_path, sha256_file
+from .models import module_device
 from .pretrained import verify_checksum
 
 CLASSIFIER_FORMAT = "augment.classifier"
@@ -168,8 +169,6 @@ def lr_factor(step: int, total: int, warmup: float = 0.25, start: float = 0.04,
     return end + (1.0 - end) * 0.5 * (1.0 + math.cos(math.pi * done))
 
 
-def _module_device(module: nn.Module) -> torch.device:
-    return next(module.parameters()).device
 
 
 @torch.inference_mode()
@@ -177,7 +176,7 @@ def features_and_predictions(model: Classifier, images: torch.Tensor, batch_size
                              ) -> tuple[torch.Tensor, torch.Tensor]:
     """Features ``(N, feature_dim)`` float32 and predicted labels ``(N,)`` int64, both on the
     CPU, for images as :func:`as_model_images` accepts; in eval mode, in batches."""
-    device = _module_device(model)
+    device = module_device(model)
     was_training = model.training
     model.eval()
     feats, preds = [], []

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from . import metrics
+from .models import module_device
 from .classifier import (Classifier, ClassifierTrainConfig, features_and_predictions,
                          train_classifier)
 from .data import load_split, per_class_subset, resolve_data_dir, to_model_images
@@ -116,11 +117,6 @@ def real_train_subset(reference: RealReference, n_per_class: int, seed: int = 0
 # --------------------------------------------------------------------------------- sampling
 
 
-def _module_device(module: torch.nn.Module, default: Device = "cpu") -> torch.device:
-    tensor = next(iter(module.parameters()), None)
-    if tensor is None:
-        tensor = next(iter(module.buffers()), None)
-    return tensor.device if tensor is not None else torch.device(default)
 
 
 @torch.inference_mode()
@@ -135,7 +131,7 @@ def sample_generator(generator: torch.nn.Module, n_per_class: int, seed: int = 0
     if n_per_class < 1:
         raise AugmentError(f"n_per_class must be >= 1, got {n_per_class}")
     cfg = generator.config
-    device = _module_device(generator)
+    device = module_device(generator)
     labels = torch.arange(cfg.num_classes).repeat_interleave(n_per_class)
     z = torch.randn(len(labels), cfg.z_dim, generator=torch.Generator().manual_seed(seed))
     was_training = generator.training
@@ -204,7 +200,7 @@ def cas_score(images: torch.Tensor, labels: torch.Tensor, classifier: Classifier
     """Classification accuracy score: train a fresh classifier of ``classifier``'s architecture
     on ``images``/``labels`` only (``steps`` steps, seeded), test it on the real test set.
     Returns ``{"overall": float in [0, 1], "per_class": C floats}``."""
-    device = device or _module_device(classifier)
+    device = device or module_device(classifier)
     model, _ = train_classifier(images, labels, classifier.config,
                                 ClassifierTrainConfig(steps=steps, seed=seed), device=device)
     preds = features_and_predictions(model, reference.images)[1]
@@ -227,7 +223,7 @@ def evaluate_generator(generator: torch.nn.Module, n_per_class: int = 1000, seed
     test set. ``classifier`` defaults to the shipped evaluator on ``device`` (default: the
     generator's device); ``reference`` (from :func:`load_reference`) skips re-embedding."""
     classifier, reference = _prepare(classifier, reference, data_dir, mnist,
-                                     device or _module_device(generator))
+                                     device or module_device(generator))
     _check_classes(generator.config.num_classes, reference.num_classes)
     log(f"sampling {n_per_class} images per class")
     images, labels = sample_generator(generator, n_per_class, seed)

@@ -367,11 +367,11 @@ def write_summary(out_dir: Path, rows: list[dict], diversity: list[dict]) -> Non
 
 
 def _markdown(df) -> str:
-    cols = [str(c) for c in df.columns]
-    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for row in df.itertuples(index=False):
-        out.append("| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row) + " |")
-    return "\n".join(out)
+    """Markdown of a DataFrame whose first column becomes the row label."""
+    from .evaluation import markdown_table
+
+    first = df.columns[0]
+    return markdown_table(df.set_index(first), index_name=str(first))
 
 
 def _plots(out_dir: Path, rows: list[dict], diversity: list[dict]) -> None:

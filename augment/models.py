@@ -86,3 +86,11 @@ def build_models(cfg: ModelConfig) -> tuple[Generator, Critic]:
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+def module_device(module: nn.Module, default: str = "cpu") -> torch.device:
+    """The device of a module's first parameter (or buffer); ``default`` if it has neither."""
+    tensor = next(iter(module.parameters()), None)
+    if tensor is None:
+        tensor = next(iter(module.buffers()), None)
+    return tensor.device if tensor is not None else torch.device(default)
