@@ -38,6 +38,13 @@ def _pyplot():
     return plt
 
 
+def _mean_std_line(ax, group, x: str, fmt: str, label: str) -> None:
+    """Mean test accuracy over seeds against column ``x``, with the std as error bars."""
+    stats = group.groupby(x)["test_accuracy"].agg(["mean", "std"]).reset_index()
+    ax.errorbar(stats[x], stats["mean"], yerr=stats["std"].fillna(0), fmt=fmt, ms=3, capsize=2,
+                label=label)
+
+
 def plot_accuracy_vs_n(rows, path: Path) -> None:
     """One panel per ratio: test accuracy against real images per class, one line per method
     (real-only baselines repeated in every panel); error bars are the std over seeds."""
@@ -50,10 +57,8 @@ def plot_accuracy_vs_n(rows, path: Path) -> None:
     for ax, r in zip(axes[0], ratios):
         part = finite[(finite["ratio"] == r) | (finite["regime"] == "-")]
         for method, g in sorted(part.groupby("method")):
-            stats = g.groupby("n")["test_accuracy"].agg(["mean", "std"]).reset_index()
             style = "--" if method in set(base["method"]) else "-"
-            ax.errorbar(stats["n"], stats["mean"], yerr=stats["std"].fillna(0), fmt=style + "o",
-                        ms=3, capsize=2, label=method)
+            _mean_std_line(ax, g, "n", style + "o", method)
         ax.set_xscale("log")
         ax.set_title(f"synthetic:real = {r:g}")
         ax.set_xlabel("real images per class (6000 = all)")
@@ -74,13 +79,11 @@ def plot_accuracy_vs_ratio(rows, path: Path) -> None:
     for ax, n in zip(axes[0], ns):
         part = finite[finite["n"] == n]
         for method, g in sorted(part.groupby("method")):
-            stats = g.groupby("ratio")["test_accuracy"].agg(["mean", "std"]).reset_index()
             if (g["regime"] == "-").all():
-                ax.axhline(stats["mean"].iloc[0], ls="--", lw=1, label=method,
+                ax.axhline(g["test_accuracy"].mean(), ls="--", lw=1, label=method,
                            color="k" if method == "none" else "gray")
             else:
-                ax.errorbar(stats["ratio"], stats["mean"], yerr=stats["std"].fillna(0), fmt="-o", ms=3,
-                            capsize=2, label=method)
+                _mean_std_line(ax, g, "ratio", "-o", method)
         ax.set_title(f"n = {'all' if n == 6000 else n} real per class")
         ax.set_xlabel("synthetic:real ratio")
         ax.grid(alpha=0.3)
