@@ -50,6 +50,9 @@ class TrainConfig:
     n_per_class: Optional[int] = _opt(None, "train on a seeded subset of N images per class", min=1)
     epochs: int = _opt(100, "passes over the training set", min=1)
     max_steps: Optional[int] = _opt(None, "stop after this many generator steps (overrides epochs)", min=1)
+    max_minutes: Optional[float] = _opt(
+        None, "also stop once training has run this many minutes of wall time (counted across "
+        "resumes; checked after every step)", min=0.0)
     batch_size: int = _opt(64, "images per batch", min=2)
     n_critic: int = _opt(5, "critic steps per generator step", min=1)
     lr: float = _opt(1e-4, "Adam learning rate (both nets)", min=0.0)

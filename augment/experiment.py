@@ -68,6 +68,7 @@ class GridConfig:
     augmentations: tuple = AUGMENTATIONS
     regimes: tuple = REGIMES
     fair_n: tuple = (100, 500)  # n for which a fair generator is trained
+    fair_seeds: Optional[tuple] = None  # seeds with fair cells (None: every seed)
     synthetic_only: bool = True
     synthetic_only_per_class: int = 5000
     seeds: tuple = (0, 1, 2)
@@ -95,7 +96,15 @@ PRESETS = {
                         classifier_steps=300, synthetic_only_per_class=1000, diversity_per_class=100),
     # The issue's full grid: a GPU job (fair generators are trained on the fly).
     "full": GridConfig(),
+    # What 2 CPU cores do in about an hour with generators trained on a GPU beforehand
+    # (``--fair-dir``): no n = all, two ratios, fair cells for seed 0 only.
+    "cpu": GridConfig(n_per_class=(10, 100, 500), ratios=(1.0, 4.0), fair_seeds=(0,),
+                      classifier_steps=1000, synthetic_only_per_class=2000, diversity_per_class=200),
 }
+
+
+def _has_fair(grid: GridConfig, n: Optional[int], seed: int) -> bool:
+    return n in grid.fair_n and (grid.fair_seeds is None or seed in grid.fair_seeds)
 
 
 def grid_cells(grid: GridConfig) -> list[Cell]:
@@ -108,12 +117,13 @@ def grid_cells(grid: GridConfig) -> list[Cell]:
                     cells.append(Cell(n, 0.0, aug, "-", seed))
                     continue
                 for regime in grid.regimes:
-                    if regime == "fair" and n not in grid.fair_n:
+                    if regime == "fair" and not _has_fair(grid, n, seed):
                         continue
                     cells += [Cell(n, float(r), aug, regime, seed) for r in grid.ratios]
         if grid.synthetic_only and "synthetic" in grid.augmentations:
             for regime in grid.regimes:
-                ns = [None] if regime == "shipped" else [n for n in grid.n_per_class if n in grid.fair_n]
+                ns = [None] if regime == "shipped" else \
+                    [n for n in grid.n_per_class if _has_fair(grid, n, seed)]
                 cells += [Cell(n, math.inf, "synthetic", regime, seed) for n in ns]
     return cells
 
@@ -166,6 +176,7 @@ class ExperimentContext:
     progress: bool = False
     log: Callable[[str], None] = print
     mnist: bool = True  # verify MNIST's checksums (False: any IDX data, e.g. test fixtures)
+    fair_dir: Optional[Path] = None  # fair runs n{N}_seed{S}/ (default: out_dir/fair_generators)
     test: Optional[tuple] = None  # (images, labels) of the real test set, on the device
 
     def generator_for(self, cell: Cell) -> Path:
@@ -185,7 +196,7 @@ def fair_generator(ctx: ExperimentContext, n_per_class: int, seed: int) -> Path:
     from .config import TrainConfig
     from .training import resume, train
 
-    run = ctx.out_dir / "fair_generators" / f"n{n_per_class}_seed{seed}"
+    run = (ctx.fair_dir or ctx.out_dir / "fair_generators") / f"n{n_per_class}_seed{seed}"
     generator = run / "generator.safetensors"
     if generator.exists():
         return generator
@@ -256,9 +267,12 @@ def run_cell(cell: Cell, ctx: ExperimentContext) -> dict:
 def run_grid(grid: GridConfig, out_dir: PathLike, device: torch.device,
              data_dir: Optional[PathLike] = None, generator: Optional[PathLike] = None,
              progress: bool = True, log: Callable[[str], None] = print,
-             command: str = "", mnist: bool = True) -> Path:
+             command: str = "", mnist: bool = True, fair_dir: Optional[PathLike] = None) -> Path:
     """Run every unfinished cell of ``grid`` into ``out_dir``; then write the summary, the
-    diversity table and the plots. Returns the path of results.csv."""
+    diversity table and the plots. Returns the path of results.csv. Fair generators live in
+    ``fair_dir/n{N}_seed{S}/`` (default ``out_dir/fair_generators``): one found there
+    (``generator.safetensors``) is used as it is, e.g. one trained on a GPU; a missing one is
+    trained (or its run resumed)."""
     from tqdm.auto import tqdm
 
     from .data import RealMNIST
@@ -272,7 +286,8 @@ def run_grid(grid: GridConfig, out_dir: PathLike, device: torch.device,
     cells = [c for c in grid_cells(grid) if c.key not in done]
     ctx = ExperimentContext(grid, out_dir, device, Path(data_dir) if data_dir else None,
                             Path(generator) if generator else None, progress=False, log=log,
-                            mnist=mnist, test=(test.data, test.targets))
+                            mnist=mnist, test=(test.data, test.targets),
+                            fair_dir=Path(fair_dir) if fair_dir else None)
     log(f"{len(done)} cells done, {len(cells)} to run -> {results_path}")
     started = time.time()
     for cell in tqdm(cells, disable=not progress, unit="cell", dynamic_ncols=True):
@@ -309,10 +324,21 @@ def generator_diversity(ctx: ExperimentContext, rows: Iterable[dict]) -> list[di
 
 def _write_run_info(out_dir: Path, grid: GridConfig, device: torch.device, command: str,
                     seconds: float, cells_run: int) -> None:
-    info = {"command": command, "grid": dataclasses.asdict(grid), "device": str(device),
-            "machine": machine_description(device), "torch": torch.__version__,
-            "wall_time_s_this_invocation": round(seconds, 1), "cells_run_this_invocation": cells_run}
-    atomic_write_text(out_dir / "run.json", json.dumps(info, indent=2, default=str) + "\n")
+    """run.json: the grid and one entry per invocation (a rerun that only rebuilds the tables
+    adds an entry with cells_run 0 instead of overwriting the wall time of the real run)."""
+    path = out_dir / "run.json"
+    try:
+        invocations = json.loads(path.read_text()).get("invocations", [])
+    except (OSError, ValueError, AttributeError):
+        invocations = []
+    invocations.append({"command": command, "device": str(device),
+                        "machine": machine_description(device), "torch": torch.__version__,
+                        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                        "wall_time_s": round(seconds, 1), "cells_run": cells_run})
+    info = {"grid": dataclasses.asdict(grid), "invocations": invocations,
+            "cells_run_total": sum(i.get("cells_run", 0) for i in invocations),
+            "wall_time_s_total": round(sum(i.get("wall_time_s", 0.0) for i in invocations), 1)}
+    atomic_write_text(path, json.dumps(info, indent=2, default=str) + "\n")
 
 
 def machine_description(device: torch.device) -> str:

@@ -4,6 +4,9 @@ Read ``train`` top to bottom. One generator step ("step") is ``n_critic`` critic
 one generator update. Real batches are either ``fresh`` (a new batch per critic update, as the
 WGAN-GP paper) or ``shared`` (the n_critic updates reuse one batch, as the reference loop);
 the batch order is a pure function of (seed, batch counter), so resuming needs only the step.
+A run ends after ``max_steps`` (else ``epochs``) or, when ``max_minutes`` is set, at the first
+step that ends past that much training wall time (counted across resumes); either way it
+writes its last log row, grid and checkpoint.
 
 Run directory::
 
@@ -36,7 +39,7 @@ from .visualize import class_grid, run_frames, save_gif, save_grid, save_loss_pl
 
 SAMPLE_SEED_OFFSET = 1_000_003  # fixed-noise grid seed = cfg.seed + this
 # Settings a resumed run may change: its length, and how (not what) it computes and logs.
-RESUME_OVERRIDABLE = ("epochs", "max_steps", "step_impl", "device", "log_every", "sample_every",
+RESUME_OVERRIDABLE = ("epochs", "max_steps", "max_minutes", "step_impl", "device", "log_every", "sample_every",
                       "checkpoint_every", "tensorboard")
 
 
@@ -294,17 +297,29 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: Optional[dict], progress: bool
     started, elapsed_before = time.time(), float(state.get("elapsed", 0.0)) if state else 0.0
     if trainer.step_count == 0 and main:
         save_samples()
+    def out_of_time() -> bool:  # every rank takes the same decision
+        if cfg.max_minutes is None:
+            return False
+        late = elapsed_before + time.time() - started >= 60.0 * cfg.max_minutes
+        if not ctx.enabled:
+            return late
+        flag = torch.tensor([float(late)], device=device)
+        return bool(distributed.all_reduce_mean(flag, ctx).item() > 0)
+
+    # a new run makes at least one step; a resumed one none if its time is already spent
+    done = trainer.step_count >= trainer.total_steps or (state is not None and out_of_time())
     with contextlib.ExitStack() as stack:
         stack.callback(bar.close)
         if tb is not None:
             stack.callback(tb.close)
-        while trainer.step_count < trainer.total_steps:
+        while not done:
             stats = trainer.step()
             for k, v in stats.items():
                 window.setdefault(k, []).append(v)
             step = trainer.step_count
+            done = step >= trainer.total_steps or out_of_time()
             bar.update(1)
-            if step % cfg.log_every == 0 or step == trainer.total_steps:
+            if step % cfg.log_every == 0 or done:
                 keys = sorted(window)
                 means = torch.stack([torch.stack(window[k]).float().mean() for k in keys])
                 row = dict(zip(keys, distributed.all_reduce_mean(means, ctx).tolist()))
@@ -323,9 +338,9 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: Optional[dict], progress: bool
                 if tb is not None:
                     for k in ("loss_d", "loss_g", "gp", "wasserstein"):
                         tb.add_scalar(f"train/{k}", row[k], step)
-            if main and (step % cfg.sample_every == 0 or step == trainer.total_steps):
+            if main and (step % cfg.sample_every == 0 or done):
                 save_samples()
-            if step % cfg.checkpoint_every == 0 or step == trainer.total_steps:
+            if step % cfg.checkpoint_every == 0 or done:
                 _check_finite_parameters(trainer, last)  # never overwrite a good checkpoint with NaNs
                 if main:
                     elapsed = elapsed_before + time.time() - started

@@ -9,12 +9,16 @@ import click
 
 
 @click.command()
-@click.option("--preset", type=click.Choice(["quick", "full"]), default="quick",
-              help="quick: CPU, ~10 min, shipped generator; full: the whole grid (GPU)")
+@click.option("--preset", type=click.Choice(["quick", "cpu", "full"]), default="quick",
+              help="quick: CPU, ~10 min, shipped generator; cpu: ~1 h on 2 cores, both regimes "
+                   "(fair generators from --fair-dir); full: the whole grid (GPU)")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="results directory; rerunning skips finished cells")
 @click.option("--generator", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="generator for the 'shipped' regime (default: the shipped one)")
+@click.option("--fair-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="directory of fair-regime runs n{N}_seed{S}/ (a generator.safetensors there is "
+                   "used as it is; missing ones are trained there); default: OUT/fair_generators")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
               help="MNIST IDX directory (default: $AUGMENT_DATA, else ~/.cache/augment/mnist)")
 @click.option("--seeds", type=click.IntRange(1, 20), default=None, help="override the preset's seed count")
@@ -22,7 +26,8 @@ import click
               help="override the preset's classifier budget")
 @click.option("--device", type=str, default="auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'")
 @click.option("--quiet", is_flag=True, help="no progress bar")
-def experiment(preset: str, out: Path, generator: Path | None, data_dir: Path | None, seeds: int | None,
+def experiment(preset: str, out: Path, generator: Path | None, fair_dir: Path | None,
+               data_dir: Path | None, seeds: int | None,
                classifier_steps: int | None, device: str, quiet: bool) -> None:
     """Train one fixed classifier on real, classical-augmented, synthetic and mixed data."""
     import dataclasses
@@ -37,5 +42,5 @@ def experiment(preset: str, out: Path, generator: Path | None, data_dir: Path | 
         grid = dataclasses.replace(grid, classifier_steps=classifier_steps)
     results = run_grid(grid, out, resolve_device(device), data_dir=data_dir, generator=generator,
                        progress=not quiet, log=lambda m: click.echo(m, err=True),
-                       command="augment " + " ".join(sys.argv[1:]))
+                       command="augment " + " ".join(sys.argv[1:]), fair_dir=fair_dir)
     click.echo(str(results))

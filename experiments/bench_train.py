@@ -249,14 +249,23 @@ def main(argv=None) -> dict:
               "workers": args.workers, "threads": torch.get_num_threads(),
               "cudnn_benchmark": args.cudnn_benchmark, "command": " ".join(sys.argv)}
     if args.check_steps > 0:
-        result["check"] = compare(args, data_dir)
+        try:
+            result["check"] = compare(args, data_dir)
+        except Exception as e:  # noqa: BLE001 - reported; the timing still runs
+            result["check"] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
         print("check:", json.dumps(result["check"]))
 
-    steps = {name: make_path(name, args, data_dir) for name in paths}
-    for name, step in steps.items():
-        for _ in range(warmup):
-            step()
-        sync(device)
+    steps, result["failed"] = {}, {}
+    for name in paths:  # a path that fails is reported and left out; the others still run
+        try:
+            step = make_path(name, args, data_dir)
+            for _ in range(warmup):
+                step()
+            sync(device)
+            steps[name] = step
+        except Exception as e:  # noqa: BLE001 - a benchmark reports, it does not stop
+            result["failed"][name] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            print(f"{name:12s} FAILED: {result['failed'][name]}")
     elapsed = dict.fromkeys(steps, 0.0)
     done = dict.fromkeys(steps, 0)
     for r in range(args.rounds):

@@ -1,8 +1,13 @@
-"""Make a training checkpoint the library's shipped default generator, with its model card.
+"""Make a trained generator the library's shipped default, with its model card.
 
     python experiments/ship_generator.py CHECKPOINT --hardware "2-core CPU, no GPU" [--cas]
+    python experiments/ship_generator.py RUN_DIR --hardware "one H100" [--cas]
 
-1. exports the checkpoint's generator to augment/weights/generator.safetensors;
+SOURCE is a training checkpoint (``checkpoints/last.pt``) or a run directory holding
+``config.json``, ``metrics.jsonl`` and ``generator.safetensors`` (what a run exports at its end;
+enough when the optimizer-laden checkpoint stayed on the training machine).
+
+1. exports the generator to augment/weights/generator.safetensors;
 2. runs `augment evaluate` on it (report in experiments/results/shipped_generator/), real train
    vs real test as the ceiling;
 3. writes augment/weights/generator.json (SHA-256, provenance, headline figures), the grid
@@ -23,6 +28,7 @@ from pathlib import Path
 import torch
 
 from augment.checkpoint import export_generator, load_checkpoint, load_generator
+from augment.config import TrainConfig
 from augment.evaluation import REAL_BASELINE, GENERATOR, run_evaluation
 from augment.fileio import atomic_write_text
 from augment.pretrained import GENERATOR_PATH, WEIGHTS_DIR, write_manifest
@@ -38,9 +44,20 @@ def fmt(x, pct=False):
     return f"{100 * x:.2f}%" if pct else f"{x:.3f}"
 
 
+def read_source(source: Path) -> dict:
+    """train_config, step and elapsed seconds of a checkpoint or a run directory."""
+    if not source.is_dir():
+        ckpt = load_checkpoint(source)
+        return {"train_config": ckpt["train_config"], "step": int(ckpt["step"]),
+                "elapsed": float(ckpt.get("elapsed", float("nan")))}
+    cfg = TrainConfig.from_dict(json.loads((source / "config.json").read_text()))
+    last = json.loads((source / "metrics.jsonl").read_text().splitlines()[-1])
+    return {"train_config": cfg, "step": int(last["step"]), "elapsed": float(last["time_s"])}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("checkpoint", type=Path)
+    ap.add_argument("source", type=Path, help="checkpoint file or run directory")
     ap.add_argument("--hardware", required=True, help="where it was trained, e.g. '2-core CPU, no GPU'")
     ap.add_argument("--n-per-class", type=int, default=1000)
     ap.add_argument("--cas", action="store_true", help="also compute CAS (slow on a CPU)")
@@ -48,9 +65,12 @@ def main() -> None:
     ap.add_argument("--note", default="", help="a sentence for the card (e.g. why training stopped)")
     args = ap.parse_args()
 
-    ckpt = load_checkpoint(args.checkpoint)
-    cfg = ckpt["train_config"]
-    export_generator(args.checkpoint, GENERATOR_PATH)
+    run = read_source(args.source)
+    cfg = run["train_config"]
+    if args.source.is_dir():
+        shutil.copyfile(args.source / "generator.safetensors", GENERATOR_PATH)
+    else:
+        export_generator(args.source, GENERATOR_PATH)
     if REPORT_DIR.exists():
         shutil.rmtree(REPORT_DIR)
     report = run_evaluation(GENERATOR_PATH, REPORT_DIR, n_per_class=args.n_per_class, cas=args.cas,
@@ -61,9 +81,9 @@ def main() -> None:
 
     per_epoch = 60000 // cfg.batch_size // (1 if cfg.real_batches == "shared" else cfg.n_critic)
     info = {
-        "step": ckpt["step"], "epochs": round(ckpt["step"] / per_epoch, 3),
-        "wall_time_s": round(float(ckpt.get("elapsed", float("nan"))), 1),
-        "hardware": args.hardware, "torch": torch.__version__,
+        "step": run["step"], "epochs": round(run["step"] / per_epoch, 3),
+        "wall_time_s": round(float(run["elapsed"]), 1),
+        "hardware": args.hardware, "evaluated_with_torch": torch.__version__,
         "train_config": dataclasses.asdict(cfg),
         "evaluation": {k: gen["overall"].get(k) for k in ("agreement", "frechet", "class_frechet", "precision",
                                                             "recall", "density", "coverage", "diversity", "cas")},
@@ -88,13 +108,13 @@ The default generator of `SyntheticMNIST()`, `augment sample` and `augment dump`
 
 | | |
 |---|---|
-| architecture | CWGAN-GP generator of the reference design ({sum(t.numel() for t in ckpt['generator'].values() if t.dtype.is_floating_point):,} floats incl. BatchNorm buffers) |
+| architecture | CWGAN-GP generator of the reference design ({sum(t.numel() for t in load_generator(GENERATOR_PATH).state_dict().values() if t.dtype.is_floating_point):,} floats incl. BatchNorm buffers) |
 | data | MNIST train, all 60,000 labelled images, 28×28 resized to 32×32 in [-1, 1] |
 | training | this project's trainer, `{cfg.real_batches}` real batches, batch {cfg.batch_size}, n_critic {cfg.n_critic}, Adam lr {cfg.lr:g}, betas ({cfg.beta1}, {cfg.beta2}), λ {cfg.gp_weight:g}, seed {cfg.seed} |
-| length | {ckpt['step']:,} generator steps ({info['epochs']} epochs of real data) |
-| wall time | {info['wall_time_s'] / 60:.1f} min on {args.hardware} (torch {torch.__version__}) |
+| length | {run['step']:,} generator steps ({info['epochs']} epochs of real data) |
+| wall time | {info['wall_time_s'] / 60:.1f} min on {args.hardware} |
 | file | `generator.safetensors`, SHA-256 `{sha}` (checked on load against `generator.json`) |
-| evaluated with | `augment evaluate` ({args.n_per_class} samples per class, the shipped classifier, real MNIST test) |
+| evaluated with | `augment evaluate` on the CPU, torch {torch.__version__} ({args.n_per_class} samples per class, the shipped classifier, real MNIST test) |
 
 ![one row per class](generator_grid.png)
 
@@ -115,7 +135,7 @@ checkerboard artifacts.
 {rows}
 
 Full report: `experiments/results/shipped_generator/report.md`. Reproduce:
-`python experiments/ship_generator.py CHECKPOINT --hardware "..."{' --cas' if args.cas else ''}`.
+`python experiments/ship_generator.py CHECKPOINT_OR_RUN_DIR --hardware "..."{' --cas' if args.cas else ''}`.
 """
     atomic_write_text(WEIGHTS_DIR / "GENERATOR_CARD.md", card)
     print(json.dumps({"sha256": sha, **info["evaluation"]}, default=str))

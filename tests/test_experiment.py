@@ -1,6 +1,8 @@
 import csv
 import dataclasses
+import json
 import math
+import shutil
 
 import pytest
 import torch
@@ -79,3 +81,31 @@ def test_grid_runs_resumes_and_reports(tmp_path, idx_dir, tiny_generator):
     with open(results) as f:
         assert next(csv.reader(f))[:6] == ["n_per_class", "ratio", "augmentation", "regime", "seed",
                                            "test_accuracy"]
+    info = json.loads((out / "run.json").read_text())  # every invocation is kept
+    assert [i["cells_run"] for i in info["invocations"]] == [5, 0, 5]
+    assert info["cells_run_total"] == 10
+
+
+def test_cpu_preset_has_fair_cells_for_its_fair_seeds_only():
+    cells = grid_cells(PRESETS["cpu"])
+    fair = [c for c in cells if c.regime == "fair"]
+    assert {c.seed for c in fair} == {0} and {c.n_per_class for c in fair} == {100, 500}
+    assert {c.seed for c in cells} == {0, 1, 2}
+    assert Cell(500, math.inf, "synthetic", "fair", 0) in fair
+    assert Cell(500, math.inf, "synthetic", "fair", 1) not in cells
+
+
+def test_fair_generators_from_another_directory_are_used_as_they_are(tmp_path, idx_dir,
+                                                                     tiny_generator):
+    fair_dir = tmp_path / "trained_elsewhere"
+    (fair_dir / "n2_seed0").mkdir(parents=True)
+    shutil.copyfile(tiny_generator, fair_dir / "n2_seed0" / "generator.safetensors")
+    grid = GridConfig(n_per_class=(2,), ratios=(1.0,), augmentations=("synthetic",),
+                      regimes=("fair",), fair_n=(2,), seeds=(0,), classifier_steps=2, classifier_batch=8,
+                      synthetic_only_per_class=3, diversity_per_class=6)
+    out = tmp_path / "exp"
+    rows = read_results(run_grid(grid, out, torch.device("cpu"), data_dir=idx_dir,
+                                 progress=False, log=lambda m: None, mnist=False,
+                                 fair_dir=fair_dir))
+    assert {(r["regime"], r["ratio"]) for r in rows} == {("fair", "1.0"), ("fair", "inf")}
+    assert not (out / "fair_generators").exists()  # nothing was trained

@@ -59,7 +59,7 @@ def test_default_strategies_and_output_kind():
     g = make_generator(ModelConfig(g_width=16))
     fast = FastGenerator(g)
     assert fast.strategies == default_strategies("cpu", [32, 16, 1]) == ("deconv", "deconv", "gemm")
-    assert default_strategies("cuda", [32, 16, 1]) == ("phase", "phase", "gemm")
+    assert default_strategies("cuda", [32, 16, 1]) == ("deconv", "deconv", "gemm")
     z, y = inputs(fast.config, 4)
     out = fast(z, y)
     assert out.dtype == torch.float32 and not out.requires_grad

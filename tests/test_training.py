@@ -69,6 +69,21 @@ def test_resume_drops_log_rows_past_the_checkpoint(tmp_path, tiny_train_config):
     assert steps == [2, 4]
 
 
+def test_max_minutes_stops_at_the_first_step_past_the_budget(tmp_path, tiny_train_config):
+    cfg = dataclasses.replace(tiny_train_config, max_steps=50, checkpoint_every=100, log_every=100,
+                              max_minutes=1e-9)
+    run = tmp_path / "run"
+    train(cfg, run, progress=False)  # a new run always makes one step
+    state = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert state["step"] == 1 and state["elapsed"] > 0
+    assert [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()] == [1]
+    assert (run / "samples" / "step_0000001.png").exists()
+    resume(run, {"max_minutes": 1e-9}, progress=False)  # budget already spent: no step
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == 1
+    resume(run, {"max_minutes": None, "max_steps": 3}, progress=False)
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == 3
+
+
 def test_non_empty_run_directory_is_refused(tmp_path, tiny_train_config):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "x").write_text("keep me")

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Every GPU measurement of the project in one deadline-bounded run (a lent GPU is scarce).
+#
+#   OUT=/tmp/out AUGMENT_DATA=data/mnist bash experiments/gpu_session.sh
+#
+# Stages, in order of value; each has a time limit and none stops the others:
+#   1. bench_train.py      reference loop vs eager vs fast (CUDA graph) step, batches/s
+#   2. quality_per_minute  reference loop and fast loop, BUDGET_S each; agreement of both
+#   3. fair generators     n = 100 and 500 per class, seed 0 (the experiment grid's fair regime)
+#   4. main run            resume the fast loop's run until the deadline (the shipped generator)
+#   5. bench_sampling.py   raw forward, FastGenerator, SyntheticMNIST + DataLoader, real pipeline
+# Outputs under $OUT: results.tar.gz (logs, JSON, run directories without weights), the main
+# run's generator and the fair and reference generators (safetensors), session.log.
+# Small settings for a CPU dry run: DEVICE=cpu TOTAL_S=240 BUDGET_S=5 BENCH_STEPS=3 FAIR_STEPS=2
+set -u
+: "${OUT:?set OUT to the output directory}"
+DEVICE=${DEVICE:-cuda}
+TOTAL_S=${TOTAL_S:-580}          # whole script, packaging included
+BUDGET_S=${BUDGET_S:-60}         # quality-per-minute budget per loop
+BENCH_STEPS=${BENCH_STEPS:-240}  # timed generator steps per path in bench_train
+FAIR_STEPS=${FAIR_STEPS:-3000}   # generator steps per fair generator (GridConfig.fair_gan_steps)
+FAIR_MAX_MIN=${FAIR_MAX_MIN:-0.5}
+SAMPLING_S=${SAMPLING_S:-1}
+WORK=${WORK:-runs/gpu_session}
+export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+START=$(date +%s)
+DEADLINE=$((START + TOTAL_S))
+mkdir -p "$OUT" "$WORK/logs"
+LOG=$OUT/session.log
+
+say() { echo "[$(($(date +%s) - START))s] $*" | tee -a "$LOG"; }
+left() { echo $((DEADLINE - $(date +%s))); }
+# stage NAME LIMIT_S RESERVE_S CMD...: run CMD for at most min(LIMIT, time left - RESERVE)
+stage() {
+  local name=$1 limit=$2 reserve=$3; shift 3
+  local t=$(($(left) - reserve)); ((t > limit)) && t=$limit
+  if ((t < 10)); then say "skip $name (no time)"; return 1; fi
+  say "start $name (limit ${t}s): $*"
+  timeout --kill-after=5 "$t" "$@" >"$WORK/logs/$name.log" 2>&1
+  local rc=$?
+  say "end $name rc=$rc"; tail -n 4 "$WORK/logs/$name.log" | sed 's/^/    /' | tee -a "$LOG"
+  return $rc
+}
+
+{ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 || true
+  python3 -c 'import torch, torchvision, sys; print(sys.version.split()[0], torch.__version__,
+torchvision.__version__, torch.cuda.is_available())'; nproc; } >"$WORK/logs/env.log" 2>&1
+say "env: $(tr '\n' ' ' <"$WORK/logs/env.log")"
+
+stage bench_train 150 360 python3 experiments/bench_train.py --device "$DEVICE" \
+  --steps "$BENCH_STEPS" --rounds 3 --out "$WORK/bench_train.json"
+
+stage quality $((BUDGET_S * 2 + 90)) 200 python3 experiments/quality_per_minute.py --device "$DEVICE" \
+  --budget-s "$BUDGET_S" --out-dir "$WORK/quality" --fast-run-dir "$WORK/main"
+
+for n in 100 500; do
+  stage "fair_n$n" 90 150 python3 -m cli train --run-dir "$WORK/fair/n${n}_seed0" \
+    --n-per-class "$n" --seed 0 --max-steps "$FAIR_STEPS" --max-minutes "$FAIR_MAX_MIN" \
+    --sample-every $(((FAIR_STEPS + 9) / 10)) --checkpoint-every $(((FAIR_STEPS + 9) / 10)) \
+    --no-tensorboard --device "$DEVICE" --quiet
+done
+
+# the main run: all time left but what sampling and packaging need, minus start-up/export slack
+main_s=$(($(left) - 75 - 35))
+minutes=$(python3 -c "print(round($BUDGET_S / 60 + max($main_s, 6) / 60, 2))")
+if [ -f "$WORK/main/checkpoints/last.pt" ]; then
+  stage main 600 75 python3 -m cli train --resume --run-dir "$WORK/main" --max-minutes "$minutes" --quiet
+else
+  say "no fast-loop checkpoint: the main run starts afresh with the eager step"
+  rm -rf "$WORK/main"
+  stage main 600 75 python3 -m cli train --run-dir "$WORK/main" --step-impl eager \
+    --max-minutes "$minutes" --sample-every 1000 --checkpoint-every 5000 --device "$DEVICE" --quiet
+fi
+
+stage bench_sampling 60 15 python3 experiments/bench_sampling.py --device "$DEVICE" \
+  --seconds "$SAMPLING_S" --repeats 3 --out "$WORK/bench_sampling.json"
+
+say "packaging"
+cp "$WORK/main/generator.safetensors" "$OUT/main_generator.safetensors" 2>/dev/null
+for n in 100 500; do
+  cp "$WORK/fair/n${n}_seed0/generator.safetensors" "$OUT/fair_n${n}_seed0.safetensors" 2>/dev/null
+done
+cp "$WORK"/quality/reference_*s.safetensors "$OUT/" 2>/dev/null
+tar -czf "$OUT/results.tar.gz" --exclude='*.pt' --exclude='*.safetensors' --exclude='.*.tmp' \
+  -C "$(dirname "$WORK")" "$(basename "$WORK")"
+if (($(du -cb "$OUT" | tail -1 | cut -f1) > 62000000)); then  # 64 MB come back at most
+  say "dropping the reference generator (size)"; rm -f "$OUT"/reference_*s.safetensors
+fi
+ls -la "$OUT" | tee -a "$LOG"
+say "done"
