@@ -394,7 +394,7 @@ def write_summary(out_dir: Path, rows: list[dict], diversity: list[dict]) -> Non
 
 def _markdown(df) -> str:
     """Markdown of a DataFrame whose first column becomes the row label."""
-    from .evaluation import markdown_table
+    from .report import markdown_table
 
     first = df.columns[0]
     return markdown_table(df.set_index(first), index_name=str(first))

@@ -40,7 +40,7 @@ def evaluate(generator: Path, out_dir: Path, n_per_class: int, cas: bool, cas_st
 
     Prints a summary (generator and a real-train ceiling row) and the generator's per-class
     table; writes results.json, report.md, per_class.png, confusion.png and samples.png."""
-    from augment import evaluation
+    from augment import evaluation, report
     from augment.training import resolve_device
 
     started = time.time()
@@ -49,18 +49,18 @@ def evaluate(generator: Path, out_dir: Path, n_per_class: int, cas: bool, cas_st
         if not quiet:
             click.echo(f"[{time.time() - started:6.1f}s] {message}", err=True)
 
-    report = evaluation.run_evaluation(
+    published = evaluation.run_evaluation(
         generator, out_dir, n_per_class=n_per_class, seed=seed, cas=cas, cas_steps=cas_steps,
         k=k, classifier_path=classifier_path, data_dir=data_dir, mnist=dataset == "mnist",
         device=resolve_device(device), overwrite=overwrite, log=log)
-    results = report["results"]
-    click.echo(evaluation.format_table(evaluation.summary_table(results)))
+    results = published["results"]
+    click.echo(report.format_table(report.summary_table(results)))
     click.echo("")
-    click.echo(f"per class ({evaluation.GENERATOR}):")
-    click.echo(evaluation.format_table(evaluation.per_class_table(results[evaluation.GENERATOR])))
+    click.echo(f"per class ({report.GENERATOR}):")
+    click.echo(report.format_table(report.per_class_table(results[report.GENERATOR])))
     click.echo("")
     click.echo(json.dumps({"out_dir": str(out_dir), "report": str(out_dir / "report.md"),
-                           "seconds": report["seconds"]}))
+                           "seconds": published["seconds"]}))
 
 
 @click.command("train-classifier")

@@ -1,0 +1,33 @@
+import json
+import math
+
+import pytest
+
+from augment import report
+from augment.errors import AugmentError
+
+
+def test_tables_and_json_safety():
+    result = {"overall": {c: 0.5 for c in report.SUMMARY_COLUMNS if c != "cas"},
+              "per_class": {c: [0.1] * 9 + [math.nan] for c in report.PER_CLASS_COLUMNS if c != "cas"}}
+    summary = report.summary_table({"a": result})
+    assert list(summary.columns) == [c for c in report.SUMMARY_COLUMNS if c != "cas"]
+    table = report.markdown_table(report.per_class_table(result), "class")
+    assert table.splitlines()[0].startswith("| class | agreement |") and "| nan |" in table
+    assert report._json_safe({"x": [math.nan, math.inf, 1.0]}) == {"x": [None, None, 1.0]}
+
+
+def test_out_dir_must_be_new_empty_or_an_old_report(tmp_path):
+    assert report.check_out_dir(tmp_path / "new") == tmp_path / "new"
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(AugmentError, match="not a directory"):
+        report.check_out_dir(tmp_path / "file")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "keep.txt").write_text("x")
+    with pytest.raises(AugmentError, match="not empty"):
+        report.check_out_dir(other)
+    with pytest.raises(AugmentError, match="not an evaluation report"):
+        report.check_out_dir(other, overwrite=True)
+    (other / "results.json").write_text(json.dumps({}))
+    assert report.check_out_dir(other, overwrite=True) == other
