@@ -371,17 +371,17 @@ def write_summary(out_dir: Path, rows: list[dict], diversity: list[dict]) -> Non
     if not rows:
         return
     summary = summary_frame(rows)
-    synthetic_only = summary["ratio"].map(lambda r: not math.isfinite(r))
-    summary.loc[synthetic_only, "n_per_class"] = "0 (synthetic only)"
-    order = {"0 (synthetic only)": (0, 0), "all": (2, 0)}
-    ns = sorted(summary["n_per_class"].unique(), key=lambda s: order[s] if s in order else (1, int(s)))
-    summary["cell"] = summary.apply(
-        lambda r: f"{100 * r['mean']:.2f} ± {100 * (r['std'] if r['count'] > 1 else 0):.2f}", axis=1)
+    ns = sorted(summary["n_per_class"].unique(), key=lambda s: (1, 0) if s == "all" else (0, int(s)))
+    summary["cell"] = summary.apply(_mean_std_cell, axis=1)
+    summary["ratio"] = summary["ratio"].map(lambda r: f"{r:g}")  # 0, 0.5, 4, inf
     table = summary.pivot_table(index=["augmentation", "regime", "ratio"], columns="n_per_class",
                                 values="cell", aggfunc="first").reindex(columns=ns).fillna("")
     lines = ["# Test accuracy (%) on the real MNIST test set, mean ± std over seeds", "",
-             "Rows: augmentation, generator regime, synthetic:real ratio (inf = synthetic only). "
-             "Columns: real images per class.", "", _markdown(table.reset_index())]
+             "Rows: augmentation, generator regime, synthetic:real ratio. Columns: real images "
+             "per class. Ratio inf = synthetic only: no real image is used, and the column is "
+             "the number of real images per class the generator was trained on (shipped: all). "
+             "A cell from one seed says so instead of showing a std.", "",
+             _markdown(table.reset_index())]
     if diversity:
         div = pd.DataFrame(diversity)
         atomic_write_text(out_dir / "diversity.csv", div.to_csv(index=False))
@@ -390,6 +390,12 @@ def write_summary(out_dir: Path, rows: list[dict], diversity: list[dict]) -> Non
                   _markdown(div[["generator", "class", *cols]])]
     atomic_write_text(out_dir / "summary.md", "\n".join(lines) + "\n")
     _plots(out_dir, rows, diversity)
+
+
+def _mean_std_cell(row) -> str:
+    if row["count"] > 1:
+        return f"{100 * row['mean']:.2f} ± {100 * row['std']:.2f}"
+    return f"{100 * row['mean']:.2f} (1 seed)"
 
 
 def _markdown(df) -> str:

@@ -81,8 +81,8 @@ def markdown_table(frame, index_name: str = "") -> str:
     """GitHub-flavoured markdown of a DataFrame (no third-party dependency)."""
     header = [index_name or (frame.index.name or "")] + [str(c) for c in frame.columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for name, row in frame.iterrows():
-        cells = [str(name)] + [_cell(v) for v in row.tolist()]
+    for name, *values in frame.itertuples(index=True, name=None):  # keeps each column's type
+        cells = [str(name)] + [_cell(v) for v in values]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
