@@ -3,15 +3,20 @@
 #
 #   OUT=/tmp/out AUGMENT_DATA=data/mnist bash experiments/gpu_session.sh
 #
-# Stages, in order of value; each has a time limit and none stops the others:
-#   1. bench_train.py      reference loop vs eager vs fast (CUDA graph) step, batches/s
-#   2. quality_per_minute  reference loop and fast loop, BUDGET_S each; agreement of both
-#   3. fair generators     n = 100 and 500 per class, seed 0 (the experiment grid's fair regime)
-#   4. main run            resume the fast loop's run until the deadline (the shipped generator)
-#   5. bench_sampling.py   raw forward, FastGenerator, SyntheticMNIST + DataLoader, real pipeline
+# Stages (STAGES picks and orders them; default: what the 2026-11-28 session ran); each has a
+# time limit and none stops the others:
+#   profile            profile_train_step.py: kernels and device time of the batched step
+#   bench_train        reference loop vs eager vs fast (CUDA graph) step, batches/s
+#   bench_cudnn        the fast paths again with cudnn.benchmark
+#   quality            quality_per_minute.py: reference and fast loop, BUDGET_S each
+#   fair               fair-regime generators, n in FAIR_N, seeds in FAIR_SEEDS
+#   main               the main run: resumes the quality stage's fast run (or starts one) and
+#                      trains until the deadline minus what the later stages need
+#   bench_sampling     raw forward, FastGenerator, SyntheticMNIST + DataLoader, real pipeline
 # Outputs under $OUT: results.tar.gz (logs, JSON, run directories without weights), the main
 # run's generator and the fair and reference generators (safetensors), session.log.
 # Small settings for a CPU dry run: DEVICE=cpu TOTAL_S=240 BUDGET_S=5 BENCH_STEPS=3 FAIR_STEPS=2
+# A next session might run: STAGES="profile bench_cudnn fair main" FAIR_STEPS=8000 FAIR_MAX_MIN=2.3
 set -u
 : "${OUT:?set OUT to the output directory}"
 DEVICE=${DEVICE:-cuda}
@@ -21,6 +26,10 @@ BENCH_STEPS=${BENCH_STEPS:-240}  # timed generator steps per path in bench_train
 FAIR_STEPS=${FAIR_STEPS:-3000}   # generator steps per fair generator (GridConfig.fair_gan_steps)
 FAIR_MAX_MIN=${FAIR_MAX_MIN:-0.5}
 SAMPLING_S=${SAMPLING_S:-1}
+STAGES=${STAGES:-"bench_train quality fair main bench_sampling"}
+FAIR_N=${FAIR_N:-"100 500"}
+FAIR_SEEDS=${FAIR_SEEDS:-"0"}
+MAIN_RESERVE_S=${MAIN_RESERVE_S:-110}  # what the stages after main need, with slack
 WORK=${WORK:-runs/gpu_session}
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 START=$(date +%s)
@@ -47,38 +56,54 @@ stage() {
 torchvision.__version__, torch.cuda.is_available())'; nproc; } >"$WORK/logs/env.log" 2>&1
 say "env: $(tr '\n' ' ' <"$WORK/logs/env.log")"
 
-stage bench_train 150 360 python3 experiments/bench_train.py --device "$DEVICE" \
-  --steps "$BENCH_STEPS" --rounds 3 --out "$WORK/bench_train.json"
-
-stage quality $((BUDGET_S * 2 + 90)) 200 python3 experiments/quality_per_minute.py --device "$DEVICE" \
-  --budget-s "$BUDGET_S" --out-dir "$WORK/quality" --fast-run-dir "$WORK/main"
-
-for n in 100 500; do
-  stage "fair_n$n" 90 150 python3 -m cli train --run-dir "$WORK/fair/n${n}_seed0" \
-    --n-per-class "$n" --seed 0 --max-steps "$FAIR_STEPS" --max-minutes "$FAIR_MAX_MIN" \
-    --sample-every $(((FAIR_STEPS + 9) / 10)) --checkpoint-every $(((FAIR_STEPS + 9) / 10)) \
-    --no-tensorboard --device "$DEVICE" --quiet
+for name in $STAGES; do
+  case $name in
+  profile)
+    stage profile 90 300 python3 experiments/profile_train_step.py --device "$DEVICE" \
+      --steps 20 --out "$WORK/profile_train_step.json" ;;
+  bench_train)
+    stage bench_train 150 300 python3 experiments/bench_train.py --device "$DEVICE" \
+      --steps "$BENCH_STEPS" --rounds 3 --out "$WORK/bench_train.json" ;;
+  bench_cudnn)
+    stage bench_cudnn 60 300 python3 experiments/bench_train.py --device "$DEVICE" \
+      --paths fast,batched --check-steps 0 --cudnn-benchmark --steps "$BENCH_STEPS" --rounds 3 \
+      --out "$WORK/bench_train_cudnn.json" ;;
+  quality)
+    stage quality $((BUDGET_S * 2 + 90)) 200 python3 experiments/quality_per_minute.py \
+      --device "$DEVICE" --budget-s "$BUDGET_S" --out-dir "$WORK/quality" --fast-run-dir "$WORK/main" ;;
+  fair)
+    for seed in $FAIR_SEEDS; do for n in $FAIR_N; do
+      stage "fair_n${n}_seed$seed" "$(python3 -c "print(int($FAIR_MAX_MIN * 60) + 90)")" 150 python3 -m cli train \
+        --run-dir "$WORK/fair/n${n}_seed$seed" --n-per-class "$n" --seed "$seed" \
+        --max-steps "$FAIR_STEPS" --max-minutes "$FAIR_MAX_MIN" \
+        --sample-every $(((FAIR_STEPS + 9) / 10)) --checkpoint-every $(((FAIR_STEPS + 9) / 10)) \
+        --no-tensorboard --device "$DEVICE" --quiet
+    done; done ;;
+  main)
+    # all time left but what the later stages and packaging need, minus start-up/export slack
+    main_s=$(($(left) - MAIN_RESERVE_S - 35))
+    if [ -f "$WORK/main/checkpoints/last.pt" ]; then
+      done_s=$(python3 -c "import json; print(json.loads(open('$WORK/main/metrics.jsonl').read().splitlines()[-1])['time_s'])")
+      minutes=$(python3 -c "print(round(($done_s + max($main_s, 6)) / 60, 2))")
+      stage main 600 "$MAIN_RESERVE_S" python3 -m cli train --resume --run-dir "$WORK/main" \
+        --max-minutes "$minutes" --quiet
+    else
+      minutes=$(python3 -c "print(round(max($main_s, 6) / 60, 2))")
+      rm -rf "$WORK/main"
+      stage main 600 "$MAIN_RESERVE_S" python3 -m cli train --run-dir "$WORK/main" \
+        --max-minutes "$minutes" --sample-every 1000 --checkpoint-every 5000 --device "$DEVICE" --quiet
+    fi ;;
+  bench_sampling)
+    stage bench_sampling 60 15 python3 experiments/bench_sampling.py --device "$DEVICE" \
+      --seconds "$SAMPLING_S" --repeats 3 --out "$WORK/bench_sampling.json" ;;
+  *) say "unknown stage $name" ;;
+  esac
 done
-
-# the main run: all time left but what sampling and packaging need, minus start-up/export slack
-main_s=$(($(left) - 75 - 35))
-minutes=$(python3 -c "print(round($BUDGET_S / 60 + max($main_s, 6) / 60, 2))")
-if [ -f "$WORK/main/checkpoints/last.pt" ]; then
-  stage main 600 75 python3 -m cli train --resume --run-dir "$WORK/main" --max-minutes "$minutes" --quiet
-else
-  say "no fast-loop checkpoint: the main run starts afresh with the eager step"
-  rm -rf "$WORK/main"
-  stage main 600 75 python3 -m cli train --run-dir "$WORK/main" --step-impl eager \
-    --max-minutes "$minutes" --sample-every 1000 --checkpoint-every 5000 --device "$DEVICE" --quiet
-fi
-
-stage bench_sampling 60 15 python3 experiments/bench_sampling.py --device "$DEVICE" \
-  --seconds "$SAMPLING_S" --repeats 3 --out "$WORK/bench_sampling.json"
 
 say "packaging"
 cp "$WORK/main/generator.safetensors" "$OUT/main_generator.safetensors" 2>/dev/null
-for n in 100 500; do
-  cp "$WORK/fair/n${n}_seed0/generator.safetensors" "$OUT/fair_n${n}_seed0.safetensors" 2>/dev/null
+for run in "$WORK"/fair/*/; do  # 64 MB come back: the main generator and 3 fair ones
+  [ -f "$run/generator.safetensors" ] && cp "$run/generator.safetensors" "$OUT/fair_$(basename "$run").safetensors"
 done
 cp "$WORK"/quality/reference_*s.safetensors "$OUT/" 2>/dev/null
 tar -czf "$OUT/results.tar.gz" --exclude='*.pt' --exclude='*.safetensors' --exclude='.*.tmp' \

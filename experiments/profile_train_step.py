@@ -1,0 +1,98 @@
+"""Where a training step's device time goes: kernels of the batched (fast, no graph) step.
+
+Runs ``--warmup`` steps, then profiles ``--steps`` steps of ``Trainer`` with the batched fast
+step (the body that the CUDA graph replays) under ``torch.profiler``, and prints the
+operators/kernels with the most device time (CUDA) or CPU time (CPU), the number of kernels
+launched per step and the total device time per step. Writes the table as JSON.
+
+    python experiments/profile_train_step.py --device cuda --steps 20 --out profile.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from augment.config import TrainConfig  # noqa: E402
+from augment.data import resolve_data_dir  # noqa: E402
+from augment.fast import FastStepFallback, build_fast_step  # noqa: E402
+from augment.fileio import atomic_write_text  # noqa: E402
+from augment.training import Trainer  # noqa: E402
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--top", type=int, default=25)
+    p.add_argument("--cudnn-benchmark", action="store_true")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--out", type=Path, default=None)
+    args = p.parse_args(argv)
+    device = torch.device(args.device)
+    on_cuda = device.type == "cuda"
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark
+    if not on_cuda:
+        torch.set_num_threads(2)
+    cfg = TrainConfig(data_dir=str(resolve_data_dir(args.data_dir)), batch_size=args.batch_size,
+                      device=str(device), step_impl="eager", tensorboard=False)
+    trainer = Trainer(cfg)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FastStepFallback)
+        trainer.step_fn = build_fast_step(trainer, required=True, cuda_graph=False)
+    for _ in range(args.warmup):
+        trainer.step()
+    if on_cuda:
+        torch.cuda.synchronize(device)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_cuda else [])
+    with profile(activities=activities) as prof:
+        for _ in range(args.steps):
+            trainer.step()
+        if on_cuda:
+            torch.cuda.synchronize(device)
+    events = prof.key_averages()
+    key = "device_time_total" if on_cuda else "self_cpu_time_total"
+    # kernels (device events) when on CUDA; operators' self time on CPU
+    rows = []
+    for e in events:
+        total = getattr(e, "self_device_time_total", None) if on_cuda else e.self_cpu_time_total
+        if total is None:
+            total = getattr(e, "self_cuda_time_total", 0.0)
+        if total <= 0:
+            continue
+        rows.append({"name": e.key, "calls_per_step": e.count / args.steps,
+                     "us_per_step": total / args.steps})
+    rows.sort(key=lambda r: -r["us_per_step"])
+    total_us = sum(r["us_per_step"] for r in rows)
+    kernels = None
+    if on_cuda:
+        kernels = sum(1 for ev in prof.events() if ev.device_type == torch.autograd.DeviceType.CUDA)
+        kernels /= args.steps
+    print(f"{args.steps} steps of the batched fast step on {device} (batch {args.batch_size}); "
+          f"{'device' if on_cuda else 'CPU self'} time {total_us / 1000:.2f} ms/step"
+          + (f", {kernels:.0f} kernels/step" if kernels is not None else ""))
+    print(f"{'us/step':>10} {'calls/step':>10}  name")
+    for r in rows[:args.top]:
+        print(f"{r['us_per_step']:10.1f} {r['calls_per_step']:10.1f}  {r['name'][:100]}")
+    result = {"device": str(device), "machine": torch.cuda.get_device_name(device) if on_cuda
+              else "CPU", "torch": torch.__version__, "batch_size": args.batch_size,
+              "steps": args.steps, "cudnn_benchmark": args.cudnn_benchmark,
+              "time_ms_per_step": total_us / 1000, "kernels_per_step": kernels,
+              "sort_key": key, "top": rows[:args.top], "command": " ".join(sys.argv)}
+    if args.out:
+        atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()
