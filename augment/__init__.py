@@ -16,7 +16,7 @@ _EXPORTS = {
     "RealMNIST": "data",
     "load_generator": "checkpoint", "save_generator": "checkpoint",
     "train": "training", "Trainer": "training",
-    "SyntheticMNIST": "synthetic", "mix_real_synthetic": "synthetic", "synthetic_only": "synthetic",
+    "SyntheticMNIST": "synthetic", "mix_real_synthetic": "mixing", "synthetic_only": "mixing",
     "FastGenerator": "sampling", "dump_synthetic": "dump",
 }
 

@@ -226,7 +226,7 @@ def materialize(dataset, batch_size: int = 2000) -> tuple[torch.Tensor, torch.Te
 def cell_training_set(cell: Cell, ctx: ExperimentContext) -> tuple[torch.Tensor, torch.Tensor]:
     """The (images, labels) a cell's classifier trains on."""
     from .data import RealMNIST
-    from .synthetic import mix_real_synthetic
+    from .mixing import mix_real_synthetic
 
     real = None
     if math.isfinite(cell.ratio):

@@ -17,8 +17,8 @@ from augment.data import RealMNIST
 from augment.errors import AugmentError, CheckpointError, ConfigError
 from augment.models import Generator
 from augment.sampling import FastGenerator
-from augment.synthetic import (SampleBatch, SyntheticMNIST, class_counts, collate_batch,
-                               index_latents, mix_real_synthetic, stratified_labels, synthetic_only)
+from augment.synthetic import (SampleBatch, SyntheticMNIST, collate_batch, index_latents,
+                               stratified_labels)
 
 TINY = ModelConfig(z_dim=8, embed_dim=4, g_width=8, d_width=8)
 
@@ -257,46 +257,6 @@ def test_bad_sources_and_indices(generator, tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="CUDA is not available"):
             SyntheticMNIST(generator, num_samples=4, device="cuda")
-
-
-# -------------------------------------------------------------------------------- mixing
-
-
-def test_mix_ratio_per_class(generator, idx_dir):
-    real = RealMNIST(idx_dir, mnist=False)  # 80 toy digits, 8 per class
-    mixed = mix_real_synthetic(real, generator, ratio=1.5, seed=3)
-    assert mixed.real is real and len(mixed.synthetic) == 120
-    assert class_counts(mixed.synthetic) == {c: 12 for c in range(10)}
-    assert class_counts(mixed) == {c: 20 for c in range(10)}
-    x, y = next(iter(DataLoader(mixed, batch_size=len(mixed), collate_fn=collate_batch)))
-    assert torch.equal(y, mixed.targets) and x.shape == (200, 1, 32, 32)
-    assert torch.equal(x[:80], real.data) and torch.equal(x[80:], all_images(mixed.synthetic, 120))
-    order = [150, 3, 80, 79, 199]
-    batch = mixed.__getitems__(order)
-    for k, i in enumerate(order):
-        assert torch.equal(batch[k][0], mixed[i][0]) and batch[k][1] == mixed[i][1]
-    keep = [i for i in range(80) if real.targets[i] != 2] + [2, 12]  # uneven: 2 of class 2
-    uneven = mix_real_synthetic(Subset(real, keep), generator, ratio=0.5, classes=[0, 2])
-    assert class_counts(uneven.synthetic) == {0: 4, 2: 1}
-    assert mix_real_synthetic(real, generator, ratio=0).synthetic is None
-
-
-def test_synthetic_only(generator, idx_dir):
-    real = RealMNIST(idx_dir, mnist=False)
-    only = mix_real_synthetic(real, generator, ratio=math.inf, per_class=3)
-    assert only.real is None and class_counts(only) == {c: 3 for c in range(10)}
-    same_size = mix_real_synthetic(real, generator, ratio=math.inf)
-    assert class_counts(same_size) == class_counts(real)
-    ds = synthetic_only(generator, 4, classes=[1, 9])
-    assert len(ds) == 8 and class_counts(ds) == {1: 4, 9: 4}
-    ds = synthetic_only(generator, {0: 2, 5: 3})
-    assert class_counts(ds) == {0: 2, 5: 3}
-    with pytest.raises(ConfigError):
-        mix_real_synthetic(real, generator, ratio=-1)
-    with pytest.raises(ConfigError, match="per_class"):
-        mix_real_synthetic(real, generator, ratio=2, per_class=3)
-    with pytest.raises(ConfigError, match="per_class"):
-        synthetic_only(generator, 0)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
