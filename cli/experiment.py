@@ -22,12 +22,17 @@ import click
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
               help="MNIST IDX directory (default: $AUGMENT_DATA, else ~/.cache/augment/mnist)")
 @click.option("--seeds", type=click.IntRange(1, 20), default=None, help="override the preset's seed count")
+@click.option("--n-per-class", "n_list", default=None,
+              help="override the preset's real images per class, e.g. '10,100,all'")
+@click.option("--ratios", default=None, help="override the preset's synthetic:real ratios, e.g. '1,4'")
+@click.option("--regimes", default=None, help="override the preset's regimes: 'shipped', 'fair' or both")
 @click.option("--classifier-steps", type=click.IntRange(1), default=None,
               help="override the preset's classifier budget")
 @click.option("--device", type=str, default="auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def experiment(preset: str, out: Path, generator: Path | None, fair_dir: Path | None,
-               data_dir: Path | None, seeds: int | None,
+               data_dir: Path | None, seeds: int | None, n_list: str | None, ratios: str | None,
+               regimes: str | None,
                classifier_steps: int | None, device: str, quiet: bool) -> None:
     """Train one fixed classifier on real, classical-augmented, synthetic and mixed data."""
     import dataclasses
@@ -35,9 +40,25 @@ def experiment(preset: str, out: Path, generator: Path | None, fair_dir: Path | 
     from augment.experiment import PRESETS, run_grid
     from augment.training import resolve_device
 
-    grid = PRESETS[preset]
+    from augment.errors import ConfigError
+
+    from .options import int_list
+
+    changes: dict = {}
     if seeds is not None:
-        grid = dataclasses.replace(grid, seeds=tuple(range(seeds)))
+        changes["seeds"] = tuple(range(seeds))
+    if n_list is not None:
+        tokens = [t.strip() for t in n_list.split(",") if t.strip()]
+        numbers = int_list(",".join(t for t in tokens if t != "all"), "--n-per-class") or []
+        changes["n_per_class"] = tuple(numbers) + ((None,) if "all" in tokens else ())
+    if ratios is not None:
+        changes["ratios"] = tuple(int_list(ratios, "--ratios", float))
+    if regimes is not None:
+        changes["regimes"] = tuple(r.strip() for r in regimes.split(",") if r.strip())
+    try:
+        grid = dataclasses.replace(PRESETS[preset], **changes)
+    except ConfigError as e:
+        raise click.UsageError(str(e)) from None
     if classifier_steps is not None:
         grid = dataclasses.replace(grid, classifier_steps=classifier_steps)
     results = run_grid(grid, out, resolve_device(device), data_dir=data_dir, generator=generator,

@@ -53,6 +53,9 @@ CASES = [
     (["train-classifier", "-o", f"{T}/c.safetensors", "--lr", "0"], 2, "--lr"),
     # experiment / data
     (["experiment", "--out", f"{T}/x", "--preset", "huge"], 2, "--preset"),
+    (["experiment", "--out", f"{T}/x", "--ratios", "1,x"], 2, "--ratios"),
+    (["experiment", "--out", f"{T}/x", "--ratios", "0"], 2, "ratios"),
+    (["experiment", "--out", f"{T}/x", "--regimes", "magic"], 2, "regime"),
     (["experiment", "--out", f"{T}/x", "--data-dir", f"{T}/missing"], 1, "missing"),
     (["data", "verify", f"{T}/missing"], 1, "missing"),
     (["data", "verify", f"{T}/truncated", "--any-idx"], 1, "truncated"),

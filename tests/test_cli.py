@@ -88,3 +88,23 @@ def test_class_out_of_range_in_sample(tmp_path, tiny_model_config):
     result = run("sample", tmp_path / "g.safetensors", "-o", tmp_path / "x.png", "--classes", "3,12")
     _assert_clean_error(result, 1, "class 12")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_experiment_overrides_reach_the_grid(tmp_path, monkeypatch):
+    import augment.experiment as experiment
+
+    seen = {}
+
+    def fake_run_grid(grid, out, device, **kwargs):
+        seen.update(grid=grid, fair_dir=kwargs["fair_dir"])
+        return out / "results.csv"
+
+    monkeypatch.setattr(experiment, "run_grid", fake_run_grid)
+    run("experiment", "--preset", "cpu", "--out", tmp_path / "exp", "--n-per-class", "100,all",
+        "--ratios", "1,0.5", "--regimes", "fair", "--seeds", "1", "--fair-dir", tmp_path / "fair",
+        "--device", "cpu")
+    grid = seen["grid"]
+    assert grid.n_per_class == (100, None) and grid.ratios == (1.0, 0.5)
+    assert grid.regimes == ("fair",) and grid.seeds == (0,)
+    assert grid.classifier_steps == experiment.PRESETS["cpu"].classifier_steps
+    assert seen["fair_dir"] == tmp_path / "fair"
