@@ -68,6 +68,16 @@ def tiny_train_config(idx_dir: Path, tiny_model_config: ModelConfig) -> TrainCon
                        checkpoint_every=2, device="cpu", tensorboard=False)
 
 
+@pytest.fixture(scope="module")
+def generator():
+    """A tiny randomly initialised generator (seed 0, 10 classes, z_dim 8), shared by a module."""
+    from augment.models import Generator
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return Generator(ModelConfig(z_dim=8, embed_dim=4, g_width=8, d_width=8))
+
+
 @pytest.fixture
 def shared_mnist() -> Path:
     """The real MNIST IDX files beside the checkout (skips when absent)."""

@@ -4,22 +4,10 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from augment.config import ModelConfig
 from augment.data import RealMNIST
 from augment.errors import ConfigError
 from augment.mixing import class_counts, mix_real_synthetic, synthetic_only
-from augment.models import Generator
 from augment.synthetic import collate_batch
-
-TINY = ModelConfig(z_dim=8, embed_dim=4, g_width=8, d_width=8)
-
-
-@pytest.fixture(scope="module")
-def generator() -> Generator:
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        return Generator(TINY)
-
 
 def all_images(dataset, batch_size: int) -> torch.Tensor:
     return torch.cat([x for x, _ in DataLoader(dataset, batch_size=batch_size)])

@@ -12,23 +12,12 @@ from torch.utils.data import ConcatDataset, DataLoader, Subset, default_collate
 from augment import latents as L
 from augment import synthetic as S
 from augment.checkpoint import save_generator
-from augment.config import ModelConfig
 from augment.data import RealMNIST
 from augment.errors import AugmentError, CheckpointError, ConfigError
 from augment.models import Generator
 from augment.sampling import FastGenerator
 from augment.synthetic import (SampleBatch, SyntheticMNIST, collate_batch, index_latents,
                                stratified_labels)
-
-TINY = ModelConfig(z_dim=8, embed_dim=4, g_width=8, d_width=8)
-
-
-@pytest.fixture(scope="module")
-def generator() -> Generator:
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        return Generator(TINY)
-
 
 @pytest.fixture
 def generator_file(tmp_path: Path, generator: Generator) -> Path:
@@ -150,7 +139,7 @@ def test_item_format_matches_real_mnist(generator, idx_dir):
 
 def test_images_are_the_generator_of_the_index_latents(generator):
     ds = SyntheticMNIST(generator, num_samples=20, seed=4, chunk=20)
-    z = index_latents(4, torch.arange(20), TINY.z_dim)
+    z = index_latents(4, torch.arange(20), generator.config.z_dim)
     expected = FastGenerator(generator)(z, ds.targets)
     torch.testing.assert_close(ds.generate(range(20))[0], expected, atol=1e-6, rtol=0)
     plain = SyntheticMNIST(generator, num_samples=20, seed=4, fast=False)
