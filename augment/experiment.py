@@ -295,6 +295,8 @@ def run_grid(grid: GridConfig, out_dir: PathLike, device: torch.device,
         write_results(results_path, rows)
     _write_run_info(out_dir, grid, device, command, time.time() - started, len(cells))
     diversity = generator_diversity(ctx, rows)
+    from .experiment_report import write_summary
+
     write_summary(out_dir, rows, diversity)
     return results_path
 
@@ -347,70 +349,3 @@ def machine_description(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"{os.cpu_count()}-core CPU ({platform.machine()}), no GPU"
-
-
-# ------------------------------------------------------------------------------- the reports
-
-
-def summary_frame(rows: list[dict]):
-    """Mean, std and count of test accuracy per (augmentation, regime, ratio, n)."""
-    import pandas as pd
-
-    df = pd.DataFrame(rows)
-    df["test_accuracy"] = df["test_accuracy"].astype(float)
-    df["ratio"] = df["ratio"].astype(float)
-    df["n_per_class"] = df["n_per_class"].astype(str)
-    g = df.groupby(["augmentation", "regime", "ratio", "n_per_class"])["test_accuracy"]
-    return g.agg(["mean", "std", "count"]).reset_index()
-
-
-def write_summary(out_dir: Path, rows: list[dict], diversity: list[dict]) -> None:
-    """summary.md (mean ± std tables), diversity.csv, and the plots."""
-    import pandas as pd
-
-    if not rows:
-        return
-    summary = summary_frame(rows)
-    ns = sorted(summary["n_per_class"].unique(), key=lambda s: (1, 0) if s == "all" else (0, int(s)))
-    summary["cell"] = summary.apply(_mean_std_cell, axis=1)
-    summary["ratio"] = summary["ratio"].map(lambda r: f"{r:g}")  # 0, 0.5, 4, inf
-    table = summary.pivot_table(index=["augmentation", "regime", "ratio"], columns="n_per_class",
-                                values="cell", aggfunc="first").reindex(columns=ns).fillna("")
-    lines = ["# Test accuracy (%) on the real MNIST test set, mean ± std over seeds", "",
-             "Rows: augmentation, generator regime, synthetic:real ratio. Columns: real images "
-             "per class. Ratio inf = synthetic only: no real image is used, and the column is "
-             "the number of real images per class the generator was trained on (shipped: all). "
-             "A cell from one seed says so instead of showing a std.", "",
-             _markdown(table.reset_index())]
-    if diversity:
-        div = pd.DataFrame(diversity)
-        atomic_write_text(out_dir / "diversity.csv", div.to_csv(index=False))
-        cols = [c for c in ("agreement", "diversity", "coverage", "frechet") if c in div.columns]
-        lines += ["", "# Synthetic data per class (the generators the grid used)", "",
-                  _markdown(div[["generator", "class", *cols]])]
-    atomic_write_text(out_dir / "summary.md", "\n".join(lines) + "\n")
-    _plots(out_dir, rows, diversity)
-
-
-def _mean_std_cell(row) -> str:
-    if row["count"] > 1:
-        return f"{100 * row['mean']:.2f} ± {100 * row['std']:.2f}"
-    return f"{100 * row['mean']:.2f} (1 seed)"
-
-
-def _markdown(df) -> str:
-    """Markdown of a DataFrame whose first column becomes the row label."""
-    from .report import markdown_table
-
-    first = df.columns[0]
-    return markdown_table(df.set_index(first), index_name=str(first))
-
-
-def _plots(out_dir: Path, rows: list[dict], diversity: list[dict]) -> None:
-    from .experiment_plots import plot_accuracy_vs_n, plot_accuracy_vs_ratio, plot_diversity, plot_per_class
-
-    plot_accuracy_vs_n(rows, out_dir / "accuracy_vs_n.png")
-    plot_accuracy_vs_ratio(rows, out_dir / "accuracy_vs_ratio.png")
-    plot_per_class(rows, out_dir / "per_class_accuracy.png")
-    if diversity:
-        plot_diversity(diversity, out_dir / "diversity.png")
