@@ -39,6 +39,15 @@ def _pyplot():
     return plt
 
 
+def _finish_accuracy_panels(fig, axes, path: Path) -> None:
+    """Grid, y label and legend of a row of accuracy panels; save the figure."""
+    for ax in axes[0]:
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("test accuracy (%)")
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    _save(fig, path)
+
+
 def _mean_std_line(ax, group, x: str, fmt: str, label: str) -> None:
     """Mean test accuracy over seeds against column ``x``, with the std as error bars."""
     stats = group.groupby(x)["test_accuracy"].agg(["mean", "std"]).reset_index()
@@ -63,10 +72,7 @@ def plot_accuracy_vs_n(rows, path: Path) -> None:
         ax.set_xscale("log")
         ax.set_title(f"synthetic:real = {r:g}")
         ax.set_xlabel("real images per class (6000 = all)")
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("test accuracy (%)")
-    axes[0][-1].legend(fontsize=7, loc="lower right")
-    _save(fig, path)
+    _finish_accuracy_panels(fig, axes, path)
 
 
 def plot_accuracy_vs_ratio(rows, path: Path) -> None:
@@ -87,10 +93,7 @@ def plot_accuracy_vs_ratio(rows, path: Path) -> None:
                 _mean_std_line(ax, g, "ratio", "-o", method)
         ax.set_title(f"n = {'all' if n == 6000 else n} real per class")
         ax.set_xlabel("synthetic:real ratio")
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("test accuracy (%)")
-    axes[0][-1].legend(fontsize=7, loc="lower right")
-    _save(fig, path)
+    _finish_accuracy_panels(fig, axes, path)
 
 
 def plot_per_class(rows, path: Path) -> None:
