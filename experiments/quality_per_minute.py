@@ -33,7 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_train import ReferenceLoop  # noqa: E402
+from bench_train import ReferenceLoop, sync  # noqa: E402
 
 from augment import metrics  # noqa: E402
 from augment.checkpoint import load_checkpoint, load_generator, save_generator  # noqa: E402
@@ -43,11 +43,6 @@ from augment.data import resolve_data_dir  # noqa: E402
 from augment.evaluation import sample_generator  # noqa: E402
 from augment.fileio import atomic_write_text  # noqa: E402
 from augment.training import train  # noqa: E402
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def train_reference(data_dir: Path, device: torch.device, budget_s: float, seed: int) -> tuple:

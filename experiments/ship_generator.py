@@ -29,6 +29,7 @@ import torch
 
 from augment.checkpoint import export_generator, load_checkpoint, load_generator
 from augment.config import TrainConfig
+from augment.errors import AugmentError
 from augment.evaluation import REAL_BASELINE, GENERATOR, run_evaluation
 from augment.fileio import atomic_write_text
 from augment.pretrained import GENERATOR_PATH, WEIGHTS_DIR, write_manifest
@@ -50,6 +51,8 @@ def read_source(source: Path) -> dict:
         ckpt = load_checkpoint(source)
         return {"train_config": ckpt["train_config"], "step": int(ckpt["step"]),
                 "elapsed": float(ckpt.get("elapsed", float("nan")))}
+    if not (source / "generator.safetensors").is_file():
+        raise AugmentError(f"no generator.safetensors in run directory {source}")
     cfg = TrainConfig.from_dict(json.loads((source / "config.json").read_text()))
     last = json.loads((source / "metrics.jsonl").read_text().splitlines()[-1])
     return {"train_config": cfg, "step": int(last["step"]), "elapsed": float(last["time_s"])}
@@ -65,7 +68,10 @@ def main() -> None:
     ap.add_argument("--note", default="", help="a sentence for the card (e.g. why training stopped)")
     args = ap.parse_args()
 
-    run = read_source(args.source)
+    try:  # everything the card needs is read before anything is written
+        run = read_source(args.source)
+    except (AugmentError, OSError, ValueError, KeyError, IndexError) as e:
+        sys.exit(f"Error: cannot read {args.source}: {e}")
     cfg = run["train_config"]
     if args.source.is_dir():
         shutil.copyfile(args.source / "generator.safetensors", GENERATOR_PATH)
