@@ -169,8 +169,6 @@ def lr_factor(step: int, total: int, warmup: float = 0.25, start: float = 0.04,
     return end + (1.0 - end) * 0.5 * (1.0 + math.cos(math.pi * done))
 
 
-
-
 @torch.inference_mode()
 def features_and_predictions(model: Classifier, images: torch.Tensor, batch_size: int = 1000
                              ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -357,7 +355,6 @@ def load_verified_classifier(weights: PathLike, device: Device = "cpu",
 def default_classifier(device: Device = "cpu") -> Classifier:
     """The shipped evaluator (trained on real MNIST train), checksum verified."""
     return load_verified_classifier(DEFAULT_WEIGHTS, device, DEFAULT_MANIFEST)[0]
-
 
 
 def train_and_save(out: PathLike, recipe: ClassifierTrainConfig = ClassifierTrainConfig(),

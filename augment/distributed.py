@@ -190,4 +190,3 @@ def use_global_batchnorm(module: nn.Module) -> nn.Module:
 def barrier(ctx: DistContext) -> None:
     if ctx.enabled:
         dist.barrier()
-

@@ -92,8 +92,6 @@ def real_train_subset(reference: RealReference, n_per_class: int, seed: int = 0
 # --------------------------------------------------------------------------------- sampling
 
 
-
-
 @torch.inference_mode()
 def sample_generator(generator: torch.nn.Module, n_per_class: int, seed: int = 0,
                      batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor]:

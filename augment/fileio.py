@@ -5,11 +5,12 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import hashlib
+import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Callable, Iterator, Union
 
 from .errors import AugmentError
 
@@ -112,6 +113,39 @@ def sync_tree(path: Path) -> None:
     finally:
         os.close(fd)
     os.sync()
+
+
+def remove_stale_temp_files(directory: Path) -> None:
+    """Delete the temp files of ``atomic_path`` that a killed process left in ``directory`` or
+    its subdirectories, one level deep (their targets are intact)."""
+    for tmp in [*directory.glob(".*.tmp"), *directory.glob("*/.*.tmp")]:
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+
+
+def append_jsonl(path: Path, row: dict) -> None:
+    """Append one JSON object as a line and flush (a log that a crash leaves readable)."""
+    with open(path, "a") as f:
+        f.write(json.dumps(row) + "\n")
+        f.flush()
+
+
+def truncate_jsonl(path: Path, keep: Callable[[dict], bool]) -> None:
+    """Atomically rewrite a JSON-lines file with its leading rows for which ``keep`` holds; stops
+    at the first row that fails or does not parse (a torn last line). A missing file stays missing."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        try:
+            if not keep(json.loads(line)):
+                break
+        except (json.JSONDecodeError, KeyError, TypeError):
+            break
+        kept.append(line)
+    atomic_write_text(path, "".join(line + "\n" for line in kept))
 
 
 def sha256_file(path: PathLike, chunk: int = 1 << 20) -> str:

@@ -106,6 +106,25 @@ def _labelled_features(
     return feats_array, labels_array
 
 
+def _per_class_sets(
+    sets: tuple[ArrayLike, ArrayLike, ArrayLike, ArrayLike], names: tuple[str, str, str, str],
+    num_classes: int,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Validate two labelled sets ``(feats_a, labels_a, feats_b, labels_b)`` of ``(N, D)``/``(N,)``
+    and ``(M, D)``/``(M,)``; return, for each of the C classes, its rows of a and of b."""
+    num_classes = _num_classes(num_classes)
+    a, a_labels = _labelled_features(sets[0], names[0], sets[1], names[1], num_classes)
+    b, b_labels = _labelled_features(sets[2], names[2], sets[3], names[3], num_classes)
+    _same_dim(a, names[0], b, names[2])
+    return [(a[a_labels == cls], b[b_labels == cls]) for cls in range(num_classes)]
+
+
+def _real_fake_classes(real_feats: ArrayLike, real_labels: ArrayLike, fake_feats: ArrayLike,
+                       fake_labels: ArrayLike, num_classes: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    return _per_class_sets((real_feats, real_labels, fake_feats, fake_labels),
+                           ("real_feats", "real_labels", "fake_feats", "fake_labels"), num_classes)
+
+
 # --------------------------------------------------------------------------
 # Classification
 # --------------------------------------------------------------------------
@@ -204,18 +223,9 @@ def per_class_frechet(
 
     Returns C floats >= 0; NaN for a class with fewer than 2 samples on either side.
     """
-    num_classes = _num_classes(num_classes)
-    a, a_labels = _labelled_features(feats_a, "feats_a", labels_a, "labels_a", num_classes)
-    b, b_labels = _labelled_features(feats_b, "feats_b", labels_b, "labels_b", num_classes)
-    _same_dim(a, "feats_a", b, "feats_b")
-    distances = []
-    for cls in range(num_classes):
-        a_cls, b_cls = a[a_labels == cls], b[b_labels == cls]
-        if len(a_cls) < 2 or len(b_cls) < 2:
-            distances.append(math.nan)
-        else:
-            distances.append(_frechet(a_cls, b_cls))
-    return distances
+    classes = _per_class_sets((feats_a, labels_a, feats_b, labels_b),
+                              ("feats_a", "labels_a", "feats_b", "labels_b"), num_classes)
+    return [_frechet(a, b) if len(a) >= 2 and len(b) >= 2 else math.nan for a, b in classes]
 
 
 # --------------------------------------------------------------------------
@@ -294,17 +304,9 @@ def intra_class_diversity(
     fewer than 2 samples on either side or with identical real samples.
     ``max_samples`` and ``seed`` are as in :func:`mean_pairwise_distance`.
     """
-    num_classes = _num_classes(num_classes)
-    real, real_cls_labels = _labelled_features(
-        real_feats, "real_feats", real_labels, "real_labels", num_classes
-    )
-    fake, fake_cls_labels = _labelled_features(
-        fake_feats, "fake_feats", fake_labels, "fake_labels", num_classes
-    )
-    _same_dim(real, "real_feats", fake, "fake_feats")
     ratios = []
-    for cls in range(num_classes):
-        real_cls, fake_cls = real[real_cls_labels == cls], fake[fake_cls_labels == cls]
+    for real_cls, fake_cls in _real_fake_classes(real_feats, real_labels, fake_feats, fake_labels,
+                                                 num_classes):
         if len(real_cls) < 2 or len(fake_cls) < 2:
             ratios.append(math.nan)
             continue
@@ -386,17 +388,9 @@ def per_class_prdc(
     A class with k or fewer samples on either side gets NaN for all four values.
     """
     k = _check_k(k)
-    num_classes = _num_classes(num_classes)
-    real, real_cls_labels = _labelled_features(
-        real_feats, "real_feats", real_labels, "real_labels", num_classes
-    )
-    fake, fake_cls_labels = _labelled_features(
-        fake_feats, "fake_feats", fake_labels, "fake_labels", num_classes
-    )
-    _same_dim(real, "real_feats", fake, "fake_feats")
     results = []
-    for cls in range(num_classes):
-        real_cls, fake_cls = real[real_cls_labels == cls], fake[fake_cls_labels == cls]
+    for real_cls, fake_cls in _real_fake_classes(real_feats, real_labels, fake_feats, fake_labels,
+                                                 num_classes):
         if len(real_cls) <= k or len(fake_cls) <= k:
             results.append({key: math.nan for key in PRDC_KEYS})
         else:

@@ -17,7 +17,6 @@ Run directory::
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import sys
 import time
@@ -32,7 +31,7 @@ from . import distributed
 from .config import TrainConfig
 from .data import check_labels, infer_num_classes, load_split, per_class_subset, resolve_data_dir, to_model_images
 from .errors import AugmentError
-from .fileio import PathLike, atomic_write_text
+from .fileio import PathLike, append_jsonl, atomic_write_text, remove_stale_temp_files, truncate_jsonl
 from .losses import critic_loss, generator_loss, gradient_penalty, wasserstein_estimate
 from .models import Critic, Generator
 from .visualize import class_grid, run_frames, save_gif, save_grid, save_loss_plot
@@ -278,9 +277,10 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: Optional[dict], progress: bool
     main = ctx.is_main  # rank 0 alone logs and writes
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        _remove_stale_temp_files(run_dir)
+        remove_stale_temp_files(run_dir)
         atomic_write_text(run_dir / "config.json", cfg.to_json() + "\n")
-        _truncate_metrics(metrics_path, trainer.step_count)
+        # drop log rows written after the checkpoint this run starts from
+        truncate_jsonl(metrics_path, lambda row: row["step"] <= trainer.step_count)
     tb = _tensorboard_writer(run_dir / "tensorboard") if cfg.tensorboard and main else None
     fixed_noise_seed = cfg.seed + SAMPLE_SEED_OFFSET
 
@@ -297,6 +297,7 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: Optional[dict], progress: bool
     started, elapsed_before = time.time(), float(state.get("elapsed", 0.0)) if state else 0.0
     if trainer.step_count == 0 and main:
         save_samples()
+
     def out_of_time() -> bool:  # every rank takes the same decision
         if cfg.max_minutes is None:
             return False
@@ -332,7 +333,7 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: Optional[dict], progress: bool
                 row = {"step": step, "epoch": round(epoch, 4),
                        "time_s": round(elapsed_before + time.time() - started, 3), **row}
                 if main:
-                    _append_jsonl(metrics_path, row)
+                    append_jsonl(metrics_path, row)
                 bar.set_postfix(d=f"{row['loss_d']:.3f}", g=f"{row['loss_g']:.3f}",
                                 gp=f"{row['gp']:.3f}", w=f"{row['wasserstein']:.3f}")
                 if tb is not None:
@@ -361,33 +362,6 @@ def _check_finite_parameters(trainer: Trainer, last: Path) -> None:
     if not bool(torch.stack([p.detach().isfinite().all() for p in params]).all()):
         raise TrainingError(f"non-finite weights at step {trainer.step_count}; last good checkpoint "
                             f"kept at {last}")
-
-
-def _remove_stale_temp_files(run_dir: Path) -> None:
-    """Delete temp files that a killed process left mid-write (their targets are intact)."""
-    for tmp in [*run_dir.glob(".*.tmp"), *run_dir.glob("*/.*.tmp")]:
-        tmp.unlink(missing_ok=True)
-
-
-def _append_jsonl(path: Path, row: dict) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(row) + "\n")
-        f.flush()
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop log rows past ``step`` (written after the checkpoint a resume starts from)."""
-    if not path.exists():
-        return
-    rows = [ln for ln in path.read_text().splitlines() if ln.strip()]
-    kept = []
-    for ln in rows:
-        try:
-            if json.loads(ln)["step"] <= step:
-                kept.append(ln)
-        except (json.JSONDecodeError, KeyError, TypeError):
-            break  # a torn last line from a killed run
-    atomic_write_text(path, "".join(ln + "\n" for ln in kept))
 
 
 def _tensorboard_writer(log_dir: Path):

@@ -28,8 +28,8 @@ def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split()) or type(e).__name__
 
 
-@click.group(cls=AugmentGroup, context_settings={"help_option_names": ["-h", "--help"],
-                                                  "show_default": True})
+@click.group(cls=AugmentGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(package_name="augment", prog_name="augment")
 def main() -> None:
     """Train a conditional WGAN-GP on MNIST and use it as a data-augmentation source."""

@@ -54,7 +54,6 @@ def pick(cls: type, values: dict, prefix: str = "") -> dict:
             if k.startswith(prefix) and k[len(prefix):] in names}
 
 
-
 def int_list(text: str | None, option: str, kind: type = int) -> list | None:
     """'1,2,3' -> [1, 2, 3] (None stays None); a bad list is a usage error naming ``option``."""
     if text is None:

@@ -13,7 +13,6 @@ from augment.config import ModelConfig, TrainConfig
 from .options import config_options, pick
 
 
-
 @click.command()
 @click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="directory for config, logs, samples and checkpoints")

@@ -91,10 +91,10 @@ def main() -> None:
         "wall_time_s": round(float(run["elapsed"]), 1),
         "hardware": args.hardware, "evaluated_with_torch": torch.__version__,
         "train_config": dataclasses.asdict(cfg),
-        "evaluation": {k: gen["overall"].get(k) for k in ("agreement", "frechet", "class_frechet", "precision",
-                                                            "recall", "density", "coverage", "diversity", "cas")},
-        "real_baseline": {k: real["overall"].get(k) for k in ("agreement", "frechet", "precision", "recall",
-                                                               "coverage", "diversity", "cas")},
+        "evaluation": {k: gen["overall"].get(k) for k in (
+            "agreement", "frechet", "class_frechet", "precision", "recall", "density", "coverage", "diversity", "cas")},
+        "real_baseline": {k: real["overall"].get(k) for k in (
+            "agreement", "frechet", "precision", "recall", "coverage", "diversity", "cas")},
     }
     manifest = write_manifest(GENERATOR_PATH, info)
     sha = json.loads(manifest.read_text())["sha256"]

@@ -101,7 +101,8 @@ def test_truncated_checkpoint_and_generator(tmp_path, tiny_train_config, tiny_mo
 
 def test_generator_weights_must_fit_config(tmp_path, tiny_model_config):
     from safetensors.torch import save_file
-    import json, dataclasses
+    import dataclasses
+    import json
 
     g = Generator(tiny_model_config)
     wrong = dataclasses.replace(tiny_model_config, z_dim=9)

@@ -17,23 +17,10 @@ from augment.data import encode_idx
 from augment.errors import CheckpointError, ConfigError, DataError
 from augment.fileio import sha256_file
 from augment.models import Generator
+from .conftest import bar_digits
 
 TINY = clf.ClassifierConfig(widths=(4, 8), feature_dim=16)
 MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"  # beside the checkout
-
-
-
-def bar_digits(n_per_class: int, seed: int = 0, num_classes: int = 10) -> tuple:
-    """uint8 (C*n, 28, 28) images of class c = a bright horizontal bar at row 2c + 4 (jittered
-    by one row, with speckle), labels (C*n,). Easy to learn, cheap to make."""
-    gen = torch.Generator().manual_seed(seed)
-    labels = torch.arange(num_classes).repeat_interleave(n_per_class)
-    images = (torch.rand(len(labels), 28, 28, generator=gen) * 60).to(torch.uint8)
-    jitter = torch.randint(0, 2, (len(labels),), generator=gen)
-    for i, (c, j) in enumerate(zip(labels.tolist(), jitter.tolist())):
-        row = 2 * c + 4 + j
-        images[i, row:row + 2, 4:24] = 255
-    return images, labels
 
 
 def test_forward_shapes_and_features():
@@ -86,8 +73,8 @@ def test_random_shift_moves_each_image_within_bounds():
 
 
 def test_training_learns_and_is_deterministic():
-    images, labels = bar_digits(12, seed=0)
-    test_images, test_labels = bar_digits(5, seed=1)
+    images, labels = bar_digits(120, seed=0)
+    test_images, test_labels = bar_digits(50, seed=1)
     train = clf.ClassifierTrainConfig(steps=30, batch_size=32, lr=1e-2, max_shift=0, seed=5)
     state = torch.get_rng_state()
     model, history = clf.train_classifier(images, labels, TINY, train, device="cpu",
@@ -110,7 +97,7 @@ def test_lr_factor_warms_up_then_decays():
 
 
 def test_training_by_epochs_and_float_inputs():
-    images, labels = bar_digits(4)
+    images, labels = bar_digits(40)
     model_images = clf.as_model_images(images, "cpu")
     assert model_images.shape == (40, 1, 32, 32) and float(model_images.min()) >= -1
     _, history = clf.train_classifier(model_images, labels, TINY,
@@ -119,7 +106,7 @@ def test_training_by_epochs_and_float_inputs():
 
 
 def test_training_rejects_bad_input():
-    images, labels = bar_digits(2)
+    images, labels = bar_digits(20)
     with pytest.raises(DataError, match="outside"):
         clf.train_classifier(images, labels + 5, TINY, clf.ClassifierTrainConfig(steps=1))
     with pytest.raises(DataError, match="labels of shape"):
@@ -130,7 +117,7 @@ def test_training_rejects_bad_input():
 
 def test_features_and_predictions_batching_and_mode():
     model = clf.build_classifier(TINY).train()
-    images, _ = bar_digits(3)
+    images, _ = bar_digits(30)
     feats, preds = clf.features_and_predictions(model, images, batch_size=7)
     assert model.training  # mode restored
     whole = clf.extract_features(model, images, batch_size=1000)
@@ -209,7 +196,7 @@ def test_train_classifier_command(tmp_path):
     data.mkdir()
     for split, (img, lbl), seed in (("train", ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"), 0),
                                     ("test", ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"), 1)):
-        images, labels = bar_digits(3, seed=seed)
+        images, labels = bar_digits(30, seed=seed)
         (data / img).write_bytes(encode_idx(images))
         (data / lbl).write_bytes(encode_idx(labels.to(torch.uint8)))
     out = tmp_path / "weights" / "c.safetensors"

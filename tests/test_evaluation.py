@@ -20,6 +20,7 @@ from augment.config import ModelConfig
 from augment.data import encode_idx, to_model_images
 from augment.errors import AugmentError
 from augment.models import Generator
+from .conftest import bar_digits
 
 TINY_MODEL = ModelConfig(z_dim=8, embed_dim=4, g_width=8, d_width=8)
 TINY_CLASSIFIER = ClassifierConfig(widths=(4, 8), feature_dim=16)
@@ -28,25 +29,12 @@ IDX_NAMES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
              "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 
 
-
-
-def bar_digits(n_per_class: int, seed: int) -> tuple:
-    """uint8 (10*n, 28, 28): class c is a bright bar at row 2c + 4 (+-1), over speckle."""
-    gen = torch.Generator().manual_seed(seed)
-    labels = torch.arange(10).repeat_interleave(n_per_class)
-    images = (torch.rand(len(labels), 28, 28, generator=gen) * 60).to(torch.uint8)
-    for i, c in enumerate(labels.tolist()):
-        row = 2 * c + 4 + int(torch.randint(0, 2, (1,), generator=gen))
-        images[i, row:row + 2, 4:24] = 255
-    return images, labels
-
-
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
     """IDX directory: 12 train and 10 test bar digits per class."""
     directory = tmp_path_factory.mktemp("idx")
     for split, n, seed in (("train", 12, 0), ("test", 10, 1)):
-        images, labels = bar_digits(n, seed)
+        images, labels = bar_digits(10 * n, seed)
         (directory / IDX_NAMES[split][0]).write_bytes(encode_idx(images))
         (directory / IDX_NAMES[split][1]).write_bytes(encode_idx(labels.to(torch.uint8)))
     return directory
@@ -54,7 +42,7 @@ def tiny_data(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny_classifier(tiny_data):
-    images, labels = bar_digits(12, 0)
+    images, labels = bar_digits(120, 0)
     model, _ = train_classifier(images, labels, TINY_CLASSIFIER,
                                 ClassifierTrainConfig(steps=30, batch_size=32, lr=1e-2, max_shift=0))
     return model

@@ -1,6 +1,9 @@
+import json
+
 import pytest
 
-from augment.fileio import atomic_path, atomic_write_text, sha256_file
+from augment.fileio import (append_jsonl, atomic_path, atomic_write_text, remove_stale_temp_files, sha256_file,
+                            truncate_jsonl)
 
 
 def test_atomic_write_replaces_whole_file(tmp_path):
@@ -25,3 +28,27 @@ def test_failed_write_leaves_nothing(tmp_path):
 def test_sha256(tmp_path):
     (tmp_path / "x").write_bytes(b"abc")
     assert sha256_file(tmp_path / "x") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def test_jsonl_append_and_truncate(tmp_path):
+    log = tmp_path / "metrics.jsonl"
+    truncate_jsonl(log, lambda row: True)
+    assert not log.exists()  # a missing log stays missing
+    for step in (1, 2, 3):
+        append_jsonl(log, {"step": step})
+    with open(log, "a") as f:
+        f.write('{"step": 4')  # torn by a kill mid-write
+    truncate_jsonl(log, lambda row: row["step"] <= 9)
+    assert log.read_text() == '{"step": 1}\n{"step": 2}\n{"step": 3}\n'
+    truncate_jsonl(log, lambda row: row["step"] <= 2)
+    assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == [1, 2]
+
+
+def test_remove_stale_temp_files(tmp_path):
+    (tmp_path / "sub").mkdir()
+    stale = [tmp_path / ".a.json.x1.tmp", tmp_path / "sub" / ".b.png.x2.tmp"]
+    kept = [tmp_path / "a.json", tmp_path / "sub" / "b.png", tmp_path / "keep.tmp"]
+    for path in stale + kept:
+        path.write_text("x")
+    remove_stale_temp_files(tmp_path)
+    assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)

@@ -9,6 +9,7 @@ from augment.errors import ConfigError
 from augment.mixing import class_counts, mix_real_synthetic, synthetic_only
 from augment.synthetic import collate_batch
 
+
 def all_images(dataset, batch_size: int) -> torch.Tensor:
     return torch.cat([x for x, _ in DataLoader(dataset, batch_size=batch_size)])
 

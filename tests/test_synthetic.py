@@ -19,6 +19,7 @@ from augment.sampling import FastGenerator
 from augment.synthetic import (SampleBatch, SyntheticMNIST, collate_batch, index_latents,
                                stratified_labels)
 
+
 @pytest.fixture
 def generator_file(tmp_path: Path, generator: Generator) -> Path:
     path = tmp_path / "g.safetensors"

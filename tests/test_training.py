@@ -101,11 +101,10 @@ def test_resume_without_checkpoint_and_bad_overrides(tmp_path, tiny_train_config
 
 
 def test_num_classes_comes_from_labels_and_is_checked(tiny_train_config):
-    cfg = dataclasses.replace(tiny_train_config, model=dataclasses.replace(tiny_train_config.model,
-                                                                          num_classes=None))
+    model = tiny_train_config.model
+    cfg = dataclasses.replace(tiny_train_config, model=dataclasses.replace(model, num_classes=None))
     assert Trainer(cfg).cfg.model.num_classes == 10
-    small = dataclasses.replace(tiny_train_config, model=dataclasses.replace(tiny_train_config.model,
-                                                                            num_classes=5))
+    small = dataclasses.replace(tiny_train_config, model=dataclasses.replace(model, num_classes=5))
     with pytest.raises(DataError, match="num_classes is 5"):
         Trainer(small)
 
