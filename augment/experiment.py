@@ -67,7 +67,7 @@ class GridConfig:
     ratios: tuple = (0.5, 1.0, 2.0, 4.0, 8.0)
     augmentations: tuple = AUGMENTATIONS
     regimes: tuple = REGIMES
-    fair_n: tuple = (100, 500)  # n for which a fair generator is trained
+    fair_n: tuple = (10, 100, 500)  # n for which a fair generator is trained
     fair_seeds: Optional[tuple] = None  # seeds with fair cells (None: every seed)
     synthetic_only: bool = True
     synthetic_only_per_class: int = 5000
@@ -86,6 +86,10 @@ class GridConfig:
             raise ConfigError(f"unknown regime(s) {bad}; choose from {REGIMES}")
         if any(n is not None and n < 1 for n in self.n_per_class) or not self.seeds:
             raise ConfigError("n_per_class entries must be >= 1 (or None for all); seeds non-empty")
+        if any(n is None or n < 1 for n in self.fair_n) or (
+                self.fair_seeds is not None and any(s not in self.seeds for s in self.fair_seeds)):
+            raise ConfigError("fair_n entries must be >= 1 (a fair generator for n = all is the shipped one); "
+                              "fair_seeds must be among seeds")
         if any(not r > 0 for r in self.ratios):
             raise ConfigError("ratios must be > 0 (ratio 0 is the 'none'/'classical' cells)")
 

@@ -26,21 +26,24 @@ import click
               help="override the preset's real images per class, e.g. '10,100,all'")
 @click.option("--ratios", default=None, help="override the preset's synthetic:real ratios, e.g. '1,4'")
 @click.option("--regimes", default=None, help="override the preset's regimes: 'shipped', 'fair' or both")
+@click.option("--fair-n", "fair_n", default=None,
+              help="override the n values with fair-regime cells, e.g. '10,100,500'")
+@click.option("--fair-seeds", default=None,
+              help="override the seeds with fair-regime cells, e.g. '0,1,2', or 'all'")
 @click.option("--classifier-steps", type=click.IntRange(1), default=None,
               help="override the preset's classifier budget")
 @click.option("--device", type=str, default="auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def experiment(preset: str, out: Path, generator: Path | None, fair_dir: Path | None,
                data_dir: Path | None, seeds: int | None, n_list: str | None, ratios: str | None,
-               regimes: str | None,
+               regimes: str | None, fair_n: str | None, fair_seeds: str | None,
                classifier_steps: int | None, device: str, quiet: bool) -> None:
     """Train one fixed classifier on real, classical-augmented, synthetic and mixed data."""
     import dataclasses
 
+    from augment.errors import ConfigError
     from augment.experiment import PRESETS, run_grid
     from augment.training import resolve_device
-
-    from augment.errors import ConfigError
 
     from .options import int_list
 
@@ -55,6 +58,10 @@ def experiment(preset: str, out: Path, generator: Path | None, fair_dir: Path | 
         changes["ratios"] = tuple(int_list(ratios, "--ratios", float))
     if regimes is not None:
         changes["regimes"] = tuple(r.strip() for r in regimes.split(",") if r.strip())
+    if fair_n is not None:
+        changes["fair_n"] = tuple(int_list(fair_n, "--fair-n"))
+    if fair_seeds is not None:
+        changes["fair_seeds"] = None if fair_seeds.strip() == "all" else tuple(int_list(fair_seeds, "--fair-seeds"))
     try:
         grid = dataclasses.replace(PRESETS[preset], **changes)
     except ConfigError as e:

@@ -108,3 +108,9 @@ def test_experiment_overrides_reach_the_grid(tmp_path, monkeypatch):
     assert grid.regimes == ("fair",) and grid.seeds == (0,)
     assert grid.classifier_steps == experiment.PRESETS["cpu"].classifier_steps
     assert seen["fair_dir"] == tmp_path / "fair"
+    assert grid.fair_n == experiment.PRESETS["cpu"].fair_n and grid.fair_seeds == (0,)
+    run("experiment", "--preset", "cpu", "--out", tmp_path / "exp", "--fair-n", "10,100", "--fair-seeds", "0,2",
+        "--device", "cpu")
+    assert seen["grid"].fair_n == (10, 100) and seen["grid"].fair_seeds == (0, 2)
+    run("experiment", "--preset", "cpu", "--out", tmp_path / "exp", "--fair-seeds", "all", "--device", "cpu")
+    assert seen["grid"].fair_seeds is None

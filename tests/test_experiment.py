@@ -25,7 +25,7 @@ def test_quick_preset_is_the_issue_grid():
 def test_full_grid_has_fair_cells_only_where_a_fair_generator_is_trained():
     cells = grid_cells(PRESETS["full"])
     fair = {c.n_per_class for c in cells if c.regime == "fair"}
-    assert fair == {100, 500}
+    assert fair == {10, 100, 500}
     assert {c.seed for c in cells} == {0, 1, 2}
     assert Cell(None, math.inf, "synthetic", "shipped", 0) in cells
 
@@ -35,6 +35,10 @@ def test_bad_grids_are_refused():
         GridConfig(augmentations=("mixup",))
     with pytest.raises(ConfigError, match="ratios"):
         GridConfig(ratios=(0.0,))
+    with pytest.raises(ConfigError, match="fair_n"):
+        GridConfig(fair_n=(None,))
+    with pytest.raises(ConfigError, match="fair_seeds"):
+        GridConfig(seeds=(0, 1), fair_seeds=(2,))
 
 
 @pytest.fixture
@@ -89,7 +93,7 @@ def test_grid_runs_resumes_and_reports(tmp_path, idx_dir, tiny_generator):
 def test_cpu_preset_has_fair_cells_for_its_fair_seeds_only():
     cells = grid_cells(PRESETS["cpu"])
     fair = [c for c in cells if c.regime == "fair"]
-    assert {c.seed for c in fair} == {0} and {c.n_per_class for c in fair} == {100, 500}
+    assert {c.seed for c in fair} == {0} and {c.n_per_class for c in fair} == {10, 100, 500}
     assert {c.seed for c in cells} == {0, 1, 2}
     assert Cell(500, math.inf, "synthetic", "fair", 0) in fair
     assert Cell(500, math.inf, "synthetic", "fair", 1) not in cells
