@@ -2,7 +2,8 @@
 
 A checkpoint is one dict saved with ``torch.save`` and loaded with ``weights_only=True``:
 ``{"format": "augment.checkpoint", "format_version", "train_config", "generator", "critic",
-"opt_g", "opt_d", "step", "rng"}``; RNG states are uint8 tensors. A generator file is
+"opt_g", "opt_d", "step", "rng", "elapsed"}`` (elapsed: training wall time in seconds, counted
+across resumes; older checkpoints lack it); RNG states are uint8 tensors. A generator file is
 safetensors whose metadata carries ``format``, ``format_version`` and the ``model_config``
 JSON, so it alone rebuilds the generator. Both are written atomically.
 """
@@ -101,7 +102,11 @@ def read_safetensors(path: PathLike, expected_format: str, what: str) -> tuple[d
         raise CheckpointError(f"{path}: not a readable safetensors file ({_one_line(e)[:200]})") from None
     if metadata.get("format") != expected_format:
         raise CheckpointError(f"{path}: not an augment {what} file")
-    if int(metadata.get("format_version", "0")) > FORMAT_VERSION:
+    try:
+        version = int(metadata.get("format_version", "0"))
+    except ValueError:
+        raise CheckpointError(f"{path}: bad {what} format version {metadata['format_version']!r}") from None
+    if version > FORMAT_VERSION:
         raise CheckpointError(f"{path}: {what} format version {metadata['format_version']} is "
                               f"newer than this library's ({FORMAT_VERSION})")
     return tensors, metadata
@@ -125,19 +130,22 @@ def load_generator(path: PathLike, device: Union[str, torch.device] = "cpu") -> 
     else:
         ckpt = load_checkpoint(path)
         cfg, state = ckpt["train_config"].model, ckpt["generator"]
+    return _build_generator(path, cfg, state).to(device).eval()
+
+
+def _build_generator(path: Path, cfg: ModelConfig, state: dict) -> Generator:
     generator = Generator(cfg)
     try:
         generator.load_state_dict(state, strict=True)
     except RuntimeError as e:
         raise CheckpointError(f"{path}: weights do not fit the model config ({_one_line(e)[:200]})") from None
-    return generator.to(device).eval()
+    return generator
 
 
 def export_generator(checkpoint: PathLike, out: PathLike) -> str:
     """Write the generator of a training checkpoint as a generator file; returns its SHA-256."""
     ckpt = load_checkpoint(checkpoint)
-    generator = Generator(ckpt["train_config"].model)
-    generator.load_state_dict(ckpt["generator"])
+    generator = _build_generator(Path(checkpoint), ckpt["train_config"].model, ckpt["generator"])
     return save_generator(out, generator, {"step": ckpt["step"]})
 
 

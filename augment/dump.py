@@ -14,10 +14,11 @@ Images are the SyntheticMNIST items ``0 .. N-1`` downsampled 32 -> 28 with antia
 interpolation (half-pixel centres; the inverse of how real digits are upsampled for training),
 then mapped [-1, 1] -> round((x + 1) * 127.5) in [0, 255].
 
-Same arguments give byte-identical output (no timestamps; fixed PNG compression; fixed zip
-entry dates; images bit-identical whatever ``batch_size``). The output is built in a temporary
-directory beside the target, synced, then renamed into place: it appears complete or not at
-all. An existing non-empty target is refused unless ``overwrite``. Images stream to disk one
+Same arguments on the same kind of device give byte-identical output (no timestamps; fixed PNG
+compression; fixed zip entry dates; images bit-identical whatever ``batch_size``). The output is
+built in a temporary directory beside the target, synced, then renamed into place: it appears
+complete or not at all. An existing non-empty target is refused unless ``overwrite`` and it is a
+previous dump (``not_a_dump``). Images stream to disk one
 batch at a time, so memory is bounded by ``batch_size``.
 """
 
@@ -187,7 +188,7 @@ def dump_synthetic(out: PathLike, generator: GeneratorLike = None, num_samples: 
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; expected 'train' or 'test'")
     out = Path(out)
-    check_directory_target(out, overwrite)
+    check_directory_target(out, overwrite, not_a_dump)
     if isinstance(device, str):
         device = distributed.local_device_name(device)
     dataset = SyntheticMNIST(generator, num_samples=num_samples, classes=classes,
@@ -201,12 +202,23 @@ def dump_synthetic(out: PathLike, generator: GeneratorLike = None, num_samples: 
         else distributed.SINGLE
     try:
         if not ctx.enabled:
-            with atomic_directory(out, overwrite) as tmp:
+            with atomic_directory(out, overwrite, not_a_dump) as tmp:
                 return _write_all(tmp, dataset, formats, split, batch_size, progress,
                                   _generated_batches(dataset))
         return _sharded_dump(out, overwrite, dataset, formats, split, batch_size, progress, ctx)
     except OSError as e:
         raise AugmentError(f"writing {out} failed: {e.strerror or e}") from None
+
+
+def not_a_dump(directory: Path) -> Optional[str]:
+    """Why ``--overwrite`` must not replace ``directory`` (None for a previous dump of ours)."""
+    try:
+        manifest = json.loads((directory / "manifest.json").read_text())
+    except (OSError, ValueError):
+        manifest = None
+    if not isinstance(manifest, dict) or manifest.get("format") != DUMP_FORMAT:
+        return "it is not a synthetic dump (no augment manifest.json)"
+    return None
 
 
 def _generated_batches(dataset: SyntheticMNIST) -> Callable[[int, int], tuple]:
@@ -248,7 +260,7 @@ def _sharded_dump(out: Path, overwrite: bool, dataset: SyntheticMNIST, formats: 
                 rows = np.stack([parts[i % world][i // world] for i in range(start, end)])
                 return torch.from_numpy(rows), targets[start:end]
 
-            with atomic_directory(out, overwrite) as tmp:
+            with atomic_directory(out, overwrite, not_a_dump) as tmp:
                 manifest = _write_all(tmp, dataset, formats, split, batch_size, progress, fetch)
     finally:
         distributed.barrier(ctx)
@@ -277,10 +289,13 @@ def _write_all(root: Path, dataset: SyntheticMNIST, formats: list, split: str, b
                 for w in writers:
                     w.write(pixels, labels, start)
                 bar.update(len(labels))
-    finally:
+    except BaseException:
         for w in writers:
             with contextlib.suppress(Exception):
                 w.close()
+        raise
+    for w in writers:  # a failing final flush (disk full) must fail the dump, not truncate it
+        w.close()
     files: dict = {}
     for w in writers:
         files.update(w.files(root))

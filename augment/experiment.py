@@ -19,6 +19,7 @@ import dataclasses
 import json
 import math
 import platform
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -213,6 +214,9 @@ def fair_generator(ctx: ExperimentContext, n_per_class: int, seed: int) -> Path:
             f"({ctx.grid.fair_gan_steps} steps) in {run}")
     if (run / "checkpoints" / "last.pt").exists():
         return resume(run, {"max_steps": cfg.max_steps}, progress=ctx.progress)
+    if (run / "config.json").is_file():  # a run of ours stopped before its first checkpoint
+        ctx.log(f"{run} stopped before its first checkpoint; starting it again")
+        shutil.rmtree(run)
     return train(cfg, run, progress=ctx.progress)
 
 
@@ -283,13 +287,18 @@ def run_grid(grid: GridConfig, out_dir: PathLike, device: torch.device,
 
     out_dir = Path(out_dir)
     test = RealMNIST(data_dir, train=False, device=device, mnist=mnist)  # fail before writing
+    if generator is not None and "shipped" in grid.regimes:
+        from .checkpoint import load_generator
+
+        load_generator(generator)  # a bad --generator fails now, not after the real-only cells
     out_dir.mkdir(parents=True, exist_ok=True)
     results_path = out_dir / "results.csv"
     rows = read_results(results_path)
     done = {cell_key(r) for r in rows}
     cells = [c for c in grid_cells(grid) if c.key not in done]
     ctx = ExperimentContext(grid, out_dir, device, Path(data_dir) if data_dir else None,
-                            Path(generator) if generator else None, progress=False, log=log,
+                            Path(generator) if generator else None, log=log,  # one bar: the cells'
+
                             mnist=mnist, test=(test.data, test.targets),
                             fair_dir=Path(fair_dir) if fair_dir else None)
     log(f"{len(done)} cells done, {len(cells)} to run -> {results_path}")

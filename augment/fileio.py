@@ -10,7 +10,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterator, Union
+from typing import Callable, Iterator, Optional, Union
 
 from .errors import AugmentError
 
@@ -53,24 +53,34 @@ def atomic_write_text(path: PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def check_directory_target(out: Path, overwrite: bool) -> None:
-    """Refuse an existing non-directory, or a non-empty directory unless ``overwrite``."""
+def check_directory_target(out: Path, overwrite: bool,
+                           replaceable: Optional[Callable[[Path], Optional[str]]] = None) -> None:
+    """Refuse an existing non-directory, or a non-empty directory unless ``overwrite`` and
+    ``replaceable(out)`` returns None (it returns why ``out`` must not be replaced, e.g. "it is
+    not a synthetic dump"), so that overwriting never deletes a directory of someone else's."""
     if out.exists() or out.is_symlink():
         if not out.is_dir():
             raise AugmentError(f"output {out} exists and is not a directory")
-        if not overwrite and any(out.iterdir()):
+        if not any(out.iterdir()):
+            return
+        if not overwrite:
             raise AugmentError(f"output directory {out} is not empty; pass --overwrite to replace it "
                                f"or choose another")
+        refusal = replaceable(out) if replaceable is not None else None
+        if refusal:
+            raise AugmentError(f"refusing to overwrite {out}: {refusal}")
 
 
 @contextlib.contextmanager
-def atomic_directory(out: PathLike, overwrite: bool = False) -> Iterator[Path]:
+def atomic_directory(out: PathLike, overwrite: bool = False,
+                     replaceable: Optional[Callable[[Path], Optional[str]]] = None) -> Iterator[Path]:
     """Yield a fresh temporary directory beside ``out`` to fill; on success flush it to disk
     and rename it onto ``out``, which therefore appears complete or not at all. An existing
-    non-empty ``out`` is refused up front unless ``overwrite`` (then replaced as a whole). On
-    any exception the temporary directory is removed and ``out`` is left as it was."""
+    non-empty ``out`` is refused up front unless ``overwrite`` and ``replaceable`` allow it (see
+    ``check_directory_target``; then replaced as a whole). On any exception the temporary
+    directory is removed and ``out`` is left as it was."""
     out = Path(out)
-    check_directory_target(out, overwrite)
+    check_directory_target(out, overwrite, replaceable)
     parent = out.absolute().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -81,14 +91,15 @@ def atomic_directory(out: PathLike, overwrite: bool = False) -> Iterator[Path]:
     try:
         yield tmp
         sync_tree(tmp)
-        _publish_directory(tmp, out, overwrite)
+        _publish_directory(tmp, out, overwrite, replaceable)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
-def _publish_directory(tmp: Path, out: Path, overwrite: bool) -> None:
-    check_directory_target(out, overwrite)  # again: something may have appeared meanwhile
+def _publish_directory(tmp: Path, out: Path, overwrite: bool,
+                       replaceable: Optional[Callable[[Path], Optional[str]]]) -> None:
+    check_directory_target(out, overwrite, replaceable)  # again: something may have appeared meanwhile
     old = None
     if out.is_dir() and any(out.iterdir()):
         old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=tmp.parent))

@@ -16,8 +16,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from .errors import AugmentError
-from .fileio import PathLike, atomic_directory
+from .fileio import PathLike, atomic_directory, check_directory_target
 
 REAL_BASELINE = "real train"
 GENERATOR = "generator"
@@ -100,19 +99,14 @@ def check_out_dir(out_dir: PathLike, overwrite: bool = False) -> Path:
     """Raise AugmentError unless ``out_dir`` is absent, an empty directory, or (with
     ``overwrite``) a previous evaluation report directory."""
     out_dir = Path(out_dir)
-    if not out_dir.exists():
-        return out_dir
-    if not out_dir.is_dir():
-        raise AugmentError(f"output path exists and is not a directory: {out_dir}")
-    if not any(out_dir.iterdir()):
-        return out_dir
-    if not overwrite:
-        raise AugmentError(f"output directory {out_dir} is not empty; pass --overwrite or "
-                           f"choose another")
-    if not (out_dir / "results.json").is_file():
-        raise AugmentError(f"refusing to overwrite {out_dir}: it is not an evaluation report "
-                           f"directory (no results.json)")
+    check_directory_target(out_dir, overwrite, _not_a_report)
     return out_dir
+
+
+def _not_a_report(directory: Path) -> Optional[str]:
+    if not (directory / "results.json").is_file():
+        return "it is not an evaluation report directory (no results.json)"
+    return None
 
 
 def write_report(report: dict, out_dir: PathLike, grid: Optional[torch.Tensor] = None,
@@ -123,7 +117,7 @@ def write_report(report: dict, out_dir: PathLike, grid: Optional[torch.Tensor] =
     written into a temporary sibling directory that is then renamed, so ``out_dir`` appears
     complete or not at all."""
     out_dir = check_out_dir(out_dir, overwrite)
-    with atomic_directory(out_dir, overwrite) as tmp:
+    with atomic_directory(out_dir, overwrite, _not_a_report) as tmp:
         (tmp / "results.json").write_text(json.dumps(_json_safe(report), indent=2) + "\n")
         images = {"per_class": "per_class.png", "confusion": "confusion.png"}
         if grid is not None:

@@ -30,7 +30,7 @@ from . import checkpoint as ckpt
 from . import distributed
 from .config import TrainConfig
 from .data import check_labels, infer_num_classes, load_split, per_class_subset, resolve_data_dir, to_model_images
-from .errors import AugmentError
+from .errors import AugmentError, CheckpointError
 from .fileio import PathLike, append_jsonl, atomic_write_text, remove_stale_temp_files, truncate_jsonl
 from .losses import critic_loss, generator_loss, gradient_penalty, wasserstein_estimate
 from .models import Critic, Generator
@@ -50,9 +50,13 @@ def resolve_device(name: str) -> torch.device:
     """'auto' -> cuda if available else cpu; otherwise the named device (checked). Under
     torchrun, 'auto' and 'cuda' mean this process's GPU, cuda:LOCAL_RANK."""
     name = distributed.local_device_name(name)
-    if name.startswith("cuda") and not torch.cuda.is_available():
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise AugmentError(f"unknown device {name!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
         raise AugmentError(f"device {name!r} requested but CUDA is not available")
-    return torch.device(name)
+    return device
 
 
 class RealBatches:
@@ -102,7 +106,7 @@ class Trainer:
         self.labels = labels.to(self.device)
         self.batches = RealBatches(len(self.labels), cfg.batch_size, cfg.seed, self.device)
         with torch.random.fork_rng(devices=[]):  # seeded init without touching global RNG state
-            torch.manual_seed(cfg.seed)
+            torch.default_generator.manual_seed(cfg.seed)  # (torch.manual_seed would seed CUDA too)
             self.G, self.D = Generator(cfg.model), Critic(cfg.model)
         if dist_ctx.enabled:
             distributed.use_global_batchnorm(self.G)
@@ -205,11 +209,21 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        self.G.load_state_dict(state["generator"])
-        self.D.load_state_dict(state["critic"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
-        self.noise.set_state(state["rng"]["noise"].cpu())
+        """Restore a ``state_dict()``; a checkpoint of other models or from another device type
+        raises ``CheckpointError`` (the noise generator's state is specific to its device type)."""
+        noise = state["rng"]["noise"].cpu()
+        if noise.numel() != self.noise.get_state().numel():
+            saved_on = "a CUDA device" if self.device.type == "cpu" else "another device type"
+            raise CheckpointError(f"this checkpoint was trained on {saved_on}; resume it with the device "
+                                  f"type it was trained on (not {self.device.type})")
+        try:
+            self.G.load_state_dict(state["generator"])
+            self.D.load_state_dict(state["critic"])
+            self.opt_g.load_state_dict(state["opt_g"])
+            self.opt_d.load_state_dict(state["opt_d"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise CheckpointError(f"checkpoint does not fit its models: {str(e).splitlines()[0]}") from None
+        self.noise.set_state(noise)
         self.step_count = int(state["step"])
 
 
@@ -274,6 +288,10 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: Optional[dict], progress: bool
     cfg = trainer.cfg  # num_classes resolved from the labels
     if state is not None:
         trainer.load_state_dict(state)
+        if trainer.step_count >= trainer.total_steps and (run_dir / "generator.safetensors").exists():
+            limit = f"max_steps={cfg.max_steps}" if cfg.max_steps else f"epochs={cfg.epochs}"
+            raise TrainingError(f"{run_dir} already has {trainer.step_count} steps, its {limit} allows "
+                                f"{trainer.total_steps}; pass a larger --max-steps to continue")
     main = ctx.is_main  # rank 0 alone logs and writes
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)

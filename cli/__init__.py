@@ -39,7 +39,7 @@ def main() -> None:
     warnings.formatwarning = lambda message, category, *args, **kwargs: f"Warning: {message}\n"
 
 
-from . import data as _data  # noqa: E402  (the command modules import only click and augment.errors)
+from . import data as _data  # noqa: E402  (commands import augment lazily, beyond config/errors)
 from . import dump as _dump  # noqa: E402
 from . import evaluate as _evaluate  # noqa: E402
 from . import experiment as _experiment  # noqa: E402

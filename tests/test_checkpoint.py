@@ -111,6 +111,20 @@ def test_generator_weights_must_fit_config(tmp_path, tiny_model_config):
                         "model_config": json.dumps(dataclasses.asdict(wrong))})
     with pytest.raises(CheckpointError, match="do not fit"):
         load_generator(tmp_path / "g.safetensors")
+    save_file({k: v.contiguous() for k, v in g.state_dict().items()}, str(tmp_path / "v.safetensors"),
+              metadata={"format": "augment.generator", "format_version": "one",
+                        "model_config": json.dumps(dataclasses.asdict(tiny_model_config))})
+    with pytest.raises(CheckpointError, match="bad generator format version 'one'"):
+        load_generator(tmp_path / "v.safetensors")
+
+
+def test_export_refuses_weights_that_do_not_fit(tmp_path, tiny_train_config):
+    state = _state(tiny_train_config)
+    state["generator"].popitem()
+    save_checkpoint(tmp_path / "c.pt", state)
+    with pytest.raises(CheckpointError, match="do not fit"):
+        export_generator(tmp_path / "c.pt", tmp_path / "g.safetensors")
+    assert not (tmp_path / "g.safetensors").exists()
 
 
 def test_checkpoint_is_a_zip_written_atomically(tmp_path, tiny_train_config):

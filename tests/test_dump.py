@@ -111,6 +111,27 @@ def test_existing_output_is_refused_unless_overwrite(tmp_path, generator_path):
         D.dump_synthetic(tmp_path / "file", generator_path, 4, "npz", overwrite=True)
 
 
+def test_overwrite_replaces_only_a_previous_dump(tmp_path, generator_path):
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "thesis.txt").write_text("years of work")
+    (theirs / "manifest.json").write_text('{"format": "something else"}')
+    with pytest.raises(AugmentError, match="not a synthetic dump"):
+        D.dump_synthetic(theirs, generator_path, 4, "npz", overwrite=True)
+    assert (theirs / "thesis.txt").read_text() == "years of work"
+    assert leftovers(tmp_path) == []
+
+
+def test_a_failing_final_flush_fails_the_dump(tmp_path, generator_path, monkeypatch):
+    def disk_full(self):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(D.NpzWriter, "close", disk_full)
+    with pytest.raises(AugmentError, match="No space left"):
+        D.dump_synthetic(tmp_path / "out", generator_path, 4, "npz")
+    assert not (tmp_path / "out").exists() and leftovers(tmp_path) == []
+
+
 @pytest.mark.parametrize("kwargs, error, match", [
     (dict(num_samples=0), ConfigError, "positive"),
     (dict(num_samples=-2), ConfigError, "positive"),

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from augment.checkpoint import save_generator
-from augment.errors import ConfigError
+from augment.errors import AugmentError, ConfigError
 from augment.experiment import PRESETS, Cell, GridConfig, grid_cells, read_results, run_grid
 from augment.models import Generator
 
@@ -113,3 +113,27 @@ def test_fair_generators_from_another_directory_are_used_as_they_are(tmp_path, i
                                  fair_dir=fair_dir))
     assert {(r["regime"], r["ratio"]) for r in rows} == {("fair", "1.0"), ("fair", "inf")}
     assert not (out / "fair_generators").exists()  # nothing was trained
+
+
+def test_a_bad_generator_fails_before_any_cell(tmp_path, idx_dir):
+    grid = GridConfig(n_per_class=(2,), ratios=(1.0,), regimes=("shipped",), seeds=(0,), classifier_steps=2)
+    (tmp_path / "bad.safetensors").write_bytes(b"not weights")
+    with pytest.raises(AugmentError, match="bad.safetensors"):
+        run_grid(grid, tmp_path / "exp", torch.device("cpu"), data_dir=idx_dir, progress=False,
+                 log=lambda m: None, mnist=False, generator=tmp_path / "bad.safetensors")
+    assert not (tmp_path / "exp").exists()
+
+
+def test_a_fair_run_stopped_before_its_first_checkpoint_starts_again(tmp_path, idx_dir):
+    grid = GridConfig(n_per_class=(8,), ratios=(1.0,), augmentations=("synthetic",), regimes=("fair",),
+                      fair_n=(8,), seeds=(0,), classifier_steps=2, classifier_batch=8,
+                      synthetic_only=False, fair_gan_steps=1, diversity_per_class=6)
+    stopped = tmp_path / "fair" / "n8_seed0"
+    (stopped / "samples").mkdir(parents=True)
+    (stopped / "config.json").write_text("{}")  # what a run killed before step 1 leaves behind
+    log = []
+    rows = read_results(run_grid(grid, tmp_path / "exp", torch.device("cpu"), data_dir=idx_dir,
+                                 progress=False, log=log.append, mnist=False, fair_dir=tmp_path / "fair"))
+    assert [(r["regime"], r["n_per_class"]) for r in rows] == [("fair", "8")]
+    assert (stopped / "generator.safetensors").exists()
+    assert any("stopped before its first checkpoint" in m for m in log)

@@ -6,8 +6,8 @@ import torch
 
 from augment.checkpoint import load_checkpoint, load_generator
 from augment.config import TrainConfig
-from augment.errors import AugmentError, DataError
-from augment.training import RealBatches, Trainer, TrainingError, resume, train
+from augment.errors import AugmentError, CheckpointError, DataError
+from augment.training import RealBatches, Trainer, TrainingError, resolve_device, resume, train
 
 
 def test_run_directory_holds_everything(tmp_path, tiny_train_config):
@@ -154,3 +154,25 @@ def test_short_training_measurably_improves_samples(tiny_train_config):
         trainer.step()
     after = _class_mean_error(trainer)
     assert after < 0.6 * before, (before, after)
+
+
+def test_resume_refuses_a_finished_run_and_another_device_type(tmp_path, tiny_train_config):
+    run = tmp_path / "run"
+    train(dataclasses.replace(tiny_train_config, max_steps=2), run, progress=False)
+    before = (run / "metrics.jsonl").read_text()
+    with pytest.raises(TrainingError, match="already has 2 steps, its max_steps=2"):
+        resume(run, {"epochs": 500}, progress=False)  # max_steps still rules
+    assert (run / "metrics.jsonl").read_text() == before
+    state = load_checkpoint(run / "checkpoints" / "last.pt")
+    state["rng"]["noise"] = torch.zeros(16, dtype=torch.uint8)  # the size of a CUDA generator's state
+    with pytest.raises(CheckpointError, match="trained on a CUDA device"):
+        Trainer(tiny_train_config).load_state_dict(state)
+    state = load_checkpoint(run / "checkpoints" / "last.pt")
+    state["critic"].popitem()
+    with pytest.raises(CheckpointError, match="does not fit"):
+        Trainer(tiny_train_config).load_state_dict(state)
+
+
+def test_unknown_device_is_a_clear_error():
+    with pytest.raises(AugmentError, match="unknown device 'gpu0'"):
+        resolve_device("gpu0")
