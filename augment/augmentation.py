@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-BACKGROUND = -1.0  # MNIST's empty background in [-1, 1]
+from .data import BACKGROUND
 
 
 @dataclass(frozen=True)

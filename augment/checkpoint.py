@@ -10,16 +10,17 @@ JSON, so it alone rebuilds the generator. Both are written atomically.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pickle
 import zipfile
 from pathlib import Path
-from typing import Any, Union
+from typing import Union
 
 import torch
 
 from .config import ModelConfig, TrainConfig, config_from_dict
-from .errors import AugmentError, CheckpointError
+from .errors import AugmentError, CheckpointError, one_line
 from .fileio import PathLike, atomic_path, sha256_file
 from .models import Generator
 
@@ -77,7 +78,7 @@ def save_generator(path: PathLike, generator: Generator, extra: dict | None = No
     metadata = {
         "format": GENERATOR_FORMAT,
         "format_version": str(FORMAT_VERSION),
-        "model_config": json.dumps(_asdict(generator.config), sort_keys=True),
+        "model_config": json.dumps(dataclasses.asdict(generator.config), sort_keys=True),
     }
     for k, v in (extra or {}).items():
         metadata[k] = v if isinstance(v, str) else json.dumps(v, sort_keys=True)
@@ -99,7 +100,7 @@ def read_safetensors(path: PathLike, expected_format: str, what: str) -> tuple[d
             metadata = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({_one_line(e)[:200]})") from None
+        raise CheckpointError(f"{path}: not a readable safetensors file ({one_line(e)[:200]})") from None
     if metadata.get("format") != expected_format:
         raise CheckpointError(f"{path}: not an augment {what} file")
     try:
@@ -118,7 +119,7 @@ def read_generator_file(path: PathLike) -> tuple[ModelConfig, dict, dict]:
     try:
         cfg = config_from_dict(ModelConfig, json.loads(metadata["model_config"]))
     except (KeyError, json.JSONDecodeError, AugmentError) as e:
-        raise CheckpointError(f"{path}: bad model config in metadata ({_one_line(e)})") from None
+        raise CheckpointError(f"{path}: bad model config in metadata ({one_line(e)})") from None
     return cfg, tensors, metadata
 
 
@@ -138,7 +139,7 @@ def _build_generator(path: Path, cfg: ModelConfig, state: dict) -> Generator:
     try:
         generator.load_state_dict(state, strict=True)
     except RuntimeError as e:
-        raise CheckpointError(f"{path}: weights do not fit the model config ({_one_line(e)[:200]})") from None
+        raise CheckpointError(f"{path}: weights do not fit the model config ({one_line(e)[:200]})") from None
     return generator
 
 
@@ -162,14 +163,3 @@ def _existing_file(path: PathLike) -> Path:
     if not path.is_file():
         raise CheckpointError(f"not a file: {path}")
     return path
-
-
-def _asdict(cfg: Any) -> dict:
-    import dataclasses
-
-    return dataclasses.asdict(cfg)
-
-
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip().replace("\n", " ")
-    return text or type(e).__name__

@@ -28,18 +28,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import config_from_dict
-from .data import IMAGE_SIZE, to_model_images
+from .data import BACKGROUND, IMAGE_SIZE, to_model_images
 from .errors import AugmentError, CheckpointError, ConfigError, DataError
-from .fileio import PathLike, atomic_path, sha256_file
+from .fileio import PathLike, atomic_path, check_writable, sha256_file
 from .models import module_device
-from .pretrained import verify_checksum
+from .pretrained import WEIGHTS_DIR, verify_checksum
 
 CLASSIFIER_FORMAT = "augment.classifier"
 FORMAT_VERSION = 1
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "classifier.safetensors"
 DEFAULT_MANIFEST = WEIGHTS_DIR / "classifier.json"
-BACKGROUND = -1.0  # pixel value of empty MNIST background in [-1, 1]
 
 Device = Union[str, torch.device]
 
@@ -370,6 +368,7 @@ def train_and_save(out: PathLike, recipe: ClassifierTrainConfig = ClassifierTrai
     from .data import load_split, per_class_subset, resolve_data_dir
     from .pretrained import write_manifest
 
+    check_writable(out)  # before training, not after
     directory = resolve_data_dir(data_dir)
     images, labels = load_split(directory, "train", mnist=mnist)
     if n_per_class is not None:

@@ -26,6 +26,7 @@ from .errors import DataError
 from .fileio import PathLike, atomic_write_bytes
 
 IMAGE_SIZE = 32  # the model's resolution; 28x28 inputs are resized to it
+BACKGROUND = -1.0  # the value of an empty (black) pixel in the model range [-1, 1]
 
 # Uncompressed MNIST files: name -> (bytes, sha256).
 MNIST_FILES = {
@@ -157,31 +158,34 @@ def check_mnist_checksum(name: str, raw: bytes, where: str) -> None:
 
 
 def verify_dir(directory: PathLike, mnist: bool = True) -> dict:
-    """Check every split found in ``directory``: headers, sizes, image/label counts and (if
-    ``mnist``) SHA-256. Returns {split: number of examples}; raises DataError on the first
-    problem or when no split is present."""
+    """Check every split found in ``directory`` (or ``directory/MNIST/raw``, torchvision's
+    layout, as an ``augment dump`` writes): headers, sizes, image/label counts and (if
+    ``mnist``) SHA-256. Returns {split: number of examples, 0 for an empty split}; raises
+    DataError on the first problem or when no split is present."""
     directory = Path(directory)
     if not directory.is_dir():
         raise DataError(f"data directory does not exist: {directory}")
     found = {}
-    for split, (img_name, lbl_name) in SPLITS.items():
-        if find_idx_file(directory, img_name) or find_idx_file(directory, lbl_name):
-            images, _ = load_split(directory, split, mnist=mnist)
-            found[split] = len(images)
-    if not found:
-        raise DataError(f"no IDX files in {directory}")
-    return found
+    for where in (directory, directory / "MNIST" / "raw"):
+        for split, (img_name, lbl_name) in SPLITS.items():
+            if find_idx_file(where, img_name) or find_idx_file(where, lbl_name):
+                images, _ = load_split(where, split, mnist=mnist, allow_empty=True)
+                found[split] = len(images)
+        if found:
+            return found
+    raise DataError(f"no IDX files in {directory} or {directory / 'MNIST' / 'raw'}")
 
 
 # -------------------------------------------------------------------------------------- load
 
 
-def load_split(directory: PathLike, split: str = "train", mnist: bool = True
+def load_split(directory: PathLike, split: str = "train", mnist: bool = True, allow_empty: bool = False
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """Images ``(N, H, W)`` uint8 and labels ``(N,)`` int64 of one split ('train' or 'test').
 
     ``mnist=True`` verifies the SHA-256 of MNIST's files; ``False`` accepts any IDX pair of
-    grayscale images with integer labels (structure still validated).
+    grayscale images with integer labels (structure still validated). An empty split is an
+    error unless ``allow_empty``.
     """
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; expected 'train' or 'test'")
@@ -202,7 +206,7 @@ def load_split(directory: PathLike, split: str = "train", mnist: bool = True
         raise DataError(f"{directory}: labels must have 1 dimension, got {list(labels.shape)}")
     if len(images) != len(labels):
         raise DataError(f"{directory}: {len(images)} images but {len(labels)} labels in split {split!r}")
-    if len(images) == 0:
+    if len(images) == 0 and not allow_empty:
         raise DataError(f"{directory}: split {split!r} is empty")
     return images, labels.long()
 

@@ -15,3 +15,8 @@ class DataError(AugmentError, ValueError):
 
 class CheckpointError(AugmentError, ValueError):
     """A checkpoint or generator file is missing, corrupt, unsafe or of the wrong kind."""
+
+
+def one_line(e: BaseException) -> str:
+    """An exception's message on one line (whitespace runs collapsed), or its type's name."""
+    return " ".join(str(e).split()) or type(e).__name__

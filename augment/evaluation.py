@@ -11,6 +11,7 @@ on real test). The same metrics on a real-train subset of the same size give the
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -279,7 +280,7 @@ def run_evaluation(generator_path: PathLike, out_dir: PathLike, n_per_class: int
         "format": REPORT_FORMAT,
         "format_version": FORMAT_VERSION,
         "generator": {"path": str(generator_path), "sha256": sha256_file(generator_path),
-                      "model_config": _asdict(generator.config)},
+                      "model_config": dataclasses.asdict(generator.config)},
         "classifier": {"path": str(classifier_path), "sha256": sha256_file(classifier_path),
                        "test_accuracy": reference.classifier_accuracy},
         "data": {"dir": str(reference.data_dir), "test_images": int(len(reference.labels))},
@@ -291,9 +292,3 @@ def run_evaluation(generator_path: PathLike, out_dir: PathLike, n_per_class: int
     report["seconds"] = round(time.time() - started, 2)
     write_report(report, out_dir, grid, overwrite)
     return report
-
-
-def _asdict(cfg) -> dict:
-    import dataclasses
-
-    return dataclasses.asdict(cfg)

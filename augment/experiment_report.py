@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 from .fileio import atomic_path, atomic_write_text
+from .report import pyplot
 
 
 def _frame(rows):
@@ -30,15 +31,6 @@ def _save(fig, path: Path) -> None:
     plt.close(fig)
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _finish_accuracy_panels(fig, axes, path: Path) -> None:
     """Grid, y label and legend of a row of accuracy panels; save the figure."""
     for ax in axes[0]:
@@ -58,7 +50,7 @@ def _mean_std_line(ax, group, x: str, fmt: str, label: str) -> None:
 def plot_accuracy_vs_n(rows, path: Path) -> None:
     """One panel per ratio: test accuracy against real images per class, one line per method
     (real-only baselines repeated in every panel); error bars are the std over seeds."""
-    plt = _pyplot()
+    plt = pyplot()
     df = _frame(rows)
     finite = df[df["ratio"].map(math.isfinite)]
     base = finite[finite["regime"] == "-"]
@@ -78,7 +70,7 @@ def plot_accuracy_vs_n(rows, path: Path) -> None:
 def plot_accuracy_vs_ratio(rows, path: Path) -> None:
     """One panel per n: accuracy against the synthetic:real ratio per synthetic method, with
     the real-only baselines as horizontal lines."""
-    plt = _pyplot()
+    plt = pyplot()
     df = _frame(rows)
     finite = df[df["ratio"].map(math.isfinite)]
     ns = sorted(finite["n"].unique())
@@ -98,7 +90,7 @@ def plot_accuracy_vs_ratio(rows, path: Path) -> None:
 
 def plot_per_class(rows, path: Path) -> None:
     """Per-class test accuracy at the smallest n: each method at its largest ratio."""
-    plt = _pyplot()
+    plt = pyplot()
     df = _frame(rows)
     n = df[df["ratio"].map(math.isfinite)]["n"].min()
     part = df[(df["n"] == n) & df["ratio"].map(math.isfinite)]
@@ -128,7 +120,7 @@ def plot_diversity(diversity, path: Path) -> None:
     """Per-class intra-class diversity (synthetic/real) and coverage of each generator."""
     import pandas as pd
 
-    plt = _pyplot()
+    plt = pyplot()
     df = pd.DataFrame(diversity)
     keys = [k for k in ("diversity", "coverage", "agreement") if k in df.columns]
     fig, axes = plt.subplots(1, len(keys), figsize=(4.6 * len(keys), 3.4), squeeze=False)

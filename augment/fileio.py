@@ -126,6 +126,19 @@ def sync_tree(path: Path) -> None:
     os.sync()
 
 
+def check_writable(path: PathLike) -> None:
+    """Raise AugmentError unless ``path`` could be written: its nearest existing ancestor is a
+    writable directory (checked before a long job, so that it does not fail at the end)."""
+    path = Path(path).absolute()
+    if path.is_dir():
+        raise AugmentError(f"output {path} is a directory")
+    ancestor = path.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+        raise AugmentError(f"cannot write {path}: {ancestor} is not a writable directory")
+
+
 def remove_stale_temp_files(directory: Path) -> None:
     """Delete the temp files of ``atomic_path`` that a killed process left in ``directory`` or
     its subdirectories, one level deep (their targets are intact)."""

@@ -60,11 +60,16 @@ def default_generator_path() -> Path:
     return GENERATOR_PATH
 
 
+def verified_default_generator_path() -> Path:
+    """The shipped generator's path, after checking it is there and matches its manifest."""
+    if not GENERATOR_PATH.is_file():
+        raise CheckpointError(f"no shipped generator at {GENERATOR_PATH}; pass a generator file")
+    verify_checksum(GENERATOR_PATH)
+    return GENERATOR_PATH
+
+
 def load_default_generator(device: Union[str, torch.device] = "cpu"):
     """The shipped generator (eval mode), its checksum verified against its manifest."""
     from .checkpoint import load_generator
 
-    if not GENERATOR_PATH.is_file():
-        raise CheckpointError(f"no shipped generator at {GENERATOR_PATH}; pass a generator file")
-    verify_checksum(GENERATOR_PATH)
-    return load_generator(GENERATOR_PATH, device)
+    return load_generator(verified_default_generator_path(), device)

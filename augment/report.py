@@ -184,7 +184,8 @@ def report_markdown(report: dict, images: Optional[dict] = None) -> str:
     return "\n".join(lines)
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the non-interactive Agg backend (files only, no display)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -195,7 +196,7 @@ def _pyplot():
 
 def _plot_per_class(report: dict, path: Path) -> None:
     """Grouped bars per class, one panel per metric, one bar colour per evaluated set."""
-    plt = _pyplot()
+    plt = pyplot()
     results = report["results"]
     columns = [c for c in PER_CLASS_COLUMNS
                if any(c in r["per_class"] for r in results.values())]
@@ -223,7 +224,7 @@ def _plot_per_class(report: dict, path: Path) -> None:
 
 def _plot_confusion(report: dict, path: Path) -> None:
     """Row-normalised confusion matrix of the first evaluated set, counts written in."""
-    plt = _pyplot()
+    plt = pyplot()
     name, result = next(iter(report["results"].items()))
     counts = np.array(result["confusion_matrix"], dtype=float)
     shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)

@@ -31,7 +31,7 @@ from .checkpoint import load_generator
 from .errors import AugmentError, ConfigError
 from .fileio import sha256_file
 from .latents import index_latents, stratified_labels
-from .pretrained import default_generator_path, verify_checksum
+from .pretrained import verified_default_generator_path
 from .models import Generator
 from .sampling import FastGenerator, resolve_dtype
 
@@ -45,10 +45,7 @@ def load_source(generator: GeneratorLike) -> tuple[Generator, dict]:
     """(generator on the CPU or its own device, provenance dict) from a path, a module or None
     (the shipped default). Raises AugmentError when the default is missing."""
     if generator is None:
-        generator = default_generator_path()
-        if not generator.is_file():
-            raise AugmentError(f"no shipped generator at {generator}; pass a generator file")
-        verify_checksum(generator)
+        generator = verified_default_generator_path()
     if isinstance(generator, (str, os.PathLike)):
         model = load_generator(generator, "cpu")
         info = {"path": str(generator), "file_sha256": sha256_file(generator)}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from augment.errors import AugmentError
+from augment.errors import AugmentError, one_line
 
 
 class AugmentGroup(click.Group):
@@ -18,14 +18,10 @@ class AugmentGroup(click.Group):
         try:
             return super().invoke(ctx)
         except AugmentError as e:
-            raise click.ClickException(_one_line(e)) from None
+            raise click.ClickException(one_line(e)) from None
         except OSError as e:  # disk full, permission denied, ...: no traceback for these
             where = f": {e.filename}" if getattr(e, "filename", None) else ""
             raise click.ClickException(f"{e.strerror or e}{where}") from None
-
-
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__
 
 
 @click.group(cls=AugmentGroup,

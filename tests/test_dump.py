@@ -18,6 +18,7 @@ from augment.config import ModelConfig
 from augment.errors import AugmentError, CheckpointError, ConfigError
 from augment.models import Generator
 from augment.synthetic import SyntheticMNIST
+from augment.data import verify_dir
 
 TINY = ModelConfig(z_dim=8, embed_dim=4, g_width=8, d_width=8)
 
@@ -51,6 +52,7 @@ def test_round_trip_through_torchvision_readers(tmp_path, generator_path):
     mnist = torchvision.datasets.MNIST(out, train=True, download=False)
     assert torch.equal(mnist.data, expected) and torch.equal(mnist.targets, ds.targets)
     assert mnist[7][1] == 7 and mnist[7][0].size == (28, 28)
+    assert verify_dir(out, mnist=False) == {"train": 45, "test": 0}  # `augment data verify --any-idx`
     folder = torchvision.datasets.ImageFolder(out / "png" / "train")
     assert len(folder) == 45 and folder.class_to_idx == {str(c): c for c in range(10)}
     for path, label in folder.samples[::7]:

@@ -2,8 +2,9 @@ import json
 
 import pytest
 
-from augment.fileio import (append_jsonl, atomic_path, atomic_write_text, remove_stale_temp_files, sha256_file,
-                            truncate_jsonl)
+from augment.errors import AugmentError
+from augment.fileio import (append_jsonl, atomic_path, atomic_write_text, check_writable, remove_stale_temp_files,
+                            sha256_file, truncate_jsonl)
 
 
 def test_atomic_write_replaces_whole_file(tmp_path):
@@ -52,3 +53,12 @@ def test_remove_stale_temp_files(tmp_path):
         path.write_text("x")
     remove_stale_temp_files(tmp_path)
     assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
+
+
+def test_check_writable(tmp_path):
+    check_writable(tmp_path / "new" / "deeper" / "w.safetensors")  # missing folders are fine
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(AugmentError, match="not a writable directory"):
+        check_writable(tmp_path / "file" / "w.safetensors")
+    with pytest.raises(AugmentError, match="is a directory"):
+        check_writable(tmp_path)

@@ -10,7 +10,6 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader, Subset, default_collate
 
 from augment import latents as L
-from augment import synthetic as S
 from augment.checkpoint import save_generator
 from augment.data import RealMNIST
 from augment.errors import AugmentError, CheckpointError, ConfigError
@@ -196,12 +195,13 @@ def test_generator_sources(generator, generator_file, tmp_path, monkeypatch):
     from_file = SyntheticMNIST(generator_file, num_samples=8)
     assert torch.equal(from_file.generate(range(8))[0], from_module)
     assert from_file.source["file_sha256"] and from_file.source["path"] == str(generator_file)
+    from augment import pretrained
     from augment.pretrained import write_manifest
 
     write_manifest(generator_file, {})
-    monkeypatch.setattr(S, "default_generator_path", lambda: generator_file)
+    monkeypatch.setattr(pretrained, "GENERATOR_PATH", generator_file)
     assert torch.equal(SyntheticMNIST(None, num_samples=8).generate(range(8))[0], from_module)
-    monkeypatch.setattr(S, "default_generator_path", lambda: tmp_path / "missing.safetensors")
+    monkeypatch.setattr(pretrained, "GENERATOR_PATH", tmp_path / "missing.safetensors")
     with pytest.raises(AugmentError, match="no shipped generator .*pass a generator file"):
         SyntheticMNIST(num_samples=8)
 
