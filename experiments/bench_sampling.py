@@ -111,6 +111,16 @@ def bench_forward(g: Generator, device, batch: int, args) -> dict:
         for wide in wides:
             fast = FastGenerator(g, dtype=dtype, strategies=(wide, wide, "gemm"))
             out[f"fast_{dtype}_{wide}"] = throughput(run(fast), device, args.seconds, args.repeats)
+    if args.compile:  # torch.compile (inductor) of the plain and the fast forward: unmeasured ideas
+        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+        gc = make_generator(device).to(dtype)
+        compiled = torch.compile(gc, mode=args.compile)
+        name = str(dtype).replace("torch.", "")
+        with torch.inference_mode():
+            out[f"compiled_plain_{name}"] = throughput(run(lambda a, b: compiled(a.to(dtype), b)), device,
+                                                       args.seconds, args.repeats)
+        fast = torch.compile(FastGenerator(g, dtype=name), mode=args.compile)
+        out[f"compiled_fast_{name}"] = throughput(run(fast), device, args.seconds, args.repeats)
     idx = torch.arange(batch, device=device)
     out["latents_only"] = throughput(lambda: (index_latents(0, idx, g.config.z_dim), batch)[1],
                                      device, args.seconds, args.repeats)
@@ -195,6 +205,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all, max 2 on CPU)")
     p.add_argument("--cudnn-benchmark", action="store_true")
     p.add_argument("--skip-real", action="store_true")
+    p.add_argument("--compile", default=None, metavar="MODE",
+                   help="also time torch.compile(mode=MODE) of both forwards, e.g. 'max-autotune'")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)

@@ -13,6 +13,7 @@
 #   main               the main run: resumes the quality stage's fast run (or starts one) and
 #                      trains until the deadline minus what the later stages need
 #   bench_sampling     raw forward, FastGenerator, SyntheticMNIST + DataLoader, real pipeline
+#                      (SAMPLING_COMPILE=max-autotune adds torch.compile'd forwards)
 # Outputs under $OUT: results.tar.gz (logs, JSON, run directories without weights), the main
 # run's generator and the fair and reference generators (safetensors), session.log.
 # Small settings for a CPU dry run: DEVICE=cpu TOTAL_S=240 BUDGET_S=5 BENCH_STEPS=3 FAIR_STEPS=2
@@ -27,7 +28,7 @@ FAIR_STEPS=${FAIR_STEPS:-3000}   # generator steps per fair generator (GridConfi
 FAIR_MAX_MIN=${FAIR_MAX_MIN:-0.5}
 SAMPLING_S=${SAMPLING_S:-1}
 STAGES=${STAGES:-"bench_train quality fair main bench_sampling"}
-FAIR_N=${FAIR_N:-"100 500"}
+FAIR_N=${FAIR_N:-"10 100 500"}
 FAIR_SEEDS=${FAIR_SEEDS:-"0"}
 MAIN_RESERVE_S=${MAIN_RESERVE_S:-110}  # what the stages after main need, with slack
 WORK=${WORK:-runs/gpu_session}
@@ -95,7 +96,7 @@ for name in $STAGES; do
     fi ;;
   bench_sampling)
     stage bench_sampling 60 15 python3 experiments/bench_sampling.py --device "$DEVICE" \
-      --seconds "$SAMPLING_S" --repeats 3 --out "$WORK/bench_sampling.json" ;;
+      --seconds "$SAMPLING_S" --repeats 3 --out "$WORK/bench_sampling.json" ${SAMPLING_COMPILE:+--compile "$SAMPLING_COMPILE"} ;;
   *) say "unknown stage $name" ;;
   esac
 done
