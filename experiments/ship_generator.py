@@ -85,7 +85,8 @@ def main() -> None:
     grid_path = WEIGHTS_DIR / "generator_grid.png"
     save_grid(class_grid(load_generator(GENERATOR_PATH), per_class=10, seed=0), grid_path, nrow=10)
 
-    per_epoch = 60000 // cfg.batch_size // (1 if cfg.real_batches == "shared" else cfg.n_critic)
+    # the trainer's convention: an epoch is 60000 // batch real batches; a step uses n_critic of them (fresh)
+    per_epoch = (60000 // cfg.batch_size) / (1 if cfg.real_batches == "shared" else cfg.n_critic)
     info = {
         "step": run["step"], "epochs": round(run["step"] / per_epoch, 3),
         "wall_time_s": round(float(run["elapsed"]), 1),
