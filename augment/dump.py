@@ -198,6 +198,7 @@ def dump_synthetic(out: PathLike, generator: GeneratorLike = None, num_samples: 
         raise ConfigError(f"dump writes grayscale digits; this generator makes {dataset.config.channels} channels")
     if "idx" in formats and dataset.config.num_classes > 256:
         raise ConfigError("IDX labels are bytes: at most 256 classes")
+    started_group = distributed.launched_by_torchrun() and not torch.distributed.is_initialized()
     ctx = distributed.init_from_env(dataset.device.type) if distributed.launched_by_torchrun() \
         else distributed.SINGLE
     try:
@@ -208,6 +209,9 @@ def dump_synthetic(out: PathLike, generator: GeneratorLike = None, num_samples: 
         return _sharded_dump(out, overwrite, dataset, formats, split, batch_size, progress, ctx)
     except OSError as e:
         raise AugmentError(f"writing {out} failed: {e.strerror or e}") from None
+    finally:
+        if started_group:
+            distributed.shutdown()
 
 
 def not_a_dump(directory: Path) -> Optional[str]:
