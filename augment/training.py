@@ -262,7 +262,11 @@ def _with_overrides(cfg: TrainConfig, overrides: Optional[dict]) -> TrainConfig:
     if refused:
         raise TrainingError(f"a resumed run cannot change {', '.join(refused)}; it may change "
                             f"{', '.join(RESUME_OVERRIDABLE)}")
-    return replace(cfg, **overrides)
+    cfg = replace(cfg, **overrides)
+    if "epochs" in overrides and cfg.max_steps is not None:
+        raise TrainingError(f"this run's length is max_steps={cfg.max_steps}, so epochs has no effect; "
+                            f"pass a larger max_steps (--max-steps) to extend it")
+    return cfg
 
 
 def _run(cfg: TrainConfig, run_dir: Path, state: Optional[dict], progress: bool,
@@ -288,10 +292,6 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: Optional[dict], progress: bool
     cfg = trainer.cfg  # num_classes resolved from the labels
     if state is not None:
         trainer.load_state_dict(state)
-        if trainer.step_count >= trainer.total_steps and (run_dir / "generator.safetensors").exists():
-            limit = f"max_steps={cfg.max_steps}" if cfg.max_steps else f"epochs={cfg.epochs}"
-            raise TrainingError(f"{run_dir} already has {trainer.step_count} steps, its {limit} allows "
-                                f"{trainer.total_steps}; pass a larger --max-steps to continue")
     main = ctx.is_main  # rank 0 alone logs and writes
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)

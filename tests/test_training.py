@@ -156,13 +156,15 @@ def test_short_training_measurably_improves_samples(tiny_train_config):
     assert after < 0.6 * before, (before, after)
 
 
-def test_resume_refuses_a_finished_run_and_another_device_type(tmp_path, tiny_train_config):
+def test_resume_refuses_ineffective_epochs_and_another_device_type(tmp_path, tiny_train_config):
     run = tmp_path / "run"
     train(dataclasses.replace(tiny_train_config, max_steps=2), run, progress=False)
     before = (run / "metrics.jsonl").read_text()
-    with pytest.raises(TrainingError, match="already has 2 steps, its max_steps=2"):
-        resume(run, {"epochs": 500}, progress=False)  # max_steps still rules
+    with pytest.raises(TrainingError, match="max_steps=2, so epochs has no effect"):
+        resume(run, {"epochs": 500}, progress=False)
     assert (run / "metrics.jsonl").read_text() == before
+    resume(run, {"max_steps": 2}, progress=False)  # a finished run resumes as a no-op (rerun after a crash)
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == 2
     state = load_checkpoint(run / "checkpoints" / "last.pt")
     state["rng"]["noise"] = torch.zeros(16, dtype=torch.uint8)  # the size of a CUDA generator's state
     with pytest.raises(CheckpointError, match="trained on a CUDA device"):
