@@ -3,7 +3,9 @@
 Runs ``--warmup`` steps, then profiles ``--steps`` steps of ``Trainer`` with the batched fast
 step (the body that the CUDA graph replays) under ``torch.profiler``, and prints the
 operators/kernels with the most device time (CUDA) or CPU time (CPU), the number of kernels
-launched per step and the total device time per step. Writes the table as JSON.
+launched per step and the total device time per step; then the same work grouped by the
+autograd node that ran it (which part of the maths launches the most kernels; on a CPU, leaf
+ops stand in for kernels). Writes the tables as JSON.
 
     python experiments/profile_train_step.py --device cuda --steps 20 --out profile.json
 """
@@ -26,6 +28,43 @@ from augment.data import resolve_data_dir  # noqa: E402
 from augment.fast import FastStepFallback, build_fast_step  # noqa: E402
 from augment.fileio import atomic_write_text  # noqa: E402
 from augment.training import Trainer  # noqa: E402
+
+
+VIEW_OPS = {"aten::empty", "aten::empty_strided", "aten::view", "aten::as_strided", "aten::as_strided_",
+            "aten::slice", "aten::select", "aten::transpose", "aten::t", "aten::expand", "aten::permute",
+            "aten::unsqueeze", "aten::squeeze", "aten::reshape", "aten::_reshape_alias", "aten::_unsafe_view",
+            "aten::detach", "aten::alias", "aten::split", "aten::chunk", "aten::narrow", "aten::unbind",
+            "aten::resize_", "aten::result_type", "aten::lift_fresh", "aten::set_"}
+
+
+def by_autograd_node(prof, steps: int, on_cuda: bool) -> list[dict]:
+    """Work per step grouped by the autograd node (or optimizer call) that ran it; "forward" for
+    ops outside any. CUDA: kernels and their device time, from each op's own launches. CPU:
+    leaf compute ops (no aten children, views excluded), a proxy for what a GPU launches."""
+    children: dict = {}
+    for e in prof.events():
+        if e.cpu_parent is not None:
+            children.setdefault(e.cpu_parent.id, []).append(e)
+    groups: dict = {}
+    for e in prof.events():
+        if not e.name.startswith("aten::") or e.name in VIEW_OPS:
+            continue
+        if on_cuda:
+            count, us = len(e.kernels), sum(k.duration for k in e.kernels)
+        elif any(c.name.startswith("aten::") for c in children.get(e.id, [])):
+            continue
+        else:
+            count, us = 1, e.self_cpu_time_total
+        if not count:
+            continue
+        node = e.cpu_parent
+        while node is not None and node.name.startswith("aten::"):
+            node = node.cpu_parent
+        name = "forward" if node is None else node.name.replace("autograd::engine::evaluate_function: ", "")
+        g = groups.setdefault(name, {"node": name, "ops_per_step": 0.0, "us_per_step": 0.0})
+        g["ops_per_step"] += count / steps
+        g["us_per_step"] += us / steps
+    return sorted(groups.values(), key=lambda g: -g["ops_per_step"])
 
 
 def main(argv=None) -> dict:
@@ -77,11 +116,17 @@ def main(argv=None) -> dict:
     print(f"{'us/step':>10} {'calls/step':>10}  name")
     for r in rows[:args.top]:
         print(f"{r['us_per_step']:10.1f} {r['calls_per_step']:10.1f}  {r['name'][:100]}")
+    nodes = by_autograd_node(prof, args.steps, on_cuda)
+    unit = "kernels" if on_cuda else "leaf ops"
+    print(f"\nby autograd node: {sum(g['ops_per_step'] for g in nodes):.0f} {unit}/step")
+    print(f"{unit + '/step':>14} {'us/step':>10}  node")
+    for g in nodes[:args.top]:
+        print(f"{g['ops_per_step']:14.1f} {g['us_per_step']:10.1f}  {g['node'][:90]}")
     result = {"device": str(device), "machine": torch.cuda.get_device_name(device) if on_cuda
               else "CPU", "torch": torch.__version__, "batch_size": args.batch_size,
               "steps": args.steps, "cudnn_benchmark": args.cudnn_benchmark,
               "time_ms_per_step": total_us / 1000, "kernels_per_step": kernels,
-              "top": rows[:args.top], "command": " ".join(sys.argv)}
+              "top": rows[:args.top], "by_autograd_node": nodes[:args.top], "command": " ".join(sys.argv)}
     if args.out:
         atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
     return result
