@@ -153,6 +153,35 @@ def summary_frame(rows: list[dict]):
     return g.agg(["mean", "std", "count"]).reset_index()
 
 
+def paired_gains(rows: list[dict], baseline: str, methods: tuple):
+    """Accuracy of each ``methods`` cell minus the ``baseline`` cell ("none" or "classical") of
+    the same n and seed (the same real images), in points: mean, std and count over seeds per
+    (augmentation, regime, ratio, n). Pairing removes the spread that the real subset causes."""
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    df["test_accuracy"] = df["test_accuracy"].astype(float)
+    df["ratio"] = df["ratio"].astype(float)
+    df["n_per_class"] = df["n_per_class"].astype(str)
+    df["seed"] = df["seed"].astype(int)
+    base = df[df["augmentation"] == baseline][["n_per_class", "seed", "test_accuracy"]]
+    cells = df[df["augmentation"].isin(methods)]
+    merged = cells.merge(base, on=["n_per_class", "seed"], suffixes=("", "_base"))
+    merged["gain"] = 100 * (merged["test_accuracy"] - merged["test_accuracy_base"])
+    g = merged.groupby(["augmentation", "regime", "ratio", "n_per_class"])["gain"]
+    return g.agg(["mean", "std", "count"]).reset_index()
+
+
+def _gain_table(gains, ns: list) -> str:
+    gains = gains.copy()
+    gains["cell"] = gains.apply(lambda r: f"{r['mean']:+.2f} ± {r['std']:.2f} ({int(r['count'])} seeds)"
+                                if r["count"] > 1 else f"{r['mean']:+.2f} (1 seed)", axis=1)
+    gains["ratio"] = gains["ratio"].map(lambda r: f"{r:g}")
+    table = gains.pivot_table(index=["augmentation", "regime", "ratio"], columns="n_per_class",
+                              values="cell", aggfunc="first")
+    return _markdown(table.reindex(columns=[n for n in ns if n in table.columns]).fillna("").reset_index())
+
+
 def write_summary(out_dir: Path, rows: list[dict], diversity: list[dict]) -> None:
     """summary.md (mean ± std tables), diversity.csv, and the plots."""
     import pandas as pd
@@ -171,6 +200,14 @@ def write_summary(out_dir: Path, rows: list[dict], diversity: list[dict]) -> Non
              "the number of real images per class the generator was trained on (shipped: all). "
              "A cell from one seed says so instead of showing a std.", "",
              _markdown(table.reset_index())]
+    for baseline, methods, title in (
+            ("none", ("synthetic", "classical", "classical+synthetic"), "real only"),
+            ("classical", ("classical+synthetic",), "classical augmentation alone")):
+        gains = paired_gains(rows, baseline, methods)
+        if len(gains):
+            lines += ["", f"# Gain over {title} (points), paired by seed", "",
+                      f"Each run minus the {title} run of the same n and seed (the same real images); "
+                      "mean ± std over seeds.", "", _gain_table(gains, ns)]
     if diversity:
         div = pd.DataFrame(diversity)
         atomic_write_text(out_dir / "diversity.csv", div.to_csv(index=False))
