@@ -2,8 +2,9 @@
 
 A checkpoint is one dict saved with ``torch.save`` and loaded with ``weights_only=True``:
 ``{"format": "augment.checkpoint", "format_version", "train_config", "generator", "critic",
-"opt_g", "opt_d", "step", "rng", "elapsed"}`` (elapsed: training wall time in seconds, counted
-across resumes; older checkpoints lack it); RNG states are uint8 tensors. A generator file is
+"opt_g", "opt_d", "step", "rng", "elapsed", "log_window"}`` (elapsed: training wall time in
+seconds, counted across resumes; log_window: per-step stats not yet logged, ``{name: (m,)}``;
+older checkpoints lack both); RNG states are uint8 tensors. A generator file is
 safetensors whose metadata carries ``format``, ``format_version`` and the ``model_config``
 JSON, so it alone rebuilds the generator. Both are written atomically.
 """

@@ -14,6 +14,8 @@ from typing import Any, Optional
 
 from .errors import ConfigError
 
+IMAGE_SIZE = 32  # the models' resolution in pixels (square); 28x28 MNIST is resized to it
+
 
 def _opt(default: Any, help: str, **bounds: Any) -> Any:
     return field(default=default, metadata={"help": help, **bounds})

@@ -22,10 +22,10 @@ from typing import Callable, Optional, Sequence, Union
 import torch
 import torch.nn.functional as F
 
+from .config import IMAGE_SIZE
 from .errors import DataError
 from .fileio import PathLike, atomic_write_bytes
 
-IMAGE_SIZE = 32  # the model's resolution; 28x28 inputs are resized to it
 BACKGROUND = -1.0  # the value of an empty (black) pixel in the model range [-1, 1]
 
 # Uncompressed MNIST files: name -> (bytes, sha256).

@@ -18,8 +18,6 @@ from torch import nn
 from .config import ModelConfig
 from .errors import ConfigError
 
-IMAGE_SIZE = 32
-
 
 def _require_classes(cfg: ModelConfig) -> int:
     if cfg.num_classes is None:

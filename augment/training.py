@@ -311,7 +311,10 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: Optional[dict], progress: bool
                          trainer.step_count)
 
     bar = _progress_bar(trainer, progress and main)
-    window: dict[str, list] = {}
+    # per-step stats since the last log row; kept in checkpoints so a crash-resumed run logs
+    # the same means as an uninterrupted one
+    window: dict[str, list] = {k: list(v.to(device).unbind())
+                               for k, v in (state or {}).get("log_window", {}).items()}
     started, elapsed_before = time.time(), float(state.get("elapsed", 0.0)) if state else 0.0
     if trainer.step_count == 0 and main:
         save_samples()
@@ -361,9 +364,11 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: Optional[dict], progress: bool
                 save_samples()
             if step % cfg.checkpoint_every == 0 or done:
                 _check_finite_parameters(trainer, last)  # never overwrite a good checkpoint with NaNs
+                pending = {k: distributed.all_reduce_mean(torch.stack(v), ctx).cpu() for k, v in window.items()}
                 if main:
                     elapsed = elapsed_before + time.time() - started
-                    ckpt.save_checkpoint(last, {**trainer.state_dict(), "elapsed": elapsed})
+                    ckpt.save_checkpoint(last, {**trainer.state_dict(), "elapsed": elapsed,
+                                                "log_window": pending})
 
     generator_path = run_dir / "generator.safetensors"
     if main:

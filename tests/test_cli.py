@@ -20,6 +20,13 @@ def test_help_lists_commands():
         assert name in result.output
 
 
+def test_cas_steps_default_is_the_library_default():
+    from augment.evaluation import CAS_STEPS
+    from cli.evaluate import evaluate
+    option = next(p for p in evaluate.params if p.name == "cas_steps")
+    assert option.default == CAS_STEPS
+
+
 def test_dry_run_prints_resolved_config():
     result = run("train", "--run-dir", "unused", "--dry-run", "--lr", "0.0003", "--z-dim", "16")
     assert result.exit_code == 0, result.output

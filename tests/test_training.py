@@ -69,6 +69,34 @@ def test_resume_drops_log_rows_past_the_checkpoint(tmp_path, tiny_train_config):
     assert steps == [2, 4]
 
 
+def test_crash_resume_logs_the_same_means_as_an_uninterrupted_run(tmp_path, tiny_train_config, monkeypatch):
+    # checkpoints every 3 steps, log rows every 4: a run killed in step 4 restarts from the
+    # step-3 checkpoint and must still average steps 1-4 into its step-4 row
+    cfg = dataclasses.replace(tiny_train_config, max_steps=8, log_every=4, checkpoint_every=3)
+    train(cfg, tmp_path / "straight", progress=False)
+    crashed = tmp_path / "crashed"
+    real_step = Trainer.step
+
+    def dying_step(self):
+        if self.step_count == 3:
+            raise KeyboardInterrupt
+        return real_step(self)
+
+    with monkeypatch.context() as m:
+        m.setattr(Trainer, "step", dying_step)
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg, crashed, progress=False)
+    assert not (crashed / "metrics.jsonl").exists()
+    resume(crashed, {}, progress=False)
+
+    def rows(run):
+        return [{k: v for k, v in json.loads(x).items() if k != "time_s"}
+                for x in (run / "metrics.jsonl").read_text().splitlines()]
+
+    assert [r["step"] for r in rows(crashed)] == [4, 8]
+    assert rows(crashed) == pytest.approx(rows(tmp_path / "straight"))
+
+
 def test_max_minutes_stops_at_the_first_step_past_the_budget(tmp_path, tiny_train_config):
     cfg = dataclasses.replace(tiny_train_config, max_steps=50, checkpoint_every=100, log_every=100,
                               max_minutes=1e-9)
