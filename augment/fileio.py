@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import hashlib
 import json
 import os
@@ -100,16 +101,40 @@ def atomic_directory(out: PathLike, overwrite: bool = False,
 def _publish_directory(tmp: Path, out: Path, overwrite: bool,
                        replaceable: Optional[Callable[[Path], Optional[str]]]) -> None:
     check_directory_target(out, overwrite, replaceable)  # again: something may have appeared meanwhile
-    old = None
     if out.is_dir() and any(out.iterdir()):
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=tmp.parent))
-        os.replace(out, old / "previous")
-    elif out.is_dir():
+        if not _exchange_directories(tmp, out):
+            # no atomic exchange here: move the old output aside, and back if the second rename fails
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=tmp.parent)) / "previous"
+            os.replace(out, old)
+            try:
+                os.replace(tmp, out)
+            except BaseException:
+                os.replace(old, out)
+                shutil.rmtree(old.parent, ignore_errors=True)
+                raise
+            tmp = old.parent
+        _fsync_dir(out.absolute().parent)
+        shutil.rmtree(tmp, ignore_errors=True)  # now the previous output
+        return
+    if out.is_dir():
         out.rmdir()
     os.replace(tmp, out)
     _fsync_dir(out.absolute().parent)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+
+
+def _exchange_directories(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where the
+    platform or file system cannot, and nothing moved."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EPERM):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
 
 
 def sync_tree(path: Path) -> None:

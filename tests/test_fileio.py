@@ -3,8 +3,9 @@ import json
 import pytest
 
 from augment.errors import AugmentError
-from augment.fileio import (append_jsonl, atomic_path, atomic_write_text, check_writable, remove_stale_temp_files,
-                            sha256_file, truncate_jsonl)
+import augment.fileio as fileio
+from augment.fileio import (append_jsonl, atomic_directory, atomic_path, atomic_write_text, check_writable,
+                            remove_stale_temp_files, sha256_file, truncate_jsonl)
 
 
 def test_atomic_write_replaces_whole_file(tmp_path):
@@ -24,6 +25,44 @@ def test_failed_write_leaves_nothing(tmp_path):
             raise RuntimeError("disk on fire")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]
+
+
+def _fill(directory, name):
+    (directory / name).write_text(name)
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["renameat2", "two-renames"])
+def test_overwrite_replaces_a_directory_as_a_whole(tmp_path, monkeypatch, exchange):
+    if not exchange:
+        monkeypatch.setattr(fileio, "_exchange_directories", lambda a, b: False)
+    out = tmp_path / "out"
+    with atomic_directory(out) as d:
+        _fill(d, "old.txt")
+    with atomic_directory(out, overwrite=True) as d:
+        _fill(d, "new.txt")
+    assert [p.name for p in out.iterdir()] == ["new.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no temp or old directory left
+
+
+def test_failed_second_rename_puts_the_previous_output_back(tmp_path, monkeypatch):
+    monkeypatch.setattr(fileio, "_exchange_directories", lambda a, b: False)
+    out = tmp_path / "out"
+    with atomic_directory(out) as d:
+        _fill(d, "old.txt")
+    real_replace, calls = fileio.os.replace, []
+
+    def failing_replace(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(fileio.os, "replace", failing_replace)
+    with pytest.raises(OSError):
+        with atomic_directory(out, overwrite=True) as d:
+            _fill(d, "new.txt")
+    assert [p.name for p in out.iterdir()] == ["old.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
 def test_sha256(tmp_path):
