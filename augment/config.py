@@ -15,6 +15,7 @@ from typing import Any, Optional
 from .errors import ConfigError
 
 IMAGE_SIZE = 32  # the models' resolution in pixels (square); 28x28 MNIST is resized to it
+CRITIC_AUGMENT_POLICIES = ("none", "translation", "cutout", "translation,cutout")
 
 
 def _opt(default: Any, help: str, **bounds: Any) -> Any:
@@ -61,6 +62,10 @@ class TrainConfig:
     beta1: float = _opt(0.5, "Adam beta1", min=0.0, max=1.0)
     beta2: float = _opt(0.9, "Adam beta2", min=0.0, max=1.0)
     gp_weight: float = _opt(10.0, "gradient-penalty weight lambda", min=0.0)
+    critic_augment: str = _opt(
+        "none", "DiffAugment: random differentiable transforms of every image the critic sees "
+        "(shifts of up to 1/8 of the side, a half-side cutout), for small training sets",
+        choices=CRITIC_AUGMENT_POLICIES)
     real_batches: str = _opt(
         "fresh", "'fresh': a new real batch per critic step (WGAN-GP paper); "
         "'shared': the n_critic steps reuse one batch (reference loop)",

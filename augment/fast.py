@@ -8,9 +8,11 @@ its running statistics once per group, in order (``per_group_batch_norm``), exac
 forward (the critic has no batch coupling) and the penalty's interpolates in a second one
 (``merge_penalty=True``: all three in one forward, the penalty's gradient taken w.r.t. the
 interpolates' slice; fewer kernels, but the input-gradient and double backward then run over
-3B rows instead of B). The generator update is ``Trainer.generator_step`` unchanged. Adam
-steps run fused (one kernel per optimizer step, CPU and CUDA) while the fast step runs; the
-param-group flags are restored after each step, so checkpoints look like eager ones.
+3B rows instead of B). With ``critic_augment`` the reals and fakes of each critic update
+are transformed (``Trainer.critic_view``, per sample) before it. The generator update is
+``Trainer.generator_step`` unchanged. Adam steps run fused (one kernel per optimizer step, CPU
+and CUDA) while the fast step runs; the param-group flags are restored after each step, so
+checkpoints look like eager ones.
 
 CUDA graphs (cuda). The batched step is captured once into one graph and replayed. The
 trainer still draws each step's latents, interpolation weights and real-batch indices eagerly
@@ -142,13 +144,15 @@ def batched_step(trainer, noise: dict, indices: torch.Tensor, merge_penalty: boo
         fakes = trainer.G(noise["z_critic"].reshape(n * b, -1), labels_all)  # (n * B, C, 32, 32)
     shared = trainer.batches_per_step == 1  # every row of indices is the same batch
     real = trainer.real.index_select(0, indices[0]) if shared else None
+    aug_real, aug_fake = noise.get("aug_real"), noise.get("aug_fake")  # critic_augment's
     for i in range(n):
         rows = slice(i * b, (i + 1) * b)
         if not shared:
             real = trainer.real.index_select(0, indices[i])
-        stats = critic_update(trainer, real, fakes[rows], labels_all[rows], noise["alpha"][i],
-                              merge_penalty)
-    stats["loss_g"] = trainer.generator_step(labels_all[(n - 1) * b:], noise["z_gen"])
+        real_i = real if aug_real is None else trainer.critic_view(real, aug_real[i])
+        fake_i = fakes[rows] if aug_fake is None else trainer.critic_view(fakes[rows], aug_fake[i])
+        stats = critic_update(trainer, real_i, fake_i, labels_all[rows], noise["alpha"][i], merge_penalty)
+    stats["loss_g"] = trainer.generator_step(labels_all[(n - 1) * b:], noise["z_gen"], noise.get("aug_gen"))
     return stats
 
 

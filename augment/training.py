@@ -27,9 +27,10 @@ from typing import Optional
 import torch
 
 from . import checkpoint as ckpt
-from . import distributed
+from . import critic_augment, distributed
 from .config import TrainConfig
-from .data import check_labels, infer_num_classes, load_split, per_class_subset, resolve_data_dir, to_model_images
+from .data import (BACKGROUND, check_labels, infer_num_classes, load_split, per_class_subset, resolve_data_dir,
+                   to_model_images)
 from .errors import AugmentError, CheckpointError
 from .fileio import PathLike, append_jsonl, atomic_write_text, remove_stale_temp_files, truncate_jsonl
 from .losses import critic_loss, generator_loss, gradient_penalty, wasserstein_estimate
@@ -131,14 +132,22 @@ class Trainer:
     def draw_noise(self) -> dict:
         """All randomness of one generator step, drawn up front in a fixed order from
         ``self.noise``: critic latents (n_critic, B, z_dim), interpolation weights
-        (n_critic, B, 1, 1, 1) in [0, 1), generator latents (B, z_dim). Any step
-        implementation that uses these computes the same function."""
+        (n_critic, B, 1, 1, 1) in [0, 1), generator latents (B, z_dim) and, with
+        ``critic_augment``, transform parameters of the critic's real and fake inputs
+        (n_critic, B, P) and of the generator update's fakes (B, P). Any step implementation
+        that uses these computes the same function."""
         n, b, z_dim = self.cfg.n_critic, self.cfg.batch_size, self.cfg.model.z_dim
         z_critic = torch.randn(n, b, z_dim, generator=self.noise, device=self.device)
         alpha = torch.rand(n, b, 1, 1, 1, generator=self.noise, device=self.device)
         z_gen = torch.randn(b, z_dim, generator=self.noise, device=self.device)
         part = self.local  # this rank's share of the global batch (all of it on one process)
-        return {"z_critic": z_critic[:, part], "alpha": alpha[:, part], "z_gen": z_gen[part]}
+        noise = {"z_critic": z_critic[:, part], "alpha": alpha[:, part], "z_gen": z_gen[part]}
+        if self.cfg.critic_augment != "none":  # drawn last: runs without it keep their stream
+            policy, size = self.cfg.critic_augment, self.real.shape[-1]
+            for key, shape in (("aug_real", (n, b)), ("aug_fake", (n, b)), ("aug_gen", (b,))):
+                params = critic_augment.draw_params(policy, shape, size, self.noise, self.device)
+                noise[key] = params[:, part] if len(shape) == 2 else params[part]
+        return noise
 
     def real_indices(self) -> torch.Tensor:
         """Indices (n_critic, B_local) of the real batches of the current step (this rank's share)."""
@@ -153,11 +162,19 @@ class Trainer:
         """Average ``module``'s gradients over ranks (no-op on one process); call after backward."""
         distributed.all_reduce_gradients(module, self.dist)
 
+    def critic_view(self, images: torch.Tensor, params: Optional[torch.Tensor]) -> torch.Tensor:
+        """``images`` (B, C, 32, 32) as the critic sees them: transformed by ``critic_augment``
+        with ``params`` (B, P) from ``draw_noise``; unchanged when there are none."""
+        return critic_augment.apply(self.cfg.critic_augment, images, params, BACKGROUND)
+
     def critic_step(self, real: torch.Tensor, labels: torch.Tensor, z: torch.Tensor,
-                    alpha: torch.Tensor) -> dict:
-        """One critic update on a real batch and fakes G(z | labels)."""
+                    alpha: torch.Tensor, aug_real: Optional[torch.Tensor] = None,
+                    aug_fake: Optional[torch.Tensor] = None) -> dict:
+        """One critic update on a real batch and fakes G(z | labels), each augmented by its
+        ``aug_*`` parameters when given; the penalty interpolates the augmented pair."""
         with torch.no_grad():
-            fake = self.G(z, labels)
+            fake = self.critic_view(self.G(z, labels), aug_fake)
+        real = self.critic_view(real, aug_real)
         real_scores, fake_scores = self.D(real, labels), self.D(fake, labels)
         gp = gradient_penalty(self.D, real, fake, labels, alpha)
         loss = critic_loss(real_scores, fake_scores) + self.cfg.gp_weight * gp
@@ -168,10 +185,12 @@ class Trainer:
         return {"loss_d": loss.detach(), "gp": gp.detach(),
                 "wasserstein": wasserstein_estimate(real_scores, fake_scores).detach()}
 
-    def generator_step(self, labels: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """One generator update on latents ``z`` for ``labels``; the critic is frozen."""
+    def generator_step(self, labels: torch.Tensor, z: torch.Tensor,
+                       aug: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """One generator update on latents ``z`` for ``labels`` (fakes augmented by ``aug``
+        when given); the critic is frozen."""
         self.D.requires_grad_(False)
-        loss = generator_loss(self.D(self.G(z, labels), labels))
+        loss = generator_loss(self.D(self.critic_view(self.G(z, labels), aug), labels))
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         self.sync_gradients(self.G)
@@ -183,10 +202,13 @@ class Trainer:
         """The reference computation, op by op: n_critic critic updates, one generator update
         (conditioned on the labels of the last real batch). Returns detached scalars."""
         noise, indices = self.draw_noise(), self.real_indices()
+        aug_real, aug_fake = noise.get("aug_real"), noise.get("aug_fake")
         for i in range(self.cfg.n_critic):
             real, labels = self.real[indices[i]], self.labels[indices[i]]
-            stats = self.critic_step(real, labels, noise["z_critic"][i], noise["alpha"][i])
-        stats["loss_g"] = self.generator_step(labels, noise["z_gen"])
+            stats = self.critic_step(real, labels, noise["z_critic"][i], noise["alpha"][i],
+                                     None if aug_real is None else aug_real[i],
+                                     None if aug_fake is None else aug_fake[i])
+        stats["loss_g"] = self.generator_step(labels, noise["z_gen"], noise.get("aug_gen"))
         return stats
 
     def step(self) -> dict:

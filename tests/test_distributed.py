@@ -49,10 +49,13 @@ def _two_rank_worker(rank, world, port, cfg, steps, out):
         dist.destroy_process_group()
 
 
-@pytest.mark.parametrize("real_batches, step_impl", [("fresh", "eager"), ("shared", "eager"),
-                                                     ("fresh", "fast")])
-def test_two_process_step_equals_one_process_step(tmp_path, tiny_train_config, real_batches, step_impl):
-    cfg = dataclasses.replace(tiny_train_config, real_batches=real_batches, step_impl=step_impl)
+@pytest.mark.parametrize("real_batches, step_impl, critic_augment", [
+    ("fresh", "eager", "none"), ("shared", "eager", "none"), ("fresh", "fast", "none"),
+    ("fresh", "fast", "translation,cutout")])
+def test_two_process_step_equals_one_process_step(tmp_path, tiny_train_config, real_batches, step_impl,
+                                                  critic_augment):
+    cfg = dataclasses.replace(tiny_train_config, real_batches=real_batches, step_impl=step_impl,
+                              critic_augment=critic_augment)
     steps = 2
     single = Trainer(dataclasses.replace(cfg, step_impl="eager"), torch.device("cpu"))
     for _ in range(steps):

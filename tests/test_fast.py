@@ -68,11 +68,13 @@ def assert_same_state(a: Trainer, b: Trainer) -> None:
             assert torch.equal(sa[k], sb[k]), k
 
 
-@pytest.mark.parametrize("real_batches", ["fresh", "shared"])
-@pytest.mark.parametrize("merge_penalty", [False, True])
-def test_fast_step_equals_eager_step(idx_dir, real_batches, merge_penalty):
-    eager = in_float64(Trainer(config(idx_dir, real_batches=real_batches)))
-    fast = in_float64(fast_trainer(config(idx_dir, real_batches=real_batches, step_impl="fast")))
+@pytest.mark.parametrize("real_batches,merge_penalty,critic_augment", [
+    ("fresh", False, "none"), ("fresh", True, "none"), ("shared", False, "none"), ("shared", True, "none"),
+    ("fresh", False, "translation,cutout"), ("shared", True, "translation,cutout")])
+def test_fast_step_equals_eager_step(idx_dir, real_batches, merge_penalty, critic_augment):
+    kw = dict(real_batches=real_batches, critic_augment=critic_augment)
+    eager = in_float64(Trainer(config(idx_dir, **kw)))
+    fast = in_float64(fast_trainer(config(idx_dir, step_impl="fast", **kw)))
     if merge_penalty:
         with pytest.warns(FastStepFallback):
             fast.step_fn = build_fast_step(fast, required=True, merge_penalty=True)

@@ -38,9 +38,12 @@ def _final_state(run):
     return load_checkpoint(run / "checkpoints" / "last.pt")
 
 
-@pytest.mark.parametrize("real_batches", ["fresh", "shared"])
-def test_resume_is_bitwise_identical_to_an_uninterrupted_run(tmp_path, tiny_train_config, real_batches):
-    cfg = dataclasses.replace(tiny_train_config, max_steps=6, checkpoint_every=3, real_batches=real_batches)
+@pytest.mark.parametrize("real_batches, critic_augment", [("fresh", "none"), ("shared", "none"),
+                                                          ("fresh", "translation,cutout")])
+def test_resume_is_bitwise_identical_to_an_uninterrupted_run(tmp_path, tiny_train_config, real_batches,
+                                                             critic_augment):
+    cfg = dataclasses.replace(tiny_train_config, max_steps=6, checkpoint_every=3, real_batches=real_batches,
+                              critic_augment=critic_augment)
     train(cfg, tmp_path / "straight", progress=False)
     train(dataclasses.replace(cfg, max_steps=3), tmp_path / "split", progress=False)
     resume(tmp_path / "split", {"max_steps": 6}, progress=False)
