@@ -27,6 +27,7 @@ from typing import Callable, Iterable, Optional
 
 import torch
 
+from .config import CRITIC_AUGMENT_POLICIES
 from .errors import ConfigError
 from .fileio import PathLike, atomic_write_text
 
@@ -76,6 +77,7 @@ class GridConfig:
     classifier_steps: int = 2000
     classifier_batch: int = 128
     fair_gan_steps: int = 3000  # generator steps of each fair generator (fast path on a GPU)
+    fair_critic_augment: str = "none"  # TrainConfig.critic_augment of fair generators trained here
     diversity_per_class: int = 200  # synthetic images per class for the diversity table
 
     def __post_init__(self) -> None:
@@ -91,6 +93,8 @@ class GridConfig:
                 self.fair_seeds is not None and any(s not in self.seeds for s in self.fair_seeds)):
             raise ConfigError("fair_n entries must be >= 1 (a fair generator for n = all is the shipped one); "
                               "fair_seeds must be among seeds")
+        if self.fair_critic_augment not in CRITIC_AUGMENT_POLICIES:
+            raise ConfigError(f"fair_critic_augment must be one of {', '.join(CRITIC_AUGMENT_POLICIES)}")
         if any(not r > 0 for r in self.ratios):
             raise ConfigError("ratios must be > 0 (ratio 0 is the 'none'/'classical' cells)")
 
@@ -208,6 +212,7 @@ def fair_generator(ctx: ExperimentContext, n_per_class: int, seed: int) -> Path:
     cfg = TrainConfig(data_dir=str(ctx.data_dir) if ctx.data_dir else None, n_per_class=n_per_class,
                       dataset="mnist" if ctx.mnist else "idx",
                       seed=seed, max_steps=ctx.grid.fair_gan_steps, step_impl="auto",
+                      critic_augment=ctx.grid.fair_critic_augment,
                       device=str(ctx.device), sample_every=max(1, ctx.grid.fair_gan_steps // 10),
                       checkpoint_every=max(1, ctx.grid.fair_gan_steps // 10), tensorboard=False)
     ctx.log(f"training the fair generator n={n_per_class} seed={seed} "
@@ -306,31 +311,56 @@ def run_grid(grid: GridConfig, out_dir: PathLike, device: torch.device,
     for cell in tqdm(cells, disable=not progress, unit="cell", dynamic_ncols=True):
         rows.append(run_cell(cell, ctx))
         write_results(results_path, rows)
-    _write_run_info(out_dir, grid, device, command, time.time() - started, len(cells))
-    diversity = generator_diversity(ctx, rows)
+    generators = used_generators(ctx, rows)
+    _write_run_info(out_dir, grid, device, command, time.time() - started, len(cells),
+                    {name: describe_generator(path) for name, path in generators})
+    diversity = generator_diversity(ctx, generators)
     from .experiment_report import write_summary
 
     write_summary(out_dir, rows, diversity)
     return results_path
 
 
-def generator_diversity(ctx: ExperimentContext, rows: Iterable[dict]) -> list[dict]:
+def used_generators(ctx: ExperimentContext, rows: Iterable[dict]) -> list[tuple[str, Path]]:
+    """(name, path) of each generator the rows used: "shipped" or "fair n=N seed=S"."""
+    used = sorted({(r["regime"], str(r["n_per_class"]), int(r["seed"])) for r in rows if r["regime"] != "-"})
+    seen, out = set(), []
+    for regime, n, seed in used:
+        path = ctx.generator_for(Cell(None if n == "all" else int(n), 1.0, "synthetic", regime, seed))
+        if path not in seen:
+            seen.add(path)
+            out.append(("shipped" if regime == "shipped" else f"fair n={n} seed={seed}", path))
+    return out
+
+
+def describe_generator(path: Path) -> dict:
+    """Where a generator came from: its file, SHA-256, model config, training step and, when
+    its run's config.json lies beside it, how it was trained."""
+    from .checkpoint import read_generator_file
+    from .fileio import sha256_file
+
+    model, _, metadata = read_generator_file(path)
+    step = metadata.get("step")
+    info = {"path": str(path), "sha256": sha256_file(path), "model": dataclasses.asdict(model),
+            "step": int(step) if step is not None and step.isdigit() else None}
+    try:
+        train = json.loads((path.parent / "config.json").read_text())
+    except (OSError, ValueError):
+        return info
+    keys = ("n_per_class", "seed", "batch_size", "n_critic", "lr", "real_batches", "critic_augment", "max_steps")
+    info["training"] = {k: train.get(k, "none" if k == "critic_augment" else None) for k in keys}
+    return info
+
+
+def generator_diversity(ctx: ExperimentContext, generators: list[tuple[str, Path]]) -> list[dict]:
     """Per-class agreement, intra-class diversity and coverage of each generator the grid used."""
+    from .checkpoint import load_generator
     from .evaluation import evaluate_generator
 
-    used = sorted({(r["regime"], str(r["n_per_class"]), int(r["seed"])) for r in rows if r["regime"] != "-"})
-    seen, table = set(), []
-    for regime, n, seed in used:
-        cell = Cell(None if n == "all" else int(n), 1.0, "synthetic", regime, seed)
-        path = ctx.generator_for(cell)
-        if path in seen:
-            continue
-        seen.add(path)
-        from .checkpoint import load_generator
-
+    table = []
+    for name, path in generators:
         result = evaluate_generator(load_generator(path, ctx.device), n_per_class=ctx.grid.diversity_per_class,
                                     seed=0, data_dir=ctx.data_dir, device=ctx.device, mnist=ctx.mnist)
-        name = "shipped" if regime == "shipped" else f"fair n={n} seed={seed}"
         per_class = result["per_class"]
         for c in range(len(per_class["agreement"])):
             table.append({"generator": name, "class": c, **{k: v[c] for k, v in per_class.items()}})
@@ -338,9 +368,10 @@ def generator_diversity(ctx: ExperimentContext, rows: Iterable[dict]) -> list[di
 
 
 def _write_run_info(out_dir: Path, grid: GridConfig, device: torch.device, command: str,
-                    seconds: float, cells_run: int) -> None:
-    """run.json: the grid and one entry per invocation (a rerun that only rebuilds the tables
-    adds an entry with cells_run 0 instead of overwriting the wall time of the real run)."""
+                    seconds: float, cells_run: int, generators: dict) -> None:
+    """run.json: the grid, the generators behind the rows (``describe_generator``) and one
+    entry per invocation (a rerun that only rebuilds the tables adds an entry with cells_run 0
+    instead of overwriting the wall time of the real run)."""
     path = out_dir / "run.json"
     try:
         invocations = json.loads(path.read_text()).get("invocations", [])
@@ -350,7 +381,7 @@ def _write_run_info(out_dir: Path, grid: GridConfig, device: torch.device, comma
                         "machine": machine_description(device), "torch": torch.__version__,
                         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                         "wall_time_s": round(seconds, 1), "cells_run": cells_run})
-    info = {"grid": dataclasses.asdict(grid), "invocations": invocations,
+    info = {"grid": dataclasses.asdict(grid), "generators": generators, "invocations": invocations,
             "cells_run_total": sum(i.get("cells_run", 0) for i in invocations),
             "wall_time_s_total": round(sum(i.get("wall_time_s", 0.0) for i in invocations), 1)}
     atomic_write_text(path, json.dumps(info, indent=2, default=str) + "\n")

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from augment.config import CRITIC_AUGMENT_POLICIES
+
 
 @click.command()
 @click.option("--preset", type=click.Choice(["quick", "cpu", "full"]), default="quick",
@@ -30,6 +32,9 @@ import click
               help="override the n values with fair-regime cells, e.g. '10,100,500'")
 @click.option("--fair-seeds", default=None,
               help="override the seeds with fair-regime cells, e.g. '0,1,2', or 'all'")
+@click.option("--fair-critic-augment", type=click.Choice(CRITIC_AUGMENT_POLICIES),
+              default=None, help="DiffAugment policy of the fair generators this grid trains "
+                                 "(default: the preset's, none)")
 @click.option("--classifier-steps", type=click.IntRange(1), default=None,
               help="override the preset's classifier budget")
 @click.option("--device", type=str, default="auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'")
@@ -37,7 +42,7 @@ import click
 def experiment(preset: str, out: Path, generator: Path | None, fair_dir: Path | None,
                data_dir: Path | None, seeds: int | None, n_list: str | None, ratios: str | None,
                regimes: str | None, fair_n: str | None, fair_seeds: str | None,
-               classifier_steps: int | None, device: str, quiet: bool) -> None:
+               fair_critic_augment: str | None, classifier_steps: int | None, device: str, quiet: bool) -> None:
     """Train one fixed classifier on real, classical-augmented, synthetic and mixed data."""
     import dataclasses
 
@@ -62,6 +67,8 @@ def experiment(preset: str, out: Path, generator: Path | None, fair_dir: Path | 
         changes["fair_n"] = tuple(int_list(fair_n, "--fair-n"))
     if fair_seeds is not None:
         changes["fair_seeds"] = None if fair_seeds.strip() == "all" else tuple(int_list(fair_seeds, "--fair-seeds"))
+    if fair_critic_augment is not None:
+        changes["fair_critic_augment"] = fair_critic_augment
     try:
         grid = dataclasses.replace(PRESETS[preset], **changes)
     except ConfigError as e:

@@ -120,4 +120,7 @@ def test_experiment_overrides_reach_the_grid(tmp_path, monkeypatch):
         "--device", "cpu")
     assert seen["grid"].fair_n == (10, 100) and seen["grid"].fair_seeds == (0, 2)
     run("experiment", "--preset", "cpu", "--out", tmp_path / "exp", "--fair-seeds", "all", "--device", "cpu")
-    assert seen["grid"].fair_seeds is None
+    assert seen["grid"].fair_seeds is None and seen["grid"].fair_critic_augment == "none"
+    run("experiment", "--preset", "cpu", "--out", tmp_path / "exp", "--fair-critic-augment", "translation,cutout",
+        "--device", "cpu")
+    assert seen["grid"].fair_critic_augment == "translation,cutout"

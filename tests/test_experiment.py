@@ -7,9 +7,10 @@ import shutil
 import pytest
 import torch
 
-from augment.checkpoint import save_generator
+from augment.checkpoint import read_generator_file, save_generator
 from augment.errors import AugmentError, ConfigError
 from augment.experiment import PRESETS, Cell, GridConfig, grid_cells, read_results, run_grid
+from augment.fileio import sha256_file
 from augment.models import Generator
 
 
@@ -39,6 +40,8 @@ def test_bad_grids_are_refused():
         GridConfig(fair_n=(None,))
     with pytest.raises(ConfigError, match="fair_seeds"):
         GridConfig(seeds=(0, 1), fair_seeds=(2,))
+    with pytest.raises(ConfigError, match="fair_critic_augment"):
+        GridConfig(fair_critic_augment="flip")
 
 
 @pytest.fixture
@@ -88,6 +91,9 @@ def test_grid_runs_resumes_and_reports(tmp_path, idx_dir, tiny_generator):
     info = json.loads((out / "run.json").read_text())  # every invocation is kept
     assert [i["cells_run"] for i in info["invocations"]] == [5, 0, 5]
     assert info["cells_run_total"] == 10
+    shipped = info["generators"]["shipped"]  # which generator made the rows
+    assert shipped["sha256"] == sha256_file(tiny_generator) and shipped["path"] == str(tiny_generator)
+    assert shipped["model"] == dataclasses.asdict(read_generator_file(tiny_generator)[0])
 
 
 def test_cpu_preset_has_fair_cells_for_its_fair_seeds_only():
@@ -127,7 +133,8 @@ def test_a_bad_generator_fails_before_any_cell(tmp_path, idx_dir):
 def test_a_fair_run_stopped_before_its_first_checkpoint_starts_again(tmp_path, idx_dir):
     grid = GridConfig(n_per_class=(8,), ratios=(1.0,), augmentations=("synthetic",), regimes=("fair",),
                       fair_n=(8,), seeds=(0,), classifier_steps=2, classifier_batch=8,
-                      synthetic_only=False, fair_gan_steps=1, diversity_per_class=6)
+                      synthetic_only=False, fair_gan_steps=1, diversity_per_class=6,
+                      fair_critic_augment="translation")
     stopped = tmp_path / "fair" / "n8_seed0"
     (stopped / "samples").mkdir(parents=True)
     (stopped / "config.json").write_text("{}")  # what a run killed before step 1 leaves behind
@@ -137,3 +144,6 @@ def test_a_fair_run_stopped_before_its_first_checkpoint_starts_again(tmp_path, i
     assert [(r["regime"], r["n_per_class"]) for r in rows] == [("fair", "8")]
     assert (stopped / "generator.safetensors").exists()
     assert any("stopped before its first checkpoint" in m for m in log)
+    fair = json.loads((tmp_path / "exp" / "run.json").read_text())["generators"]["fair n=8 seed=0"]
+    assert fair["step"] == 1
+    assert fair["training"]["critic_augment"] == "translation" and fair["training"]["n_per_class"] == 8
