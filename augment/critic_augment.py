@@ -26,8 +26,6 @@ import torch
 from .config import CRITIC_AUGMENT_POLICIES as POLICIES
 from .errors import ConfigError
 
-_PARAMS_PER_OP = 2  # translation: (dy, dx); cutout: (centre row, centre column)
-
 
 def _ops(policy: str) -> tuple[str, ...]:
     if policy not in POLICIES:

@@ -207,6 +207,7 @@ def fair_generator(ctx: ExperimentContext, n_per_class: int, seed: int) -> Path:
 
     run = (ctx.fair_dir or ctx.out_dir / "fair_generators") / f"n{n_per_class}_seed{seed}"
     generator = run / "generator.safetensors"
+    _check_fair_run(run, ctx.grid.fair_critic_augment)
     if generator.exists():
         return generator
     cfg = TrainConfig(data_dir=str(ctx.data_dir) if ctx.data_dir else None, n_per_class=n_per_class,
@@ -223,6 +224,21 @@ def fair_generator(ctx: ExperimentContext, n_per_class: int, seed: int) -> Path:
         ctx.log(f"{run} stopped before its first checkpoint; starting it again")
         shutil.rmtree(run)
     return train(cfg, run, progress=ctx.progress)
+
+
+def _check_fair_run(run: Path, critic_augment: str) -> None:
+    """Refuse to reuse or resume a fair run trained with another ``critic_augment`` than the
+    grid asks for (the rows would be labelled with the wrong setting). A run stopped before
+    its first checkpoint starts again with the grid's setting, so it is not checked."""
+    if not ((run / "generator.safetensors").exists() or (run / "checkpoints" / "last.pt").exists()):
+        return
+    try:
+        trained = json.loads((run / "config.json").read_text()).get("critic_augment", "none")
+    except (OSError, ValueError, AttributeError):
+        return  # weights without their run's config (trained elsewhere): run.json records them
+    if trained != critic_augment:
+        raise ConfigError(f"{run} was trained with critic_augment={trained!r} but the grid asks for "
+                          f"{critic_augment!r}; pass --fair-critic-augment {trained} or another --fair-dir")
 
 
 def materialize(dataset, batch_size: int = 2000) -> tuple[torch.Tensor, torch.Tensor]:
@@ -301,6 +317,9 @@ def run_grid(grid: GridConfig, out_dir: PathLike, device: torch.device,
     rows = read_results(results_path)
     done = {cell_key(r) for r in rows}
     cells = [c for c in grid_cells(grid) if c.key not in done]
+    fair_root = Path(fair_dir) if fair_dir else out_dir / "fair_generators"
+    for n, seed in sorted({(c.n_per_class, c.seed) for c in cells if c.regime == "fair"}):
+        _check_fair_run(fair_root / f"n{n}_seed{seed}", grid.fair_critic_augment)  # before any cell
     ctx = ExperimentContext(grid, out_dir, device, Path(data_dir) if data_dir else None,
                             Path(generator) if generator else None, log=log,  # one bar: the cells'
 

@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Union
@@ -105,11 +106,14 @@ def _publish_directory(tmp: Path, out: Path, overwrite: bool,
         if not _exchange_directories(tmp, out):
             # no atomic exchange here: move the old output aside, and back if the second rename fails
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=tmp.parent)) / "previous"
-            os.replace(out, old)
             try:
-                os.replace(tmp, out)
+                os.replace(out, old)
+                try:
+                    os.replace(tmp, out)
+                except BaseException:
+                    os.replace(old, out)
+                    raise
             except BaseException:
-                os.replace(old, out)
                 shutil.rmtree(old.parent, ignore_errors=True)
                 raise
             tmp = old.parent
@@ -125,7 +129,12 @@ def _publish_directory(tmp: Path, out: Path, overwrite: bool,
 def _exchange_directories(a: Path, b: Path) -> bool:
     """Swap two paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where the
     platform or file system cannot, and nothing moved."""
-    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    except (OSError, TypeError):
+        return False
     if renameat2 is None:
         return False
     at_fdcwd, rename_exchange = -100, 2

@@ -147,3 +147,21 @@ def test_a_fair_run_stopped_before_its_first_checkpoint_starts_again(tmp_path, i
     fair = json.loads((tmp_path / "exp" / "run.json").read_text())["generators"]["fair n=8 seed=0"]
     assert fair["step"] == 1
     assert fair["training"]["critic_augment"] == "translation" and fair["training"]["n_per_class"] == 8
+
+
+def test_a_fair_run_with_another_critic_augment_is_refused_before_any_cell(tmp_path, idx_dir, tiny_generator):
+    run = tmp_path / "fair" / "n2_seed0"
+    run.mkdir(parents=True)
+    shutil.copyfile(tiny_generator, run / "generator.safetensors")
+    (run / "config.json").write_text(json.dumps({"critic_augment": "translation,cutout"}))
+    grid = GridConfig(n_per_class=(2,), ratios=(1.0,), regimes=("fair",), fair_n=(2,), seeds=(0,),
+                      classifier_steps=2, classifier_batch=8, diversity_per_class=6)
+    with pytest.raises(ConfigError, match="critic_augment='translation,cutout'"):
+        run_grid(grid, tmp_path / "exp", torch.device("cpu"), data_dir=idx_dir, progress=False,
+                 log=lambda m: None, mnist=False, fair_dir=tmp_path / "fair")
+    assert not (tmp_path / "exp" / "results.csv").exists()
+    rows = read_results(run_grid(dataclasses.replace(grid, augmentations=("synthetic",), synthetic_only=False,
+                                                     fair_critic_augment="translation,cutout"),
+                                 tmp_path / "exp", torch.device("cpu"), data_dir=idx_dir, progress=False,
+                                 log=lambda m: None, mnist=False, fair_dir=tmp_path / "fair"))
+    assert [(r["regime"], r["augmentation"]) for r in rows] == [("fair", "synthetic")]

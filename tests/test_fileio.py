@@ -1,4 +1,5 @@
 import json
+import sys
 
 import pytest
 
@@ -33,8 +34,15 @@ def _fill(directory, name):
 
 @pytest.mark.parametrize("exchange", [True, False], ids=["renameat2", "two-renames"])
 def test_overwrite_replaces_a_directory_as_a_whole(tmp_path, monkeypatch, exchange):
-    if not exchange:
-        monkeypatch.setattr(fileio, "_exchange_directories", lambda a, b: False)
+    real_exchange, exchanged = fileio._exchange_directories, []
+
+    def spy(a, b):
+        exchanged.append(exchange and real_exchange(a, b))
+        return exchanged[-1]
+
+    if exchange and not sys.platform.startswith("linux"):
+        pytest.skip("renameat2 is Linux only")
+    monkeypatch.setattr(fileio, "_exchange_directories", spy)
     out = tmp_path / "out"
     with atomic_directory(out) as d:
         _fill(d, "old.txt")
@@ -42,6 +50,9 @@ def test_overwrite_replaces_a_directory_as_a_whole(tmp_path, monkeypatch, exchan
         _fill(d, "new.txt")
     assert [p.name for p in out.iterdir()] == ["new.txt"]
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no temp or old directory left
+    if exchange and exchanged == [False]:
+        pytest.skip("this file system cannot exchange directories atomically")
+    assert exchanged == [exchange]  # the path under test was the one taken
 
 
 def test_failed_second_rename_puts_the_previous_output_back(tmp_path, monkeypatch):

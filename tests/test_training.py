@@ -97,7 +97,7 @@ def test_crash_resume_logs_the_same_means_as_an_uninterrupted_run(tmp_path, tiny
                 for x in (run / "metrics.jsonl").read_text().splitlines()]
 
     assert [r["step"] for r in rows(crashed)] == [4, 8]
-    assert rows(crashed) == pytest.approx(rows(tmp_path / "straight"))
+    assert rows(crashed) == rows(tmp_path / "straight")  # bitwise on the CPU
 
 
 def test_max_minutes_stops_at_the_first_step_past_the_budget(tmp_path, tiny_train_config):
