@@ -4,6 +4,8 @@
 #
 #   AUGMENT_DATA=data/mnist bash experiments/fair_cpu.sh            # everything (hours on 2 cores)
 #   JOBS="10:0 100:0" STEPS=5000 bash experiments/fair_cpu.sh        # some generators, then their cells
+#   CRITIC_AUGMENT=translation,cutout RUNS=runs/cpu_fair_diffaug OUT=experiments/results/cpu_fair_diffaug \
+#     JOBS="10:0 100:0" bash experiments/fair_cpu.sh                 # the same with DiffAugment
 #
 # A generator is n:seed. Each trains with one thread (two run side by side on 2 cores) for
 # STEPS generator steps with --g-width 32 --d-width 16; a finished one is kept, an
@@ -17,6 +19,7 @@ STEPS=${STEPS:-5000}
 RUNS=${RUNS:-runs/cpu_fair_small}
 OUT=${OUT:-experiments/results/cpu_fair_small}
 PARALLEL=${PARALLEL:-2}
+CRITIC_AUGMENT=${CRITIC_AUGMENT:-none}
 
 train_one() {  # n seed
   local dir="$RUNS/n$1_seed$2"
@@ -24,7 +27,7 @@ train_one() {  # n seed
     OMP_NUM_THREADS=1 augment train --run-dir "$dir" --resume --max-steps "$STEPS" --quiet
   else
     OMP_NUM_THREADS=1 augment train --run-dir "$dir" --n-per-class "$1" --seed "$2" \
-      --g-width 32 --d-width 16 --max-steps "$STEPS" --sample-every 1000 --no-tensorboard \
+      --g-width 32 --d-width 16 --critic-augment "$CRITIC_AUGMENT" --max-steps "$STEPS" --sample-every 1000 --no-tensorboard \
       --device cpu --quiet
   fi
 }
@@ -41,6 +44,7 @@ wait
 for n in $(for job in $JOBS; do echo "${job%%:*}"; done | sort -un); do
   seeds=$(for job in $JOBS; do if [ "${job%%:*}" = "$n" ]; then echo "${job##*:}"; fi; done | sort -un | paste -sd,)
   count=$(( ${seeds##*,} + 1 ))
-  augment experiment --preset cpu --out "$OUT" --fair-dir "$RUNS" --n-per-class "$n" --regimes fair \
+  OMP_NUM_THREADS=2 augment experiment --preset cpu --out "$OUT" --fair-dir "$RUNS" --n-per-class "$n" --regimes fair \
+    --fair-critic-augment "$CRITIC_AUGMENT" \
     --seeds "$count" --fair-seeds "$seeds" --device cpu --quiet
 done
