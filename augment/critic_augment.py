@@ -47,6 +47,11 @@ def draw_params(policy: str, shape: tuple[int, ...], size: int, generator: torch
     return torch.cat(columns, dim=-1) if columns else None
 
 
+def row(params: Optional[torch.Tensor], i: int) -> Optional[torch.Tensor]:
+    """``params[i]`` (the parameters of critic update ``i``), or None when there are none."""
+    return None if params is None else params[i]
+
+
 def apply(policy: str, images: torch.Tensor, params: Optional[torch.Tensor],
           background: float = -1.0) -> torch.Tensor:
     """``images`` (B, C, H, W) transformed by ``params`` (B, P) from ``draw_params``; the

@@ -206,8 +206,7 @@ def fair_generator(ctx: ExperimentContext, n_per_class: int, seed: int) -> Path:
     from .training import resume, train
 
     run = (ctx.fair_dir or ctx.out_dir / "fair_generators") / f"n{n_per_class}_seed{seed}"
-    generator = run / "generator.safetensors"
-    _check_fair_run(run, ctx.grid.fair_critic_augment)
+    generator = run / "generator.safetensors"  # its critic_augment was checked by run_grid
     if generator.exists():
         return generator
     cfg = TrainConfig(data_dir=str(ctx.data_dir) if ctx.data_dir else None, n_per_class=n_per_class,
@@ -232,10 +231,10 @@ def _check_fair_run(run: Path, critic_augment: str) -> None:
     its first checkpoint starts again with the grid's setting, so it is not checked."""
     if not ((run / "generator.safetensors").exists() or (run / "checkpoints" / "last.pt").exists()):
         return
-    try:
-        trained = json.loads((run / "config.json").read_text()).get("critic_augment", "none")
-    except (OSError, ValueError, AttributeError):
+    settings = run_training_settings(run)
+    if settings is None:
         return  # weights without their run's config (trained elsewhere): run.json records them
+    trained = settings["critic_augment"]
     if trained != critic_augment:
         raise ConfigError(f"{run} was trained with critic_augment={trained!r} but the grid asks for "
                           f"{critic_augment!r}; pass --fair-critic-augment {trained} or another --fair-dir")
@@ -362,13 +361,24 @@ def describe_generator(path: Path) -> dict:
     step = metadata.get("step")
     info = {"path": str(path), "sha256": sha256_file(path), "model": dataclasses.asdict(model),
             "step": int(step) if step is not None and step.isdigit() else None}
-    try:
-        train = json.loads((path.parent / "config.json").read_text())
-    except (OSError, ValueError):
-        return info
-    keys = ("n_per_class", "seed", "batch_size", "n_critic", "lr", "real_batches", "critic_augment", "max_steps")
-    info["training"] = {k: train.get(k, "none" if k == "critic_augment" else None) for k in keys}
+    settings = run_training_settings(path.parent)
+    if settings is not None:
+        info["training"] = settings
     return info
+
+
+def run_training_settings(run: Path) -> Optional[dict]:
+    """How the run in ``run`` trained (from its config.json; None without a readable one):
+    n_per_class, seed, batch_size, n_critic, lr, real_batches, critic_augment, max_steps.
+    Configs older than critic_augment trained without it ("none")."""
+    try:
+        train = json.loads((run / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(train, dict):
+        return None
+    keys = ("n_per_class", "seed", "batch_size", "n_critic", "lr", "real_batches", "critic_augment", "max_steps")
+    return {k: train.get(k, "none" if k == "critic_augment" else None) for k in keys}
 
 
 def generator_diversity(ctx: ExperimentContext, generators: list[tuple[str, Path]]) -> list[dict]:

@@ -37,6 +37,7 @@ from typing import Callable, Iterator, Optional
 import torch
 from torch import nn
 
+from . import critic_augment
 from .errors import AugmentError
 from .losses import (critic_loss, gradient_penalty, interpolate, penalty_from_gradients,
                      wasserstein_estimate)
@@ -144,13 +145,12 @@ def batched_step(trainer, noise: dict, indices: torch.Tensor, merge_penalty: boo
         fakes = trainer.G(noise["z_critic"].reshape(n * b, -1), labels_all)  # (n * B, C, 32, 32)
     shared = trainer.batches_per_step == 1  # every row of indices is the same batch
     real = trainer.real.index_select(0, indices[0]) if shared else None
-    aug_real, aug_fake = noise.get("aug_real"), noise.get("aug_fake")  # critic_augment's
     for i in range(n):
         rows = slice(i * b, (i + 1) * b)
         if not shared:
             real = trainer.real.index_select(0, indices[i])
-        real_i = real if aug_real is None else trainer.critic_view(real, aug_real[i])
-        fake_i = fakes[rows] if aug_fake is None else trainer.critic_view(fakes[rows], aug_fake[i])
+        real_i = trainer.critic_view(real, critic_augment.row(noise.get("aug_real"), i))
+        fake_i = trainer.critic_view(fakes[rows], critic_augment.row(noise.get("aug_fake"), i))
         stats = critic_update(trainer, real_i, fake_i, labels_all[rows], noise["alpha"][i], merge_penalty)
     stats["loss_g"] = trainer.generator_step(labels_all[(n - 1) * b:], noise["z_gen"], noise.get("aug_gen"))
     return stats

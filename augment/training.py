@@ -202,12 +202,11 @@ class Trainer:
         """The reference computation, op by op: n_critic critic updates, one generator update
         (conditioned on the labels of the last real batch). Returns detached scalars."""
         noise, indices = self.draw_noise(), self.real_indices()
-        aug_real, aug_fake = noise.get("aug_real"), noise.get("aug_fake")
         for i in range(self.cfg.n_critic):
             real, labels = self.real[indices[i]], self.labels[indices[i]]
             stats = self.critic_step(real, labels, noise["z_critic"][i], noise["alpha"][i],
-                                     None if aug_real is None else aug_real[i],
-                                     None if aug_fake is None else aug_fake[i])
+                                     critic_augment.row(noise.get("aug_real"), i),
+                                     critic_augment.row(noise.get("aug_fake"), i))
         stats["loss_g"] = self.generator_step(labels, noise["z_gen"], noise.get("aug_gen"))
         return stats
 
