@@ -311,14 +311,14 @@ def run_grid(grid: GridConfig, out_dir: PathLike, device: torch.device,
         from .checkpoint import load_generator
 
         load_generator(generator)  # a bad --generator fails now, not after the real-only cells
-    out_dir.mkdir(parents=True, exist_ok=True)
     results_path = out_dir / "results.csv"
     rows = read_results(results_path)
     done = {cell_key(r) for r in rows}
     cells = [c for c in grid_cells(grid) if c.key not in done]
     fair_root = Path(fair_dir) if fair_dir else out_dir / "fair_generators"
     for n, seed in sorted({(c.n_per_class, c.seed) for c in cells if c.regime == "fair"}):
-        _check_fair_run(fair_root / f"n{n}_seed{seed}", grid.fair_critic_augment)  # before any cell
+        _check_fair_run(fair_root / f"n{n}_seed{seed}", grid.fair_critic_augment)  # before writing
+    out_dir.mkdir(parents=True, exist_ok=True)
     ctx = ExperimentContext(grid, out_dir, device, Path(data_dir) if data_dir else None,
                             Path(generator) if generator else None, log=log,  # one bar: the cells'
 

@@ -159,7 +159,7 @@ def test_a_fair_run_with_another_critic_augment_is_refused_before_any_cell(tmp_p
     with pytest.raises(ConfigError, match="critic_augment='translation,cutout'"):
         run_grid(grid, tmp_path / "exp", torch.device("cpu"), data_dir=idx_dir, progress=False,
                  log=lambda m: None, mnist=False, fair_dir=tmp_path / "fair")
-    assert not (tmp_path / "exp" / "results.csv").exists()
+    assert not (tmp_path / "exp").exists()
     rows = read_results(run_grid(dataclasses.replace(grid, augmentations=("synthetic",), synthetic_only=False,
                                                      fair_critic_augment="translation,cutout"),
                                  tmp_path / "exp", torch.device("cpu"), data_dir=idx_dir, progress=False,
