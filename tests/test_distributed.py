@@ -1,6 +1,7 @@
 """torch.distributed on CPU with gloo: 2 processes compute what 1 process computes."""
 
 import dataclasses
+import json
 import os
 import socket
 import subprocess
@@ -121,14 +122,40 @@ def test_cli_nproc_trains_and_resumes_with_another_world_size(tmp_path, idx_dir,
     assert_same_function(G, D, a["generator"], a["critic"], cfg.model)
 
 
-def test_a_dying_rank_fails_the_job_instead_of_hanging(tmp_path, idx_dir):
-    r = subprocess.run(
+def _dying_ranks(idx_dir, run, *args):
+    return subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-         str(ROOT / "tests" / "dying_rank.py"), str(idx_dir), str(tmp_path / "run")],
+         str(ROOT / "tests" / "dying_rank.py"), str(idx_dir), str(run), *map(str, args)],
         cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
         timeout=240)
+
+
+def test_a_dying_rank_fails_the_job_instead_of_hanging(tmp_path, idx_dir):
+    r = _dying_ranks(idx_dir, tmp_path / "run")
     assert r.returncode != 0
     assert "rank 1 dies on purpose" in r.stderr
+
+
+def test_a_crashed_two_rank_run_resumes_to_the_same_log_means(tmp_path, idx_dir, tiny_train_config):
+    # both ranks die in step 3: the step-2 checkpoint keeps steps 1-2's stats, averaged over the
+    # ranks, and the resumed run (one process) still logs the mean of steps 1-3 at step 3
+    crashed = tmp_path / "crashed"
+    r = _dying_ranks(idx_dir, crashed, "all", 2)
+    assert r.returncode != 0 and "dies on purpose" in r.stderr
+    assert set(load_checkpoint(crashed / "checkpoints" / "last.pt")["log_window"]) >= {"loss_d", "loss_g"}
+    assert not (crashed / "metrics.jsonl").exists()
+    resume(crashed, {}, progress=False)
+    cfg = dataclasses.replace(tiny_train_config, log_every=3, max_steps=4)
+    train(cfg, tmp_path / "straight", progress=False)
+
+    def rows(run):
+        return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+
+    crashed_rows, straight_rows = rows(crashed), rows(tmp_path / "straight")
+    assert [r["step"] for r in crashed_rows] == [r["step"] for r in straight_rows] == [3, 4]
+    for a, b in zip(crashed_rows, straight_rows):
+        for key in ("loss_d", "loss_g", "gp", "wasserstein"):
+            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-5), key
 
 
 def test_two_rank_dump_is_byte_identical_to_one_process(tmp_path, tiny_model_config):
