@@ -5,6 +5,7 @@
 #
 # Stages (STAGES picks and orders them; default: what the 2026-11-28 session ran); each has a
 # time limit and none stops the others:
+#   cuda_tests         the test suite's CUDA-only tests (graph step, bf16 sampling, latents)
 #   profile            profile_train_step.py: kernels and device time of the batched step
 #   bench_train        reference loop vs eager vs fast (CUDA graph) step, batches/s
 #   bench_cudnn        the fast paths again with cudnn.benchmark
@@ -17,7 +18,7 @@
 # Outputs under $OUT: results.tar.gz (logs, JSON, run directories without weights), the main
 # run's generator and the fair and reference generators (safetensors), session.log.
 # Small settings for a CPU dry run: DEVICE=cpu TOTAL_S=240 BUDGET_S=5 BENCH_STEPS=3 FAIR_STEPS=2
-# A next session might run: STAGES="profile bench_cudnn fair main" FAIR_STEPS=8000 FAIR_MAX_MIN=2.3
+# A next session might run: STAGES="cuda_tests profile bench_cudnn fair main" FAIR_STEPS=8000 FAIR_MAX_MIN=2.3
 set -u
 : "${OUT:?set OUT to the output directory}"
 DEVICE=${DEVICE:-cuda}
@@ -59,6 +60,9 @@ say "env: $(tr '\n' ' ' <"$WORK/logs/env.log")"
 
 for name in $STAGES; do
   case $name in
+  cuda_tests)
+    stage cuda_tests 90 300 python3 -m pytest -q -rs -p no:cacheprovider tests/test_fast.py \
+      tests/test_sampling.py tests/test_synthetic.py -k cuda ;;
   profile)
     stage profile 90 300 python3 experiments/profile_train_step.py --device "$DEVICE" \
       --steps 20 --out "$WORK/profile_train_step.json" ;;

@@ -9,7 +9,7 @@ import torch
 from augment.config import ModelConfig, TrainConfig
 from augment.data import encode_idx
 from augment.errors import AugmentError
-from augment.fast import FastStepFallback, build_fast_step, per_group_batch_norm
+from augment.fast import GRAPH_WARMUP_STEPS, CudaGraphStep, FastStepFallback, build_fast_step, per_group_batch_norm
 from augment.models import Generator
 from augment.training import Trainer
 
@@ -92,6 +92,23 @@ def test_fast_step_equals_eager_step(idx_dir, real_batches, merge_penalty, criti
     bn = fast.G.net[1]
     assert int(bn.num_batches_tracked) == 3 * (3 + 1)  # n_critic + 1 BatchNorm updates a step
     assert not bn.running_mean.equal(torch.zeros_like(bn.running_mean))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("critic_augment", ["none", "translation,cutout"])
+def test_cuda_graph_step_equals_batched_step(idx_dir, critic_augment):
+    """Replaying the captured graph does what the batched step does: the latents and the
+    DiffAugment parameters reach the graph through its static inputs, step after step."""
+    cfg = config(idx_dir, device="cuda", step_impl="fast", critic_augment=critic_augment)
+    graphed, plain = in_float64(Trainer(cfg)), in_float64(Trainer(cfg))
+    graphed.step_fn = build_fast_step(graphed, required=True, cuda_graph=True)
+    plain.step_fn = build_fast_step(plain, required=True, cuda_graph=False)
+    for _ in range(GRAPH_WARMUP_STEPS + 3):  # warm-up steps, the capture, then replays
+        stats_g, stats_p = graphed.step(), plain.step()
+        for k, v in stats_g.items():
+            torch.testing.assert_close(v, stats_p[k], rtol=1e-7, atol=1e-9)
+    assert isinstance(graphed.step_fn, CudaGraphStep) and graphed.step_fn.graph is not None
+    assert_same_state(graphed, plain)
 
 
 def test_fast_step_equals_eager_step_in_float32(idx_dir):
