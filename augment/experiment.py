@@ -331,7 +331,7 @@ def run_grid(grid: GridConfig, out_dir: PathLike, device: torch.device,
         write_results(results_path, rows)
     generators = used_generators(ctx, rows)
     _write_run_info(out_dir, grid, device, command, time.time() - started, len(cells),
-                    {name: describe_generator(path) for name, path in generators})
+                    {name: describe_generator(path) for name, path in generators}, rows)
     diversity = generator_diversity(ctx, generators)
     from .experiment_report import write_summary
 
@@ -397,10 +397,11 @@ def generator_diversity(ctx: ExperimentContext, generators: list[tuple[str, Path
 
 
 def _write_run_info(out_dir: Path, grid: GridConfig, device: torch.device, command: str,
-                    seconds: float, cells_run: int, generators: dict) -> None:
+                    seconds: float, cells_run: int, generators: dict, rows: list[dict]) -> None:
     """run.json: the grid, the generators behind the rows (``describe_generator``) and one
     entry per invocation (a rerun that only rebuilds the tables adds an entry with cells_run 0
-    instead of overwriting the wall time of the real run)."""
+    instead of overwriting the wall time of the real run). ``cell_seconds_total`` sums the
+    rows' own times, so it also counts cells of invocations that were stopped before their end."""
     path = out_dir / "run.json"
     try:
         invocations = json.loads(path.read_text()).get("invocations", [])
@@ -412,7 +413,8 @@ def _write_run_info(out_dir: Path, grid: GridConfig, device: torch.device, comma
                         "wall_time_s": round(seconds, 1), "cells_run": cells_run})
     info = {"grid": dataclasses.asdict(grid), "generators": generators, "invocations": invocations,
             "cells_run_total": sum(i.get("cells_run", 0) for i in invocations),
-            "wall_time_s_total": round(sum(i.get("wall_time_s", 0.0) for i in invocations), 1)}
+            "wall_time_s_total": round(sum(i.get("wall_time_s", 0.0) for i in invocations), 1),
+            "cells_total": len(rows), "cell_seconds_total": round(sum(float(r["seconds"]) for r in rows), 1)}
     atomic_write_text(path, json.dumps(info, indent=2, default=str) + "\n")
 
 

@@ -90,7 +90,8 @@ def test_grid_runs_resumes_and_reports(tmp_path, idx_dir, tiny_generator):
                                            "test_accuracy"]
     info = json.loads((out / "run.json").read_text())  # every invocation is kept
     assert [i["cells_run"] for i in info["invocations"]] == [5, 0, 5]
-    assert info["cells_run_total"] == 10
+    assert info["cells_run_total"] == info["cells_total"] == 10
+    assert info["cell_seconds_total"] == pytest.approx(sum(float(r["seconds"]) for r in rows2), abs=0.1)
     shipped = info["generators"]["shipped"]  # which generator made the rows
     assert shipped["sha256"] == sha256_file(tiny_generator) and shipped["path"] == str(tiny_generator)
     assert shipped["model"] == dataclasses.asdict(read_generator_file(tiny_generator)[0])
