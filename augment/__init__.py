@@ -16,7 +16,8 @@ _EXPORTS = {
     "RealMNIST": "data",
     "load_generator": "checkpoint", "save_generator": "checkpoint",
     "train": "training", "Trainer": "training",
-    "SyntheticMNIST": "synthetic", "mix_real_synthetic": "mixing", "synthetic_only": "mixing",
+    "SyntheticMNIST": "synthetic", "collate_batch": "synthetic",
+    "mix_real_synthetic": "mixing", "synthetic_only": "mixing", "BatchedConcatDataset": "mixing",
     "FastGenerator": "sampling", "dump_synthetic": "dump",
 }
 

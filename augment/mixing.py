@@ -2,8 +2,9 @@
 
 ``mix_real_synthetic(real, generator, ratio)`` adds ``round(ratio * n_c)`` synthetic items to
 each class c that has n_c real items (``ratio=math.inf``: synthetic only) and returns a
-``MixedDataset``: a ConcatDataset with ``targets`` whose batched fetch makes one generator
-forward per batch. ``synthetic_only`` gives exact per-class counts without real data.
+``MixedDataset``: a ``BatchedConcatDataset`` (a ConcatDataset with ``targets`` whose batched
+fetch makes one generator forward per batch; use it, not a plain ConcatDataset, to combine
+other datasets with a SyntheticMNIST). ``synthetic_only`` gives exact per-class counts without real data.
 """
 
 from __future__ import annotations
@@ -36,18 +37,18 @@ def class_counts(dataset: Dataset) -> dict:
     return dict(zip(labels.tolist(), counts.tolist()))
 
 
-class MixedDataset(ConcatDataset):
-    """ConcatDataset with batched fetch (each part's ``__getitems__`` once per batch, results
-    reassembled in order, as a SampleBatch when every item is a same-shape tensor image) and
-    ``targets``. ``real``/``synthetic`` name the parts (None when absent)."""
+class BatchedConcatDataset(ConcatDataset):
+    """``ConcatDataset`` with batched fetch and ``targets``: a batch calls each part's
+    ``__getitems__`` once (so a SyntheticMNIST part is one generator forward per batch, where a
+    plain ConcatDataset asks it for one item at a time) and reassembles the items in order, as a
+    SampleBatch when every item is a same-shape tensor image. Items equal ConcatDataset's."""
 
-    def __init__(self, real: Optional[Dataset], synthetic: Optional[SyntheticMNIST]):
-        parts = [d for d in (real, synthetic) if d is not None]
-        if not parts:
-            raise ConfigError("a mixed dataset needs real or synthetic data")
-        super().__init__(parts)
-        self.real, self.synthetic = real, synthetic
-        self.targets = torch.cat([dataset_targets(d) for d in parts])
+    def __init__(self, datasets: Sequence[Dataset]):
+        datasets = list(datasets)
+        if not datasets:
+            raise ConfigError("a concatenated dataset needs at least one dataset")
+        super().__init__(datasets)
+        self.targets = torch.cat([dataset_targets(d) for d in datasets])
 
     def __getitems__(self, indices: Sequence[int]):
         idx = torch.as_tensor(indices, dtype=torch.long).reshape(-1)
@@ -66,6 +67,18 @@ class MixedDataset(ConcatDataset):
             results.append(getitems(local) if callable(getitems) else [dataset[j] for j in local])
             positions.append(where)
         return _assemble(results, positions, len(idx))
+
+
+class MixedDataset(BatchedConcatDataset):
+    """The real and synthetic parts of a training set as one ``BatchedConcatDataset``;
+    ``real``/``synthetic`` name the parts (None when absent)."""
+
+    def __init__(self, real: Optional[Dataset], synthetic: Optional[SyntheticMNIST]):
+        parts = [d for d in (real, synthetic) if d is not None]
+        if not parts:
+            raise ConfigError("a mixed dataset needs real or synthetic data")
+        super().__init__(parts)
+        self.real, self.synthetic = real, synthetic
 
 
 def _assemble(results: list, positions: list, n: int):

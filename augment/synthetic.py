@@ -207,7 +207,9 @@ class SyntheticMNIST(Dataset):
 
     def __getitem__(self, index: int):
         """One item. Computes (and keeps) the whole aligned chunk holding it, so sequential
-        single-item access (e.g. through a plain ConcatDataset) costs one forward per chunk."""
+        single-item access costs one forward per chunk; shuffled single-item access (e.g. a
+        plain ConcatDataset under a shuffling DataLoader) costs a chunk per item: combine
+        datasets with ``augment.BatchedConcatDataset`` instead, which fetches whole batches."""
         i = int(self._indices([index])[0])
         start = i - i % self.chunk
         if self._cached is None or self._cached[0] != start:

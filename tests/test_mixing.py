@@ -2,12 +2,12 @@ import math
 
 import pytest
 import torch
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import ConcatDataset, DataLoader, Subset
 
 from augment.data import RealMNIST
 from augment.errors import ConfigError
-from augment.mixing import class_counts, mix_real_synthetic, synthetic_only
-from augment.synthetic import collate_batch
+from augment.mixing import BatchedConcatDataset, class_counts, mix_real_synthetic, synthetic_only
+from augment.synthetic import SyntheticMNIST, collate_batch
 
 
 def all_images(dataset, batch_size: int) -> torch.Tensor:
@@ -49,3 +49,26 @@ def test_synthetic_only(generator, idx_dir):
         mix_real_synthetic(real, generator, ratio=2, per_class=3)
     with pytest.raises(ConfigError, match="per_class"):
         synthetic_only(generator, 0)
+
+
+def test_batched_concat_equals_concat_with_one_forward_per_part(generator, idx_dir, monkeypatch):
+    real = RealMNIST(idx_dir, mnist=False)
+    a, b = SyntheticMNIST(generator, num_samples=30, seed=1), SyntheticMNIST(generator, num_samples=20, seed=2)
+    parts = [a, real, Subset(b, list(range(5, 20)))]
+    batched, plain = BatchedConcatDataset(parts), ConcatDataset(parts)
+    assert len(batched) == len(plain) == 125
+    assert torch.equal(batched.targets, torch.tensor([int(plain[i][1]) for i in range(125)]))
+    forwards = []
+    generate = SyntheticMNIST.generate
+    monkeypatch.setattr(SyntheticMNIST, "generate", lambda self, idx: forwards.append(self) or generate(self, idx))
+    order = torch.randperm(125, generator=torch.Generator().manual_seed(0)).tolist()
+    (x, y), = DataLoader(batched, batch_size=125, sampler=order, collate_fn=collate_batch)
+    assert len(forwards) == 2 and {id(d) for d in forwards} == {id(a), id(b)}  # one per part
+    monkeypatch.setattr(SyntheticMNIST, "generate", generate)
+    for k, i in enumerate(order):
+        image, label = plain[i]
+        assert torch.equal(x[k], image) and int(y[k]) == label
+    with pytest.raises(ConfigError, match="at least one"):
+        BatchedConcatDataset([])
+    with pytest.raises(IndexError):
+        batched.__getitems__([125])
