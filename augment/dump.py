@@ -5,12 +5,15 @@ Layout of the output directory (each format optional)::
     manifest.json                       generator checksums + config, seed, counts, formats, version
     MNIST/raw/train-images-idx3-ubyte   idx: torchvision's MNIST layout, read unchanged by
     MNIST/raw/train-labels-idx1-ubyte        torchvision.datasets.MNIST(out, train=..., download=False)
-    MNIST/raw/t10k-images-idx3-ubyte         (the split not dumped is a valid IDX pair of 0 items:
-    MNIST/raw/t10k-labels-idx1-ubyte          torchvision needs all four files to exist)
+    MNIST/raw/t10k-images-idx3-ubyte         (``test_samples`` > 0 writes both splits; otherwise the
+    MNIST/raw/t10k-labels-idx1-ubyte          split not dumped is a valid IDX pair of 0 items, which
+                                              torchvision needs to exist but cannot load)
     png/<split>/<class>/<index>.png     png: an ImageFolder root (folder per class present)
     <split>.npz                         npz: x uint8 (N, 28, 28), y int64 (N,)
 
-Images are the SyntheticMNIST items ``0 .. N-1`` downsampled 32 -> 28 with antialiased bilinear
+The ``split`` holds SyntheticMNIST items ``0 .. N-1``; with ``test_samples=M`` (and split
+"train") the test split holds items ``N .. N+M-1`` of the same dataset: same seed, disjoint
+latents. Images are downsampled 32 -> 28 with antialiased bilinear
 interpolation (half-pixel centres; the inverse of how real digits are upsampled for training),
 then mapped [-1, 1] -> round((x + 1) * 127.5) in [0, 255].
 
@@ -68,10 +71,6 @@ class IdxWriter:
     def __init__(self, root: Path, split: str, num_samples: int):
         raw = root / "MNIST" / "raw"
         raw.mkdir(parents=True, exist_ok=True)
-        for other, prefix in SPLITS.items():  # valid, empty IDX pair for the split not dumped
-            if other != split:
-                (raw / f"{prefix}-images-idx3-ubyte").write_bytes(_idx_header((0, MNIST_SIZE, MNIST_SIZE)))
-                (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(_idx_header((0,)))
         prefix = SPLITS[split]
         self.paths = [raw / f"{prefix}-images-idx3-ubyte", raw / f"{prefix}-labels-idx1-ubyte"]
         self.images = open(self.paths[0], "wb")
@@ -89,7 +88,17 @@ class IdxWriter:
         self.labels.close()
 
     def files(self, root: Path) -> dict:
-        return {p.relative_to(root).as_posix(): _file_info(p) for p in sorted(self.raw.iterdir())}
+        return {p.relative_to(root).as_posix(): _file_info(p) for p in self.paths}
+
+
+def _write_empty_idx(root: Path, split: str) -> dict:
+    """A valid IDX pair of 0 items for a split not dumped (torchvision wants all four files)."""
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    images, labels = raw / f"{SPLITS[split]}-images-idx3-ubyte", raw / f"{SPLITS[split]}-labels-idx1-ubyte"
+    images.write_bytes(_idx_header((0, MNIST_SIZE, MNIST_SIZE)))
+    labels.write_bytes(_idx_header((0,)))
+    return {p.relative_to(root).as_posix(): _file_info(p) for p in (images, labels)}
 
 
 def _idx_header(dims: Sequence[int]) -> bytes:
@@ -173,11 +182,13 @@ def dump_synthetic(out: PathLike, generator: GeneratorLike = None, num_samples: 
                    formats: Sequence[str] = ("idx",), *, seed: int = 0,
                    classes: Optional[Sequence[int]] = None,
                    class_weights: Optional[Sequence[float]] = None, split: str = "train",
-                   device="cpu", batch_size: int = 256, dtype=None,
+                   test_samples: int = 0, device="cpu", batch_size: int = 256, dtype=None,
                    truncation: Optional[float] = None, truncation_mode: str = "resample",
                    overwrite: bool = False, progress: bool = False) -> dict:
-    """Write SyntheticMNIST items 0..num_samples-1 to ``out`` in ``formats``; returns the
-    manifest. Every argument is checked (and the generator loaded) before anything is written.
+    """Write SyntheticMNIST items 0..num_samples-1 to ``out`` in ``formats`` as ``split``
+    (and, with ``test_samples`` M > 0 and split "train", items num_samples..num_samples+M-1 as
+    the test split); returns the manifest. Every argument is checked (and the generator loaded)
+    before anything is written.
     Under torchrun every rank calls this: each generates a strided share, rank 0 writes (and
     alone returns the manifest; the others return None)."""
     formats = _check_formats(formats)
@@ -187,11 +198,16 @@ def dump_synthetic(out: PathLike, generator: GeneratorLike = None, num_samples: 
         raise ConfigError(f"batch size must be a positive integer, got {batch_size!r}")
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; expected 'train' or 'test'")
+    if isinstance(test_samples, bool) or not isinstance(test_samples, int) or test_samples < 0:
+        raise ConfigError(f"number of test samples must be an integer >= 0, got {test_samples!r}")
+    if test_samples and split != "train":
+        raise ConfigError("test samples go with a train split: use split='train' with test_samples")
+    parts = [(split, 0, num_samples)] + ([("test", num_samples, test_samples)] if test_samples else [])
     out = Path(out)
     check_directory_target(out, overwrite, not_a_dump)
     if isinstance(device, str):
         device = distributed.local_device_name(device)
-    dataset = SyntheticMNIST(generator, num_samples=num_samples, classes=classes,
+    dataset = SyntheticMNIST(generator, num_samples=num_samples + test_samples, classes=classes,
                              class_weights=class_weights, seed=seed, device=device, dtype=dtype,
                              truncation=truncation, truncation_mode=truncation_mode)
     if dataset.config.channels != 1:
@@ -204,9 +220,9 @@ def dump_synthetic(out: PathLike, generator: GeneratorLike = None, num_samples: 
     try:
         if not ctx.enabled:
             with atomic_directory(out, overwrite, not_a_dump) as tmp:
-                return _write_all(tmp, dataset, formats, split, batch_size, progress,
+                return _write_all(tmp, dataset, formats, parts, batch_size, progress,
                                   _generated_batches(dataset))
-        return _sharded_dump(out, overwrite, dataset, formats, split, batch_size, progress, ctx)
+        return _sharded_dump(out, overwrite, dataset, formats, parts, batch_size, progress, ctx)
     except OSError as e:
         raise AugmentError(f"writing {out} failed: {e.strerror or e}") from None
     finally:
@@ -233,7 +249,7 @@ def _generated_batches(dataset: SyntheticMNIST) -> Callable[[int, int], tuple]:
     return fetch
 
 
-def _sharded_dump(out: Path, overwrite: bool, dataset: SyntheticMNIST, formats: list, split: str,
+def _sharded_dump(out: Path, overwrite: bool, dataset: SyntheticMNIST, formats: list, parts: list,
                   batch_size: int, progress: bool, ctx: "distributed.DistContext") -> dict:
     """Under torchrun: rank r generates items r, r + W, r + 2W, ... into a memory-mapped shard
     beside ``out``; rank 0 then writes the formats from the shards in index order, so the
@@ -257,15 +273,15 @@ def _sharded_dump(out: Path, overwrite: bool, dataset: SyntheticMNIST, formats: 
     manifest = None
     try:
         if ctx.is_main:
-            parts = [np.load(shards / f"rank{r}.npy", mmap_mode="r") for r in range(world)]
+            shard = [np.load(shards / f"rank{r}.npy", mmap_mode="r") for r in range(world)]
             targets = dataset.targets
 
             def fetch(start: int, end: int) -> tuple:
-                rows = np.stack([parts[i % world][i // world] for i in range(start, end)])
+                rows = np.stack([shard[i % world][i // world] for i in range(start, end)])
                 return torch.from_numpy(rows), targets[start:end]
 
             with atomic_directory(out, overwrite, not_a_dump) as tmp:
-                manifest = _write_all(tmp, dataset, formats, split, batch_size, progress, fetch)
+                manifest = _write_all(tmp, dataset, formats, parts, batch_size, progress, fetch)
     finally:
         distributed.barrier(ctx)
         if ctx.is_main:
@@ -273,62 +289,81 @@ def _sharded_dump(out: Path, overwrite: bool, dataset: SyntheticMNIST, formats: 
     return manifest
 
 
-def _write_all(root: Path, dataset: SyntheticMNIST, formats: list, split: str, batch_size: int,
+def _write_all(root: Path, dataset: SyntheticMNIST, formats: list, parts: list, batch_size: int,
                progress: bool, fetch: Callable[[int, int], tuple]) -> dict:
+    """Write each part ``(split, first item, count)`` in every format, then manifest.json."""
     from tqdm import tqdm
 
-    n = len(dataset)
-    writers = []
-    if "idx" in formats:
-        writers.append(IdxWriter(root, split, n))
-    if "png" in formats:
-        writers.append(PngTreeWriter(root, split, n, dataset.config.num_classes))
-    if "npz" in formats:
-        writers.append(NpzWriter(root, split, n, dataset.targets))
-    try:
-        with tqdm(total=n, unit="img", desc="dump", file=sys.stderr, disable=not progress,
-                  dynamic_ncols=True) as bar:
-            for start in range(0, n, batch_size):
-                pixels, labels = fetch(start, min(n, start + batch_size))
-                for w in writers:
-                    w.write(pixels, labels, start)
-                bar.update(len(labels))
-    except BaseException:
-        for w in writers:
-            with contextlib.suppress(Exception):
-                w.close()
-        raise
-    for w in writers:  # a failing final flush (disk full) must fail the dump, not truncate it
-        w.close()
     files: dict = {}
-    for w in writers:
-        files.update(w.files(root))
-    manifest = _manifest(dataset, formats, split, files)
+    with tqdm(total=len(dataset), unit="img", desc="dump", file=sys.stderr, disable=not progress,
+              dynamic_ncols=True) as bar:
+        for split, first, n in parts:
+            targets = dataset.targets[first:first + n]
+            writers = []
+            if "idx" in formats:
+                writers.append(IdxWriter(root, split, n))
+            if "png" in formats:
+                writers.append(PngTreeWriter(root, split, n, dataset.config.num_classes))
+            if "npz" in formats:
+                writers.append(NpzWriter(root, split, n, targets))
+            try:
+                for start in range(0, n, batch_size):
+                    pixels, labels = fetch(first + start, first + min(n, start + batch_size))
+                    for w in writers:
+                        w.write(pixels, labels, start)
+                    bar.update(len(labels))
+            except BaseException:
+                for w in writers:
+                    with contextlib.suppress(Exception):
+                        w.close()
+                raise
+            for w in writers:  # a failing final flush (disk full) must fail the dump, not truncate it
+                w.close()
+            for w in writers:
+                files.update(w.files(root))
+    if "idx" in formats:
+        for split in SPLITS:
+            if split not in {p[0] for p in parts}:
+                files.update(_write_empty_idx(root, split))
+    manifest = _manifest(dataset, formats, parts, dict(sorted(files.items())))
     (root / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
 
 
-def _manifest(dataset: SyntheticMNIST, formats: list, split: str, files: dict) -> dict:
+def _counts(labels: torch.Tensor) -> dict:
+    ids, counts = torch.unique(labels, return_counts=True)
+    return {str(c): n for c, n in zip(ids.tolist(), counts.tolist())}
+
+
+def _manifest(dataset: SyntheticMNIST, formats: list, parts: list, files: dict) -> dict:
     from . import __version__
 
+    split, first, n = parts[0]
+    generator = {k: v for k, v in dataset.source.items() if k != "path"}  # the same bytes from any path
+    generator["file"] = Path(dataset.source["path"]).name if dataset.source["path"] else None
     return {
         "format": DUMP_FORMAT,
         "format_version": DUMP_FORMAT_VERSION,
         "library_version": __version__,
-        "generator": dataset.source,
+        "generator": generator,
         "seed": dataset.seed,
         "split": split,
-        "num_samples": len(dataset),
+        "num_samples": n,
         "classes": dataset.class_ids,
         "class_weights": dataset.class_weights,
-        "counts_per_class": {str(c): n for c, n in dataset.counts_per_class().items()},
+        "counts_per_class": _counts(dataset.targets[first:first + n]),
+        "splits": {name: {"first_item": a, "num_samples": k, "counts_per_class": _counts(dataset.targets[a:a + k])}
+                   for name, a, k in parts},
         "labels": "item i has the i-th label of the Sainte-Lague sequence over the class weights "
                   "(equal weights: classes[i % K])",
+        "png_class_folders": "png/<split>/<class id>/: ImageFolder numbers the folders present 0..k-1 in "
+                             "sorted order, which equals the class id only when every class is present",
         "truncation": dataset.truncation,
         "truncation_mode": dataset.truncation_mode,
         "sampling": {"device": dataset.device.type, "dtype": str(dataset.dtype).replace("torch.", ""),
                      "chunk": dataset.chunk,
-                     "strategies": list(getattr(dataset.generator, "strategies", ()))},
+                     "strategies": list(getattr(dataset.generator, "strategies", ())),
+                     "torch": torch.__version__.split("+")[0]},
         "image": {"height": MNIST_SIZE, "width": MNIST_SIZE, "dtype": "uint8",
                   "resize": "32->28 bilinear, antialiased, half-pixel centres",
                   "values": "round((x + 1) * 127.5) for generator output x in [-1, 1]"},

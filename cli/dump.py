@@ -21,6 +21,9 @@ from .options import int_list
               "layout, png = ImageFolder tree, npz = x uint8 / y int64")
 @click.option("--split", type=click.Choice(["train", "test"]), default="train",
               help="split the samples are written as (file names)")
+@click.option("--test-samples", type=click.IntRange(0), default=0,
+              help="also write a test split of this many further items (with --split train), so "
+              "that torchvision's MNIST(root, train=False) reads it too")
 @click.option("--seed", type=click.IntRange(0), default=0, help="seed of the per-index latents")
 @click.option("--classes", type=str, default=None, help="comma-separated classes (default: all)")
 @click.option("--class-weights", type=str, default=None,
@@ -33,7 +36,8 @@ from .options import int_list
               help="sampling precision (bfloat16: CUDA only; an error on the CPU)")
 @click.option("--overwrite", is_flag=True, help="replace an existing non-empty output directory")
 @click.option("-q", "--quiet", is_flag=True, help="no progress bar")
-def dump(generator: Path | None, out: Path, num_samples: int, formats: tuple, split: str, seed: int,
+def dump(generator: Path | None, out: Path, num_samples: int, formats: tuple, split: str,
+         test_samples: int, seed: int,
          classes: str | None, class_weights: str | None, truncation: float | None, device: str,
          batch_size: int, dtype: str, overwrite: bool, quiet: bool) -> None:
     """Write NUM_SAMPLES generated digits from GENERATOR (a generator or checkpoint file;
@@ -44,10 +48,12 @@ def dump(generator: Path | None, out: Path, num_samples: int, formats: tuple, sp
         out, generator, num_samples, formats, seed=seed,
         classes=int_list(classes, "--classes"),
         class_weights=int_list(class_weights, "--class-weights", float), split=split,
+        test_samples=test_samples,
         device=device, batch_size=batch_size, dtype=dtype, truncation=truncation,
         overwrite=overwrite, progress=not quiet)
     if manifest is None:  # a rank other than 0 under torchrun
         return
     click.echo(json.dumps({"out": str(out), "num_samples": manifest["num_samples"],
                            "formats": manifest["formats"], "split": split,
-                           "counts_per_class": manifest["counts_per_class"]}))
+                           "counts_per_class": manifest["counts_per_class"],
+                           **({"test_samples": test_samples} if test_samples else {})}))

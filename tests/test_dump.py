@@ -38,6 +38,10 @@ def tree(root: Path) -> dict:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+def manifest_of(root: Path) -> dict:
+    return json.loads((root / "manifest.json").read_text())
+
+
 def leftovers(parent: Path) -> list:
     return [p.name for p in parent.iterdir() if p.name.startswith(".")]
 
@@ -84,6 +88,40 @@ def test_test_split_and_class_subset(tmp_path, generator_path):
     assert mnist.targets.tolist() == [3, 7] * 6
     assert sorted(p.name for p in (out / "png" / "test").iterdir()) == ["3", "7"]
     assert (out / "MNIST" / "raw" / "train-images-idx3-ubyte").read_bytes()[4:8] == bytes(4)  # 0 items
+    assert manifest_of(out)["png_class_folders"].startswith("png/<split>/<class id>/")  # ImageFolder: 3->0, 7->1
+
+
+def test_train_and_test_splits_in_one_dump(tmp_path, generator_path):
+    import torchvision
+
+    out = tmp_path / "both"
+    manifest = D.dump_synthetic(out, generator_path, 20, ["idx", "png", "npz"], seed=4, test_samples=7,
+                                batch_size=6)
+    ds = SyntheticMNIST(generator_path, num_samples=27, seed=4)
+    expected = D.to_mnist_uint8(ds.generate(range(27))[0])
+    train = torchvision.datasets.MNIST(out, train=True, download=False)
+    test = torchvision.datasets.MNIST(out, train=False, download=False)
+    assert torch.equal(train.data, expected[:20]) and torch.equal(train.targets, ds.targets[:20])
+    assert torch.equal(test.data, expected[20:]) and torch.equal(test.targets, ds.targets[20:])
+    assert len(torchvision.datasets.ImageFolder(out / "png" / "test")) == 7
+    with np.load(out / "test.npz") as npz:
+        assert np.array_equal(npz["x"], expected[20:].numpy())
+    assert manifest["num_samples"] == 20 and manifest["counts_per_class"] == {str(c): 2 for c in range(10)}
+    assert manifest["splits"]["test"] == {"first_item": 20, "num_samples": 7,
+                                          "counts_per_class": {str(c): 1 for c in range(7)}}
+    with pytest.raises(ConfigError, match="train split"):
+        D.dump_synthetic(tmp_path / "x", generator_path, 5, split="test", test_samples=2)
+    with pytest.raises(ConfigError, match="test samples must be"):
+        D.dump_synthetic(tmp_path / "x", generator_path, 5, test_samples=-1)
+    assert not (tmp_path / "x").exists()
+
+
+def test_manifest_does_not_depend_on_how_the_generator_path_is_written(tmp_path, generator_path, monkeypatch):
+    monkeypatch.chdir(generator_path.parent)
+    a = D.dump_synthetic(tmp_path / "a", generator_path, 5)
+    b = D.dump_synthetic(tmp_path / "b", generator_path.name, 5)
+    assert a == b and a["generator"]["file"] == generator_path.name and "path" not in a["generator"]
+    assert tree(tmp_path / "a") == tree(tmp_path / "b")
 
 
 def test_repeated_dumps_are_byte_identical(tmp_path, generator_path):
@@ -222,13 +260,14 @@ def test_cli_dump(tmp_path, generator_path):
     result = CliRunner().invoke(cli_group(), [
         "dump", str(generator_path), "--out", str(out), "-n", "12", "--format", "idx",
         "--format", "npz", "--seed", "2", "--classes", "1,2,3", "--device", "cpu",
-        "--batch-size", "5", "--quiet"])
+        "--batch-size", "5", "--test-samples", "3", "--quiet"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["counts_per_class"] == {"1": 4, "2": 4, "3": 4}
     assert summary["formats"] == ["idx", "npz"]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["seed"] == 2 and manifest["classes"] == [1, 2, 3]
+    assert summary["test_samples"] == manifest["splits"]["test"]["num_samples"] == 3
 
 
 @pytest.mark.parametrize("args, code, message", [
