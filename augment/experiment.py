@@ -191,9 +191,9 @@ class ExperimentContext:
     def generator_for(self, cell: Cell) -> Path:
         if cell.regime == "shipped":
             if self.shipped_generator is None:
-                from .pretrained import default_generator_path
+                from .pretrained import verified_default_generator_path
 
-                return default_generator_path()
+                return verified_default_generator_path()
             return self.shipped_generator
         return fair_generator(self, cell.n_per_class, cell.seed)
 
@@ -307,10 +307,11 @@ def run_grid(grid: GridConfig, out_dir: PathLike, device: torch.device,
 
     out_dir = Path(out_dir)
     test = RealMNIST(data_dir, train=False, device=device, mnist=mnist)  # fail before writing
-    if generator is not None and "shipped" in grid.regimes:
+    if "shipped" in grid.regimes:  # a bad --generator or install fails now, not after the real-only cells
         from .checkpoint import load_generator
+        from .pretrained import verified_default_generator_path
 
-        load_generator(generator)  # a bad --generator fails now, not after the real-only cells
+        load_generator(generator if generator is not None else verified_default_generator_path())
     results_path = out_dir / "results.csv"
     rows = read_results(results_path)
     done = {cell_key(r) for r in rows}

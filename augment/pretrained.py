@@ -61,11 +61,30 @@ def default_generator_path() -> Path:
 
 
 def verified_default_generator_path() -> Path:
-    """The shipped generator's path, after checking it is there and matches its manifest."""
+    """The shipped generator's path, after checking it is there and matches its manifest:
+    SHA-256, and the model config the manifest records (``train_config.model``) against the
+    one inside the file."""
     if not GENERATOR_PATH.is_file():
         raise CheckpointError(f"no shipped generator at {GENERATOR_PATH}; pass a generator file")
-    verify_checksum(GENERATOR_PATH)
+    info = verify_checksum(GENERATOR_PATH)
+    verify_model_config(GENERATOR_PATH, info)
     return GENERATOR_PATH
+
+
+def verify_model_config(weights: PathLike, info: dict) -> None:
+    """Raise CheckpointError when the manifest ``info`` records a model config
+    (``train_config.model``) other than the generator file's own."""
+    import dataclasses
+
+    from .checkpoint import read_generator_file
+
+    recorded = (info.get("train_config") or {}).get("model")
+    if recorded is None:
+        return
+    actual = dataclasses.asdict(read_generator_file(weights)[0])
+    if recorded != actual:
+        diff = sorted(k for k in set(recorded) | set(actual) if recorded.get(k) != actual.get(k))
+        raise CheckpointError(f"{weights}: model config differs from its manifest ({', '.join(diff)})")
 
 
 def load_default_generator(device: Union[str, torch.device] = "cpu"):

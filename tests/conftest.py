@@ -84,3 +84,13 @@ def shared_mnist() -> Path:
     if not (SHARED_MNIST / "train-labels-idx1-ubyte.gz").exists():
         pytest.skip("real MNIST files not available at ../shared/data/mnist")
     return SHARED_MNIST
+
+
+@pytest.fixture
+def generator_file(tmp_path: Path, generator) -> Path:
+    """``generator`` saved as a generator file (safetensors) in the test's temp dir."""
+    from augment.checkpoint import save_generator
+
+    path = tmp_path / "g.safetensors"
+    save_generator(path, generator)
+    return path

@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Subset, default_collate
 
 from augment import latents as L
-from augment.checkpoint import save_generator
 from augment.data import RealMNIST
 from augment.errors import AugmentError, CheckpointError, ConfigError
-from augment.models import Generator
 from augment.sampling import FastGenerator
 from augment.synthetic import (SampleBatch, SyntheticMNIST, collate_batch, index_latents,
                                stratified_labels)
-
-
-@pytest.fixture
-def generator_file(tmp_path: Path, generator: Generator) -> Path:
-    path = tmp_path / "g.safetensors"
-    save_generator(path, generator)
-    return path
 
 
 def all_images(dataset, batch_size: int, **loader_kwargs) -> torch.Tensor:
