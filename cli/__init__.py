@@ -1,7 +1,8 @@
 """The ``augment`` command line: parses arguments, calls the library, prints results.
 
 Errors the user can fix (bad paths, corrupt files, bad values) print one ``Error: ...`` line
-and exit 1; usage errors exit 2. Commands import torch only when they run.
+and exit 1; usage errors (an option out of range, an unknown option or command) print one
+``Error: ...`` line too, and exit 2. Commands import torch only when they run.
 """
 
 from __future__ import annotations
@@ -11,12 +12,38 @@ import click
 from augment.errors import AugmentError, one_line
 
 
+# shown as they are: ours, and click >= 8.2's "no arguments, so here is the help"
+_SHOWN_AS_THEY_ARE = (getattr(click.exceptions, "NoArgsIsHelpError", None),)
+_SHOWN_AS_THEY_ARE = tuple(e for e in _SHOWN_AS_THEY_ARE if e is not None)
+
+
+class OneLineUsageError(click.UsageError):
+    """A usage error shown as one line (click prints usage, a hint and the error: 4 lines)."""
+
+    def show(self, file=None) -> None:
+        where = f" (see '{self.ctx.command_path} -h')" if self.ctx is not None else ""
+        click.echo(f"Error: {self.format_message()}{where}", file=file, err=file is None)
+
+
 class AugmentGroup(click.Group):
-    """A click group that turns library errors into one line and exit status 1."""
+    """A click group that turns library errors into one line and exit status 1, and usage
+    errors into one line and exit status 2."""
+
+    def make_context(self, info_name, args, parent=None, **extra) -> click.Context:
+        try:  # the group's own options
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except (OneLineUsageError, *_SHOWN_AS_THEY_ARE):
+            raise
+        except click.UsageError as e:
+            raise OneLineUsageError(e.format_message(), e.ctx) from None
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except (OneLineUsageError, *_SHOWN_AS_THEY_ARE):
+            raise
+        except click.UsageError as e:  # a command's options, an unknown command
+            raise OneLineUsageError(e.format_message(), e.ctx) from None
         except AugmentError as e:
             raise click.ClickException(one_line(e)) from None
         except OSError as e:  # disk full, permission denied, ...: no traceback for these

@@ -65,6 +65,8 @@ CASES = [
     (["data", "verify", f"{T}/idx"], 1, "SHA-256"),
     (["data", "fetch", "--timeout", "0"], 2, "--timeout"),
     (["nonsense"], 2, "nonsense"),
+    (["--bogus"], 2, "--bogus"),
+    (["data", "verify", "--bogus"], 2, "--bogus"),
 ]
 
 
@@ -107,6 +109,7 @@ def test_bad_invocation(workspace, monkeypatch, args, code, word):
     errors = [ln for ln in result.output.splitlines() if ln.startswith("Error")]
     assert len(errors) == 1, result.output
     assert word in errors[0], result.output
+    assert result.output.strip() == errors[0]  # one line, usage errors too (no usage block)
     assert _snapshot(workspace) == before  # nothing written
 
 
