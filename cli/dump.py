@@ -29,7 +29,9 @@ from .options import int_list
 @click.option("--class-weights", type=str, default=None,
               help="comma-separated relative class frequencies, one per class (default: equal)")
 @click.option("--truncation", type=click.FloatRange(0, min_open=True), default=None,
-              help="resample latent components beyond +-T (fidelity over diversity)")
+              help="latent components beyond +-T are redrawn or clipped (fidelity over diversity)")
+@click.option("--truncation-mode", type=click.Choice(["resample", "clamp"]), default="resample",
+              help="with --truncation: redraw components beyond +-T, or clip them to +-T")
 @click.option("--device", type=str, default="auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'")
 @click.option("--batch-size", type=click.IntRange(1), default=1024, help="images per write step")
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), default="float32",
@@ -38,7 +40,8 @@ from .options import int_list
 @click.option("-q", "--quiet", is_flag=True, help="no progress bar")
 def dump(generator: Path | None, out: Path, num_samples: int, formats: tuple, split: str,
          test_samples: int, seed: int,
-         classes: str | None, class_weights: str | None, truncation: float | None, device: str,
+         classes: str | None, class_weights: str | None, truncation: float | None,
+         truncation_mode: str, device: str,
          batch_size: int, dtype: str, overwrite: bool, quiet: bool) -> None:
     """Write NUM_SAMPLES generated digits from GENERATOR (a generator or checkpoint file;
     default: the shipped generator) with a manifest.json. Same arguments, same bytes."""
@@ -50,6 +53,7 @@ def dump(generator: Path | None, out: Path, num_samples: int, formats: tuple, sp
         class_weights=int_list(class_weights, "--class-weights", float), split=split,
         test_samples=test_samples,
         device=device, batch_size=batch_size, dtype=dtype, truncation=truncation,
+        truncation_mode=truncation_mode,
         overwrite=overwrite, progress=not quiet)
     if manifest is None:  # a rank other than 0 under torchrun
         return

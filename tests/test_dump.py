@@ -260,7 +260,8 @@ def test_cli_dump(tmp_path, generator_path):
     result = CliRunner().invoke(cli_group(), [
         "dump", str(generator_path), "--out", str(out), "-n", "12", "--format", "idx",
         "--format", "npz", "--seed", "2", "--classes", "1,2,3", "--device", "cpu",
-        "--batch-size", "5", "--test-samples", "3", "--quiet"])
+        "--batch-size", "5", "--test-samples", "3", "--truncation", "1.5", "--truncation-mode", "clamp",
+        "--quiet"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["counts_per_class"] == {"1": 4, "2": 4, "3": 4}
@@ -268,6 +269,7 @@ def test_cli_dump(tmp_path, generator_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["seed"] == 2 and manifest["classes"] == [1, 2, 3]
     assert summary["test_samples"] == manifest["splits"]["test"]["num_samples"] == 3
+    assert manifest["truncation"] == 1.5 and manifest["truncation_mode"] == "clamp"
 
 
 @pytest.mark.parametrize("args, code, message", [
