@@ -332,24 +332,47 @@ def run_grid(grid: GridConfig, out_dir: PathLike, device: torch.device,
         write_results(results_path, rows)
     generators = used_generators(ctx, rows)
     _write_run_info(out_dir, grid, device, command, time.time() - started, len(cells),
-                    {name: describe_generator(path) for name, path in generators}, rows)
-    diversity = generator_diversity(ctx, generators)
+                    {name: describe_generator(path) if found else {"path": str(path), "missing": True}
+                     for name, path, found in generators}, rows)
+    diversity = generator_diversity(ctx, [(name, path) for name, path, found in generators if found])
+    missing = {name for name, _, found in generators if not found}
+    if missing:  # keep what an earlier invocation measured of generators no longer here
+        log(f"not found, so their diversity rows are kept from before: {', '.join(sorted(missing))}")
+        diversity += [r for r in read_diversity(out_dir / "diversity.csv") if r["generator"] in missing]
     from .experiment_report import write_summary
 
     write_summary(out_dir, rows, diversity)
     return results_path
 
 
-def used_generators(ctx: ExperimentContext, rows: Iterable[dict]) -> list[tuple[str, Path]]:
-    """(name, path) of each generator the rows used: "shipped" or "fair n=N seed=S"."""
+def used_generators(ctx: ExperimentContext, rows: Iterable[dict]) -> list[tuple[str, Path, bool]]:
+    """(name, path, found) of each generator the rows used: "shipped" or "fair n=N seed=S".
+    Nothing is trained here: a fair generator no longer at its path (e.g. rows kept from a
+    run whose weights stayed elsewhere) comes back with found False."""
     used = sorted({(r["regime"], str(r["n_per_class"]), int(r["seed"])) for r in rows if r["regime"] != "-"})
     seen, out = set(), []
     for regime, n, seed in used:
-        path = ctx.generator_for(Cell(None if n == "all" else int(n), 1.0, "synthetic", regime, seed))
+        if regime == "shipped":
+            path = ctx.generator_for(Cell(None, 1.0, "synthetic", regime, seed))
+        else:
+            path = (ctx.fair_dir or ctx.out_dir / "fair_generators") / f"n{n}_seed{seed}" / "generator.safetensors"
         if path not in seen:
             seen.add(path)
-            out.append(("shipped" if regime == "shipped" else f"fair n={n} seed={seed}", path))
+            out.append(("shipped" if regime == "shipped" else f"fair n={n} seed={seed}", path, path.is_file()))
     return out
+
+
+def read_diversity(path: Path) -> list[dict]:
+    """The rows of a diversity.csv (numbers as floats, class as int); [] without the file."""
+    import csv
+
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except FileNotFoundError:
+        return []
+    return [{k: (v if k == "generator" else int(v) if k == "class" else float(v or "nan")) for k, v in r.items()}
+            for r in rows]
 
 
 def describe_generator(path: Path) -> dict:

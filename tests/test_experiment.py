@@ -122,6 +122,28 @@ def test_fair_generators_from_another_directory_are_used_as_they_are(tmp_path, i
     assert not (out / "fair_generators").exists()  # nothing was trained
 
 
+def test_a_rebuild_without_the_fair_generators_trains_nothing_and_keeps_their_diversity(
+        tmp_path, idx_dir, tiny_generator):
+    fair_dir = tmp_path / "trained_elsewhere"
+    (fair_dir / "n2_seed0").mkdir(parents=True)
+    shutil.copyfile(tiny_generator, fair_dir / "n2_seed0" / "generator.safetensors")
+    grid = GridConfig(n_per_class=(2,), ratios=(1.0,), augmentations=("synthetic",), regimes=("fair",),
+                      fair_n=(2,), seeds=(0,), classifier_steps=2, classifier_batch=8,
+                      synthetic_only=False, diversity_per_class=6)
+    out = tmp_path / "exp"
+    run = dict(progress=False, log=lambda m: None, mnist=False, data_dir=idx_dir)
+    run_grid(grid, out, torch.device("cpu"), fair_dir=fair_dir, **run)
+    before = (out / "diversity.csv").read_text()
+    shutil.rmtree(fair_dir)  # the weights stayed on another machine
+    log = []
+    run_grid(grid, out, torch.device("cpu"), fair_dir=fair_dir, **{**run, "log": log.append})
+    assert not fair_dir.exists() and not (out / "fair_generators").exists()  # nothing was trained
+    assert (out / "diversity.csv").read_text() == before
+    assert any("kept from before: fair n=2 seed=0" in m for m in log)
+    info = json.loads((out / "run.json").read_text())["generators"]["fair n=2 seed=0"]
+    assert info["missing"] is True
+
+
 def test_a_bad_generator_fails_before_any_cell(tmp_path, idx_dir):
     grid = GridConfig(n_per_class=(2,), ratios=(1.0,), regimes=("shipped",), seeds=(0,), classifier_steps=2)
     (tmp_path / "bad.safetensors").write_bytes(b"not weights")
