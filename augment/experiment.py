@@ -76,7 +76,9 @@ class GridConfig:
     seeds: tuple = (0, 1, 2)
     classifier_steps: int = 2000
     classifier_batch: int = 128
-    fair_gan_steps: int = 3000  # generator steps of each fair generator (fast path on a GPU)
+    # generator steps of each fair generator trained here (fast path on a GPU). The H100 main
+    # run was at 10% agreement at 5,000 steps and clean from 8,000 (experiments/results/h100)
+    fair_gan_steps: int = 10000
     fair_critic_augment: str = "none"  # TrainConfig.critic_augment of fair generators trained here
     diversity_per_class: int = 200  # synthetic images per class for the diversity table
 
@@ -314,6 +316,7 @@ def run_grid(grid: GridConfig, out_dir: PathLike, device: torch.device,
         load_generator(generator if generator is not None else verified_default_generator_path())
     results_path = out_dir / "results.csv"
     rows = read_results(results_path)
+    _check_same_budget(out_dir, grid, rows, generator)  # before writing
     done = {cell_key(r) for r in rows}
     cells = [c for c in grid_cells(grid) if c.key not in done]
     fair_root = Path(fair_dir) if fair_dir else out_dir / "fair_generators"
@@ -343,6 +346,37 @@ def run_grid(grid: GridConfig, out_dir: PathLike, device: torch.device,
 
     write_summary(out_dir, rows, diversity)
     return results_path
+
+
+BUDGET_FIELDS = ("classifier_steps", "classifier_batch", "synthetic_only_per_class")
+
+
+def _check_same_budget(out_dir: Path, grid: GridConfig, rows: list[dict], generator: Optional[PathLike]) -> None:
+    """Refuse to add cells to ``out_dir`` under another classifier budget or another shipped
+    generator than its rows were made with (as recorded in its run.json): the tables would mix
+    them silently."""
+    if not rows:
+        return
+    try:
+        info = json.loads((out_dir / "run.json").read_text())
+    except (OSError, ValueError):
+        return
+    if not isinstance(info, dict):
+        return
+    recorded = info.get("budget") or info.get("grid") or {}
+    for field in BUDGET_FIELDS:
+        if field in recorded and recorded[field] != getattr(grid, field):
+            raise ConfigError(f"{out_dir} holds cells made with {field}={recorded[field]}, not "
+                              f"{getattr(grid, field)}; use another --out (or the same budget)")
+    shipped = (info.get("generators") or {}).get("shipped") or {}
+    if "sha256" in shipped and any(r["regime"] == "shipped" for r in rows):
+        from .fileio import sha256_file
+        from .pretrained import verified_default_generator_path
+
+        path = Path(generator) if generator is not None else verified_default_generator_path()
+        if sha256_file(path) != shipped["sha256"]:
+            raise ConfigError(f"{out_dir} holds cells made with another shipped generator "
+                              f"({shipped.get('path')}, SHA-256 {shipped['sha256'][:12]}); use another --out")
 
 
 def used_generators(ctx: ExperimentContext, rows: Iterable[dict]) -> list[tuple[str, Path, bool]]:
@@ -422,20 +456,22 @@ def generator_diversity(ctx: ExperimentContext, generators: list[tuple[str, Path
 
 def _write_run_info(out_dir: Path, grid: GridConfig, device: torch.device, command: str,
                     seconds: float, cells_run: int, generators: dict, rows: list[dict]) -> None:
-    """run.json: the grid, the generators behind the rows (``describe_generator``) and one
-    entry per invocation (a rerun that only rebuilds the tables adds an entry with cells_run 0
-    instead of overwriting the wall time of the real run). ``cell_seconds_total`` sums the
+    """run.json: the classifier budget every row shares, the generators behind the rows
+    (``describe_generator``) and one entry per invocation, with its grid (a rerun that only
+    rebuilds the tables adds an entry with cells_run 0 instead of overwriting the wall time of
+    the real run). ``cell_seconds_total`` sums the
     rows' own times, so it also counts cells of invocations that were stopped before their end."""
     path = out_dir / "run.json"
     try:
         invocations = json.loads(path.read_text()).get("invocations", [])
     except (OSError, ValueError, AttributeError):
         invocations = []
-    invocations.append({"command": command, "device": str(device),
+    invocations.append({"command": command, "grid": dataclasses.asdict(grid), "device": str(device),
                         "machine": machine_description(device), "torch": torch.__version__,
                         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                         "wall_time_s": round(seconds, 1), "cells_run": cells_run})
-    info = {"grid": dataclasses.asdict(grid), "generators": generators, "invocations": invocations,
+    info = {"budget": {k: getattr(grid, k) for k in BUDGET_FIELDS}, "generators": generators,
+            "invocations": invocations,
             "cells_run_total": sum(i.get("cells_run", 0) for i in invocations),
             "wall_time_s_total": round(sum(i.get("wall_time_s", 0.0) for i in invocations), 1),
             "cells_total": len(rows), "cell_seconds_total": round(sum(float(r["seconds"]) for r in rows), 1)}

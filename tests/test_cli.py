@@ -124,3 +124,6 @@ def test_experiment_overrides_reach_the_grid(tmp_path, monkeypatch):
     run("experiment", "--preset", "cpu", "--out", tmp_path / "exp", "--fair-critic-augment", "translation,cutout",
         "--device", "cpu")
     assert seen["grid"].fair_critic_augment == "translation,cutout"
+    assert seen["grid"].fair_gan_steps == 10000
+    run("experiment", "--preset", "cpu", "--out", tmp_path / "exp", "--fair-gan-steps", "8000", "--device", "cpu")
+    assert seen["grid"].fair_gan_steps == 8000

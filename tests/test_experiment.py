@@ -144,6 +144,29 @@ def test_a_rebuild_without_the_fair_generators_trains_nothing_and_keeps_their_di
     assert info["missing"] is True
 
 
+def test_a_rerun_under_another_budget_or_shipped_generator_is_refused(tmp_path, idx_dir, tiny_generator):
+    grid = GridConfig(n_per_class=(2,), ratios=(1.0,), augmentations=("none", "synthetic"), regimes=("shipped",),
+                      seeds=(0,), classifier_steps=2, classifier_batch=8, synthetic_only=False,
+                      diversity_per_class=6)
+    out = tmp_path / "exp"
+    run = dict(progress=False, log=lambda m: None, mnist=False, data_dir=idx_dir)
+    run_grid(grid, out, torch.device("cpu"), generator=tiny_generator, **run)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(ConfigError, match="classifier_steps=2, not 3"):
+        run_grid(dataclasses.replace(grid, classifier_steps=3, seeds=(0, 1)), out, torch.device("cpu"),
+                 generator=tiny_generator, **run)
+    other = tmp_path / "other.safetensors"
+    torch.manual_seed(1)
+    save_generator(other, Generator(read_generator_file(tiny_generator)[0]))
+    with pytest.raises(ConfigError, match="another shipped generator"):
+        run_grid(dataclasses.replace(grid, seeds=(0, 1)), out, torch.device("cpu"), generator=other, **run)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing written
+    run_grid(dataclasses.replace(grid, seeds=(0, 1)), out, torch.device("cpu"), generator=tiny_generator, **run)
+    info = json.loads((out / "run.json").read_text())
+    assert info["budget"] == {"classifier_steps": 2, "classifier_batch": 8, "synthetic_only_per_class": 5000}
+    assert [i["grid"]["seeds"] for i in info["invocations"]] == [[0], [0, 1]]
+
+
 def test_a_bad_generator_fails_before_any_cell(tmp_path, idx_dir):
     grid = GridConfig(n_per_class=(2,), ratios=(1.0,), regimes=("shipped",), seeds=(0,), classifier_steps=2)
     (tmp_path / "bad.safetensors").write_bytes(b"not weights")
