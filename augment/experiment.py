@@ -307,6 +307,7 @@ def run_grid(grid: GridConfig, out_dir: PathLike, device: torch.device,
 
     from .data import RealMNIST
 
+    started = time.time()  # the invocation's wall time: loading, cells, diversity and plots
     out_dir = Path(out_dir)
     test = RealMNIST(data_dir, train=False, device=device, mnist=mnist)  # fail before writing
     if "shipped" in grid.regimes:  # a bad --generator or install fails now, not after the real-only cells
@@ -329,14 +330,10 @@ def run_grid(grid: GridConfig, out_dir: PathLike, device: torch.device,
                             mnist=mnist, test=(test.data, test.targets),
                             fair_dir=Path(fair_dir) if fair_dir else None)
     log(f"{len(done)} cells done, {len(cells)} to run -> {results_path}")
-    started = time.time()
     for cell in tqdm(cells, disable=not progress, unit="cell", dynamic_ncols=True):
         rows.append(run_cell(cell, ctx))
         write_results(results_path, rows)
     generators = used_generators(ctx, rows)
-    _write_run_info(out_dir, grid, device, command, time.time() - started, len(cells),
-                    {name: describe_generator(path) if found else {"path": str(path), "missing": True}
-                     for name, path, found in generators}, rows)
     diversity = generator_diversity(ctx, [(name, path) for name, path, found in generators if found])
     missing = {name for name, _, found in generators if not found}
     if missing:  # keep what an earlier invocation measured of generators no longer here
@@ -345,6 +342,9 @@ def run_grid(grid: GridConfig, out_dir: PathLike, device: torch.device,
     from .experiment_report import write_summary
 
     write_summary(out_dir, rows, diversity)
+    _write_run_info(out_dir, grid, device, command, time.time() - started, len(cells),
+                    {name: describe_generator(path) if found else {"path": str(path), "missing": True}
+                     for name, path, found in generators}, rows)
     return results_path
 
 
@@ -478,9 +478,22 @@ def _write_run_info(out_dir: Path, grid: GridConfig, device: torch.device, comma
     atomic_write_text(path, json.dumps(info, indent=2, default=str) + "\n")
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), else the platform's machine type."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine_description(device: torch.device) -> str:
+    """E.g. "NVIDIA H100 80GB HBM3" or "2-core AMD EPYC (x86_64), no GPU"."""
     import os
 
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"{os.cpu_count()}-core CPU ({platform.machine()}), no GPU"
+    return f"{os.cpu_count()}-core {cpu_model()} ({platform.machine()}), no GPU"

@@ -33,6 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from augment.experiment import cpu_model  # noqa: E402
 from augment.config import ModelConfig  # noqa: E402
 from augment.models import Generator  # noqa: E402
 from augment.sampling import FastGenerator, plain_forward  # noqa: E402
@@ -179,14 +180,7 @@ def bench_real(device, args) -> dict:
 def machine(device: torch.device) -> dict:
     info = {"platform": platform.platform(), "python": platform.python_version(),
             "torch": torch.__version__, "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "device": str(device)}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                info["cpu"] = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+            "torch_threads": torch.get_num_threads(), "device": str(device), "cpu": cpu_model()}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
         info["cudnn_benchmark"] = torch.backends.cudnn.benchmark

@@ -42,6 +42,7 @@ import torch
 from augment.config import ModelConfig, TrainConfig
 from augment.data import load_split, resolve_data_dir
 from augment.errors import DataError
+from augment.experiment import cpu_model
 from augment.fast import FastStepFallback, build_fast_step
 from augment.fileio import atomic_write_text
 from augment.losses import critic_loss, generator_loss, gradient_penalty
@@ -234,7 +235,7 @@ def main(argv=None) -> dict:
         data_dir = resolve_data_dir(FALLBACK_DATA_DIR)
 
     machine = torch.cuda.get_device_name(device) if on_cuda else \
-        f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+        f"{cpu_model()} ({platform.machine()}), {torch.get_num_threads()} threads"
     print(f"device {device} ({machine}), torch {torch.__version__}, batch {args.batch_size}, "
           f"n_critic {N_CRITIC}, {args.steps} timed steps/path in {args.rounds} rounds, "
           f"warmup {warmup}, workers {args.workers}, cudnn.benchmark {args.cudnn_benchmark}")
