@@ -89,30 +89,36 @@ def plot_accuracy_vs_ratio(rows, path: Path) -> None:
 
 
 def plot_per_class(rows, path: Path) -> None:
-    """Per-class test accuracy at the smallest n: each method at its largest ratio."""
+    """Per-class test accuracy, one panel per n (real images per class): each method at its
+    largest ratio, mean over seeds."""
     plt = pyplot()
     df = _frame(rows)
-    n = df[df["ratio"].map(math.isfinite)]["n"].min()
-    part = df[(df["n"] == n) & df["ratio"].map(math.isfinite)]
-    part = part[part["ratio"] == part.groupby("method")["ratio"].transform("max")]
+    df = df[df["ratio"].map(math.isfinite)]
+    ns = sorted(df["n"].unique())
     cols = sorted([c for c in df.columns if c.startswith("acc_")], key=lambda c: int(c[4:]))
-    fig, ax = plt.subplots(figsize=(10, 3.6))
-    methods = sorted(part["method"].unique())
-    width = 0.8 / max(1, len(methods))
-    for i, method in enumerate(methods):
-        g = part[part["method"] == method]
-        means = [g[c].astype(float).mean() * 100 for c in cols]
-        ratio = g["ratio"].iloc[0]
-        label = method if ratio == 0 else f"{method}, r={ratio:g}"
-        ax.bar([k + i * width for k in range(len(cols))], means, width, label=label)
-    ax.set_xticks([k + 0.4 - width / 2 for k in range(len(cols))], [c[4:] for c in cols])
-    ax.set_xlabel("class")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"per-class accuracy with n = {n} real images per class (mean over seeds)")
-    lo = min(80.0, float(part[cols].astype(float).min().min() * 100) - 2)
-    ax.set_ylim(lo, 100)
-    ax.legend(fontsize=7, ncol=2)
-    ax.grid(alpha=0.3, axis="y")
+    all_methods = sorted(df["method"].unique())
+    colour = {m: f"C{i % 10}" for i, m in enumerate(all_methods)}  # one colour per method in every panel
+    fig, axes = plt.subplots(len(ns), 1, figsize=(10, 3.0 * len(ns)), squeeze=False)
+    for ax, n in zip(axes[:, 0], ns):
+        part = df[df["n"] == n]
+        part = part[part["ratio"] == part.groupby("method")["ratio"].transform("max")]
+        methods = sorted(part["method"].unique())
+        width = 0.8 / max(1, len(methods))
+        for i, method in enumerate(methods):
+            g = part[part["method"] == method]
+            means = [g[c].astype(float).mean() * 100 for c in cols]
+            ratio = g["ratio"].iloc[0]
+            label = method if ratio == 0 else f"{method}, r={ratio:g}"
+            ax.bar([k + i * width for k in range(len(cols))], means, width, label=label, color=colour[method])
+        ax.set_xticks([k + 0.4 - width / 2 for k in range(len(cols))], [c[4:] for c in cols])
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(f"n = {'all' if n == 6000 else n} real images per class (mean over seeds)")
+        lo = min(80.0, float(part[cols].astype(float).min().min() * 100) - 2)
+        ax.set_ylim(lo, 100)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        ax.grid(alpha=0.3, axis="y")
+    axes[-1, 0].set_xlabel("class")
+    fig.subplots_adjust(hspace=0.4)
     _save(fig, path)
 
 
