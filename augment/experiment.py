@@ -29,7 +29,7 @@ import torch
 
 from .config import CRITIC_AUGMENT_POLICIES
 from .errors import ConfigError
-from .fileio import PathLike, atomic_write_text
+from .fileio import PathLike, atomic_write_text, exclusive_lock
 
 AUGMENTATIONS = ("none", "classical", "synthetic", "classical+synthetic")
 REGIMES = ("shipped", "fair")
@@ -324,28 +324,31 @@ def run_grid(grid: GridConfig, out_dir: PathLike, device: torch.device,
     for n, seed in sorted({(c.n_per_class, c.seed) for c in cells if c.regime == "fair"}):
         _check_fair_run(fair_root / f"n{n}_seed{seed}", grid.fair_critic_augment)  # before writing
     out_dir.mkdir(parents=True, exist_ok=True)
-    ctx = ExperimentContext(grid, out_dir, device, Path(data_dir) if data_dir else None,
-                            Path(generator) if generator else None, log=log,  # one bar: the cells'
+    with exclusive_lock(out_dir / ".lock", f"experiment directory {out_dir}"):
+        rows = read_results(results_path)  # again: another invocation may have added cells
+        done = {cell_key(r) for r in rows}
+        cells = [c for c in grid_cells(grid) if c.key not in done]
+        ctx = ExperimentContext(grid, out_dir, device, Path(data_dir) if data_dir else None,
+                                Path(generator) if generator else None, log=log,
+                                mnist=mnist, test=(test.data, test.targets),
+                                fair_dir=Path(fair_dir) if fair_dir else None)
+        log(f"{len(done)} cells done, {len(cells)} to run -> {results_path}")
+        for cell in tqdm(cells, disable=not progress, unit="cell", dynamic_ncols=True):
+            rows.append(run_cell(cell, ctx))
+            write_results(results_path, rows)
+        generators = used_generators(ctx, rows)
+        diversity = generator_diversity(ctx, [(name, path) for name, path, found in generators if found])
+        missing = {name for name, _, found in generators if not found}
+        if missing:  # keep what an earlier invocation measured of generators no longer here
+            log(f"not found, so their diversity rows are kept from before: {', '.join(sorted(missing))}")
+            diversity += [r for r in read_diversity(out_dir / "diversity.csv") if r["generator"] in missing]
+        from .experiment_report import write_summary
 
-                            mnist=mnist, test=(test.data, test.targets),
-                            fair_dir=Path(fair_dir) if fair_dir else None)
-    log(f"{len(done)} cells done, {len(cells)} to run -> {results_path}")
-    for cell in tqdm(cells, disable=not progress, unit="cell", dynamic_ncols=True):
-        rows.append(run_cell(cell, ctx))
-        write_results(results_path, rows)
-    generators = used_generators(ctx, rows)
-    diversity = generator_diversity(ctx, [(name, path) for name, path, found in generators if found])
-    missing = {name for name, _, found in generators if not found}
-    if missing:  # keep what an earlier invocation measured of generators no longer here
-        log(f"not found, so their diversity rows are kept from before: {', '.join(sorted(missing))}")
-        diversity += [r for r in read_diversity(out_dir / "diversity.csv") if r["generator"] in missing]
-    from .experiment_report import write_summary
-
-    write_summary(out_dir, rows, diversity)
-    _write_run_info(out_dir, grid, device, command, time.time() - started, len(cells),
-                    {name: describe_generator(path) if found else {"path": str(path), "missing": True}
-                     for name, path, found in generators}, rows)
-    return results_path
+        write_summary(out_dir, rows, diversity)
+        _write_run_info(out_dir, grid, device, command, time.time() - started, len(cells),
+                        {name: describe_generator(path) if found else {"path": str(path), "missing": True}
+                         for name, path, found in generators}, rows)
+        return results_path
 
 
 BUDGET_FIELDS = ("classifier_steps", "classifier_batch", "synthetic_only_per_class")

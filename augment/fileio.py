@@ -206,6 +206,29 @@ def truncate_jsonl(path: Path, keep: Callable[[dict], bool]) -> None:
     atomic_write_text(path, "".join(line + "\n" for line in kept))
 
 
+@contextlib.contextmanager
+def exclusive_lock(path: PathLike, what: str) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``path`` (created if needed) for the block; raise
+    AugmentError at once if another process holds it (``what`` names the resource). Without
+    ``fcntl`` (Windows) the block runs unlocked."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AugmentError(f"{what} is in use by another process (lock {path})") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def sha256_file(path: PathLike, chunk: int = 1 << 20) -> str:
     """Hex SHA-256 of a file's bytes."""
     h = hashlib.sha256()

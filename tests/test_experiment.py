@@ -167,6 +167,22 @@ def test_a_rerun_under_another_budget_or_shipped_generator_is_refused(tmp_path, 
     assert [i["grid"]["seeds"] for i in info["invocations"]] == [[0], [0, 1]]
 
 
+def test_a_second_invocation_on_the_same_directory_is_refused(tmp_path, idx_dir, tiny_generator):
+    from augment.fileio import exclusive_lock
+
+    grid = GridConfig(n_per_class=(2,), ratios=(1.0,), augmentations=("none",), seeds=(0,), classifier_steps=2,
+                      classifier_batch=8, diversity_per_class=6)
+    out = tmp_path / "exp"
+    with exclusive_lock(out / ".lock", "held by this test"):  # as if another run were writing
+        with pytest.raises(AugmentError, match="in use by another process"):
+            run_grid(grid, out, torch.device("cpu"), data_dir=idx_dir, generator=tiny_generator,
+                     progress=False, log=lambda m: None, mnist=False)
+    assert not (out / "results.csv").exists()
+    run_grid(grid, out, torch.device("cpu"), data_dir=idx_dir, generator=tiny_generator,
+             progress=False, log=lambda m: None, mnist=False)
+    assert len(read_results(out / "results.csv")) == 1
+
+
 def test_a_bad_generator_fails_before_any_cell(tmp_path, idx_dir):
     grid = GridConfig(n_per_class=(2,), ratios=(1.0,), regimes=("shipped",), seeds=(0,), classifier_steps=2)
     (tmp_path / "bad.safetensors").write_bytes(b"not weights")

@@ -112,3 +112,15 @@ def test_check_writable(tmp_path):
         check_writable(tmp_path / "file" / "w.safetensors")
     with pytest.raises(AugmentError, match="is a directory"):
         check_writable(tmp_path)
+
+
+def test_exclusive_lock_refuses_a_second_holder_until_released(tmp_path):
+    from augment.fileio import exclusive_lock
+
+    lock = tmp_path / "sub" / ".lock"
+    with exclusive_lock(lock, "the thing"):
+        with pytest.raises(AugmentError, match="the thing is in use by another process"):
+            with exclusive_lock(lock, "the thing"):
+                pass
+    with exclusive_lock(lock, "the thing"):  # released
+        pass
