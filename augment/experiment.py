@@ -80,6 +80,7 @@ class GridConfig:
     # run was at 10% agreement at 5,000 steps and clean from 8,000 (experiments/results/h100)
     fair_gan_steps: int = 10000
     fair_critic_augment: str = "none"  # TrainConfig.critic_augment of fair generators trained here
+    fair_widths: tuple = (128, 64)  # (g_width, d_width) of fair generators trained here (reference)
     diversity_per_class: int = 200  # synthetic images per class for the diversity table
 
     def __post_init__(self) -> None:
@@ -97,6 +98,8 @@ class GridConfig:
                               "fair_seeds must be among seeds")
         if self.fair_critic_augment not in CRITIC_AUGMENT_POLICIES:
             raise ConfigError(f"fair_critic_augment must be one of {', '.join(CRITIC_AUGMENT_POLICIES)}")
+        if len(self.fair_widths) != 2 or any(not isinstance(w, int) or w < 1 for w in self.fair_widths):
+            raise ConfigError(f"fair_widths must be two widths >= 1 (g_width, d_width), got {self.fair_widths!r}")
         if any(not r > 0 for r in self.ratios):
             raise ConfigError("ratios must be > 0 (ratio 0 is the 'none'/'classical' cells)")
 
@@ -107,10 +110,12 @@ PRESETS = {
                         classifier_steps=300, synthetic_only_per_class=1000, diversity_per_class=100),
     # The issue's full grid: a GPU job (fair generators are trained on the fly).
     "full": GridConfig(),
-    # What 2 CPU cores do in about an hour with generators trained on a GPU beforehand
-    # (``--fair-dir``): no n = all, two ratios, fair cells for seed 0 only.
+    # What 2 CPU cores do in a few hours: no n = all, two ratios, fair cells for seed 0 only,
+    # from quarter-width fair generators of 5,000 steps (about 25 min each; the reference size
+    # runs 0.65 steps/s here) unless ``--fair-dir`` holds them already.
     "cpu": GridConfig(n_per_class=(10, 100, 500), ratios=(1.0, 4.0), fair_seeds=(0,),
-                      classifier_steps=1000, synthetic_only_per_class=2000, diversity_per_class=200),
+                      classifier_steps=1000, synthetic_only_per_class=2000, diversity_per_class=200,
+                      fair_gan_steps=5000, fair_widths=(32, 16)),
 }
 
 
@@ -204,21 +209,23 @@ def fair_generator(ctx: ExperimentContext, n_per_class: int, seed: int) -> Path:
     """Train (or reuse, or resume) a generator on the same n-per-class subset as the cell's
     classifier: ``TrainConfig(n_per_class=n, seed=seed)`` selects it with the same seeded
     draw as ``RealMNIST(n_per_class=n, seed=seed)``."""
-    from .config import TrainConfig
+    from .config import ModelConfig, TrainConfig
     from .training import resume, train
 
     run = (ctx.fair_dir or ctx.out_dir / "fair_generators") / f"n{n_per_class}_seed{seed}"
     generator = run / "generator.safetensors"  # its critic_augment was checked by run_grid
     if generator.exists():
         return generator
-    cfg = TrainConfig(data_dir=str(ctx.data_dir) if ctx.data_dir else None, n_per_class=n_per_class,
+    g_width, d_width = ctx.grid.fair_widths
+    cfg = TrainConfig(model=ModelConfig(g_width=g_width, d_width=d_width),
+                      data_dir=str(ctx.data_dir) if ctx.data_dir else None, n_per_class=n_per_class,
                       dataset="mnist" if ctx.mnist else "idx",
                       seed=seed, max_steps=ctx.grid.fair_gan_steps, step_impl="auto",
                       critic_augment=ctx.grid.fair_critic_augment,
                       device=str(ctx.device), sample_every=max(1, ctx.grid.fair_gan_steps // 10),
                       checkpoint_every=max(1, ctx.grid.fair_gan_steps // 10), tensorboard=False)
     ctx.log(f"training the fair generator n={n_per_class} seed={seed} "
-            f"({ctx.grid.fair_gan_steps} steps) in {run}")
+            f"({ctx.grid.fair_gan_steps} steps, widths {g_width}/{d_width}) in {run}")
     if (run / "checkpoints" / "last.pt").exists():
         return resume(run, {"max_steps": cfg.max_steps}, progress=ctx.progress)
     if (run / "config.json").is_file():  # a run of ours stopped before its first checkpoint

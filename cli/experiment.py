@@ -38,14 +38,18 @@ from augment.config import CRITIC_AUGMENT_POLICIES
 @click.option("--classifier-steps", type=click.IntRange(1), default=None,
               help="override the preset's classifier budget")
 @click.option("--fair-gan-steps", type=click.IntRange(1), default=None,
-              help="generator steps of each fair generator this grid trains (default: the preset's, 10,000)")
+              help="generator steps of each fair generator this grid trains (default: the preset's; "
+                   "full: 10,000, cpu: 5,000)")
+@click.option("--fair-widths", default=None,
+              help="G,D base widths of the fair generators this grid trains (default: the preset's; "
+                   "full: 128,64 = the reference, cpu: 32,16)")
 @click.option("--device", type=str, default="auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def experiment(preset: str, out: Path, generator: Path | None, fair_dir: Path | None,
                data_dir: Path | None, seeds: int | None, n_list: str | None, ratios: str | None,
                regimes: str | None, fair_n: str | None, fair_seeds: str | None,
                fair_critic_augment: str | None, classifier_steps: int | None, fair_gan_steps: int | None,
-               device: str, quiet: bool) -> None:
+               fair_widths: str | None, device: str, quiet: bool) -> None:
     """Train one fixed classifier on real, classical-augmented, synthetic and mixed data."""
     import dataclasses
 
@@ -74,6 +78,8 @@ def experiment(preset: str, out: Path, generator: Path | None, fair_dir: Path | 
         changes["fair_critic_augment"] = fair_critic_augment
     if fair_gan_steps is not None:
         changes["fair_gan_steps"] = fair_gan_steps
+    if fair_widths is not None:
+        changes["fair_widths"] = tuple(int_list(fair_widths, "--fair-widths"))
     try:
         grid = dataclasses.replace(PRESETS[preset], **changes)
     except ConfigError as e:

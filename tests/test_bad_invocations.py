@@ -59,6 +59,7 @@ CASES = [
     (["experiment", "--out", f"{T}/x", "--regimes", "magic"], 2, "regime"),
     (["experiment", "--out", f"{T}/x", "--preset", "cpu", "--fair-seeds", "7"], 2, "fair_seeds"),
     (["experiment", "--out", f"{T}/x", "--fair-n", "ten"], 2, "--fair-n"),
+    (["experiment", "--out", f"{T}/x", "--fair-widths", "32"], 2, "fair_widths"),
     (["experiment", "--out", f"{T}/x", "--data-dir", f"{T}/missing"], 1, "missing"),
     (["data", "verify", f"{T}/missing"], 1, "missing"),
     (["data", "verify", f"{T}/truncated", "--any-idx"], 1, "truncated"),

@@ -124,6 +124,9 @@ def test_experiment_overrides_reach_the_grid(tmp_path, monkeypatch):
     run("experiment", "--preset", "cpu", "--out", tmp_path / "exp", "--fair-critic-augment", "translation,cutout",
         "--device", "cpu")
     assert seen["grid"].fair_critic_augment == "translation,cutout"
-    assert seen["grid"].fair_gan_steps == 10000
-    run("experiment", "--preset", "cpu", "--out", tmp_path / "exp", "--fair-gan-steps", "8000", "--device", "cpu")
-    assert seen["grid"].fair_gan_steps == 8000
+    assert seen["grid"].fair_gan_steps == 5000 and seen["grid"].fair_widths == (32, 16)
+    run("experiment", "--preset", "full", "--out", tmp_path / "exp", "--device", "cpu")
+    assert seen["grid"].fair_gan_steps == 10000 and seen["grid"].fair_widths == (128, 64)
+    run("experiment", "--preset", "cpu", "--out", tmp_path / "exp", "--fair-gan-steps", "8000",
+        "--fair-widths", "64,32", "--device", "cpu")
+    assert seen["grid"].fair_gan_steps == 8000 and seen["grid"].fair_widths == (64, 32)

@@ -196,7 +196,7 @@ def test_a_fair_run_stopped_before_its_first_checkpoint_starts_again(tmp_path, i
     grid = GridConfig(n_per_class=(8,), ratios=(1.0,), augmentations=("synthetic",), regimes=("fair",),
                       fair_n=(8,), seeds=(0,), classifier_steps=2, classifier_batch=8,
                       synthetic_only=False, fair_gan_steps=1, diversity_per_class=6,
-                      fair_critic_augment="translation")
+                      fair_critic_augment="translation", fair_widths=(8, 4))
     stopped = tmp_path / "fair" / "n8_seed0"
     (stopped / "samples").mkdir(parents=True)
     (stopped / "config.json").write_text("{}")  # what a run killed before step 1 leaves behind
@@ -207,7 +207,7 @@ def test_a_fair_run_stopped_before_its_first_checkpoint_starts_again(tmp_path, i
     assert (stopped / "generator.safetensors").exists()
     assert any("stopped before its first checkpoint" in m for m in log)
     fair = json.loads((tmp_path / "exp" / "run.json").read_text())["generators"]["fair n=8 seed=0"]
-    assert fair["step"] == 1
+    assert fair["step"] == 1 and (fair["model"]["g_width"], fair["model"]["d_width"]) == (8, 4)
     assert fair["training"]["critic_augment"] == "translation" and fair["training"]["n_per_class"] == 8
 
 
