@@ -84,6 +84,11 @@ def atomic_directory(out: PathLike, overwrite: bool = False,
     out = Path(out)
     check_directory_target(out, overwrite, replaceable)
     parent = out.absolute().parent
+    created = None  # the highest parent folder this call creates, removed again on failure
+    if not parent.exists():
+        created = parent
+        while not created.parent.exists():
+            created = created.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
@@ -96,7 +101,22 @@ def atomic_directory(out: PathLike, overwrite: bool = False,
         _publish_directory(tmp, out, overwrite, replaceable)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if created is not None:
+            _remove_empty_folders(parent, created)
         raise
+
+
+def _remove_empty_folders(deepest: Path, highest: Path) -> None:
+    """rmdir ``deepest`` and its parents up to ``highest`` while they are empty."""
+    folder = deepest
+    while True:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        if folder == highest:
+            return
+        folder = folder.parent
 
 
 def _publish_directory(tmp: Path, out: Path, overwrite: bool,

@@ -225,6 +225,9 @@ def test_failure_mid_write_leaves_nothing(tmp_path, generator_path, monkeypatch)
     with pytest.raises(AugmentError, match="No space left"):
         D.dump_synthetic(tmp_path / "out", generator_path, 20, ["idx", "npz"], batch_size=8)
     assert calls == [0, 8] and list(tmp_path.iterdir()) == []
+    with pytest.raises(AugmentError, match="No space left"):  # parent folders it made go too
+        D.dump_synthetic(tmp_path / "new" / "deeper" / "out", generator_path, 20, ["npz"], batch_size=8)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_idx_is_streamed_batch_by_batch(tmp_path, generator_path, monkeypatch):
