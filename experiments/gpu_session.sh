@@ -18,7 +18,10 @@
 # Outputs under $OUT: results.tar.gz (logs, JSON, run directories without weights), the main
 # run's generator and the fair and reference generators (safetensors), session.log.
 # Small settings for a CPU dry run: DEVICE=cpu TOTAL_S=240 BUDGET_S=5 BENCH_STEPS=3 FAIR_STEPS=2
-# A next session might run: STAGES="cuda_tests profile bench_cudnn fair main" FAIR_STEPS=8000 FAIR_MAX_MIN=2.3
+# A next session might run (open goals first: the DataLoader rate with the deconv default, the
+# CUDA-only tests, quality per minute at a budget where the fast loop is past the 8,000 steps
+# that the H100 main run needed, i.e. BUDGET_S >= 150; at 60 s both loops scored 10%):
+#   STAGES="cuda_tests bench_sampling quality main" BUDGET_S=150 SAMPLING_COMPILE=max-autotune
 set -u
 : "${OUT:?set OUT to the output directory}"
 DEVICE=${DEVICE:-cuda}
