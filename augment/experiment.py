@@ -427,7 +427,11 @@ def describe_generator(path: Path) -> dict:
 
     model, _, metadata = read_generator_file(path)
     step = metadata.get("step")
-    info = {"path": str(path), "sha256": sha256_file(path), "model": dataclasses.asdict(model),
+    try:  # relative to the working directory when inside it (the repo: no machine-specific prefix)
+        shown = str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        shown = str(path)
+    info = {"path": shown, "sha256": sha256_file(path), "model": dataclasses.asdict(model),
             "step": int(step) if step is not None and step.isdigit() else None}
     settings = run_training_settings(path.parent)
     if settings is not None:
