@@ -353,7 +353,7 @@ def run_grid(grid: GridConfig, out_dir: PathLike, device: torch.device,
 
         write_summary(out_dir, rows, diversity)
         _write_run_info(out_dir, grid, device, command, time.time() - started, len(cells),
-                        {name: describe_generator(path) if found else {"path": str(path), "missing": True}
+                        {name: describe_generator(path) if found else _missing_generator(out_dir, name, path)
                          for name, path, found in generators}, rows)
         return results_path
 
@@ -404,6 +404,17 @@ def used_generators(ctx: ExperimentContext, rows: Iterable[dict]) -> list[tuple[
             seen.add(path)
             out.append(("shipped" if regime == "shipped" else f"fair n={n} seed={seed}", path, path.is_file()))
     return out
+
+
+def _missing_generator(out_dir: Path, name: str, path: Path) -> dict:
+    """run.json's entry for a generator the rows used that is no longer at ``path``: what an
+    earlier run.json recorded of it, marked missing, and where it was looked for."""
+    try:
+        earlier = json.loads((out_dir / "run.json").read_text())["generators"][name]
+    except (OSError, ValueError, KeyError, TypeError):
+        earlier = {}
+    earlier = earlier if isinstance(earlier, dict) else {}
+    return {**earlier, "missing": True, "looked_for": str(path)}
 
 
 def read_diversity(path: Path) -> list[dict]:

@@ -141,7 +141,8 @@ def test_a_rebuild_without_the_fair_generators_trains_nothing_and_keeps_their_di
     assert (out / "diversity.csv").read_text() == before
     assert any("kept from before: fair n=2 seed=0" in m for m in log)
     info = json.loads((out / "run.json").read_text())["generators"]["fair n=2 seed=0"]
-    assert info["missing"] is True
+    assert info["missing"] is True and info["looked_for"] == str(fair_dir / "n2_seed0" / "generator.safetensors")
+    assert info["sha256"] == sha256_file(tiny_generator)  # what the first run recorded is kept
 
 
 def test_a_rerun_under_another_budget_or_shipped_generator_is_refused(tmp_path, idx_dir, tiny_generator):
