@@ -335,3 +335,46 @@ LABELS = np.array([0, 1, 0, 1])
 def test_bad_input_raises_value_error(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+# --------------------------------------------------------------------------
+# against scikit-learn, an independent implementation
+# --------------------------------------------------------------------------
+
+
+def test_accuracy_and_confusion_matrix_match_scikit_learn():
+    sk_metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(11)
+    true, pred = rng.integers(0, 10, 500), rng.integers(0, 10, 500)
+    assert accuracy(true, pred) == pytest.approx(sk_metrics.accuracy_score(true, pred), abs=1e-15)
+    np.testing.assert_array_equal(confusion_matrix(true, pred, 10),
+                                  sk_metrics.confusion_matrix(true, pred, labels=list(range(10))))
+
+
+def test_prdc_matches_scikit_learn_nearest_neighbours():
+    """The k-NN radii and ball memberships from sklearn's NearestNeighbors (a KD-tree, not a
+    distance matrix) give the same four numbers."""
+    neighbors = pytest.importorskip("sklearn.neighbors")
+    rng = np.random.default_rng(12)
+    real = gaussian(rng, 400, 6)
+    fake = gaussian(rng, 350, 6, shift=0.4) * 1.3
+    k = 4
+
+    def radii(points):  # distance to the k-th neighbour, the point itself excluded
+        return neighbors.NearestNeighbors(n_neighbors=k + 1).fit(points).kneighbors(points)[0][:, k]
+
+    real_radii, fake_radii = radii(real), radii(fake)
+    real_tree = neighbors.NearestNeighbors().fit(real)
+    # a fake lies in real ball i when its distance to real i is below real i's radius
+    dist, idx = real_tree.radius_neighbors(fake, radius=real_radii.max(), sort_results=True)
+    in_balls = [int((d < real_radii[i]).sum()) for d, i in zip(dist, idx)]
+    fake_tree = neighbors.NearestNeighbors().fit(fake)
+    dist_rf, idx_rf = fake_tree.radius_neighbors(real, radius=fake_radii.max())
+    nearest_fake = fake_tree.kneighbors(real, n_neighbors=1)[0][:, 0]
+    expected = {
+        "precision": np.mean([b > 0 for b in in_balls]),
+        "recall": np.mean([(d < fake_radii[i]).any() for d, i in zip(dist_rf, idx_rf)]),
+        "density": np.mean(in_balls) / k,
+        "coverage": np.mean(nearest_fake < real_radii),
+    }
+    assert prdc(real, fake, k=k) == pytest.approx(expected, abs=1e-12)
