@@ -178,6 +178,21 @@ def paired_gains(rows: list[dict], baseline: str, methods: tuple):
     return g.agg(["mean", "std", "count"]).reset_index()
 
 
+def _reading_order(table):
+    """Rows of an (augmentation, regime, ratio) table in reading order: none, classical,
+    synthetic, classical+synthetic; shipped before fair; ratios by value (inf last)."""
+    from .experiment import AUGMENTATIONS
+
+    regimes = ("-", "shipped", "fair")
+
+    def key(index):
+        aug, regime, ratio = index
+        return (AUGMENTATIONS.index(aug) if aug in AUGMENTATIONS else len(AUGMENTATIONS),
+                regimes.index(regime) if regime in regimes else len(regimes), float(ratio))
+
+    return table.loc[sorted(table.index, key=key)]
+
+
 def _gain_table(gains, ns: list) -> str:
     gains = gains.copy()
     gains["cell"] = gains.apply(lambda r: f"{r['mean']:+.2f} ± {r['std']:.2f} ({int(r['count'])} seeds)"
@@ -185,7 +200,8 @@ def _gain_table(gains, ns: list) -> str:
     gains["ratio"] = gains["ratio"].map(lambda r: f"{r:g}")
     table = gains.pivot_table(index=["augmentation", "regime", "ratio"], columns="n_per_class",
                               values="cell", aggfunc="first")
-    return _markdown(table.reindex(columns=[n for n in ns if n in table.columns]).fillna("").reset_index())
+    table = _reading_order(table.reindex(columns=[n for n in ns if n in table.columns]).fillna(""))
+    return _markdown(table.reset_index())
 
 
 def write_summary(out_dir: Path, rows: list[dict], diversity: list[dict]) -> None:
@@ -200,6 +216,7 @@ def write_summary(out_dir: Path, rows: list[dict], diversity: list[dict]) -> Non
     summary["ratio"] = summary["ratio"].map(lambda r: f"{r:g}")  # 0, 0.5, 4, inf
     table = summary.pivot_table(index=["augmentation", "regime", "ratio"], columns="n_per_class",
                                 values="cell", aggfunc="first").reindex(columns=ns).fillna("")
+    table = _reading_order(table)
     lines = ["# Test accuracy (%) on the real MNIST test set, mean ± std over seeds", "",
              "Rows: augmentation, generator regime, synthetic:real ratio. Columns: real images "
              "per class. Ratio inf = synthetic only: no real image is used, and the column is "
@@ -218,7 +235,11 @@ def write_summary(out_dir: Path, rows: list[dict], diversity: list[dict]) -> Non
         div = pd.DataFrame(diversity)
         atomic_write_text(out_dir / "diversity.csv", div.to_csv(index=False))
         cols = [c for c in ("agreement", "diversity", "coverage", "frechet") if c in div.columns]
-        lines += ["", "# Synthetic data per class (the generators the grid used)", "",
+        means = div.groupby("generator", sort=True)[cols].mean().reset_index()
+        lines += ["", "# Synthetic data (the generators the grid used)", "",
+                  f"Mean over the classes of each generator's per-class figures "
+                  f"({len(div) // max(len(means), 1)} classes; per-class rows below and in diversity.csv).", "",
+                  _markdown(means), "", "Per class:", "",
                   _markdown(div[["generator", "class", *cols]])]
     atomic_write_text(out_dir / "summary.md", "\n".join(lines) + "\n")
     _plots(out_dir, rows, diversity)

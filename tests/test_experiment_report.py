@@ -43,3 +43,19 @@ def test_summary_has_the_gain_tables(tmp_path):
     assert "+1.00 ± 0.00 (2 seeds)" in text and "-20.00 (1 seed)" in text
     assert "# Gain over classical augmentation alone (points), paired by seed" in text
     assert "+0.00 ± 1.41 (2 seeds)" in text
+
+
+def test_summary_rows_are_in_reading_order_and_generators_are_averaged(tmp_path):
+    rows = ROWS + [row(10, 8.0, "synthetic", "fair", 0, 0.82), row(10, 0.5, "synthetic", "fair", 0, 0.805),
+                   row(10, 4.0, "synthetic", "shipped", 0, 0.9)]
+    diversity = [{"generator": "fair n=10 seed=0", "class": c, "agreement": a, "frechet": 2.0 * c}
+                 for c, a in enumerate((0.5, 1.0))]
+    write_summary(tmp_path, rows, diversity)
+    accuracy_table = (tmp_path / "summary.md").read_text().split("# Gain over")[0]
+    labels = [line.split("|")[1:4] for line in accuracy_table.splitlines() if line.startswith("| ")][1:]
+    assert [[c.strip() for c in label] for label in labels] == [
+        ["none", "-", "0"], ["classical", "-", "0"], ["synthetic", "shipped", "4"],
+        ["synthetic", "fair", "0.5"], ["synthetic", "fair", "1"], ["synthetic", "fair", "8"],
+        ["synthetic", "fair", "inf"], ["classical+synthetic", "fair", "1"]]
+    text = (tmp_path / "summary.md").read_text()
+    assert "| fair n=10 seed=0 | 0.7500 | 1.0000 |" in text  # agreement and Fréchet, mean over 2 classes
