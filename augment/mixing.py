@@ -10,13 +10,14 @@ other datasets with a SyntheticMNIST). ``synthetic_only`` gives exact per-class 
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Mapping, Optional, Sequence, Union
 
 import torch
 from torch.utils.data import ConcatDataset, Dataset, Subset
 
 from .errors import ConfigError
-from .synthetic import GeneratorLike, SampleBatch, SyntheticMNIST, load_source
+from .synthetic import GeneratorLike, SampleBatch, SyntheticMNIST, index_tensor, load_source
 
 
 def dataset_targets(dataset: Dataset) -> torch.Tensor:
@@ -51,7 +52,7 @@ class BatchedConcatDataset(ConcatDataset):
         self.targets = torch.cat([dataset_targets(d) for d in datasets])
 
     def __getitems__(self, indices: Sequence[int]):
-        idx = torch.as_tensor(indices, dtype=torch.long).reshape(-1)
+        idx = index_tensor(indices)
         idx = torch.where(idx < 0, idx + len(self), idx)
         if len(idx) and (int(idx.min()) < 0 or int(idx.max()) >= len(self)):
             raise IndexError(f"index out of range for a dataset of {len(self)} items")
@@ -81,12 +82,21 @@ class MixedDataset(BatchedConcatDataset):
         self.real, self.synthetic = real, synthetic
 
 
+def _count(n) -> int:
+    """A per-class count: an integer (2.0 is 2), never a silently truncated 2.7."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Real) or not math.isfinite(n) or int(n) != n:
+        raise ConfigError(f"per-class counts must be whole numbers, got {n!r}")
+    return int(n)
+
+
 def _assemble(results: list, positions: list, n: int):
     parts = []
     for res in results:
         if isinstance(res, SampleBatch):
             parts.append((res.images, res.labels))
-        elif res and all(isinstance(x, torch.Tensor) for x, _ in res):
+        elif res and all(isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], torch.Tensor)
+                         and isinstance(item[1], int) and not isinstance(item[1], bool) for item in res) \
+                and len({x.shape for x, _ in res}) == 1:
             parts.append((torch.stack([x for x, _ in res]), torch.tensor([int(y) for _, y in res])))
         else:
             parts = None
@@ -123,12 +133,12 @@ def mix_real_synthetic(real: Optional[Dataset], generator: GeneratorLike = None,
     if math.isfinite(ratio):
         wanted = {c: math.floor(ratio * n + 0.5) for c, n in sorted(real_counts.items())}
     elif isinstance(per_class, Mapping):
-        wanted = {int(c): int(n) for c, n in per_class.items()}
+        wanted = {int(c): _count(n) for c, n in per_class.items()}
     elif per_class is not None:
         ids = sorted(real_counts) if real_counts else classes
         if ids is None:
             ids = range(load_source(generator)[0].config.num_classes)
-        wanted = {int(c): int(per_class) for c in ids}
+        wanted = {int(c): _count(per_class) for c in ids}
     elif real_counts:
         wanted = dict(sorted(real_counts.items()))
     else:
@@ -155,7 +165,7 @@ def synthetic_only(generator: GeneratorLike, per_class: Union[int, Mapping[int, 
     if isinstance(per_class, Mapping):
         if classes is not None:
             raise ConfigError("give the classes either as per_class's keys or as classes, not both")
-        counts = [int(n) for n in per_class.values()]
+        counts = [_count(n) for n in per_class.values()]
         if any(n < 0 for n in counts) or sum(counts) <= 0:
             raise ConfigError("per_class counts must be non-negative and not all zero")
         return SyntheticMNIST(generator, num_samples=sum(counts), classes=list(per_class),

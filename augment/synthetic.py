@@ -68,6 +68,18 @@ def weights_digest(module: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
+def index_tensor(indices) -> torch.Tensor:
+    """Indices (an int, a sequence or a tensor of integers) as a flat int64 CPU tensor; a float
+    index is a TypeError and one beyond int64 an IndexError, as for a list."""
+    try:
+        idx = torch.as_tensor(indices).cpu().reshape(-1)
+    except (OverflowError, RuntimeError, ValueError):
+        raise IndexError(f"indices out of range: {indices!r}"[:200]) from None
+    if idx.dtype == torch.bool or (len(idx) and idx.is_floating_point()) or idx.is_complex():
+        raise TypeError(f"indices must be integers, got {idx.dtype}")
+    return idx.long()
+
+
 def _device(device, generator: Generator) -> torch.device:
     if device is None:
         return next(generator.parameters()).device
@@ -136,8 +148,8 @@ class SyntheticMNIST(Dataset):
                  dtype=None, fast: bool = True, chunk: Optional[int] = None):
         if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples <= 0:
             raise ConfigError(f"num_samples must be a positive integer, got {num_samples!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 64:
+            raise ConfigError(f"seed must be an integer in [0, 2**64), got {seed!r}")
         if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk <= 0):
             raise ConfigError(f"chunk must be a positive integer, got {chunk!r}")
         if truncation is not None and not truncation > 0:
@@ -228,7 +240,7 @@ class SyntheticMNIST(Dataset):
         if isinstance(indices, range):
             idx = torch.arange(indices.start, indices.stop, indices.step, dtype=torch.long)
         else:
-            idx = torch.as_tensor(indices, dtype=torch.long).cpu().reshape(-1)
+            idx = index_tensor(indices)
         n = self.num_samples
         if len(idx) and (int(idx.min()) < -n or int(idx.max()) >= n):
             raise IndexError(f"index out of range for a SyntheticMNIST of {n} items")

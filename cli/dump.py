@@ -24,7 +24,7 @@ from .options import int_list
 @click.option("--test-samples", type=click.IntRange(0), default=0,
               help="also write a test split of this many further items (with --split train), so "
               "that torchvision's MNIST(root, train=False) reads it too")
-@click.option("--seed", type=click.IntRange(0), default=0, help="seed of the per-index latents")
+@click.option("--seed", type=click.IntRange(0, 2 ** 64 - 1), default=0, help="seed of the per-index latents")
 @click.option("--classes", type=str, default=None, help="comma-separated classes (default: all)")
 @click.option("--class-weights", type=str, default=None,
               help="comma-separated relative class frequencies, one per class (default: equal)")

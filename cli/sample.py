@@ -17,7 +17,7 @@ from .options import int_list
                    "(the sample grids of SOURCE, a run directory)")
 @click.option("--per-class", type=click.IntRange(1, 100), default=10, help="images per class (row)")
 @click.option("--classes", type=str, default=None, help="comma-separated classes (default: all)")
-@click.option("--seed", type=click.IntRange(0), default=0, help="seed of the latents")
+@click.option("--seed", type=click.IntRange(0, 2 ** 64 - 1), default=0, help="seed of the latents")
 @click.option("--device", type=str, default="cpu", help="'cpu' (default: a grid is small), 'auto', 'cuda' or 'cuda:N'")
 @click.option("--duration-ms", type=click.IntRange(10, 10_000), default=250, help="GIF frame time")
 def sample(source: Path | None, out: Path, per_class: int, classes: str | None, seed: int, device: str,

@@ -72,3 +72,30 @@ def test_batched_concat_equals_concat_with_one_forward_per_part(generator, idx_d
         BatchedConcatDataset([])
     with pytest.raises(IndexError):
         batched.__getitems__([125])
+
+
+def test_fractional_per_class_counts_are_refused(generator):
+    with pytest.raises(ConfigError, match="whole numbers"):
+        mix_real_synthetic(None, generator, ratio=math.inf, per_class=2.7)
+    with pytest.raises(ConfigError, match="whole numbers"):
+        synthetic_only(generator, {1: 2.9, 3: 1})
+    assert class_counts(synthetic_only(generator, {1: 2.0})) == {1: 2}
+
+
+class _FloatTargets(torch.utils.data.Dataset):
+    def __len__(self):
+        return 3
+
+    def __getitem__(self, i):
+        return torch.zeros(1, 32, 32), i + 0.75
+
+
+def test_batched_concat_keeps_items_it_cannot_batch_as_concat_does(generator):
+    parts = [_FloatTargets(), torch.utils.data.TensorDataset(torch.zeros(2, 1, 32, 32), torch.zeros(2), torch.ones(2))]
+    batched, plain = BatchedConcatDataset(parts), ConcatDataset(parts)
+    got, expected = batched.__getitems__([0, 1, 2, 3, 4]), [plain[i] for i in range(5)]
+    assert len(got) == 5
+    for a, b in zip(got, expected):
+        assert len(a) == len(b) and all(torch.equal(torch.as_tensor(x), torch.as_tensor(y)) for x, y in zip(a, b))
+    with pytest.raises(TypeError):
+        batched.__getitems__([0.5])

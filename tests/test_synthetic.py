@@ -248,3 +248,19 @@ def test_cuda_latents_equal_cpu_latents_and_dataset_runs(generator):
     assert x.device.type == "cuda" and torch.equal(x, all_images(ds, 7).to(x.device))
     with pytest.raises(Exception, match="num_workers=0"):
         next(iter(DataLoader(ds, batch_size=5, num_workers=1)))
+
+
+def test_float_and_huge_indices_are_refused_like_a_list(generator):
+    ds = SyntheticMNIST(generator, num_samples=10, device="cpu")
+    with pytest.raises(TypeError):
+        ds[1.7]
+    with pytest.raises(TypeError):
+        ds.__getitems__([2.9])
+    with pytest.raises(IndexError):
+        ds[2 ** 63]
+
+
+def test_seed_must_fit_in_64_bits(generator):
+    SyntheticMNIST(generator, num_samples=4, seed=2 ** 64 - 1, device="cpu")
+    with pytest.raises(ConfigError, match="2\\*\\*64"):
+        SyntheticMNIST(generator, num_samples=4, seed=2 ** 64, device="cpu")
