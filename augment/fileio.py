@@ -82,6 +82,9 @@ def atomic_directory(out: PathLike, overwrite: bool = False,
     ``check_directory_target``; then replaced as a whole). On any exception the temporary
     directory is removed and ``out`` is left as it was."""
     out = Path(out)
+    here = Path.cwd().resolve()
+    if out.resolve() == here or out.resolve() in here.parents:
+        raise AugmentError(f"output {out} is the current directory or holds it; name a directory to create")
     check_directory_target(out, overwrite, replaceable)
     parent = out.absolute().parent
     created = None  # the highest parent folder this call creates, removed again on failure

@@ -163,13 +163,13 @@ def stratified_labels(num_samples: int, classes: Sequence[int],
     if weights is None:
         return torch.tensor(classes, dtype=torch.long).repeat(-(-num_samples // len(classes)))[:num_samples]
     w = torch.tensor([float(x) for x in weights], dtype=torch.float64)
-    total = float(w.sum())
+    share = (w / w.max()) / float((w / w.max()).sum())  # of each class; finite even for weights near 1e308
     keys, owners = [], []
-    for pos, (c, wc) in enumerate(zip(classes, w.tolist())):
+    for pos, (wc, sc) in enumerate(zip(w.tolist(), share.tolist())):
         if wc <= 0:
             continue
-        # the first num_samples seats hold at most num_samples * wc / total + K / 2 + 1 of class c
-        k = torch.arange(math.ceil(num_samples * wc / total) + len(classes) + 2, dtype=torch.float64)
+        # the first num_samples seats hold at most num_samples * share + K / 2 + 1 of class c
+        k = torch.arange(math.ceil(num_samples * sc) + len(classes) + 2, dtype=torch.float64)
         keys.append((k + 0.5) / wc)
         owners.append(torch.full(k.shape, pos, dtype=torch.long))
     order = torch.sort(torch.cat(keys), stable=True).indices[:num_samples]

@@ -124,3 +124,13 @@ def test_exclusive_lock_refuses_a_second_holder_until_released(tmp_path):
                 pass
     with exclusive_lock(lock, "the thing"):  # released
         pass
+
+
+@pytest.mark.parametrize("target", [".", "", ".."])
+def test_the_current_directory_is_not_an_output(tmp_path, monkeypatch, target):
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    with pytest.raises(AugmentError, match="current directory"):
+        with atomic_directory(target):
+            pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["here"] and not any((tmp_path / "here").iterdir())

@@ -264,3 +264,8 @@ def test_seed_must_fit_in_64_bits(generator):
     SyntheticMNIST(generator, num_samples=4, seed=2 ** 64 - 1, device="cpu")
     with pytest.raises(ConfigError, match="2\\*\\*64"):
         SyntheticMNIST(generator, num_samples=4, seed=2 ** 64, device="cpu")
+
+
+def test_huge_class_weights_are_as_good_as_their_ratios():
+    assert stratified_labels(10, [0, 1], [1e308, 1e308]).tolist() == stratified_labels(10, [0, 1]).tolist()
+    assert stratified_labels(7, [0, 1], [1e308, 1.0]).tolist() == [0] * 7
