@@ -224,9 +224,13 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor,
     ``train_accuracy`` (on the augmented batches), ``eval_accuracy`` (if eval data given),
     ``seconds``. ``cfg.num_classes`` defaults to ``max(labels) + 1`` (at least 2).
     ``batch_transform(images, generator)`` (e.g. ``augmentation.random_affine``) augments each
-    training batch after the random shift, drawing from the same seeded generator."""
+    training batch after the random shift, drawing from the same seeded generator.
+
+    ``images`` may also be an index-able source with ``shape`` (N, C, 32, 32) whose
+    ``source[idx]`` (int64 ``(B,)`` on ``device``) gives float32 ``(B, C, 32, 32)`` in [-1, 1]
+    on ``device``, e.g. ``experiment.OnDemandImages``, which makes items only when drawn."""
     device = torch.device(device) if device is not None else labels.device
-    x = as_model_images(images, device)
+    x = as_model_images(images, device) if isinstance(images, torch.Tensor) else images
     y = labels.to(device=device, dtype=torch.int64)
     if x.shape[0] != y.shape[0] or y.dim() != 1:
         raise DataError(f"{x.shape[0]} images but labels of shape {tuple(y.shape)}")

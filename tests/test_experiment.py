@@ -228,3 +228,55 @@ def test_a_fair_run_with_another_critic_augment_is_refused_before_any_cell(tmp_p
                                  tmp_path / "exp", torch.device("cpu"), data_dir=idx_dir, progress=False,
                                  log=lambda m: None, mnist=False, fair_dir=tmp_path / "fair"))
     assert [(r["regime"], r["augmentation"]) for r in rows] == [("fair", "synthetic")]
+
+
+class CountingDataset(torch.utils.data.Dataset):
+    """Wraps a dataset and records every index fetched through ``__getitems__``."""
+
+    def __init__(self, dataset):
+        self.dataset, self.fetched = dataset, []
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitems__(self, indices):
+        self.fetched += list(indices)
+        return self.dataset.__getitems__(indices)
+
+
+def test_on_demand_images_are_the_materialized_ones_made_once_and_only_when_drawn(idx_dir, generator):
+    from augment.data import RealMNIST
+    from augment.experiment import OnDemandImages, materialize
+    from augment.mixing import mix_real_synthetic
+
+    real = RealMNIST(idx_dir, train=True, device="cpu", n_per_class=3, seed=0, mnist=False)
+    mixed = mix_real_synthetic(real, generator, 8.0, seed=5, device="cpu")
+    images, _ = materialize(mixed, batch_size=7)
+    counting = CountingDataset(mixed)
+    source = OnDemandImages(counting, "cpu")
+    assert source.shape == images.shape and len(source) == len(images) == 30 * 9
+    g = torch.Generator().manual_seed(0)
+    drawn = set()
+    for _ in range(6):
+        idx = torch.randint(0, len(images), (16,), generator=g)
+        assert torch.equal(source[idx], images[idx])  # bitwise, real and synthetic items alike
+        drawn |= set(idx.tolist())
+    assert sorted(counting.fetched) == sorted(drawn | {0})  # each drawn item made exactly once
+    assert source.count_made == len(drawn | {0}) < len(images)
+
+
+def test_a_classifier_trained_on_demand_equals_one_trained_on_materialized_images(idx_dir, generator):
+    from augment.classifier import ClassifierTrainConfig, train_classifier
+    from augment.data import RealMNIST
+    from augment.experiment import OnDemandImages, materialize
+    from augment.mixing import dataset_targets, mix_real_synthetic
+
+    real = RealMNIST(idx_dir, train=True, device="cpu", n_per_class=2, seed=1, mnist=False)
+    mixed = mix_real_synthetic(real, generator, 4.0, seed=3, device="cpu")
+    images, labels = materialize(mixed)
+    assert torch.equal(labels, dataset_targets(mixed))
+    budget = ClassifierTrainConfig(steps=4, batch_size=8, seed=2, max_shift=0)
+    eager, _ = train_classifier(images, labels, train=budget, device="cpu")
+    lazy, _ = train_classifier(OnDemandImages(mixed, "cpu"), labels, train=budget, device="cpu")
+    for (name, a), (_, b) in zip(eager.state_dict().items(), lazy.state_dict().items()):
+        assert torch.equal(a, b), name
