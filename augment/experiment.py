@@ -293,7 +293,8 @@ class OnDemandImages:
     def _fetch(self, idx: torch.Tensor) -> torch.Tensor:
         from .synthetic import collate_batch
 
-        items = self.dataset.__getitems__(idx.tolist())
+        getitems = getattr(self.dataset, "__getitems__", None)
+        items = getitems(idx.tolist()) if callable(getitems) else [self.dataset[i] for i in idx.tolist()]
         images = collate_batch(items)[0]
         return images.to(device=self.device, dtype=torch.float32)
 

@@ -280,3 +280,13 @@ def test_a_classifier_trained_on_demand_equals_one_trained_on_materialized_image
     lazy, _ = train_classifier(OnDemandImages(mixed, "cpu"), labels, train=budget, device="cpu")
     for (name, a), (_, b) in zip(eager.state_dict().items(), lazy.state_dict().items()):
         assert torch.equal(a, b), name
+
+
+def test_on_demand_images_of_a_dataset_without_batched_fetch(generator):
+    from augment.experiment import OnDemandImages
+    from augment.synthetic import SyntheticMNIST
+
+    ds = SyntheticMNIST(generator, num_samples=12, seed=4)
+    items = [ds[i] for i in range(12)]  # a plain list: no __getitems__
+    idx = torch.tensor([5, 0, 5, 11])
+    assert torch.equal(OnDemandImages(items, "cpu")[idx], torch.stack([items[i][0] for i in idx.tolist()]))
