@@ -271,7 +271,9 @@ class OnDemandImages:
     ``materialize`` would have given it. Storage is allocated up front but untouched pages of
     a CPU tensor cost no memory."""
 
-    def __init__(self, dataset, device: torch.device):
+    def __init__(self, dataset, device: torch.device | str):
+        if len(dataset) == 0:
+            raise ConfigError("no training items: the dataset is empty")
         self.dataset, self.device = dataset, torch.device(device)
         first = self._fetch(torch.zeros(1, dtype=torch.long))
         self.images = torch.empty((len(dataset), *first.shape[1:]), dtype=torch.float32, device=self.device)
@@ -291,11 +293,10 @@ class OnDemandImages:
         return int(self.made.sum())
 
     def _fetch(self, idx: torch.Tensor) -> torch.Tensor:
+        from .mixing import fetch_items
         from .synthetic import collate_batch
 
-        getitems = getattr(self.dataset, "__getitems__", None)
-        items = getitems(idx.tolist()) if callable(getitems) else [self.dataset[i] for i in idx.tolist()]
-        images = collate_batch(items)[0]
+        images = collate_batch(fetch_items(self.dataset, idx.tolist()))[0]
         return images.to(device=self.device, dtype=torch.float32)
 
     def __getitem__(self, idx: torch.Tensor) -> torch.Tensor:

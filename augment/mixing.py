@@ -38,6 +38,13 @@ def class_counts(dataset: Dataset) -> dict:
     return dict(zip(labels.tolist(), counts.tolist()))
 
 
+def fetch_items(dataset: Dataset, indices: Sequence[int]):
+    """The items at ``indices``, fetched the way a DataLoader does: one ``__getitems__`` call
+    where the dataset has one (a SampleBatch from SyntheticMNIST), else item by item."""
+    getitems = getattr(dataset, "__getitems__", None)
+    return getitems(indices) if callable(getitems) else [dataset[i] for i in indices]
+
+
 class BatchedConcatDataset(ConcatDataset):
     """``ConcatDataset`` with batched fetch and ``targets``: a batch calls each part's
     ``__getitems__`` once (so a SyntheticMNIST part is one generator forward per batch, where a
@@ -64,8 +71,7 @@ class BatchedConcatDataset(ConcatDataset):
             if len(where) == 0:
                 continue
             local = (idx[where] - (ends[k - 1] if k else 0)).tolist()
-            getitems = getattr(dataset, "__getitems__", None)
-            results.append(getitems(local) if callable(getitems) else [dataset[j] for j in local])
+            results.append(fetch_items(dataset, local))
             positions.append(where)
         return _assemble(results, positions, len(idx))
 

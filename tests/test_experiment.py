@@ -290,3 +290,10 @@ def test_on_demand_images_of_a_dataset_without_batched_fetch(generator):
     items = [ds[i] for i in range(12)]  # a plain list: no __getitems__
     idx = torch.tensor([5, 0, 5, 11])
     assert torch.equal(OnDemandImages(items, "cpu")[idx], torch.stack([items[i][0] for i in idx.tolist()]))
+
+
+def test_on_demand_images_of_an_empty_dataset_are_refused():
+    from augment.experiment import OnDemandImages
+
+    with pytest.raises(ConfigError, match="empty"):
+        OnDemandImages([], "cpu")
