@@ -2,9 +2,10 @@
 
 A checkpoint is one dict saved with ``torch.save`` and loaded with ``weights_only=True``:
 ``{"format": "augment.checkpoint", "format_version", "train_config", "generator", "critic",
-"opt_g", "opt_d", "step", "rng", "elapsed", "log_window"}`` (elapsed: training wall time in
-seconds, counted across resumes; log_window: per-step stats not yet logged, ``{name: (m,)}``;
-older checkpoints lack both); RNG states are uint8 tensors. A generator file is
+"opt_g", "opt_d", "step", "rng", "elapsed", "log_window"}`` plus ``"generator_ema"`` (the
+weight average) in runs with ``ema_decay`` (elapsed: training wall time in seconds, counted
+across resumes; log_window: per-step stats not yet logged, ``{name: (m,)}``; older
+checkpoints lack both); RNG states are uint8 tensors. A generator file is
 safetensors whose metadata carries ``format``, ``format_version`` and the ``model_config``
 JSON, so it alone rebuilds the generator. Both are written atomically.
 """
@@ -131,8 +132,14 @@ def load_generator(path: PathLike, device: Union[str, torch.device] = "cpu") -> 
         cfg, state, _ = read_generator_file(path)
     else:
         ckpt = load_checkpoint(path)
-        cfg, state = ckpt["train_config"].model, ckpt["generator"]
+        cfg, state = ckpt["train_config"].model, checkpoint_generator_state(ckpt)
     return _build_generator(path, cfg, state).to(device).eval()
+
+
+def checkpoint_generator_state(ckpt: dict, averaged: bool = True) -> dict:
+    """The generator weights of a loaded checkpoint: the weight average when the run kept one
+    (``ema_decay``) and ``averaged``, else the live generator's."""
+    return ckpt["generator_ema"] if averaged and "generator_ema" in ckpt else ckpt["generator"]
 
 
 def _build_generator(path: Path, cfg: ModelConfig, state: dict) -> Generator:
@@ -144,11 +151,21 @@ def _build_generator(path: Path, cfg: ModelConfig, state: dict) -> Generator:
     return generator
 
 
-def export_generator(checkpoint: PathLike, out: PathLike) -> str:
-    """Write the generator of a training checkpoint as a generator file; returns its SHA-256."""
+def export_generator(checkpoint: PathLike, out: PathLike, averaged: bool = True) -> str:
+    """Write the generator of a training checkpoint as a generator file; returns its SHA-256.
+
+    A run with ``ema_decay`` exports its weight average unless ``averaged`` is False."""
     ckpt = load_checkpoint(checkpoint)
-    generator = _build_generator(Path(checkpoint), ckpt["train_config"].model, ckpt["generator"])
-    return save_generator(out, generator, {"step": ckpt["step"]})
+    state = checkpoint_generator_state(ckpt, averaged)
+    generator = _build_generator(Path(checkpoint), ckpt["train_config"].model, state)
+    averaged = state is ckpt.get("generator_ema")
+    return save_generator(out, generator,
+                          {"step": ckpt["step"], **weights_metadata(ckpt["train_config"].ema_decay, averaged)})
+
+
+def weights_metadata(ema_decay: float | None, averaged: bool) -> dict:
+    """Generator-file metadata saying which weights it holds: 'average' (with its decay) or 'live'."""
+    return {"weights": "average", "ema_decay": ema_decay} if averaged else {"weights": "live"}
 
 
 def _is_safetensors(path: Path) -> bool:

@@ -62,6 +62,10 @@ class TrainConfig:
     beta1: float = _opt(0.5, "Adam beta1", min=0.0, max=1.0)
     beta2: float = _opt(0.9, "Adam beta2", min=0.0, max=1.0)
     gp_weight: float = _opt(10.0, "gradient-penalty weight lambda", min=0.0)
+    ema_decay: Optional[float] = _opt(
+        None, "also keep an exponential moving average of the generator's weights with this "
+        "decay per generator step (e.g. 0.999, warm-up (1+t)/(10+t)); sample grids and the "
+        "exported generator use the average", min=0.0, max=1.0)
     critic_augment: str = _opt(
         "none", "DiffAugment: random differentiable transforms of every image the critic sees "
         "(shifts of up to 1/8 of the side, a half-side cutout), for small training sets",
@@ -87,6 +91,8 @@ class TrainConfig:
             object.__setattr__(self, "model", ModelConfig(**self.model))
         if not (self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda")):
             raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
+        if self.ema_decay is not None and self.ema_decay >= 1.0:
+            raise ConfigError(f"ema_decay={self.ema_decay!r} must be below 1 (1 would never move the average)")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

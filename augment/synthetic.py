@@ -188,6 +188,9 @@ class SyntheticMNIST(Dataset):
         """(images (B, C, 32, 32) float32 on the device, labels (B,) int64 CPU) of ``indices``
         (a sequence, range or 1-D tensor). Forwards always have exactly ``chunk`` rows (the
         last padded), so an image does not depend on the batch it was requested in."""
+        if self.device.type == "cuda" and get_worker_info() is not None:
+            raise AugmentError("a SyntheticMNIST on CUDA cannot run in DataLoader worker processes; "
+                               "use num_workers=0 or device='cpu'")
         idx = self._indices(indices)
         labels = self.targets[idx]
         chunks = []
@@ -209,9 +212,6 @@ class SyntheticMNIST(Dataset):
         return (chunks[0] if len(chunks) == 1 else torch.cat(chunks)), labels
 
     def __getitems__(self, indices: Sequence[int]):
-        if get_worker_info() is not None and self.device.type == "cuda":
-            raise AugmentError("a SyntheticMNIST on CUDA cannot run in DataLoader worker processes; "
-                               "use num_workers=0 or device='cpu'")
         images, labels = self.generate(indices)
         if self.transform is None and self.target_transform is None:
             return SampleBatch(images, labels)

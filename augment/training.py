@@ -27,7 +27,7 @@ from typing import Optional
 import torch
 
 from . import checkpoint as ckpt
-from . import critic_augment, distributed
+from . import critic_augment, distributed, ema
 from .config import TrainConfig
 from .data import (BACKGROUND, check_labels, infer_num_classes, load_split, per_class_subset, resolve_data_dir,
                    to_model_images)
@@ -113,6 +113,8 @@ class Trainer:
             distributed.use_global_batchnorm(self.G)
         self.G.to(self.device).train()
         self.D.to(self.device).train()
+        # the weight average of G (eval mode, no gradients) when cfg.ema_decay is set
+        self.G_ema = ema.averaged_copy(self.G) if cfg.ema_decay is not None else None
         betas = (cfg.beta1, cfg.beta2)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=betas)
@@ -211,10 +213,19 @@ class Trainer:
         return stats
 
     def step(self) -> dict:
-        """One generator step (n_critic critic updates + one generator update)."""
+        """One generator step (n_critic critic updates + one generator update), then the
+        update of the weight average when there is one."""
         stats = self.step_fn()
         self.step_count += 1
+        if self.G_ema is not None:
+            ema.update_average(self.G_ema, self.G, ema.decay_at(self.step_count, self.cfg.ema_decay))
         return stats
+
+    @property
+    def sampling_generator(self) -> torch.nn.Module:
+        """The generator that sample grids and the exported file use: the weight average when
+        the run keeps one, else the live generator."""
+        return self.G if self.G_ema is None else self.G_ema
 
     # ------------------------------------------------------------------------------ state
 
@@ -227,6 +238,7 @@ class Trainer:
             "opt_d": self.opt_d.state_dict(),
             "step": self.step_count,
             "rng": {"noise": self.noise.get_state()},
+            **({} if self.G_ema is None else {"generator_ema": self.G_ema.state_dict()}),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -242,6 +254,8 @@ class Trainer:
             self.D.load_state_dict(state["critic"])
             self.opt_g.load_state_dict(state["opt_g"])
             self.opt_d.load_state_dict(state["opt_d"])
+            if self.G_ema is not None:
+                self.G_ema.load_state_dict(state["generator_ema"])
         except (RuntimeError, ValueError, KeyError) as e:
             raise CheckpointError(f"checkpoint does not fit its models: {str(e).splitlines()[0]}") from None
         self.noise.set_state(noise)
@@ -324,7 +338,7 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: Optional[dict], progress: bool
     fixed_noise_seed = cfg.seed + SAMPLE_SEED_OFFSET
 
     def save_samples() -> None:
-        images = class_grid(trainer.G, per_class=10, seed=fixed_noise_seed)
+        images = class_grid(trainer.sampling_generator, per_class=10, seed=fixed_noise_seed)
         save_grid(images, run_dir / "samples" / f"step_{trainer.step_count:07d}.png", nrow=10)
         if tb is not None:
             from torchvision.utils import make_grid
@@ -393,7 +407,9 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: Optional[dict], progress: bool
 
     generator_path = run_dir / "generator.safetensors"
     if main:
-        ckpt.save_generator(generator_path, trainer.G, {"step": trainer.step_count})
+        ckpt.save_generator(generator_path, trainer.sampling_generator,
+                            {"step": trainer.step_count,
+                             **ckpt.weights_metadata(cfg.ema_decay, trainer.G_ema is not None)})
         save_gif(run_frames(run_dir), run_dir / "samples.gif")
         if metrics_path.exists():
             save_loss_plot(metrics_path, run_dir / "losses.png")

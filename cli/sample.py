@@ -53,9 +53,11 @@ def sample(source: Path | None, out: Path, per_class: int, classes: str | None, 
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="generator file to write (.safetensors)")
-def export(checkpoint: Path, out: Path) -> None:
+@click.option("--live-weights", is_flag=True,
+              help="a run trained with --ema-decay: export the live generator, not the weight average")
+def export(checkpoint: Path, out: Path, live_weights: bool) -> None:
     """Write a training checkpoint's generator as a standalone .safetensors file."""
     from augment.checkpoint import export_generator
 
-    digest = export_generator(checkpoint, out)
+    digest = export_generator(checkpoint, out, averaged=not live_weights)
     click.echo(json.dumps({"out": str(out), "sha256": digest}))

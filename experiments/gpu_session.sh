@@ -12,7 +12,8 @@
 #   quality            quality_per_minute.py: reference and fast loop, BUDGET_S each
 #   fair               fair-regime generators, n in FAIR_N, seeds in FAIR_SEEDS
 #   main               the main run: resumes the quality stage's fast run (or starts one) and
-#                      trains until the deadline minus what the later stages need
+#                      trains until the deadline minus what the later stages need; a run it
+#                      starts keeps a weight average when EMA_DECAY is set (e.g. 0.999)
 #   bench_sampling     raw forward, FastGenerator, SyntheticMNIST + DataLoader, real pipeline
 #                      (SAMPLING_COMPILE=max-autotune adds torch.compile'd forwards)
 # Outputs under $OUT: results.tar.gz (logs, JSON, run directories without weights), the main
@@ -99,7 +100,8 @@ for name in $STAGES; do
       minutes=$(python3 -c "print(round(max($main_s, 6) / 60, 2))")
       rm -rf "$WORK/main"
       stage main 600 "$MAIN_RESERVE_S" python3 -m cli train --run-dir "$WORK/main" \
-        --max-minutes "$minutes" --sample-every 1000 --checkpoint-every 5000 --device "$DEVICE" --quiet
+        --max-minutes "$minutes" --sample-every 1000 --checkpoint-every 5000 --device "$DEVICE" \
+        ${EMA_DECAY:+--ema-decay "$EMA_DECAY"} --quiet
     fi ;;
   bench_sampling)
     stage bench_sampling 60 15 python3 experiments/bench_sampling.py --device "$DEVICE" \

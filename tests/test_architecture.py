@@ -35,6 +35,7 @@ def test_the_library_never_imports_the_cli_or_the_experiments():
     ("models", {"augment.config", "augment.errors"}),
     ("losses", set()),
     ("metrics", set()),
+    ("ema", set()),
 ])
 def test_pure_modules_know_nothing_of_files_logging_or_training(name, allowed):
     """models and losses know nothing of files, logging or the CLI; metrics takes arrays and

@@ -159,6 +159,19 @@ def test_worker_processes_give_the_same_images(generator):
     assert torch.equal(all_images(ds, 10, num_workers=2), all_images(ds, 40))
 
 
+def test_a_cuda_dataset_in_a_worker_process_is_a_clear_error(generator, monkeypatch):
+    """Batched or item by item (e.g. under a plain ConcatDataset), a worker gets our error,
+    not CUDA's fork error; checked on the CPU by posing as a worker of a CUDA dataset."""
+    import augment.synthetic as synthetic
+
+    ds = SyntheticMNIST(generator, num_samples=8, seed=0)
+    ds.device = torch.device("cuda")  # no CUDA tensor is made: the check comes first
+    monkeypatch.setattr(synthetic, "get_worker_info", lambda: object())
+    for fetch in (lambda: ds[3], lambda: ds.__getitems__([0, 1])):
+        with pytest.raises(AugmentError, match="num_workers=0"):
+            fetch()
+
+
 def test_collate_batch_equals_default_collate(generator):
     ds = SyntheticMNIST(generator, num_samples=12, seed=0)
     batch = ds.__getitems__([5, 0, 11])

@@ -38,18 +38,21 @@ def _final_state(run):
     return load_checkpoint(run / "checkpoints" / "last.pt")
 
 
-@pytest.mark.parametrize("real_batches, critic_augment", [("fresh", "none"), ("shared", "none"),
-                                                          ("fresh", "translation,cutout")])
+@pytest.mark.parametrize("real_batches, critic_augment, ema_decay", [
+    ("fresh", "none", None), ("shared", "none", None), ("fresh", "translation,cutout", None),
+    ("fresh", "none", 0.9)])
 def test_resume_is_bitwise_identical_to_an_uninterrupted_run(tmp_path, tiny_train_config, real_batches,
-                                                             critic_augment):
+                                                             critic_augment, ema_decay):
     cfg = dataclasses.replace(tiny_train_config, max_steps=6, checkpoint_every=3, real_batches=real_batches,
-                              critic_augment=critic_augment)
+                              critic_augment=critic_augment, ema_decay=ema_decay)
     train(cfg, tmp_path / "straight", progress=False)
     train(dataclasses.replace(cfg, max_steps=3), tmp_path / "split", progress=False)
     resume(tmp_path / "split", {"max_steps": 6}, progress=False)
     a, b = _final_state(tmp_path / "straight"), _final_state(tmp_path / "split")
     assert a["step"] == b["step"] == 6
-    for key in ("generator", "critic"):
+    keys = ("generator", "critic") + (("generator_ema",) if ema_decay else ())
+    assert ("generator_ema" in a) == ("generator_ema" in b) == bool(ema_decay)
+    for key in keys:
         for name, tensor in a[key].items():
             assert torch.equal(tensor, b[key][name]), f"{key}.{name}"
     for key in ("opt_g", "opt_d"):
