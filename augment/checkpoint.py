@@ -70,6 +70,10 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
         state["train_config"] = TrainConfig.from_dict(state["train_config"])
     except AugmentError as e:
         raise CheckpointError(f"{path}: bad training config inside ({e})") from None
+    decay = state["train_config"].ema_decay
+    if decay is not None and not isinstance(state.get("generator_ema"), dict):
+        raise CheckpointError(f"{path}: trained with ema_decay={decay} but holds no weight average "
+                              f"(generator_ema); the file is damaged or was edited")
     return state
 
 
@@ -159,13 +163,18 @@ def export_generator(checkpoint: PathLike, out: PathLike, averaged: bool = True)
     state = checkpoint_generator_state(ckpt, averaged)
     generator = _build_generator(Path(checkpoint), ckpt["train_config"].model, state)
     averaged = state is ckpt.get("generator_ema")
-    return save_generator(out, generator,
-                          {"step": ckpt["step"], **weights_metadata(ckpt["train_config"].ema_decay, averaged)})
+    return save_generator(out, generator, {"step": ckpt["step"], **weights_metadata(
+        ckpt["train_config"].ema_decay if averaged else None, ckpt["step"])})
 
 
-def weights_metadata(ema_decay: float | None, averaged: bool) -> dict:
-    """Generator-file metadata saying which weights it holds: 'average' (with its decay) or 'live'."""
-    return {"weights": "average", "ema_decay": ema_decay} if averaged else {"weights": "live"}
+def weights_metadata(ema_decay: float | None, step: int) -> dict:
+    """Generator-file metadata saying which weights it holds: 'live', or 'average' with its
+    ``ema_decay`` and the decay in use at ``step`` (lower during the warm-up)."""
+    if ema_decay is None:
+        return {"weights": "live"}
+    from .ema import decay_at
+
+    return {"weights": "average", "ema_decay": ema_decay, "ema_decay_at_step": round(decay_at(step, ema_decay), 6)}
 
 
 def _is_safetensors(path: Path) -> bool:

@@ -64,8 +64,9 @@ class TrainConfig:
     gp_weight: float = _opt(10.0, "gradient-penalty weight lambda", min=0.0)
     ema_decay: Optional[float] = _opt(
         None, "also keep an exponential moving average of the generator's weights with this "
-        "decay per generator step (e.g. 0.999, warm-up (1+t)/(10+t)); sample grids and the "
-        "exported generator use the average", min=0.0, max=1.0)
+        "decay per generator step (e.g. 0.999; the warm-up min(decay, (1+t)/(10+t)) reaches "
+        "0.999 at step 8,991); sample grids and the exported generator use the average",
+        min=0.0, max=1.0)
     critic_augment: str = _opt(
         "none", "DiffAugment: random differentiable transforms of every image the critic sees "
         "(shifts of up to 1/8 of the side, a half-side cutout), for small training sets",

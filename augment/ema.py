@@ -38,8 +38,9 @@ def update_average(average: nn.Module, model: nn.Module, decay: float) -> None:
     The two modules must have the same structure (``average`` from ``averaged_copy(model)``).
     """
     avg_params, params = list(average.parameters()), list(model.parameters())
-    if len(avg_params) != len(params):
-        raise ValueError("the average and the model have different parameters")
+    avg_buffers, buffers = list(average.buffers()), list(model.buffers())
+    if len(avg_params) != len(params) or len(avg_buffers) != len(buffers):
+        raise ValueError("the average and the model have different parameters or buffers")
     torch._foreach_lerp_(avg_params, [p.detach() for p in params], 1.0 - decay)
-    for avg_buf, buf in zip(average.buffers(), model.buffers()):
+    for avg_buf, buf in zip(avg_buffers, buffers):
         avg_buf.copy_(buf)

@@ -492,7 +492,8 @@ def describe_generator(path: Path) -> dict:
     except ValueError:
         shown = str(path)
     info = {"path": shown, "sha256": sha256_file(path), "model": dataclasses.asdict(model),
-            "step": int(step) if step is not None and step.isdigit() else None}
+            "step": int(step) if step is not None and step.isdigit() else None,
+            "weights": metadata.get("weights", "live")}  # 'average': an EMA (ema_decay)
     settings = run_training_settings(path.parent)
     if settings is not None:
         info["training"] = settings
@@ -501,15 +502,17 @@ def describe_generator(path: Path) -> dict:
 
 def run_training_settings(run: Path) -> Optional[dict]:
     """How the run in ``run`` trained (from its config.json; None without a readable one):
-    n_per_class, seed, batch_size, n_critic, lr, real_batches, critic_augment, max_steps.
-    Configs older than critic_augment trained without it ("none")."""
+    n_per_class, seed, batch_size, n_critic, lr, real_batches, critic_augment, ema_decay,
+    max_steps. Configs older than critic_augment trained without it ("none"); older than
+    ema_decay, without an average (None)."""
     try:
         train = json.loads((run / "config.json").read_text())
     except (OSError, ValueError):
         return None
     if not isinstance(train, dict):
         return None
-    keys = ("n_per_class", "seed", "batch_size", "n_critic", "lr", "real_batches", "critic_augment", "max_steps")
+    keys = ("n_per_class", "seed", "batch_size", "n_critic", "lr", "real_batches", "critic_augment", "ema_decay",
+            "max_steps")
     return {k: train.get(k, "none" if k == "critic_augment" else None) for k in keys}
 
 

@@ -408,8 +408,7 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: Optional[dict], progress: bool
     generator_path = run_dir / "generator.safetensors"
     if main:
         ckpt.save_generator(generator_path, trainer.sampling_generator,
-                            {"step": trainer.step_count,
-                             **ckpt.weights_metadata(cfg.ema_decay, trainer.G_ema is not None)})
+                            {"step": trainer.step_count, **ckpt.weights_metadata(cfg.ema_decay, trainer.step_count)})
         save_gif(run_frames(run_dir), run_dir / "samples.gif")
         if metrics_path.exists():
             save_loss_plot(metrics_path, run_dir / "losses.png")
@@ -418,7 +417,8 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: Optional[dict], progress: bool
 
 
 def _check_finite_parameters(trainer: Trainer, last: Path) -> None:
-    params = [p for net in (trainer.G, trainer.D) for p in net.parameters()]
+    nets = (trainer.G, trainer.D) + (() if trainer.G_ema is None else (trainer.G_ema,))
+    params = [p for net in nets for p in net.parameters()]
     if not bool(torch.stack([p.detach().isfinite().all() for p in params]).all()):
         raise TrainingError(f"non-finite weights at step {trainer.step_count}; last good checkpoint "
                             f"kept at {last}")

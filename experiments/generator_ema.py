@@ -5,8 +5,9 @@ One training run keeps both: the live generator G and its exponential moving ave
 ``--n-per-class`` digits per class from each, with the same latents, and scores them against
 the real test set with the shipped classifier (``augment.evaluation.evaluate_samples``):
 classifier agreement, per-class Fréchet distance, precision, recall and coverage. With
-``--recalibrate N`` it also scores the average with BatchNorm statistics recomputed over N
-batches (``bn_recalibration.recalibrated``): the copied statistics belong to the live weights.
+``--recalibrate N`` it also scores both with BatchNorm statistics recomputed over N batches
+(``bn_recalibration.recalibrated``): the average's copied statistics belong to the live
+weights. ``decay_in_use`` is the warm-up's decay at that step (``augment.ema.decay_at``).
 The comparison is paired (same run, same step, same latents). Prints one JSON line per
 evaluation and a markdown table; writes JSON.
 
@@ -31,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from augment.classifier import default_classifier  # noqa: E402
 from augment.config import ModelConfig, TrainConfig  # noqa: E402
+from augment.ema import decay_at  # noqa: E402
 from augment.evaluation import evaluate_samples, load_reference, sample_generator  # noqa: E402
 from augment.fileio import atomic_write_text  # noqa: E402
 from augment.training import Trainer  # noqa: E402
@@ -79,11 +81,12 @@ def main(argv=None) -> dict:
     def evaluate() -> None:
         started = time.time()
         row = {"step": trainer.step_count, "train_seconds": round(train_seconds, 1),
+               "decay_in_use": round(decay_at(trainer.step_count, args.ema_decay), 6),
                "live": score(trainer.G, args.n_per_class, classifier, reference),
                "average": score(trainer.G_ema, args.n_per_class, classifier, reference)}
-        if args.recalibrate:
-            row["average_recalibrated"] = score(recalibrated(trainer.G_ema, args.recalibrate),
-                                                args.n_per_class, classifier, reference)
+        if args.recalibrate:  # both, so that recalibration's own effect is not credited to the average
+            for name, net in (("live_recalibrated", trainer.G), ("average_recalibrated", trainer.G_ema)):
+                row[name] = score(recalibrated(net, args.recalibrate), args.n_per_class, classifier, reference)
         row["eval_seconds"] = round(time.time() - started, 1)
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -99,7 +102,7 @@ def main(argv=None) -> dict:
         if done:
             break
 
-    variants = [k for k in ("live", "average", "average_recalibrated") if k in rows[0]]
+    variants = [k for k in ("live", "average", "live_recalibrated", "average_recalibrated") if k in rows[0]]
     print("| step | weights | " + " | ".join(COLUMNS) + " | min class agreement | min class coverage |")
     print("|---|---|" + "---|" * (len(COLUMNS) + 2))
     for r in rows:

@@ -92,6 +92,7 @@ for name in $STAGES; do
     # all time left but what the later stages and packaging need, minus start-up/export slack
     main_s=$(($(left) - MAIN_RESERVE_S - 35))
     if [ -f "$WORK/main/checkpoints/last.pt" ]; then
+      [ -n "${EMA_DECAY:-}" ] && say "main resumes the quality stage's run, which has no weight average: EMA_DECAY ignored (leave quality out of STAGES to use it)"
       done_s=$(python3 -c "import json; print(json.loads(open('$WORK/main/metrics.jsonl').read().splitlines()[-1])['time_s'])")
       minutes=$(python3 -c "print(round(($done_s + max($main_s, 6)) / 60, 2))")
       stage main 600 "$MAIN_RESERVE_S" python3 -m cli train --resume --run-dir "$WORK/main" \

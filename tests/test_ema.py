@@ -5,9 +5,10 @@ import torch
 from torch import nn
 
 from augment import ema
-from augment.checkpoint import export_generator, load_checkpoint, load_generator, read_generator_file
+from augment.checkpoint import (export_generator, load_checkpoint, load_generator, read_generator_file,
+                                 save_checkpoint)
 from augment.config import TrainConfig
-from augment.errors import ConfigError
+from augment.errors import CheckpointError, ConfigError
 from augment.training import Trainer, train
 
 
@@ -72,6 +73,7 @@ def test_run_exports_the_average_and_can_export_the_live_weights(tmp_path, tiny_
     state = load_checkpoint(last)
     _, weights, meta = read_generator_file(exported)
     assert meta["weights"] == "average" and float(meta["ema_decay"]) == 0.9
+    assert float(meta["ema_decay_at_step"]) == pytest.approx(ema.decay_at(4, 0.9))  # still warming up
     for name, tensor in state["generator_ema"].items():
         assert torch.equal(weights[name], tensor), name
     from_checkpoint = load_generator(last).state_dict()  # a checkpoint also gives the average
@@ -82,3 +84,16 @@ def test_run_exports_the_average_and_can_export_the_live_weights(tmp_path, tiny_
     assert meta["weights"] == "live"
     assert all(torch.equal(live[k], v) for k, v in state["generator"].items())
     assert any(not torch.equal(live[k], weights[k]) for k in live)
+
+
+def test_a_checkpoint_that_lost_its_average_is_refused(tmp_path, tiny_train_config):
+    cfg = dataclasses.replace(tiny_train_config, ema_decay=0.9, max_steps=2)
+    train(cfg, tmp_path / "run", progress=False)
+    last = tmp_path / "run" / "checkpoints" / "last.pt"
+    state = torch.load(last, weights_only=True)
+    del state["generator_ema"]
+    save_checkpoint(last, state)
+    for load in (load_checkpoint, load_generator, lambda p: export_generator(p, tmp_path / "g.safetensors")):
+        with pytest.raises(CheckpointError, match="ema_decay=0.9 but holds no weight average"):
+            load(last)
+    assert not (tmp_path / "g.safetensors").exists()
