@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from augment.checkpoint import export_generator, load_checkpoint, load_generator
+from augment.checkpoint import export_generator, load_checkpoint, load_generator, read_generator_file
 from augment.config import TrainConfig
 from augment.errors import AugmentError
 from augment.evaluation import REAL_BASELINE, GENERATOR, run_evaluation
@@ -140,6 +140,11 @@ def main() -> None:
         "real_baseline": {k: real["overall"].get(k) for k in (
             "agreement", "frechet", "precision", "recall", "coverage", "diversity", "cas")},
     }
+    meta = read_generator_file(GENERATOR_PATH)[2]
+    info["weights"] = meta.get("weights", "live")
+    weights = ("the live generator's at the last step" if info["weights"] == "live" else
+               f"an exponential moving average (`--ema-decay {meta.get('ema_decay')}`, decay in use at the last "
+               f"step {meta.get('ema_decay_at_step')})")
     manifest = write_manifest(GENERATOR_PATH, info)
     sha = json.loads(manifest.read_text())["sha256"]
 
@@ -153,6 +158,7 @@ The default generator of `SyntheticMNIST()`, `augment sample` and `augment dump`
 | architecture | CWGAN-GP generator of the reference design ({sum(t.numel() for t in load_generator(GENERATOR_PATH).state_dict().values() if t.dtype.is_floating_point):,} floats incl. BatchNorm buffers) |
 | data | MNIST train, all 60,000 labelled images, 28×28 resized to 32×32 in [-1, 1] |
 | training | this project's trainer, `{cfg.real_batches}` real batches, batch {cfg.batch_size}, n_critic {cfg.n_critic}, Adam lr {cfg.lr:g}, betas ({cfg.beta1}, {cfg.beta2}), λ {cfg.gp_weight:g}, seed {cfg.seed} |
+| weights | {weights} |
 | length | {run['step']:,} generator steps ({info['epochs']} epochs of real data) |
 | wall time | {info['wall_time_s'] / 60:.1f} min on {args.hardware} |
 | file | `generator.safetensors`, SHA-256 `{sha}` (checked on load against `generator.json`) |
