@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -34,6 +33,7 @@ from augment.classifier import default_classifier  # noqa: E402
 from augment.config import ModelConfig, TrainConfig  # noqa: E402
 from augment.ema import decay_at  # noqa: E402
 from augment.evaluation import evaluate_samples, load_reference, sample_generator  # noqa: E402
+from augment.experiment import machine_description  # noqa: E402
 from augment.fileio import atomic_write_text  # noqa: E402
 from augment.training import Trainer  # noqa: E402
 from bn_recalibration import recalibrated  # noqa: E402
@@ -109,10 +109,9 @@ def main(argv=None) -> dict:
         for v in variants:
             cells = (f"{r[v][c]:.4f}" for c in COLUMNS + ("min_class_agreement", "min_class_coverage"))
             print(f"| {r['step']} | {v} | " + " | ".join(cells) + " |")
-    result = {"train_config": cfg.to_dict(), "n_per_class": args.n_per_class,
-              "machine": f"{platform.machine()} CPU, {torch.get_num_threads()} threads" if args.device == "cpu"
-              else torch.cuda.get_device_name(args.device),
-              "torch": torch.__version__, "command": " ".join(sys.argv), "rows": rows}
+    result = {"command": " ".join(sys.argv), "machine": machine_description(trainer.device),
+              "cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
+              "train_config": cfg.to_dict(), "n_per_class": args.n_per_class, "rows": rows}
     if args.out:
         atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
     return result
