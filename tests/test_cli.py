@@ -52,6 +52,22 @@ def test_train_sample_export_resume(tmp_path, idx_dir):
     assert result.exit_code == 0 and len(json.loads(result.output)["sha256"]) == 64
 
 
+def test_train_with_a_weight_average_and_export_either_weights(tmp_path, idx_dir):
+    from augment.checkpoint import read_generator_file
+
+    run_dir = tmp_path / "run"
+    result = run("train", "--run-dir", run_dir, "--max-steps", 2, "--ema-decay", 0.99, "--data-dir", idx_dir,
+                 "--dataset", "idx", "--batch-size", 16, "--n-critic", 1, "--z-dim", 8, "--embed-dim", 4,
+                 "--g-width", 8, "--d-width", 8, "--device", "cpu", "--no-tensorboard", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert read_generator_file(run_dir / "generator.safetensors")[2]["weights"] == "average"
+    for flags, weights in (([], "average"), (["--live-weights"], "live")):
+        out = tmp_path / f"{weights}.safetensors"
+        result = run("export", run_dir / "checkpoints" / "last.pt", "-o", out, *flags)
+        assert result.exit_code == 0, result.output
+        assert read_generator_file(out)[2]["weights"] == weights
+
+
 def _assert_clean_error(result, code, *words):
     assert result.exit_code == code, result.output
     assert "Traceback" not in result.output

@@ -6,7 +6,7 @@ from torch import nn
 
 from augment import ema
 from augment.checkpoint import (export_generator, load_checkpoint, load_generator, read_generator_file,
-                                 save_checkpoint)
+                                save_checkpoint)
 from augment.config import TrainConfig
 from augment.errors import CheckpointError, ConfigError
 from augment.training import Trainer, train
