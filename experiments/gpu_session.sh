@@ -23,6 +23,8 @@
 # CUDA-only tests, quality per minute at a budget where the fast loop is past the 8,000 steps
 # that the H100 main run needed, i.e. BUDGET_S >= 150; at 60 s both loops scored 10%):
 #   STAGES="cuda_tests bench_sampling quality main" BUDGET_S=150 SAMPLING_COMPILE=max-autotune
+# or, for the Pretrained issue's 99% agreement (a weight average; results/generator_ema.md):
+#   STAGES="cuda_tests bench_sampling main" EMA_DECAY=0.999 SAMPLING_COMPILE=max-autotune
 set -u
 : "${OUT:?set OUT to the output directory}"
 DEVICE=${DEVICE:-cuda}
