@@ -22,6 +22,7 @@ from typing import Union
 import torch
 
 from .config import ModelConfig, TrainConfig, config_from_dict
+from .ema import decay_at
 from .errors import AugmentError, CheckpointError, one_line
 from .fileio import PathLike, atomic_path, sha256_file
 from .models import Generator
@@ -160,9 +161,9 @@ def export_generator(checkpoint: PathLike, out: PathLike, averaged: bool = True)
 
     A run with ``ema_decay`` exports its weight average unless ``averaged`` is False."""
     ckpt = load_checkpoint(checkpoint)
-    state = checkpoint_generator_state(ckpt, averaged)
-    generator = _build_generator(Path(checkpoint), ckpt["train_config"].model, state)
-    averaged = state is ckpt.get("generator_ema")
+    averaged = averaged and "generator_ema" in ckpt
+    generator = _build_generator(Path(checkpoint), ckpt["train_config"].model,
+                                 checkpoint_generator_state(ckpt, averaged))
     return save_generator(out, generator, {"step": ckpt["step"], **weights_metadata(
         ckpt["train_config"].ema_decay if averaged else None, ckpt["step"])})
 
@@ -172,8 +173,6 @@ def weights_metadata(ema_decay: float | None, step: int) -> dict:
     ``ema_decay`` and the decay in use at ``step`` (lower during the warm-up)."""
     if ema_decay is None:
         return {"weights": "live"}
-    from .ema import decay_at
-
     return {"weights": "average", "ema_decay": ema_decay, "ema_decay_at_step": round(decay_at(step, ema_decay), 6)}
 
 

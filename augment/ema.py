@@ -41,6 +41,6 @@ def update_average(average: nn.Module, model: nn.Module, decay: float) -> None:
     avg_buffers, buffers = list(average.buffers()), list(model.buffers())
     if len(avg_params) != len(params) or len(avg_buffers) != len(buffers):
         raise ValueError("the average and the model have different parameters or buffers")
-    torch._foreach_lerp_(avg_params, [p.detach() for p in params], 1.0 - decay)
+    torch._foreach_lerp_(avg_params, params, 1.0 - decay)
     for avg_buf, buf in zip(avg_buffers, buffers):
         avg_buf.copy_(buf)
