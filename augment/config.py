@@ -67,6 +67,14 @@ class TrainConfig:
         "decay per generator step (e.g. 0.999; the warm-up min(decay, (1+t)/(10+t)) reaches "
         "0.999 at step 8,991); sample grids and the exported generator use the average",
         min=0.0, max=1.0)
+    init_generator: Optional[str] = _opt(
+        None, "start the generator from this generator file (.safetensors, e.g. the shipped "
+        "augment/weights/generator.safetensors; same model config) instead of a random init; "
+        "the critic and both optimizers start fresh. Read once, when the run starts")
+    critic_warmup: int = _opt(
+        0, "generator steps at the start that update only the critic (n_critic updates each; "
+        "the generator's weights stay fixed): lets a fresh critic catch up with an "
+        "--init-generator", min=0)
     critic_augment: str = _opt(
         "none", "DiffAugment: random differentiable transforms of every image the critic sees "
         "(shifts of up to 1/8 of the side, a half-side cutout), for small training sets",

@@ -6,7 +6,9 @@ WGAN-GP paper) or ``shared`` (the n_critic updates reuse one batch, as the refer
 the batch order is a pure function of (seed, batch counter), so resuming needs only the step.
 A run ends after ``max_steps`` (else ``epochs``) or, when ``max_minutes`` is set, at the first
 step that ends past that much training wall time (counted across resumes); either way it
-writes its last log row, grid and checkpoint.
+writes its last log row, grid and checkpoint. ``init_generator`` starts the generator from a
+trained generator file (fine-tuning) and ``critic_warmup`` lets the fresh critic train alone
+for that many steps first.
 
 Run directory::
 
@@ -212,10 +214,41 @@ class Trainer:
         stats["loss_g"] = self.generator_step(labels, noise["z_gen"], noise.get("aug_gen"))
         return stats
 
+    def critic_warmup_step(self) -> dict:
+        """n_critic critic updates as in ``eager_step`` and no generator update (the first
+        ``cfg.critic_warmup`` steps). Draws the same noise as a full step; ``loss_g`` is the
+        generator's loss on its latents, measured without a gradient."""
+        noise, indices = self.draw_noise(), self.real_indices()
+        for i in range(self.cfg.n_critic):
+            real, labels = self.real[indices[i]], self.labels[indices[i]]
+            stats = self.critic_step(real, labels, noise["z_critic"][i], noise["alpha"][i],
+                                     critic_augment.row(noise.get("aug_real"), i),
+                                     critic_augment.row(noise.get("aug_fake"), i))
+        with torch.no_grad():
+            fake = self.critic_view(self.G(noise["z_gen"], labels), noise.get("aug_gen"))
+            stats["loss_g"] = generator_loss(self.D(fake, labels))
+        return stats
+
+    def start_generator_from(self, path: PathLike) -> None:
+        """Load the generator's weights and BatchNorm statistics from a generator file
+        (``cfg.init_generator``) before the first step; its model config must be this run's
+        (the critic's width may differ). The weight average, when kept, starts from the same
+        weights."""
+        model_cfg, state, _ = ckpt.read_generator_file(path)
+        diff = ", ".join(f"{k}={v} (this run: {getattr(self.cfg.model, k)})" for k, v in vars(model_cfg).items()
+                         if k != "d_width" and v != getattr(self.cfg.model, k))
+        if diff:
+            raise TrainingError(f"{path}: a generator of another model config: {diff}")
+        self.G.load_state_dict(state, strict=True)
+        if self.G_ema is not None:
+            self.G_ema.load_state_dict(self.G.state_dict())
+
     def step(self) -> dict:
-        """One generator step (n_critic critic updates + one generator update), then the
-        update of the weight average when there is one."""
-        stats = self.step_fn()
+        """One generator step (n_critic critic updates + one generator update; critic updates
+        only during the first ``cfg.critic_warmup`` steps), then the update of the weight
+        average when there is one."""
+        warming_up = self.step_count < self.cfg.critic_warmup
+        stats = self.critic_warmup_step() if warming_up else self.step_fn()
         self.step_count += 1
         if self.G_ema is not None:
             ema.update_average(self.G_ema, self.G, ema.decay_at(self.step_count, self.cfg.ema_decay))
@@ -327,6 +360,8 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: Optional[dict], progress: bool
     cfg = trainer.cfg  # num_classes resolved from the labels
     if state is not None:
         trainer.load_state_dict(state)
+    elif cfg.init_generator is not None:
+        trainer.start_generator_from(cfg.init_generator)
     main = ctx.is_main  # rank 0 alone logs and writes
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,9 @@
 #   main               the main run: resumes the quality stage's fast run (or starts one) and
 #                      trains until the deadline minus what the later stages need; a run it
 #                      starts keeps a weight average when EMA_DECAY is set (e.g. 0.999)
+#   finetune           fine-tunes the shipped generator (--init-generator, a fresh critic trained
+#                      alone for FT_WARMUP steps, weight average EMA_DECAY or 0.999) until the
+#                      deadline minus what the later stages need
 #   bench_sampling     raw forward, FastGenerator, SyntheticMNIST + DataLoader, real pipeline
 #                      (SAMPLING_COMPILE=max-autotune adds torch.compile'd forwards)
 # Outputs under $OUT: results.tar.gz (logs, JSON, run directories without weights), the main
@@ -25,6 +28,9 @@
 #   STAGES="cuda_tests bench_sampling quality main" BUDGET_S=150 SAMPLING_COMPILE=max-autotune
 # or, for the Pretrained issue's 99% agreement (a weight average; results/generator_ema.md):
 #   STAGES="cuda_tests bench_sampling main" EMA_DECAY=0.999 SAMPLING_COMPILE=max-autotune
+# or, cheaper, continue the shipped generator with a weight average (the CPU fine-tune in
+# results/finetune_cpu.md):
+#   STAGES="cuda_tests bench_sampling finetune" SAMPLING_COMPILE=max-autotune
 set -u
 : "${OUT:?set OUT to the output directory}"
 DEVICE=${DEVICE:-cuda}
@@ -106,6 +112,16 @@ for name in $STAGES; do
         --max-minutes "$minutes" --sample-every 1000 --checkpoint-every 5000 --device "$DEVICE" \
         ${EMA_DECAY:+--ema-decay "$EMA_DECAY"} --quiet
     fi ;;
+  finetune)
+    ft_s=$(($(left) - MAIN_RESERVE_S - 35))
+    minutes=$(python3 -c "print(round(max($ft_s, 6) / 60, 2))")
+    rm -rf "$WORK/finetune"
+    stage finetune 600 "$MAIN_RESERVE_S" python3 -m cli train --run-dir "$WORK/finetune" \
+      --init-generator augment/weights/generator.safetensors --critic-warmup "${FT_WARMUP:-500}" \
+      --ema-decay "${EMA_DECAY:-0.999}" --max-minutes "$minutes" --sample-every 1000 \
+      --checkpoint-every 5000 --device "$DEVICE" --quiet
+    python3 -m cli export "$WORK/finetune/checkpoints/last.pt" --live-weights \
+      -o "$WORK/finetune/generator_live.safetensors" >>"$LOG" 2>&1 ;;
   bench_sampling)
     stage bench_sampling 60 15 python3 experiments/bench_sampling.py --device "$DEVICE" \
       --seconds "$SAMPLING_S" --repeats 3 --out "$WORK/bench_sampling.json" ${SAMPLING_COMPILE:+--compile "$SAMPLING_COMPILE"} ;;
@@ -115,6 +131,8 @@ done
 
 say "packaging"
 cp "$WORK/main/generator.safetensors" "$OUT/main_generator.safetensors" 2>/dev/null
+cp "$WORK/finetune/generator.safetensors" "$OUT/finetune_generator.safetensors" 2>/dev/null
+cp "$WORK/finetune/generator_live.safetensors" "$OUT/finetune_generator_live.safetensors" 2>/dev/null
 for run in "$WORK"/fair/*/; do  # 64 MB come back: the main generator and 3 fair ones
   [ -f "$run/generator.safetensors" ] && cp "$run/generator.safetensors" "$OUT/fair_$(basename "$run").safetensors"
 done
@@ -123,6 +141,9 @@ tar -czf "$OUT/results.tar.gz" --exclude='*.pt' --exclude='*.safetensors' --excl
   -C "$(dirname "$WORK")" "$(basename "$WORK")"
 if (($(du -cb "$OUT" | tail -1 | cut -f1) > 62000000)); then  # 64 MB come back at most
   say "dropping the reference generator (size)"; rm -f "$OUT"/reference_*s.safetensors
+fi
+if (($(du -cb "$OUT" | tail -1 | cut -f1) > 62000000)); then
+  say "dropping the fair generators (size)"; rm -f "$OUT"/fair_*.safetensors
 fi
 ls -la "$OUT" | tee -a "$LOG"
 say "done"

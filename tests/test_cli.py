@@ -103,6 +103,16 @@ def test_bad_invocations(tmp_path, args, code, words):
     assert sorted(p.name for p in tmp_path.rglob("*")) == before  # nothing written
 
 
+@pytest.mark.parametrize("init, words", [
+    ("none.safetensors", ["not found"]), ("cfg.json", ["not a readable safetensors file"])])
+def test_bad_init_generator_writes_no_run(tmp_path, idx_dir, init, words):
+    (tmp_path / "cfg.json").write_text("{}")
+    result = run("train", "--run-dir", tmp_path / "r", "--init-generator", tmp_path / init, "--data-dir", idx_dir,
+                 "--dataset", "idx", "--device", "cpu", "--quiet")
+    _assert_clean_error(result, 1, *words)
+    assert not (tmp_path / "r").exists()
+
+
 def test_class_out_of_range_in_sample(tmp_path, tiny_model_config):
     from augment.checkpoint import save_generator
     from augment.models import Generator

@@ -212,3 +212,77 @@ def test_resume_refuses_ineffective_epochs_and_another_device_type(tmp_path, tin
 def test_unknown_device_is_a_clear_error():
     with pytest.raises(AugmentError, match="unknown device 'gpu0'"):
         resolve_device("gpu0")
+
+
+def _params(module_state: dict) -> dict:
+    return {k: v for k, v in module_state.items() if "running_" not in k and "num_batches" not in k}
+
+
+def test_critic_warmup_updates_only_the_critic(tiny_train_config):
+    cfg = dataclasses.replace(tiny_train_config, critic_warmup=2, ema_decay=0.9)
+    trainer = Trainer(cfg)
+    g0 = {k: v.clone() for k, v in _params(trainer.G.state_dict()).items()}
+    d0 = {k: v.clone() for k, v in trainer.D.state_dict().items()}
+    for _ in range(2):
+        stats = trainer.step()
+        assert set(stats) == {"loss_d", "gp", "wasserstein", "loss_g"}
+    for k, v in _params(trainer.G.state_dict()).items():
+        assert torch.equal(v, g0[k]), k
+        assert torch.equal(trainer.G_ema.state_dict()[k], g0[k]), k
+    assert any(not torch.equal(v, d0[k]) for k, v in trainer.D.state_dict().items())
+    trainer.step()  # the first full step moves the generator
+    assert any(not torch.equal(v, g0[k]) for k, v in _params(trainer.G.state_dict()).items())
+
+
+def test_critic_warmup_draws_the_noise_of_a_full_step(tiny_train_config):
+    """The warm-up consumes the same random stream, so the critic's first updates are those
+    of a run without warm-up."""
+    plain, warm = Trainer(tiny_train_config), Trainer(dataclasses.replace(tiny_train_config, critic_warmup=1))
+    plain.eager_step()
+    warm.step()
+    assert torch.equal(plain.noise.get_state(), warm.noise.get_state())
+    for k, v in plain.D.state_dict().items():
+        torch.testing.assert_close(v, warm.D.state_dict()[k])
+
+
+def test_init_generator_starts_from_the_file_and_resume_does_not_need_it(tmp_path, tiny_train_config,
+                                                                         tiny_model_config):
+    from augment.checkpoint import save_generator
+    from augment.models import Generator
+
+    with torch.random.fork_rng():
+        torch.manual_seed(123)
+        start = Generator(tiny_model_config)
+    init = tmp_path / "init.safetensors"
+    save_generator(init, start)
+    cfg = dataclasses.replace(tiny_train_config, init_generator=str(init), critic_warmup=2, max_steps=2,
+                              ema_decay=0.99)
+    train(cfg, tmp_path / "run", progress=False)
+    state = _final_state(tmp_path / "run")
+    for key in ("generator", "generator_ema"):
+        for k, v in _params(start.state_dict()).items():
+            assert torch.equal(state[key][k], v), f"{key}.{k}"
+    init.unlink()  # the checkpoint holds the weights: a resume never reads the file again
+    resume(tmp_path / "run", {"max_steps": 3}, progress=False)
+    assert _final_state(tmp_path / "run")["step"] == 3
+
+
+def test_init_generator_of_another_model_is_refused_before_anything_is_written(
+        tmp_path, tiny_train_config, tiny_model_config):
+    from augment.checkpoint import save_generator
+    from augment.models import Generator
+
+    other = tmp_path / "other.safetensors"
+    save_generator(other, Generator(dataclasses.replace(tiny_model_config, g_width=4)))
+    cfg = dataclasses.replace(tiny_train_config, init_generator=str(other))
+    with pytest.raises(TrainingError, match=r"another model config: g_width=4 \(this run: 8\)"):
+        train(cfg, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+    missing = dataclasses.replace(tiny_train_config, init_generator=str(tmp_path / "nope.safetensors"))
+    with pytest.raises(CheckpointError, match="not found"):
+        train(missing, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+    # the critic's width is not the generator's business
+    wide_critic = dataclasses.replace(tiny_train_config, init_generator=str(other), max_steps=1,
+                                      model=dataclasses.replace(tiny_model_config, g_width=4, d_width=16))
+    train(wide_critic, tmp_path / "run", progress=False)
