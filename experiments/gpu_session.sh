@@ -28,9 +28,10 @@
 #   STAGES="cuda_tests bench_sampling quality main" BUDGET_S=150 SAMPLING_COMPILE=max-autotune
 # or, for the Pretrained issue's 99% agreement (a weight average; results/generator_ema.md):
 #   STAGES="cuda_tests bench_sampling main" EMA_DECAY=0.999 SAMPLING_COMPILE=max-autotune
-# or, cheaper, continue the shipped generator with a weight average (the CPU fine-tune in
-# results/finetune_cpu.md):
-#   STAGES="cuda_tests bench_sampling finetune" SAMPLING_COMPILE=max-autotune
+# A fine-tune of the shipped generator with a fresh critic made it worse on the CPU (1,275
+# steps after 200 of warm-up, results/finetune_cpu.md); to try it at GPU length, with a long
+# warm-up:
+#   STAGES="finetune" FT_WARMUP=5000 EMA_DECAY=0.999
 set -u
 : "${OUT:?set OUT to the output directory}"
 DEVICE=${DEVICE:-cuda}
