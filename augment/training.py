@@ -202,15 +202,21 @@ class Trainer:
         self.D.requires_grad_(True)
         return loss.detach()
 
-    def eager_step(self) -> dict:
-        """The reference computation, op by op: n_critic critic updates, one generator update
-        (conditioned on the labels of the last real batch). Returns detached scalars."""
-        noise, indices = self.draw_noise(), self.real_indices()
+    def critic_steps(self, noise: dict, indices: torch.Tensor) -> tuple[dict, torch.Tensor]:
+        """The n_critic critic updates of one step, op by op, from its ``noise`` and real-batch
+        ``indices`` (n_critic, B); returns the last update's stats and real labels (B,)."""
         for i in range(self.cfg.n_critic):
             real, labels = self.real[indices[i]], self.labels[indices[i]]
             stats = self.critic_step(real, labels, noise["z_critic"][i], noise["alpha"][i],
                                      critic_augment.row(noise.get("aug_real"), i),
                                      critic_augment.row(noise.get("aug_fake"), i))
+        return stats, labels
+
+    def eager_step(self) -> dict:
+        """The reference computation, op by op: n_critic critic updates, one generator update
+        (conditioned on the labels of the last real batch). Returns detached scalars."""
+        noise = self.draw_noise()
+        stats, labels = self.critic_steps(noise, self.real_indices())
         stats["loss_g"] = self.generator_step(labels, noise["z_gen"], noise.get("aug_gen"))
         return stats
 
@@ -218,12 +224,8 @@ class Trainer:
         """n_critic critic updates as in ``eager_step`` and no generator update (the first
         ``cfg.critic_warmup`` steps). Draws the same noise as a full step; ``loss_g`` is the
         generator's loss on its latents, measured without a gradient."""
-        noise, indices = self.draw_noise(), self.real_indices()
-        for i in range(self.cfg.n_critic):
-            real, labels = self.real[indices[i]], self.labels[indices[i]]
-            stats = self.critic_step(real, labels, noise["z_critic"][i], noise["alpha"][i],
-                                     critic_augment.row(noise.get("aug_real"), i),
-                                     critic_augment.row(noise.get("aug_fake"), i))
+        noise = self.draw_noise()
+        stats, labels = self.critic_steps(noise, self.real_indices())
         with torch.no_grad():
             fake = self.critic_view(self.G(noise["z_gen"], labels), noise.get("aug_gen"))
             stats["loss_g"] = generator_loss(self.D(fake, labels))
