@@ -15,7 +15,7 @@ _EXPORTS = {
     "Generator": "models", "Critic": "models",
     "RealMNIST": "data",
     "load_generator": "checkpoint", "save_generator": "checkpoint",
-    "train": "training", "Trainer": "training",
+    "train": "training", "Trainer": "trainer", "TrainingError": "errors",
     "SyntheticMNIST": "synthetic", "collate_batch": "synthetic",
     "mix_real_synthetic": "mixing", "synthetic_only": "mixing", "BatchedConcatDataset": "mixing",
     "FastGenerator": "sampling", "dump_synthetic": "dump",

@@ -85,7 +85,8 @@ class TrainConfig:
         choices=("fresh", "shared"))
     step_impl: str = _opt(
         "auto", "'eager': the reference computation op by op; 'fast': the same function with "
-        "batched forwards (and CUDA graphs on a GPU); 'auto': fast where it is available",
+        "batched forwards (and CUDA graphs on a GPU); 'auto': fast on a GPU, eager on a CPU "
+        "(where batching measured no faster)",
         choices=("auto", "eager", "fast"))
     seed: int = _opt(0, "seed for data order, noise and initialisation", min=0)
     device: str = _opt("auto", "'auto', 'cpu', 'cuda' or 'cuda:N'")

@@ -17,6 +17,10 @@ class CheckpointError(AugmentError, ValueError):
     """A checkpoint or generator file is missing, corrupt, unsafe or of the wrong kind."""
 
 
+class TrainingError(AugmentError):
+    """Training cannot go on (non-finite loss, unusable run directory, unusable data)."""
+
+
 def one_line(e: BaseException) -> str:
     """An exception's message on one line (whitespace runs collapsed), or its type's name."""
     return " ".join(str(e).split()) or type(e).__name__

@@ -1,24 +1,17 @@
 """Augmentation experiments: train one fixed classifier on real, synthetic and mixed data.
 
-A grid of cells (real images per class n, synthetic:real ratio r, augmentation, generator
-regime, seed). Every cell trains the same classifier for the same number of steps and reports
-its accuracy on the real MNIST test set, overall and per class. Finished cells are stored in
-``results.csv`` (rewritten atomically after each cell) and skipped when the grid is run again.
-
-Augmentations: ``none`` (real only), ``classical`` (per-sample random affine, see
-``augment.augmentation``), ``synthetic`` (real + r x n synthetic per class, or synthetic only
-when r = inf), ``classical+synthetic`` (both). Regimes: ``shipped`` (the default generator,
-trained on all 60k labelled images: an upper bound that leaks labels a low-n classifier does
-not have), ``fair`` (a generator trained by this project's trainer on the same n-per-class
-subset the classifier sees: the real use case), ``-`` for cells without synthetic data.
+``run_grid`` runs every unfinished cell of a grid (``augment.grid``): each cell trains the same
+classifier for the same number of steps on its real, mixed or synthetic set and reports its
+accuracy on the real MNIST test set, overall and per class. Rows go to ``results.csv`` after
+each cell, so a stopped grid resumes where it was; then the directory gets its diversity table,
+``run.json`` (``augment.experiment_records``), summary tables and plots
+(``augment.experiment_report``). Fair generators are trained on the cell's own n-per-class
+subset when they are not found.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
-import platform
 import shutil
 import time
 from dataclasses import dataclass
@@ -27,155 +20,11 @@ from typing import Callable, Iterable, Optional
 
 import torch
 
-from .config import CRITIC_AUGMENT_POLICIES
 from .errors import ConfigError
-from .fileio import PathLike, atomic_write_text, exclusive_lock
-
-AUGMENTATIONS = ("none", "classical", "synthetic", "classical+synthetic")
-REGIMES = ("shipped", "fair")
-RESULT_COLUMNS = ("n_per_class", "ratio", "augmentation", "regime", "seed", "test_accuracy",
-                  "train_images", "seconds")
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One run. ``n_per_class`` None = all real images; ``ratio`` inf = synthetic only."""
-
-    n_per_class: Optional[int]
-    ratio: float
-    augmentation: str
-    regime: str
-    seed: int
-
-    @property
-    def key(self) -> str:
-        n = "all" if self.n_per_class is None else self.n_per_class
-        return f"n={n}|r={self.ratio:g}|{self.augmentation}|{self.regime}|seed={self.seed}"
-
-    @property
-    def uses_synthetic(self) -> bool:
-        return "synthetic" in self.augmentation
-
-    @property
-    def uses_classical(self) -> bool:
-        return "classical" in self.augmentation
-
-
-@dataclass(frozen=True)
-class GridConfig:
-    """The grid and the fixed classifier budget. ``n_per_class`` entries: int or None (all)."""
-
-    n_per_class: tuple = (10, 50, 100, 500, None)
-    ratios: tuple = (0.5, 1.0, 2.0, 4.0, 8.0)
-    augmentations: tuple = AUGMENTATIONS
-    regimes: tuple = REGIMES
-    fair_n: tuple = (10, 100, 500)  # n for which a fair generator is trained
-    fair_seeds: Optional[tuple] = None  # seeds with fair cells (None: every seed)
-    synthetic_only: bool = True
-    synthetic_only_per_class: int = 5000
-    seeds: tuple = (0, 1, 2)
-    classifier_steps: int = 2000
-    classifier_batch: int = 128
-    # generator steps of each fair generator trained here (fast path on a GPU). The H100 main
-    # run was at 10% agreement at 5,000 steps and clean from 8,000 (experiments/results/h100)
-    fair_gan_steps: int = 10000
-    fair_critic_augment: str = "none"  # TrainConfig.critic_augment of fair generators trained here
-    fair_widths: tuple = (128, 64)  # (g_width, d_width) of fair generators trained here (reference)
-    diversity_per_class: int = 200  # synthetic images per class for the diversity table
-
-    def __post_init__(self) -> None:
-        bad = [a for a in self.augmentations if a not in AUGMENTATIONS]
-        if bad:
-            raise ConfigError(f"unknown augmentation(s) {bad}; choose from {AUGMENTATIONS}")
-        bad = [r for r in self.regimes if r not in REGIMES]
-        if bad:
-            raise ConfigError(f"unknown regime(s) {bad}; choose from {REGIMES}")
-        if any(n is not None and n < 1 for n in self.n_per_class) or not self.seeds:
-            raise ConfigError("n_per_class entries must be >= 1 (or None for all); seeds non-empty")
-        if any(n is None or n < 1 for n in self.fair_n) or (
-                self.fair_seeds is not None and any(s not in self.seeds for s in self.fair_seeds)):
-            raise ConfigError("fair_n entries must be >= 1 (a fair generator for n = all is the shipped one); "
-                              "fair_seeds must be among seeds")
-        if self.fair_critic_augment not in CRITIC_AUGMENT_POLICIES:
-            raise ConfigError(f"fair_critic_augment must be one of {', '.join(CRITIC_AUGMENT_POLICIES)}")
-        if len(self.fair_widths) != 2 or any(not isinstance(w, int) or w < 1 for w in self.fair_widths):
-            raise ConfigError(f"fair_widths must be two widths >= 1 (g_width, d_width), got {self.fair_widths!r}")
-        if any(not r > 0 for r in self.ratios):
-            raise ConfigError("ratios must be > 0 (ratio 0 is the 'none'/'classical' cells)")
-
-
-PRESETS = {
-    # CPU, about 10 minutes: the shipped generator only.
-    "quick": GridConfig(n_per_class=(10, 100), ratios=(1.0, 4.0), regimes=("shipped",), seeds=(0, 1),
-                        classifier_steps=300, synthetic_only_per_class=1000, diversity_per_class=100),
-    # The issue's full grid: a GPU job (fair generators are trained on the fly).
-    "full": GridConfig(),
-    # What 2 CPU cores do in a few hours: no n = all, two ratios, fair cells for seed 0 only,
-    # from quarter-width fair generators of 5,000 steps (about 25 min each; the reference size
-    # runs 0.65 steps/s here) unless ``--fair-dir`` holds them already.
-    "cpu": GridConfig(n_per_class=(10, 100, 500), ratios=(1.0, 4.0), fair_seeds=(0,),
-                      classifier_steps=1000, synthetic_only_per_class=2000, diversity_per_class=200,
-                      fair_gan_steps=5000, fair_widths=(32, 16)),
-}
-
-
-def _has_fair(grid: GridConfig, n: Optional[int], seed: int) -> bool:
-    return n in grid.fair_n and (grid.fair_seeds is None or seed in grid.fair_seeds)
-
-
-def grid_cells(grid: GridConfig) -> list[Cell]:
-    """All cells of a grid, in a stable order (cheap cells first within each seed)."""
-    cells = []
-    for seed in grid.seeds:
-        for n in grid.n_per_class:
-            for aug in grid.augmentations:
-                if aug in ("none", "classical"):
-                    cells.append(Cell(n, 0.0, aug, "-", seed))
-                    continue
-                for regime in grid.regimes:
-                    if regime == "fair" and not _has_fair(grid, n, seed):
-                        continue
-                    cells += [Cell(n, float(r), aug, regime, seed) for r in grid.ratios]
-        if grid.synthetic_only and "synthetic" in grid.augmentations:
-            for regime in grid.regimes:
-                ns = [None] if regime == "shipped" else \
-                    [n for n in grid.n_per_class if _has_fair(grid, n, seed)]
-                cells += [Cell(n, math.inf, "synthetic", regime, seed) for n in ns]
-    return cells
-
-
-# ------------------------------------------------------------------------------ the results
-
-
-def read_results(path: Path) -> list[dict]:
-    import csv
-
-    if not path.exists():
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def write_results(path: Path, rows: list[dict]) -> None:
-    """Rewrite the whole CSV atomically (so a killed run keeps every finished cell)."""
-    import csv
-    import io
-
-    columns = list(RESULT_COLUMNS)
-    for row in rows:
-        columns += [k for k in row if k not in columns]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(path, buf.getvalue())
-
-
-def cell_key(row: dict) -> str:
-    n = row["n_per_class"]
-    ratio = float(row["ratio"])
-    return f"n={n}|r={ratio:g}|{row['augmentation']}|{row['regime']}|seed={int(row['seed'])}"
-
+from .experiment_records import (check_same_budget, describe_generator, missing_generator, read_diversity,
+                                 run_training_settings, write_run_info)
+from .fileio import PathLike, exclusive_lock
+from .grid import Cell, GridConfig, cell_key, grid_cells, read_results, write_results
 
 # ----------------------------------------------------------------------------------- running
 
@@ -373,7 +222,7 @@ def run_grid(grid: GridConfig, out_dir: PathLike, device: torch.device,
         load_generator(generator if generator is not None else verified_default_generator_path())
     results_path = out_dir / "results.csv"
     rows = read_results(results_path)
-    _check_same_budget(out_dir, grid, rows, generator)  # before writing
+    check_same_budget(out_dir, grid, rows, generator)  # before writing
     done = {cell_key(r) for r in rows}
     cells = [c for c in grid_cells(grid) if c.key not in done]
     fair_root = Path(fair_dir) if fair_dir else out_dir / "fair_generators"
@@ -401,41 +250,10 @@ def run_grid(grid: GridConfig, out_dir: PathLike, device: torch.device,
         from .experiment_report import write_summary
 
         write_summary(out_dir, rows, diversity)
-        _write_run_info(out_dir, grid, device, command, time.time() - started, len(cells),
-                        {name: describe_generator(path) if found else _missing_generator(out_dir, name, path)
-                         for name, path, found in generators}, rows)
+        write_run_info(out_dir, grid, device, command, time.time() - started, len(cells),
+                       {name: describe_generator(path) if found else missing_generator(out_dir, name, path)
+                        for name, path, found in generators}, rows)
         return results_path
-
-
-BUDGET_FIELDS = ("classifier_steps", "classifier_batch", "synthetic_only_per_class")
-
-
-def _check_same_budget(out_dir: Path, grid: GridConfig, rows: list[dict], generator: Optional[PathLike]) -> None:
-    """Refuse to add cells to ``out_dir`` under another classifier budget or another shipped
-    generator than its rows were made with (as recorded in its run.json): the tables would mix
-    them silently."""
-    if not rows:
-        return
-    try:
-        info = json.loads((out_dir / "run.json").read_text())
-    except (OSError, ValueError):
-        return
-    if not isinstance(info, dict):
-        return
-    recorded = info.get("budget") or info.get("grid") or {}
-    for field in BUDGET_FIELDS:
-        if field in recorded and recorded[field] != getattr(grid, field):
-            raise ConfigError(f"{out_dir} holds cells made with {field}={recorded[field]}, not "
-                              f"{getattr(grid, field)}; use another --out (or the same budget)")
-    shipped = (info.get("generators") or {}).get("shipped") or {}
-    if "sha256" in shipped and any(r["regime"] == "shipped" for r in rows):
-        from .fileio import sha256_file
-        from .pretrained import verified_default_generator_path
-
-        path = Path(generator) if generator is not None else verified_default_generator_path()
-        if sha256_file(path) != shipped["sha256"]:
-            raise ConfigError(f"{out_dir} holds cells made with another shipped generator "
-                              f"({shipped.get('path')}, SHA-256 {shipped['sha256'][:12]}); use another --out")
 
 
 def used_generators(ctx: ExperimentContext, rows: Iterable[dict]) -> list[tuple[str, Path, bool]]:
@@ -455,67 +273,6 @@ def used_generators(ctx: ExperimentContext, rows: Iterable[dict]) -> list[tuple[
     return out
 
 
-def _missing_generator(out_dir: Path, name: str, path: Path) -> dict:
-    """run.json's entry for a generator the rows used that is no longer at ``path``: what an
-    earlier run.json recorded of it, marked missing, and where it was looked for."""
-    try:
-        earlier = json.loads((out_dir / "run.json").read_text())["generators"][name]
-    except (OSError, ValueError, KeyError, TypeError):
-        earlier = {}
-    earlier = earlier if isinstance(earlier, dict) else {}
-    return {**earlier, "missing": True, "looked_for": str(path)}
-
-
-def read_diversity(path: Path) -> list[dict]:
-    """The rows of a diversity.csv (numbers as floats, class as int); [] without the file."""
-    import csv
-
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-    except FileNotFoundError:
-        return []
-    return [{k: (v if k == "generator" else int(v) if k == "class" else float(v or "nan")) for k, v in r.items()}
-            for r in rows]
-
-
-def describe_generator(path: Path) -> dict:
-    """Where a generator came from: its file, SHA-256, model config, training step and, when
-    its run's config.json lies beside it, how it was trained."""
-    from .checkpoint import read_generator_file
-    from .fileio import sha256_file
-
-    model, _, metadata = read_generator_file(path)
-    step = metadata.get("step")
-    try:  # relative to the working directory when inside it (the repo: no machine-specific prefix)
-        shown = str(Path(path).resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        shown = str(path)
-    info = {"path": shown, "sha256": sha256_file(path), "model": dataclasses.asdict(model),
-            "step": int(step) if step is not None and step.isdigit() else None,
-            "weights": metadata.get("weights", "live")}  # 'average': an EMA (ema_decay)
-    settings = run_training_settings(path.parent)
-    if settings is not None:
-        info["training"] = settings
-    return info
-
-
-def run_training_settings(run: Path) -> Optional[dict]:
-    """How the run in ``run`` trained (from its config.json; None without a readable one):
-    n_per_class, seed, batch_size, n_critic, lr, real_batches, critic_augment, ema_decay,
-    max_steps. Configs older than critic_augment trained without it ("none"); older than
-    ema_decay, without an average (None)."""
-    try:
-        train = json.loads((run / "config.json").read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(train, dict):
-        return None
-    keys = ("n_per_class", "seed", "batch_size", "n_critic", "lr", "real_batches", "critic_augment", "ema_decay",
-            "max_steps")
-    return {k: train.get(k, "none" if k == "critic_augment" else None) for k in keys}
-
-
 def generator_diversity(ctx: ExperimentContext, generators: list[tuple[str, Path]]) -> list[dict]:
     """Per-class agreement, intra-class diversity and coverage of each generator the grid used."""
     from .checkpoint import load_generator
@@ -529,48 +286,3 @@ def generator_diversity(ctx: ExperimentContext, generators: list[tuple[str, Path
         for c in range(len(per_class["agreement"])):
             table.append({"generator": name, "class": c, **{k: v[c] for k, v in per_class.items()}})
     return table
-
-
-def _write_run_info(out_dir: Path, grid: GridConfig, device: torch.device, command: str,
-                    seconds: float, cells_run: int, generators: dict, rows: list[dict]) -> None:
-    """run.json: the classifier budget every row shares, the generators behind the rows
-    (``describe_generator``) and one entry per invocation, with its grid (a rerun that only
-    rebuilds the tables adds an entry with cells_run 0 instead of overwriting the wall time of
-    the real run). ``cell_seconds_total`` sums the
-    rows' own times, so it also counts cells of invocations that were stopped before their end."""
-    path = out_dir / "run.json"
-    try:
-        invocations = json.loads(path.read_text()).get("invocations", [])
-    except (OSError, ValueError, AttributeError):
-        invocations = []
-    invocations.append({"command": command, "grid": dataclasses.asdict(grid), "device": str(device),
-                        "machine": machine_description(device), "torch": torch.__version__,
-                        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                        "wall_time_s": round(seconds, 1), "cells_run": cells_run})
-    info = {"budget": {k: getattr(grid, k) for k in BUDGET_FIELDS}, "generators": generators,
-            "invocations": invocations,
-            "cells_run_total": sum(i.get("cells_run", 0) for i in invocations),
-            "wall_time_s_total": round(sum(i.get("wall_time_s", 0.0) for i in invocations), 1),
-            "cells_total": len(rows), "cell_seconds_total": round(sum(float(r["seconds"]) for r in rows), 1)}
-    atomic_write_text(path, json.dumps(info, indent=2, default=str) + "\n")
-
-
-def cpu_model() -> str:
-    """The CPU's model name (Linux: /proc/cpuinfo), else the platform's machine type."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine_description(device: torch.device) -> str:
-    """E.g. "NVIDIA H100 80GB HBM3" or "2-core AMD EPYC (x86_64), no GPU"."""
-    import os
-
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"{os.cpu_count()}-core {cpu_model()} ({platform.machine()}), no GPU"

@@ -181,7 +181,7 @@ def paired_gains(rows: list[dict], baseline: str, methods: tuple):
 def _reading_order(table):
     """Rows of an (augmentation, regime, ratio) table in reading order: none, classical,
     synthetic, classical+synthetic; shipped before fair; ratios by value (inf last)."""
-    from .experiment import AUGMENTATIONS
+    from .grid import AUGMENTATIONS
 
     regimes = ("-", "shipped", "fair")
 

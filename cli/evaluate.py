@@ -41,7 +41,7 @@ def evaluate(generator: Path, out_dir: Path, n_per_class: int, cas: bool, cas_st
     Prints a summary (generator and a real-train ceiling row) and the generator's per-class
     table; writes results.json, report.md, per_class.png, confusion.png and samples.png."""
     from augment import evaluation, report
-    from augment.training import resolve_device
+    from augment.device import resolve_device
 
     started = time.time()
 
@@ -89,7 +89,7 @@ def train_classifier(out: Path, data_dir: Path | None, dataset: str, n_per_class
     import dataclasses
 
     from augment import classifier as clf
-    from augment.training import resolve_device
+    from augment.device import resolve_device
 
     given = {"epochs": epochs, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed}
     recipe = dataclasses.replace(clf.ClassifierTrainConfig(),

@@ -54,8 +54,9 @@ def experiment(preset: str, out: Path, generator: Path | None, fair_dir: Path | 
     import dataclasses
 
     from augment.errors import ConfigError
-    from augment.experiment import PRESETS, run_grid
-    from augment.training import resolve_device
+    from augment.device import resolve_device
+    from augment.experiment import run_grid
+    from augment.grid import PRESETS
 
     from .options import int_list
 

@@ -33,7 +33,7 @@ def sample(source: Path | None, out: Path, per_class: int, classes: str | None, 
         path = visualize.save_gif(visualize.run_frames(source), out, duration_ms)
     elif suffix == ".png":
         from augment.checkpoint import load_generator
-        from augment.training import resolve_device
+        from augment.device import resolve_device
 
         wanted = int_list(classes, "--classes")
         if source is None:

@@ -33,7 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from augment.experiment import cpu_model  # noqa: E402
+from augment.device import cpu_model  # noqa: E402
 from augment.config import ModelConfig  # noqa: E402
 from augment.models import Generator  # noqa: E402
 from augment.sampling import FastGenerator, plain_forward  # noqa: E402

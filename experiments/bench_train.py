@@ -4,8 +4,10 @@ One "batch" = one generator step in ``shared`` mode = one real batch of ``--batc
 going through n_critic (5) critic updates and one generator update. batches/s counts those;
 images/s = batch size x batches/s (real images consumed per second; each batch also makes
 (n_critic + 1) x batch size fakes). All paths run in one process on one device, with the full
-reference models (ModelConfig defaults), timed in interleaved rounds so that load from other
-processes hits them alike.
+reference models (ModelConfig defaults), timed in interleaved rounds (the order of the paths
+rotated each round) so that load from other processes hits them alike. Besides the overall
+rates, each path reports ``x_<base>_rounds_median``: the median over rounds of its speed over
+the base path's in the same round, which a slow spell of a shared host skews less.
 
 Paths:
   reference    the reference design's loop: a torchvision-style MNIST dataset (per-item PIL
@@ -32,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import sys
 import time
 import warnings
@@ -42,12 +45,12 @@ import torch
 from augment.config import ModelConfig, TrainConfig
 from augment.data import load_split, resolve_data_dir
 from augment.errors import DataError
-from augment.experiment import cpu_model
+from augment.device import cpu_model
 from augment.fast import FastStepFallback, build_fast_step
 from augment.fileio import atomic_write_text
 from augment.losses import critic_loss, generator_loss, gradient_penalty
 from augment.models import Critic, Generator
-from augment.training import Trainer
+from augment.trainer import Trainer
 
 FALLBACK_DATA_DIR = "/work/shared/data/mnist"
 N_CRITIC = 5
@@ -267,28 +270,38 @@ def main(argv=None) -> dict:
         except Exception as e:  # noqa: BLE001 - a benchmark reports, it does not stop
             result["failed"][name] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
             print(f"{name:12s} FAILED: {result['failed'][name]}")
-    elapsed = dict.fromkeys(steps, 0.0)
-    done = dict.fromkeys(steps, 0)
+    # each round runs every path once, in an order rotated by one each round (no path always
+    # follows the same one); per-round times give paired ratios that a slow spell of the host
+    # (shared CPUs) shifts for all paths of that round alike
+    per_round = {name: [] for name in steps}  # seconds per step, one entry per round
+    names = list(steps)
     for r in range(args.rounds):
         n = args.steps // args.rounds + (r < args.steps % args.rounds)
-        for name, step in steps.items():
+        if n == 0:
+            continue
+        for name in names[r % len(names):] + names[:r % len(names)]:
             start = time.perf_counter()
             for _ in range(n):
-                step()
+                steps[name]()
             sync(device)
-            elapsed[name] += time.perf_counter() - start
-            done[name] += n
+            per_round[name].append((time.perf_counter() - start, n))
 
     result["paths"] = {}
     for name in steps:
-        rate = done[name] / elapsed[name]
-        row = {"steps": done[name], "seconds": round(elapsed[name], 3),
-               "batches_per_s": round(rate, 4), "images_per_s": round(rate * args.batch_size, 2)}
+        seconds, done = sum(t for t, _ in per_round[name]), sum(k for _, k in per_round[name])
+        rate = done / seconds
+        row = {"steps": done, "seconds": round(seconds, 3),
+               "batches_per_s": round(rate, 4), "images_per_s": round(rate * args.batch_size, 2),
+               "round_seconds_per_step": [round(t / k, 4) for t, k in per_round[name]]}
         for base in ("reference", "eager"):
             if base in steps:
-                row[f"x_{base}"] = round(elapsed[base] / done[base] * rate, 3)
+                base_rate = sum(k for _, k in per_round[base]) / sum(t for t, _ in per_round[base])
+                row[f"x_{base}"] = round(rate / base_rate, 3)
+                paired = [(tb / kb) / (t / k) for (t, k), (tb, kb) in zip(per_round[name], per_round[base])]
+                row[f"x_{base}_rounds_median"] = round(statistics.median(paired), 3)
+                row[f"x_{base}_rounds_range"] = [round(min(paired), 3), round(max(paired), 3)]
         result["paths"][name] = row
-        ratios = "  ".join(f"{k}={v}" for k, v in row.items() if k.startswith("x_"))
+        ratios = "  ".join(f"{k}={v}" for k, v in row.items() if k.startswith("x_") and "range" not in k)
         print(f"{name:12s} {row['batches_per_s']:9.3f} batches/s  {row['images_per_s']:9.1f} "
               f"images/s  {ratios}")
     if args.out:

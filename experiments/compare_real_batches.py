@@ -26,7 +26,8 @@ import torch
 from augment.config import ModelConfig, TrainConfig
 from augment.evaluation import evaluate_generator, load_reference
 from augment.classifier import default_classifier
-from augment.training import resolve_device, train
+from augment.device import resolve_device
+from augment.training import train
 from augment.checkpoint import load_generator
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -33,9 +33,9 @@ from augment.classifier import default_classifier  # noqa: E402
 from augment.config import ModelConfig, TrainConfig  # noqa: E402
 from augment.ema import decay_at  # noqa: E402
 from augment.evaluation import evaluate_samples, load_reference, sample_generator  # noqa: E402
-from augment.experiment import machine_description  # noqa: E402
+from augment.device import machine_description  # noqa: E402
 from augment.fileio import atomic_write_text  # noqa: E402
-from augment.training import Trainer  # noqa: E402
+from augment.trainer import Trainer  # noqa: E402
 from bn_recalibration import recalibrated  # noqa: E402
 
 COLUMNS = ("agreement", "class_frechet", "precision", "recall", "coverage")

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from augment import fast  # noqa: E402
 from augment.config import ModelConfig, TrainConfig  # noqa: E402
 from augment.data import resolve_data_dir  # noqa: E402
-from augment.training import Trainer  # noqa: E402
+from augment.trainer import Trainer  # noqa: E402
 
 
 class CompositeInstanceNorm(nn.Module):

@@ -27,7 +27,7 @@ from augment.config import TrainConfig  # noqa: E402
 from augment.data import resolve_data_dir  # noqa: E402
 from augment.fast import FastStepFallback, build_fast_step  # noqa: E402
 from augment.fileio import atomic_write_text  # noqa: E402
-from augment.training import Trainer  # noqa: E402
+from augment.trainer import Trainer  # noqa: E402
 
 
 VIEW_OPS = {"aten::empty", "aten::empty_strided", "aten::view", "aten::as_strided", "aten::as_strided_",

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from augment.checkpoint import checkpoint_generator_state, load_checkpoint, load_generator  # noqa: E402
 from augment.classifier import default_classifier  # noqa: E402
 from augment.evaluation import evaluate_samples, load_reference, sample_generator  # noqa: E402
-from augment.experiment import machine_description  # noqa: E402
+from augment.device import machine_description  # noqa: E402
 from augment.fileio import atomic_write_text  # noqa: E402
 from augment.models import Generator  # noqa: E402
 

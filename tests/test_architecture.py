@@ -48,6 +48,12 @@ def test_pure_modules_know_nothing_of_files_logging_or_training(name, allowed):
     assert not {m.split(".")[0] for m in imports} & forbidden, f"{name} imports {sorted(imports)}"
 
 
+def test_every_library_module_is_one_concept_under_400_lines():
+    """DESIGN.md: one concept a module, each well under 400 lines."""
+    long = {path.name: n for path in LIBRARY if (n := len(path.read_text().splitlines())) >= 400}
+    assert not long, f"split these modules: {long}"
+
+
 def test_the_checker_sees_relative_and_nested_imports(tmp_path):
     source = tmp_path / "m.py"
     source.write_text("from . import data\nfrom .models import G\ndef f():\n    import cli.dump\n")

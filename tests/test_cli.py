@@ -125,6 +125,7 @@ def test_class_out_of_range_in_sample(tmp_path, tiny_model_config):
 
 def test_experiment_overrides_reach_the_grid(tmp_path, monkeypatch):
     import augment.experiment as experiment
+    from augment.grid import PRESETS
 
     seen = {}
 
@@ -139,9 +140,9 @@ def test_experiment_overrides_reach_the_grid(tmp_path, monkeypatch):
     grid = seen["grid"]
     assert grid.n_per_class == (100, None) and grid.ratios == (1.0, 0.5)
     assert grid.regimes == ("fair",) and grid.seeds == (0,)
-    assert grid.classifier_steps == experiment.PRESETS["cpu"].classifier_steps
+    assert grid.classifier_steps == PRESETS["cpu"].classifier_steps
     assert seen["fair_dir"] == tmp_path / "fair"
-    assert grid.fair_n == experiment.PRESETS["cpu"].fair_n and grid.fair_seeds == (0,)
+    assert grid.fair_n == PRESETS["cpu"].fair_n and grid.fair_seeds == (0,)
     run("experiment", "--preset", "cpu", "--out", tmp_path / "exp", "--fair-n", "10,100", "--fair-seeds", "0,2",
         "--device", "cpu")
     assert seen["grid"].fair_n == (10, 100) and seen["grid"].fair_seeds == (0, 2)

@@ -16,7 +16,8 @@ from augment.checkpoint import load_checkpoint
 from augment.distributed import DistContext, local_slice, strided_indices
 from augment.errors import AugmentError
 from augment.models import Critic, Generator
-from augment.training import Trainer, resume, train
+from augment.trainer import Trainer
+from augment.training import resume, train
 
 ROOT = Path(__file__).resolve().parents[1]
 

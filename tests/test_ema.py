@@ -9,7 +9,8 @@ from augment.checkpoint import (export_generator, load_checkpoint, load_generato
                                 save_checkpoint)
 from augment.config import TrainConfig
 from augment.errors import CheckpointError, ConfigError
-from augment.training import Trainer, train
+from augment.trainer import Trainer
+from augment.training import train
 
 
 def test_decay_warms_up_then_holds():

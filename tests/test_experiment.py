@@ -1,7 +1,6 @@
 import csv
 import dataclasses
 import json
-import math
 import shutil
 
 import pytest
@@ -9,39 +8,10 @@ import torch
 
 from augment.checkpoint import read_generator_file, save_generator
 from augment.errors import AugmentError, ConfigError
-from augment.experiment import PRESETS, Cell, GridConfig, grid_cells, read_results, run_grid
+from augment.experiment import run_grid
 from augment.fileio import sha256_file
+from augment.grid import GridConfig, grid_cells, read_results
 from augment.models import Generator
-
-
-def test_quick_preset_is_the_issue_grid():
-    cells = grid_cells(PRESETS["quick"])
-    assert {c.n_per_class for c in cells if math.isfinite(c.ratio)} == {10, 100}
-    assert {c.ratio for c in cells} == {0.0, 1.0, 4.0, math.inf}
-    assert {c.seed for c in cells} == {0, 1}
-    assert {c.augmentation for c in cells} == {"none", "classical", "synthetic", "classical+synthetic"}
-    assert len(cells) == len({c.key for c in cells})
-
-
-def test_full_grid_has_fair_cells_only_where_a_fair_generator_is_trained():
-    cells = grid_cells(PRESETS["full"])
-    fair = {c.n_per_class for c in cells if c.regime == "fair"}
-    assert fair == {10, 100, 500}
-    assert {c.seed for c in cells} == {0, 1, 2}
-    assert Cell(None, math.inf, "synthetic", "shipped", 0) in cells
-
-
-def test_bad_grids_are_refused():
-    with pytest.raises(ConfigError, match="augmentation"):
-        GridConfig(augmentations=("mixup",))
-    with pytest.raises(ConfigError, match="ratios"):
-        GridConfig(ratios=(0.0,))
-    with pytest.raises(ConfigError, match="fair_n"):
-        GridConfig(fair_n=(None,))
-    with pytest.raises(ConfigError, match="fair_seeds"):
-        GridConfig(seeds=(0, 1), fair_seeds=(2,))
-    with pytest.raises(ConfigError, match="fair_critic_augment"):
-        GridConfig(fair_critic_augment="flip")
 
 
 @pytest.fixture
@@ -95,15 +65,6 @@ def test_grid_runs_resumes_and_reports(tmp_path, idx_dir, tiny_generator):
     shipped = info["generators"]["shipped"]  # which generator made the rows
     assert shipped["sha256"] == sha256_file(tiny_generator) and shipped["path"] == str(tiny_generator)
     assert shipped["model"] == dataclasses.asdict(read_generator_file(tiny_generator)[0])
-
-
-def test_cpu_preset_has_fair_cells_for_its_fair_seeds_only():
-    cells = grid_cells(PRESETS["cpu"])
-    fair = [c for c in cells if c.regime == "fair"]
-    assert {c.seed for c in fair} == {0} and {c.n_per_class for c in fair} == {10, 100, 500}
-    assert {c.seed for c in cells} == {0, 1, 2}
-    assert Cell(500, math.inf, "synthetic", "fair", 0) in fair
-    assert Cell(500, math.inf, "synthetic", "fair", 1) not in cells
 
 
 def test_fair_generators_from_another_directory_are_used_as_they_are(tmp_path, idx_dir,

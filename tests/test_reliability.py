@@ -14,7 +14,9 @@ import torch
 from click.testing import CliRunner
 
 from augment.checkpoint import load_checkpoint
-from augment.training import Trainer, TrainingError, train
+from augment.errors import TrainingError
+from augment.trainer import Trainer
+from augment.training import train
 from cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -162,12 +164,13 @@ def test_killed_dump_leaves_nothing_that_looks_complete(tmp_path, tiny_model_con
 def test_an_interrupted_experiment_keeps_its_finished_cells(tmp_path, idx_dir, tiny_model_config, monkeypatch):
     import augment.experiment as exp
     from augment.checkpoint import save_generator
+    from augment.grid import GridConfig, cell_key, grid_cells, read_results
     from augment.models import Generator
 
     save_generator(tmp_path / "g.safetensors", Generator(tiny_model_config))
-    grid = exp.GridConfig(n_per_class=(2,), ratios=(1.0,), regimes=("shipped",), seeds=(0,),
-                          classifier_steps=2, classifier_batch=8, synthetic_only_per_class=3,
-                          diversity_per_class=6)
+    grid = GridConfig(n_per_class=(2,), ratios=(1.0,), regimes=("shipped",), seeds=(0,),
+                      classifier_steps=2, classifier_batch=8, synthetic_only_per_class=3,
+                      diversity_per_class=6)
     real_run_cell, calls = exp.run_cell, []
 
     def dies_on_third(cell, ctx):
@@ -181,8 +184,8 @@ def test_an_interrupted_experiment_keeps_its_finished_cells(tmp_path, idx_dir, t
                   log=lambda m: None, mnist=False)
     with pytest.raises(KeyboardInterrupt):
         exp.run_grid(grid, tmp_path / "exp", torch.device("cpu"), **kwargs)
-    assert len(exp.read_results(tmp_path / "exp" / "results.csv")) == 2
+    assert len(read_results(tmp_path / "exp" / "results.csv")) == 2
     monkeypatch.setattr(exp, "run_cell", real_run_cell)
     exp.run_grid(grid, tmp_path / "exp", torch.device("cpu"), **kwargs)
-    rows = exp.read_results(tmp_path / "exp" / "results.csv")
-    assert len(rows) == len(exp.grid_cells(grid)) and len({exp.cell_key(r) for r in rows}) == len(rows)
+    rows = read_results(tmp_path / "exp" / "results.csv")
+    assert len(rows) == len(grid_cells(grid)) and len({cell_key(r) for r in rows}) == len(rows)
