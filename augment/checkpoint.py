@@ -79,9 +79,8 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
 
 
 def save_generator(path: PathLike, generator: Generator, extra: dict | None = None) -> str:
-    """Atomically write the generator's weights and config as safetensors; returns its SHA-256."""
-    from safetensors.torch import save_file
-
+    """Atomically write the generator's weights and config as safetensors (``write_safetensors``);
+    returns its SHA-256."""
     metadata = {
         "format": GENERATOR_FORMAT,
         "format_version": str(FORMAT_VERSION),
@@ -89,9 +88,26 @@ def save_generator(path: PathLike, generator: Generator, extra: dict | None = No
     }
     for k, v in (extra or {}).items():
         metadata[k] = v if isinstance(v, str) else json.dumps(v, sort_keys=True)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
+    return write_safetensors(path, generator.state_dict(), metadata)
+
+
+def write_safetensors(path: PathLike, state: dict, metadata: dict) -> str:
+    """Atomically write a state dict and string ``metadata`` as safetensors; returns the file's
+    SHA-256. The same tensors and metadata give the same bytes in any process: the
+    safetensors library writes the metadata map in a per-process random order, so the header is
+    rewritten with the metadata keys sorted (tensor entries and data untouched)."""
+    from safetensors.torch import save
+
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    raw = save(tensors, metadata=metadata)
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    header["__metadata__"] = dict(sorted(header.get("__metadata__", {}).items()))
+    text = json.dumps({"__metadata__": header.pop("__metadata__"), **header}, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # the data stays 8-byte aligned, as the library writes it
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(len(text).to_bytes(8, "little") + text)
+        f.write(memoryview(raw)[8 + n:])
     return sha256_file(path)
 
 
@@ -177,9 +193,11 @@ def weights_metadata(ema_decay: float | None, step: int) -> dict:
 
 
 def _is_safetensors(path: Path) -> bool:
+    """A safetensors header (8-byte length, then JSON), or a name that says safetensors (so
+    that a damaged generator file is reported as one, not as a damaged checkpoint)."""
     with open(path, "rb") as f:
         head = f.read(9)
-    return len(head) == 9 and head[8:9] == b"{"
+    return (len(head) == 9 and head[8:9] == b"{") or path.suffix.lower() == ".safetensors"
 
 
 def _existing_file(path: PathLike) -> Path:

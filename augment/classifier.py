@@ -30,7 +30,7 @@ from torch import nn
 from .config import config_from_dict
 from .data import BACKGROUND, IMAGE_SIZE, to_model_images
 from .errors import AugmentError, CheckpointError, ConfigError, DataError
-from .fileio import PathLike, atomic_path, check_writable, sha256_file
+from .fileio import PathLike, check_writable, sha256_file
 from .models import module_device
 from .pretrained import WEIGHTS_DIR, verify_checksum
 
@@ -309,16 +309,13 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor,
 
 def save_classifier(path: PathLike, model: Classifier, extra: Optional[dict] = None) -> str:
     """Atomically write weights + config (+ ``extra`` metadata) as safetensors; returns SHA-256."""
-    from safetensors.torch import save_file
+    from .checkpoint import write_safetensors
 
     metadata = {"format": CLASSIFIER_FORMAT, "format_version": str(FORMAT_VERSION),
                 "classifier_config": json.dumps(dataclasses.asdict(model.config), sort_keys=True)}
     for k, v in (extra or {}).items():
         metadata[k] = v if isinstance(v, str) else json.dumps(v, sort_keys=True)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
-    return sha256_file(path)
+    return write_safetensors(path, model.state_dict(), metadata)
 
 
 def load_classifier(path: PathLike, device: Device = "cpu",

@@ -2,7 +2,8 @@
 
 The training config holds the model config, flows unchanged from the CLI to the trainer and is
 saved inside every checkpoint, so a checkpoint alone rebuilds its models. Field metadata
-(``help``, ``min``, ``max``, ``choices``) is the single source for the CLI's options.
+(``help``, ``min``, ``max``, ``max_open``, ``choices``) is the single source for the CLI's
+options.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class TrainConfig:
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data_dir: Optional[str] = _opt(None, "IDX directory (default: $AUGMENT_DATA, else "
-                                   "~/.cache/augment/mnist)")
+                                   "~/.cache/augment/mnist)", metavar="DIR")
     dataset: str = _opt("mnist", "'mnist' verifies MNIST's SHA-256; 'idx' takes any IDX pair",
                         choices=("mnist", "idx"))
     n_per_class: Optional[int] = _opt(None, "train on a seeded subset of N images per class", min=1)
@@ -59,18 +60,18 @@ class TrainConfig:
     batch_size: int = _opt(64, "images per batch", min=2)
     n_critic: int = _opt(5, "critic steps per generator step", min=1)
     lr: float = _opt(1e-4, "Adam learning rate (both nets)", min=0.0)
-    beta1: float = _opt(0.5, "Adam beta1", min=0.0, max=1.0)
-    beta2: float = _opt(0.9, "Adam beta2", min=0.0, max=1.0)
+    beta1: float = _opt(0.5, "Adam beta1", min=0.0, max=1.0, max_open=True)
+    beta2: float = _opt(0.9, "Adam beta2", min=0.0, max=1.0, max_open=True)
     gp_weight: float = _opt(10.0, "gradient-penalty weight lambda", min=0.0)
     ema_decay: Optional[float] = _opt(
         None, "also keep an exponential moving average of the generator's weights with this "
         "decay per generator step (e.g. 0.999; the warm-up min(decay, (1+t)/(10+t)) reaches "
         "0.999 at step 8,991); sample grids and the exported generator use the average",
-        min=0.0, max=1.0)
+        min=0.0, max=1.0, max_open=True)
     init_generator: Optional[str] = _opt(
         None, "start the generator from this generator file (.safetensors, e.g. the shipped "
         "augment/weights/generator.safetensors; same model config) instead of a random init; "
-        "the critic and both optimizers start fresh. Read once, when the run starts")
+        "the critic and both optimizers start fresh. Read once, when the run starts", metavar="FILE")
     critic_warmup: int = _opt(
         0, "generator steps at the start that update only the critic (n_critic updates each; "
         "the generator's weights stay fixed): lets a fresh critic catch up with an "
@@ -89,7 +90,7 @@ class TrainConfig:
         "(where batching measured no faster)",
         choices=("auto", "eager", "fast"))
     seed: int = _opt(0, "seed for data order, noise and initialisation", min=0)
-    device: str = _opt("auto", "'auto', 'cpu', 'cuda' or 'cuda:N'")
+    device: str = _opt("auto", "'auto', 'cpu', 'cuda' or 'cuda:N'", kind="device")
     log_every: int = _opt(50, "generator steps between log lines", min=1)
     sample_every: int = _opt(500, "generator steps between sample grids", min=1)
     checkpoint_every: int = _opt(1000, "generator steps between checkpoints", min=1)
@@ -99,10 +100,7 @@ class TrainConfig:
         _check_bounds(self)
         if isinstance(self.model, dict):  # tolerate from_dict-style construction
             object.__setattr__(self, "model", ModelConfig(**self.model))
-        if not (self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda")):
-            raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
-        if self.ema_decay is not None and self.ema_decay >= 1.0:
-            raise ConfigError(f"ema_decay={self.ema_decay!r} must be below 1 (1 would never move the average)")
+        check_device_name(self.device)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -132,14 +130,28 @@ def config_from_dict(cls: type, d: dict) -> Any:
         raise ConfigError(f"invalid {cls.__name__}: {e}") from None
 
 
+DEVICE_NAMES = "'auto', 'cpu', 'cuda' or 'cuda:N'"
+
+
+def check_device_name(name: Any) -> str:
+    """``name`` if it is one of the device names the library runs on (``DEVICE_NAMES``; an
+    integer N >= 0 after 'cuda:'), else ``ConfigError``. Whether CUDA is present is checked
+    where a device is used (``augment.device.resolve_device``)."""
+    ok = isinstance(name, str) and (name in ("auto", "cpu", "cuda") or (
+        name.startswith("cuda:") and name[5:].isdigit() and name[5:].isascii()))
+    if not ok:
+        raise ConfigError(f"device must be {DEVICE_NAMES}, got {name!r}")
+    return name
+
+
 def _check_bounds(cfg: Any) -> None:
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
         if value is None or dataclasses.is_dataclass(value) or isinstance(value, dict):
             continue
         lo, hi = f.metadata.get("min"), f.metadata.get("max")
-        choices = f.metadata.get("choices")
-        if lo is not None and value < lo or hi is not None and value > hi:
-            raise ConfigError(f"{f.name}={value!r} is outside [{lo}, {hi}]")
+        choices, hi_open = f.metadata.get("choices"), f.metadata.get("max_open", False)
+        if lo is not None and value < lo or hi is not None and (value >= hi if hi_open else value > hi):
+            raise ConfigError(f"{f.name}={value!r} is outside [{lo}, {hi}{')' if hi_open else ']'}")
         if choices is not None and value not in choices:
             raise ConfigError(f"{f.name}={value!r} is not one of {', '.join(choices)}")

@@ -8,19 +8,18 @@ import platform
 import torch
 
 from . import distributed
-from .errors import AugmentError
+from .config import check_device_name
+from .errors import ConfigError
 
 
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> cuda if available else cpu; otherwise the named device (checked). Under
-    torchrun, 'auto' and 'cuda' mean this process's GPU, cuda:LOCAL_RANK."""
-    name = distributed.local_device_name(name)
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise AugmentError(f"unknown device {name!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
+def resolve_device(name: str | torch.device) -> torch.device:
+    """'auto' -> cuda if available else cpu; otherwise the named device: 'cpu', 'cuda' or
+    'cuda:N' (others, e.g. 'mps', raise ``ConfigError``, as does CUDA on a machine without it).
+    Under torchrun, 'auto' and 'cuda' mean this process's GPU, cuda:LOCAL_RANK."""
+    name = distributed.local_device_name(check_device_name(str(name)))
+    device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise AugmentError(f"device {name!r} requested but CUDA is not available")
+        raise ConfigError(f"device {name!r} requested but CUDA is not available")
     return device
 
 

@@ -201,7 +201,7 @@ def dump_synthetic(out: PathLike, generator: GeneratorLike = None, num_samples: 
     if isinstance(test_samples, bool) or not isinstance(test_samples, int) or test_samples < 0:
         raise ConfigError(f"number of test samples must be an integer >= 0, got {test_samples!r}")
     if test_samples and split != "train":
-        raise ConfigError("test samples go with a train split: use split='train' with test_samples")
+        raise ConfigError("a test split of further items (test samples) goes with the train split, not split 'test'")
     parts = [(split, 0, num_samples)] + ([("test", num_samples, test_samples)] if test_samples else [])
     out = Path(out)
     check_directory_target(out, overwrite, not_a_dump)

@@ -215,6 +215,7 @@ def run_grid(grid: GridConfig, out_dir: PathLike, device: torch.device,
     started = time.time()  # the invocation's wall time: loading, cells, diversity and plots
     out_dir = Path(out_dir)
     test = RealMNIST(data_dir, train=False, device=device, mnist=mnist)  # fail before writing
+    _check_subsets_exist(grid, data_dir, mnist)
     if "shipped" in grid.regimes:  # a bad --generator or install fails now, not after the real-only cells
         from .checkpoint import load_generator
         from .pretrained import verified_default_generator_path
@@ -254,6 +255,17 @@ def run_grid(grid: GridConfig, out_dir: PathLike, device: torch.device,
                        {name: describe_generator(path) if found else missing_generator(out_dir, name, path)
                         for name, path, found in generators}, rows)
         return results_path
+
+
+def _check_subsets_exist(grid: GridConfig, data_dir: Optional[PathLike], mnist: bool) -> None:
+    """Every n-per-class subset of the grid exists in the training data (else the one-line
+    ``DataError`` of ``per_class_subset``, before anything is written)."""
+    from .data import load_split, per_class_subset, resolve_data_dir
+
+    ns = [n for n in grid.n_per_class if n is not None]
+    if ns:
+        _, labels = load_split(resolve_data_dir(data_dir), "train", mnist=mnist)
+        per_class_subset(labels, max(ns))
 
 
 def used_generators(ctx: ExperimentContext, rows: Iterable[dict]) -> list[tuple[str, Path, bool]]:

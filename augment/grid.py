@@ -85,8 +85,11 @@ class GridConfig:
         bad = [r for r in self.regimes if r not in REGIMES]
         if bad:
             raise ConfigError(f"unknown regime(s) {bad}; choose from {REGIMES}")
-        if any(n is not None and n < 1 for n in self.n_per_class) or not self.seeds:
-            raise ConfigError("n_per_class entries must be >= 1 (or None for all); seeds non-empty")
+        if any(n is not None and n < 1 for n in self.n_per_class):
+            shown = ", ".join("all" if n is None else str(n) for n in self.n_per_class)
+            raise ConfigError(f"n_per_class entries must be >= 1 (or all), got {shown}")
+        if not self.seeds:
+            raise ConfigError("seeds is empty")
         if any(n is None or n < 1 for n in self.fair_n) or (
                 self.fair_seeds is not None and any(s not in self.seeds for s in self.fair_seeds)):
             raise ConfigError("fair_n entries must be >= 1 (a fair generator for n = all is the shipped one); "

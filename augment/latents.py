@@ -155,6 +155,20 @@ def _resample_tails(z: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, t: 
     return z.clamp(-t, t)
 
 
+def check_class_ids(classes: Optional[Sequence[int]], num_classes: int) -> list[int]:
+    """The class ids to draw from: ``classes`` as ints (None: all ``num_classes``); an empty
+    list, an id outside [0, num_classes) or a repeated id raises ``ConfigError``."""
+    ids = list(range(num_classes)) if classes is None else [int(c) for c in classes]
+    if not ids:
+        raise ConfigError("classes is empty")
+    bad = [c for c in ids if not 0 <= c < num_classes]
+    if bad:
+        raise ConfigError(f"unknown class {bad[0]}: the generator has classes 0..{num_classes - 1}")
+    if len(set(ids)) != len(ids):
+        raise ConfigError(f"classes has duplicates: {ids}")
+    return ids
+
+
 def stratified_labels(num_samples: int, classes: Sequence[int],
                       weights: Optional[Sequence[float]] = None) -> torch.Tensor:
     """Labels ``(num_samples,)`` int64: the Sainte-Lague seat sequence of ``weights`` over

@@ -28,9 +28,10 @@ import torch
 from torch.utils.data import Dataset, default_collate, get_worker_info
 
 from .checkpoint import load_generator
+from .device import resolve_device
 from .errors import AugmentError, ConfigError
 from .fileio import sha256_file
-from .latents import index_latents, stratified_labels
+from .latents import check_class_ids, index_latents, stratified_labels
 from .pretrained import verified_default_generator_path
 from .models import Generator
 from .sampling import FastGenerator, resolve_dtype
@@ -83,15 +84,7 @@ def index_tensor(indices) -> torch.Tensor:
 def _device(device, generator: Generator) -> torch.device:
     if device is None:
         return next(generator.parameters()).device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise ConfigError(f"bad device {device!r} ({e})") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {str(device)!r} requested but CUDA is not available")
-    return device
+    return resolve_device(device)
 
 
 class SampleBatch(SequenceABC):
@@ -266,14 +259,7 @@ class SyntheticMNIST(Dataset):
 
 
 def _check_classes(classes, weights, num_classes: int) -> tuple[list, Optional[list]]:
-    ids = list(range(num_classes)) if classes is None else [int(c) for c in classes]
-    if not ids:
-        raise ConfigError("classes is empty")
-    bad = [c for c in ids if not 0 <= c < num_classes]
-    if bad:
-        raise ConfigError(f"unknown class {bad[0]}: the generator has classes 0..{num_classes - 1}")
-    if len(set(ids)) != len(ids):
-        raise ConfigError(f"classes has duplicates: {ids}")
+    ids = check_class_ids(classes, num_classes)
     if weights is None:
         return ids, None
     weights = [float(w) for w in weights]

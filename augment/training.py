@@ -9,7 +9,8 @@ A run ends after ``max_steps`` (else ``epochs``) or, when ``max_minutes`` is set
 step that ends past that much training wall time (counted across resumes); either way it
 writes its last log row, grid and checkpoint. ``init_generator`` starts the generator from a
 trained generator file (fine-tuning) and ``critic_warmup`` lets the fresh critic train alone
-for that many steps first.
+for that many steps first. SIGINT (Ctrl-C) or SIGTERM stops a single-process run after the
+step under way, with a checkpoint of it (``TrainingInterrupted``); ``resume`` continues it.
 
 Run directory::
 
@@ -21,17 +22,20 @@ from __future__ import annotations
 
 import contextlib
 import math
+import signal
 import sys
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Iterator, Optional
 
 import torch
 
 from . import checkpoint as ckpt
 from . import distributed
 from .config import TrainConfig
+from .data import load_split, per_class_subset, resolve_data_dir
 from .device import resolve_device
 from .errors import TrainingError
 from .fileio import PathLike, append_jsonl, atomic_write_text, remove_stale_temp_files, truncate_jsonl
@@ -59,7 +63,7 @@ def train(cfg: TrainConfig, run_dir: PathLike, progress: bool = True,
 def resumed_config(run_dir: PathLike, overrides: Optional[dict] = None) -> TrainConfig:
     """The config a resume of ``run_dir`` would use: the saved one, with the
     ``RESUME_OVERRIDABLE`` fields of ``overrides`` (e.g. ``max_steps`` to extend a run)."""
-    cfg = ckpt.load_checkpoint(Path(run_dir) / "checkpoints" / "last.pt")["train_config"]
+    cfg = ckpt.load_checkpoint(_last_checkpoint(Path(run_dir)))["train_config"]
     return _with_overrides(cfg, overrides)
 
 
@@ -68,9 +72,46 @@ def resume(run_dir: PathLike, overrides: Optional[dict] = None, progress: bool =
     """Continue ``run_dir`` from ``checkpoints/last.pt``; the result equals an uninterrupted
     run (bitwise on CPU), with any world size."""
     run_dir = Path(run_dir)
-    state = ckpt.load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    state = ckpt.load_checkpoint(_last_checkpoint(run_dir))
     cfg = _with_overrides(state["train_config"], overrides)
     return _run(cfg, run_dir, state, progress, device)
+
+
+def preflight(run_dir: PathLike, cfg: Optional[TrainConfig] = None) -> None:
+    """The checks a run makes before it writes anything, for a launcher that starts it in other
+    processes (``augment train --nproc``): a resume (``cfg`` None) needs a checkpoint; a new
+    run needs an unused run directory, its training data (and subset) and its
+    ``init_generator``. Raises the one-line error the run itself would."""
+    run_dir = Path(run_dir)
+    if cfg is None:
+        _last_checkpoint(run_dir)
+        return
+    _check_unused_run_dir(run_dir)
+    _, labels = load_split(resolve_data_dir(cfg.data_dir), "train", mnist=cfg.dataset == "mnist")
+    if cfg.n_per_class is not None:
+        per_class_subset(labels, cfg.n_per_class, cfg.seed, cfg.model.num_classes)
+    if cfg.init_generator is not None:
+        ckpt.read_generator_file(cfg.init_generator)
+
+
+def _check_unused_run_dir(run_dir: Path) -> None:
+    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        if (run_dir / "config.json").is_file() and not (run_dir / "checkpoints" / "last.pt").exists():
+            raise TrainingError(f"run directory {run_dir} holds a run that stopped before its first checkpoint, "
+                                f"so it cannot resume; delete the directory to start again, or choose another")
+        raise TrainingError(f"run directory {run_dir} is not empty; pass --resume or choose another")
+
+
+def _last_checkpoint(run_dir: Path) -> Path:
+    """``run_dir/checkpoints/last.pt``; a one-line ``TrainingError`` that says why when it is
+    missing (no run there, or a run stopped before its first checkpoint)."""
+    last = run_dir / "checkpoints" / "last.pt"
+    if last.exists():
+        return last
+    if (run_dir / "config.json").is_file():
+        raise TrainingError(f"{run_dir} has no checkpoint to resume: its run stopped before the first one "
+                            f"(see --checkpoint-every); delete the directory to start the run again")
+    raise TrainingError(f"{run_dir} holds no run to resume (no {last.relative_to(run_dir)})")
 
 
 def _with_overrides(cfg: TrainConfig, overrides: Optional[dict]) -> TrainConfig:
@@ -100,8 +141,8 @@ def _run(cfg: TrainConfig, run_dir: Path, state: Optional[dict], progress: bool,
 
 def _loop(cfg: TrainConfig, run_dir: Path, state: Optional[dict], progress: bool,
           device: torch.device, ctx: distributed.DistContext) -> Path:
-    if state is None and run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
-        raise TrainingError(f"run directory {run_dir} is not empty; pass --resume or choose another")
+    if state is None:
+        _check_unused_run_dir(run_dir)
     distributed.barrier(ctx)  # every rank has checked before rank 0 writes anything
     last = run_dir / "checkpoints" / "last.pt"
     metrics_path = run_dir / "metrics.jsonl"
@@ -149,16 +190,19 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: Optional[dict], progress: bool
 
     # a new run makes at least one step; a resumed one none if its time is already spent
     done = trainer.step_count >= trainer.total_steps or (state is not None and out_of_time())
+    stopped = None  # the signal that asked the run to stop (one process only), once one has
     with contextlib.ExitStack() as stack:
         stack.callback(bar.close)
         if tb is not None:
             stack.callback(tb.close)
-        while not done:
+        stop_request = stack.enter_context(_stop_requests(enabled=not ctx.enabled))
+        while not done and stopped is None:
             stats = trainer.step()
             for k, v in stats.items():
                 window.setdefault(k, []).append(v)
             step = trainer.step_count
             done = step >= trainer.total_steps or out_of_time()
+            stopped = stop_request()
             bar.update(1)
             if step % cfg.log_every == 0 or done:
                 keys = sorted(window)
@@ -181,7 +225,7 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: Optional[dict], progress: bool
                         tb.add_scalar(f"train/{k}", row[k], step)
             if main and (step % cfg.sample_every == 0 or done):
                 save_samples()
-            if step % cfg.checkpoint_every == 0 or done:
+            if step % cfg.checkpoint_every == 0 or done or stopped is not None:
                 _check_finite_parameters(trainer, last)  # never overwrite a good checkpoint with NaNs
                 pending = {k: distributed.all_reduce_mean(torch.stack(v), ctx).cpu() for k, v in window.items()}
                 if main:
@@ -189,6 +233,9 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: Optional[dict], progress: bool
                     ckpt.save_checkpoint(last, {**trainer.state_dict(), "elapsed": elapsed,
                                                 "log_window": pending})
 
+    if stopped is not None:
+        raise TrainingInterrupted(f"stopped by {signal.Signals(stopped).name} after step {trainer.step_count}; "
+                                  f"checkpoint saved, continue with --resume (run directory {run_dir})")
     generator_path = run_dir / "generator.safetensors"
     if main:
         ckpt.save_generator(generator_path, trainer.sampling_generator,
@@ -198,6 +245,42 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: Optional[dict], progress: bool
             save_loss_plot(metrics_path, run_dir / "losses.png")
     distributed.barrier(ctx)
     return generator_path
+
+
+class TrainingInterrupted(TrainingError):
+    """The run was asked to stop (SIGINT, SIGTERM) and stopped after a checkpoint of its last step."""
+
+
+@contextlib.contextmanager
+def _stop_requests(enabled: bool) -> Iterator[Callable[[], Optional[int]]]:
+    """Within the block, SIGINT (Ctrl-C) and SIGTERM ask the loop to stop after the current step
+    instead of interrupting it midway, so that it can save a consistent checkpoint; a second
+    signal interrupts at once (KeyboardInterrupt). Yields a function giving the signal number
+    asked with, or None. Only a single process's main thread installs handlers (under torchrun
+    the launcher owns signals); elsewhere, and when ``enabled`` is False, nothing changes."""
+    asked: list[int] = []
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.getsignal(s) for s in signals}
+
+    def restore() -> None:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+    def ask(signum: int, frame) -> None:
+        if asked:
+            restore()
+            raise KeyboardInterrupt
+        asked.append(signum)
+
+    for s in signals:
+        signal.signal(s, ask)
+    try:
+        yield lambda: asked[0] if asked else None
+    finally:
+        restore()
 
 
 def _check_finite_parameters(trainer: Trainer, last: Path) -> None:

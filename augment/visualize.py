@@ -13,6 +13,7 @@ import torch
 
 from .errors import AugmentError
 from .fileio import PathLike, atomic_path
+from .latents import check_class_ids
 
 
 def grid_image(images: torch.Tensor, nrow: int, padding: int = 2):
@@ -45,10 +46,7 @@ def class_grid(generator: torch.nn.Module, per_class: int = 10, seed: int = 0,
     gives the same grid on any device.
     """
     cfg = generator.config
-    classes = list(range(cfg.num_classes)) if classes is None else list(classes)
-    for c in classes:
-        if not 0 <= c < cfg.num_classes:
-            raise AugmentError(f"class {c} is outside [0, {cfg.num_classes})")
+    classes = check_class_ids(classes, cfg.num_classes)
     device = next(generator.parameters()).device
     gen = torch.Generator().manual_seed(seed)
     z = torch.randn(len(classes) * per_class, cfg.z_dim, generator=gen).to(device)

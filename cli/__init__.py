@@ -56,7 +56,14 @@ class AugmentGroup(click.Group):
 @click.version_option(package_name="augment", prog_name="augment")
 def main() -> None:
     """Train a conditional WGAN-GP on MNIST and use it as a data-augmentation source."""
+    import signal
+    import threading
     import warnings
+
+    # SIGTERM (kill, a job scheduler) unwinds like Ctrl-C, so the library's cleanups run: no
+    # half-written output or temp directory is left behind; training stops after its step
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
 
     # library warnings (e.g. "no CUDA graphs on the CPU") as one line, not file:line + source
     warnings.formatwarning = lambda message, category, *args, **kwargs: f"Warning: {message}\n"

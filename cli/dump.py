@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .options import int_list
+from .options import DEVICE, int_list
 
 
 @click.command("dump")
@@ -32,7 +32,7 @@ from .options import int_list
               help="latent components beyond +-T are redrawn or clipped (fidelity over diversity)")
 @click.option("--truncation-mode", type=click.Choice(["resample", "clamp"]), default="resample",
               help="with --truncation: redraw components beyond +-T, or clip them to +-T")
-@click.option("--device", type=str, default="auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'")
+@click.option("--device", type=DEVICE, default="auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'")
 @click.option("--batch-size", type=click.IntRange(1), default=1024, help="images per write step")
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), default="float32",
               help="sampling precision (bfloat16: CUDA only; an error on the CPU)")
@@ -43,7 +43,7 @@ def dump(generator: Path | None, out: Path, num_samples: int, formats: tuple, sp
          classes: str | None, class_weights: str | None, truncation: float | None,
          truncation_mode: str, device: str,
          batch_size: int, dtype: str, overwrite: bool, quiet: bool) -> None:
-    """Write NUM_SAMPLES generated digits from GENERATOR (a generator or checkpoint file;
+    """Write -n generated digits from GENERATOR (a generator or checkpoint file;
     default: the shipped generator) with a manifest.json. Same arguments, same bytes."""
     from augment.dump import dump_synthetic
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from .options import DEVICE
+
 
 @click.command()
 @click.argument("generator", type=click.Path(path_type=Path))
@@ -30,9 +32,9 @@ import click
               help="IDX directory (default: $AUGMENT_DATA, else ~/.cache/augment/mnist)")
 @click.option("--dataset", type=click.Choice(["mnist", "idx"]), default="mnist",
               help="'mnist' verifies MNIST's SHA-256; 'idx' takes any IDX pair")
-@click.option("--device", type=str, default="auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'")
+@click.option("--device", type=DEVICE, default="auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'")
 @click.option("--overwrite", is_flag=True, help="replace a previous report in --out-dir")
-@click.option("--quiet", is_flag=True, help="no progress lines on stderr")
+@click.option("-q", "--quiet", is_flag=True, help="no progress lines on stderr")
 def evaluate(generator: Path, out_dir: Path, n_per_class: int, cas: bool, cas_steps: int,
              seed: int, k: int, classifier_path: Path | None, data_dir: Path | None,
              dataset: str, device: str, overwrite: bool, quiet: bool) -> None:
@@ -78,8 +80,8 @@ def evaluate(generator: Path, out_dir: Path, n_per_class: int, cas: bool, cas_st
 @click.option("--batch-size", type=click.IntRange(2), default=None, help="images per batch")
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=None, help="peak learning rate")
 @click.option("--seed", type=click.IntRange(0), default=None, help="seed of init, order and shifts")
-@click.option("--device", type=str, default="auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'")
-@click.option("--quiet", is_flag=True, help="no progress bar")
+@click.option("--device", type=DEVICE, default="auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'")
+@click.option("-q", "--quiet", is_flag=True, help="no progress bar")
 def train_classifier(out: Path, data_dir: Path | None, dataset: str, n_per_class: int | None,
                      epochs: int | None, steps: int | None, batch_size: int | None,
                      lr: float | None, seed: int | None, device: str, quiet: bool) -> None:

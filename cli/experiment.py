@@ -9,6 +9,8 @@ import click
 
 from augment.config import CRITIC_AUGMENT_POLICIES
 
+from .options import DEVICE
+
 
 @click.command()
 @click.option("--preset", type=click.Choice(["quick", "cpu", "full"]), default="quick",
@@ -43,8 +45,8 @@ from augment.config import CRITIC_AUGMENT_POLICIES
 @click.option("--fair-widths", default=None,
               help="G,D base widths of the fair generators this grid trains (default: the preset's; "
                    "full: 128,64 = the reference, cpu: 32,16)")
-@click.option("--device", type=str, default="auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'")
-@click.option("--quiet", is_flag=True, help="no progress bar")
+@click.option("--device", type=DEVICE, default="auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'")
+@click.option("-q", "--quiet", is_flag=True, help="no progress bar")
 def experiment(preset: str, out: Path, generator: Path | None, fair_dir: Path | None,
                data_dir: Path | None, seeds: int | None, n_list: str | None, ratios: str | None,
                regimes: str | None, fair_n: str | None, fair_seeds: str | None,

@@ -8,16 +8,37 @@ from typing import Any, Callable
 import click
 
 
+class DeviceName(click.ParamType):
+    """'auto', 'cpu', 'cuda' or 'cuda:N' (``augment.config.check_device_name``); anything else is
+    a usage error. Whether CUDA is present is the library's check, when the device is used."""
+
+    name = "DEVICE"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> str:
+        from augment.config import check_device_name
+        from augment.errors import ConfigError
+
+        try:
+            return check_device_name(value)
+        except ConfigError as e:
+            self.fail(str(e).replace("device must be", "must be"), param, ctx)
+
+
+DEVICE = DeviceName()
+
+
 def _click_type(f: dataclasses.Field) -> Any:
     hint = f.type if not isinstance(f.type, str) else f.type.replace("Optional[", "").rstrip("]")
     meta = f.metadata
+    if meta.get("kind") == "device":
+        return DEVICE
     if "choices" in meta:
         return click.Choice(meta["choices"])
     base = {"int": int, "float": float, "bool": bool, "str": str}.get(str(hint), str)
     if base is int:
         return click.IntRange(meta.get("min"), meta.get("max"))
     if base is float:
-        return click.FloatRange(meta.get("min"), meta.get("max"))
+        return click.FloatRange(meta.get("min"), meta.get("max"), max_open=meta.get("max_open", False))
     return base
 
 
@@ -39,7 +60,7 @@ def config_options(cls: type, prefix: str = "", skip: tuple = (), defaults: dict
                 opt = click.option(f"{name}/--no-{(prefix + f.name).replace('_', '-')}",
                                    prefix + f.name, default=default, help=f.metadata["help"])
             else:
-                opt = click.option(name, prefix + f.name, type=kind, default=default,
+                opt = click.option(name, prefix + f.name, type=kind, default=default, metavar=f.metadata.get("metavar"),
                                    help=f.metadata["help"], show_default=default is not None)
             fn = opt(fn)
         return fn

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .options import int_list
+from .options import DEVICE, int_list
 
 
 @click.command()
@@ -18,7 +18,8 @@ from .options import int_list
 @click.option("--per-class", type=click.IntRange(1, 100), default=10, help="images per class (row)")
 @click.option("--classes", type=str, default=None, help="comma-separated classes (default: all)")
 @click.option("--seed", type=click.IntRange(0, 2 ** 64 - 1), default=0, help="seed of the latents")
-@click.option("--device", type=str, default="cpu", help="'cpu' (default: a grid is small), 'auto', 'cuda' or 'cuda:N'")
+@click.option("--device", type=DEVICE, default="cpu",
+              help="'cpu' (default: a grid is small), 'auto', 'cuda' or 'cuda:N'")
 @click.option("--duration-ms", type=click.IntRange(10, 10_000), default=250, help="GIF frame time")
 def sample(source: Path | None, out: Path, per_class: int, classes: str | None, seed: int, device: str,
            duration_ms: int) -> None:
@@ -29,7 +30,8 @@ def sample(source: Path | None, out: Path, per_class: int, classes: str | None, 
     suffix = out.suffix.lower()
     if suffix == ".gif":
         if source is None or not source.is_dir():
-            raise click.UsageError(f"a .gif output needs a run directory, got {source}")
+            got = "no SOURCE" if source is None else f"{source}, not a directory"
+            raise click.UsageError(f"a .gif output needs SOURCE, a run directory with sample grids ({got})")
         path = visualize.save_gif(visualize.run_frames(source), out, duration_ms)
     elif suffix == ".png":
         from augment.checkpoint import load_generator

@@ -20,7 +20,7 @@ from .options import config_options, pick
               help="continue the run in --run-dir from its last checkpoint (its saved config; "
                    "length, device, step implementation and logging may change)")
 @click.option("--dry-run", is_flag=True, help="print the resolved config as JSON and exit")
-@click.option("--quiet", is_flag=True, help="no progress bar")
+@click.option("-q", "--quiet", is_flag=True, help="no progress bar")
 @click.option("--nproc", type=click.IntRange(1, 1024), default=1,
               help="processes on this machine (launches torchrun --standalone); for several "
                    "machines run torchrun yourself (see README)")
@@ -30,32 +30,51 @@ from .options import config_options, pick
 def train(ctx: click.Context, run_dir: Path, resume: bool, dry_run: bool, quiet: bool,
           nproc: int, **values) -> None:
     """Train the conditional WGAN-GP (defaults: the reference recipe)."""
-    if nproc > 1 and not dry_run:
-        _launch_torchrun(nproc)
-        return
     from augment import training
 
     if resume:
         allowed = training.RESUME_OVERRIDABLE
         given = [k for k in values if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE]
-        extra = [k for k in given if k not in allowed]
-        if extra:
-            raise click.UsageError(f"--resume keeps the run's config; --{extra[0].replace('_', '-')} "
-                                   f"cannot change (allowed: "
+        saved = training.resumed_config(run_dir)  # no run there: that error, before any other
+        # the original command with --resume added works: options it repeats must equal the saved values
+        changed = [k for k in given if k not in allowed and not _same_setting(saved, k, values[k])]
+        if changed:
+            flag = "--" + changed[0].replace("_", "-")
+            raise click.UsageError(f"--resume keeps the run's config; {flag} cannot change (the run has "
+                                   f"{_saved_setting(saved, changed[0])!r}; may change: "
                                    f"{', '.join('--' + a.replace('_', '-') for a in allowed)})")
-        overrides = {k: values[k] for k in given}
-        if dry_run:
-            click.echo(training.resumed_config(run_dir, overrides).to_json())
-            return
-        generator = training.resume(run_dir, overrides, progress=not quiet)
+        overrides = {k: values[k] for k in given if k in allowed}
+        cfg = training.resumed_config(run_dir, overrides)
     else:
         cfg = TrainConfig(model=ModelConfig(**pick(ModelConfig, values)), **pick(TrainConfig, values))
-        if dry_run:
-            click.echo(cfg.to_json())
-            return
+    if dry_run:
+        click.echo(cfg.to_json())
+        return
+    if nproc > 1:
+        training.preflight(run_dir, None if resume else cfg)  # a bad input: one line here, not one per rank
+        _launch_torchrun(nproc)
+        return
+    if resume:
+        generator = training.resume(run_dir, overrides, progress=not quiet)
+    else:
         generator = training.train(cfg, run_dir, progress=not quiet)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone reports
         click.echo(json.dumps({"run_dir": str(run_dir), "generator": str(generator)}))
+
+
+def _saved_setting(cfg: TrainConfig, name: str):
+    return getattr(cfg.model, name) if name in ModelConfig.__dataclass_fields__ else getattr(cfg, name)
+
+
+def _same_setting(cfg: TrainConfig, name: str, value) -> bool:
+    """Whether ``value`` given on the command line is the saved config's setting ``name``
+    (paths compare as the files they name)."""
+    saved = _saved_setting(cfg, name)
+    if saved == value:
+        return True
+    if name in ("data_dir", "init_generator") and saved is not None and value is not None:
+        return Path(saved).expanduser().resolve() == Path(value).expanduser().resolve()
+    return False
 
 
 def _launch_torchrun(nproc: int) -> None:

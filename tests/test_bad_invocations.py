@@ -25,9 +25,9 @@ CASES = [
     (["train", "--run-dir", f"{T}/r", "--n-critic", "-1"], 2, "--n-critic"),
     (["train", "--run-dir", f"{T}/r", "--beta1", "2"], 2, "--beta1"),
     (["train", "--run-dir", f"{T}/r", "--dataset", "cifar"], 2, "--dataset"),
-    (["train", "--run-dir", f"{T}/r", "--device", "tpu"], 1, "tpu"),
+    (["train", "--run-dir", f"{T}/r", "--device", "tpu"], 2, "tpu"),
     (["train", "--run-dir", f"{T}/r", "--resume"], 1, "last.pt"),
-    (["train", "--run-dir", f"{T}/r", "--resume", "--gp-weight", "1"], 2, "--gp-weight"),
+    (["train", "--run-dir", f"{T}/r", "--resume", "--gp-weight", "1"], 1, "last.pt"),
     (["train", "--run-dir", f"{T}/r", "--epochs", "ten"], 2, "--epochs"),
     # sample / export
     (["sample", f"{T}/nope.safetensors", "-o", f"{T}/o.png"], 1, "nope.safetensors"),

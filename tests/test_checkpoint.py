@@ -132,3 +132,26 @@ def test_checkpoint_is_a_zip_written_atomically(tmp_path, tiny_train_config):
     save_checkpoint(out / "c.pt", _state(tiny_train_config))
     assert zipfile.is_zipfile(out / "c.pt")
     assert [p.name for p in out.iterdir()] == ["c.pt"]
+
+
+def test_generator_files_are_byte_identical_whatever_the_process(tmp_path, tiny_model_config):
+    """safetensors writes its metadata map in a per-process random order; the header is
+    rewritten sorted, so the same generator gives the same bytes (and SHA-256) in any process."""
+    import json
+    import subprocess
+    import sys
+
+    g = Generator(tiny_model_config)
+    save_generator(tmp_path / "g.safetensors", g, {"step": 5, "weights": "live"})
+    raw = (tmp_path / "g.safetensors").read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    assert list(header["__metadata__"]) == sorted(header["__metadata__"]) and (8 + n) % 8 == 0
+    again = load_generator(tmp_path / "g.safetensors")
+    assert all(torch.equal(a, b) for a, b in zip(g.state_dict().values(), again.state_dict().values()))
+    code = ("import sys; from augment.checkpoint import load_generator, save_generator; "
+            "save_generator(sys.argv[2], load_generator(sys.argv[1]), {'step': 5, 'weights': 'live'})")
+    for i in range(2):  # fresh processes: fresh hash seeds
+        subprocess.run([sys.executable, "-c", code, str(tmp_path / "g.safetensors"), str(tmp_path / f"{i}.st")],
+                       check=True)
+        assert (tmp_path / f"{i}.st").read_bytes() == raw

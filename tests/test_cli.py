@@ -44,6 +44,11 @@ def test_train_sample_export_resume(tmp_path, idx_dir):
     assert json.loads(result.output.strip().splitlines()[-1])["generator"].endswith("generator.safetensors")
     result = run("train", "--run-dir", run_dir, "--resume", "--max-steps", 3, "--quiet")
     assert result.exit_code == 0, result.output
+    # the original command with --resume added: repeated options must equal the run's settings
+    result = run("train", "--run-dir", run_dir, "--resume", "--max-steps", 4, *common)
+    assert result.exit_code == 0, result.output
+    result = run("train", "--run-dir", run_dir, "--resume", "--max-steps", 4, *common[:-2], "--lr", "0.5")
+    _assert_clean_error(result, 2, "--lr cannot change", "0.0001")
     result = run("sample", run_dir / "generator.safetensors", "-o", tmp_path / "grid.png", "--per-class", 2)
     assert result.exit_code == 0 and (tmp_path / "grid.png").exists()
     result = run("sample", run_dir, "-o", tmp_path / "anim.gif")
@@ -81,8 +86,16 @@ def _assert_clean_error(result, code, *words):
     (["train", "--run-dir", "{tmp}/r", "--data-dir", "{tmp}/missing"], 1, ["does not exist"]),
     (["train", "--run-dir", "{tmp}/r", "--batch-size", "1"], 2, ["--batch-size"]),
     (["train", "--run-dir", "{tmp}/r", "--real-batches", "often"], 2, ["--real-batches"]),
-    (["train", "--run-dir", "{tmp}/r", "--resume", "--lr", "1"], 2, ["--lr"]),
-    (["train", "--run-dir", "{tmp}/r", "--resume"], 1, ["not found"]),
+    (["train", "--run-dir", "{tmp}/r", "--resume", "--lr", "1"], 1, ["holds no run to resume"]),
+    (["train", "--run-dir", "{tmp}/r", "--resume"], 1, ["holds no run to resume"]),
+    (["train", "--run-dir", "{tmp}/r", "--device", "mps"], 2, ["--device", "'mps'"]),
+    (["train", "--nproc", "2", "--run-dir", "{tmp}/r", "--data-dir", "{tmp}/missing"], 1, ["does not exist"]),
+    (["train", "--run-dir", "{tmp}/r", "--beta2", "1"], 2, ["--beta2"]),
+    (["train", "--run-dir", "{tmp}/r", "--ema-decay", "1"], 2, ["--ema-decay"]),
+    (["sample", "-o", "{tmp}/g.png", "--device", "meta"], 2, ["--device", "'meta'"]),
+    (["sample", "-o", "{tmp}/g.png", "--classes", ""], 1, ["classes is empty"]),
+    (["sample", "-o", "{tmp}/g.png", "--classes", "3,3"], 1, ["duplicates"]),
+    (["dump", "-o", "{tmp}/d", "-n", "10", "--device", "xpu"], 2, ["--device", "'xpu'"]),
     (["sample", "{tmp}/none.safetensors", "-o", "{tmp}/g.png"], 1, ["not found"]),
     (["sample", "{tmp}/cfg.json", "-o", "{tmp}/g.png"], 1, ["not an augment checkpoint"]),
     (["sample", "{tmp}/cfg.json", "-o", "{tmp}/g.jpg"], 2, [".png or .gif"]),

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from augment.checkpoint import read_generator_file, save_generator
-from augment.errors import AugmentError, ConfigError
+from augment.errors import AugmentError, ConfigError, DataError
 from augment.experiment import run_grid
 from augment.fileio import sha256_file
 from augment.grid import GridConfig, grid_cells, read_results
@@ -171,6 +171,14 @@ def test_a_fair_run_stopped_before_its_first_checkpoint_starts_again(tmp_path, i
     fair = json.loads((tmp_path / "exp" / "run.json").read_text())["generators"]["fair n=8 seed=0"]
     assert fair["step"] == 1 and (fair["model"]["g_width"], fair["model"]["d_width"]) == (8, 4)
     assert fair["training"]["critic_augment"] == "translation" and fair["training"]["n_per_class"] == 8
+
+
+def test_a_subset_larger_than_the_data_is_refused_before_anything_is_written(tmp_path, idx_dir, tiny_generator):
+    grid = GridConfig(n_per_class=(2, 9), ratios=(1.0,), regimes=("shipped",), seeds=(0,), classifier_steps=2)
+    with pytest.raises(DataError, match="fewer than n_per_class=9"):
+        run_grid(grid, tmp_path / "exp", torch.device("cpu"), data_dir=idx_dir, generator=tiny_generator,
+                 progress=False, log=lambda m: None, mnist=False)
+    assert not (tmp_path / "exp").exists()
 
 
 def test_a_fair_run_with_another_critic_augment_is_refused_before_any_cell(tmp_path, idx_dir, tiny_generator):

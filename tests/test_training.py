@@ -1,14 +1,16 @@
 import dataclasses
 import json
+import os
+import signal
 
 import pytest
 import torch
 
 from augment.checkpoint import load_checkpoint, load_generator
 from augment.config import TrainConfig
-from augment.errors import AugmentError, CheckpointError, TrainingError
+from augment.errors import CheckpointError, TrainingError
 from augment.trainer import Trainer
-from augment.training import resume, train
+from augment.training import TrainingInterrupted, resume, train
 
 
 def test_run_directory_holds_everything(tmp_path, tiny_train_config):
@@ -128,8 +130,9 @@ def test_non_empty_run_directory_is_refused(tmp_path, tiny_train_config):
 
 
 def test_resume_without_checkpoint_and_bad_overrides(tmp_path, tiny_train_config):
-    with pytest.raises(AugmentError, match="not found"):
+    with pytest.raises(TrainingError, match="holds no run to resume"):
         resume(tmp_path / "nothing", progress=False)
+    assert not (tmp_path / "nothing").exists()
     train(tiny_train_config, tmp_path / "run", progress=False)
     with pytest.raises(TrainingError, match="cannot change lr"):
         resume(tmp_path / "run", {"lr": 1.0}, progress=False)
@@ -199,3 +202,46 @@ def test_init_generator_of_another_model_is_refused_before_anything_is_written(
     wide_critic = dataclasses.replace(tiny_train_config, init_generator=str(other), max_steps=1,
                                       model=dataclasses.replace(tiny_model_config, g_width=4, d_width=16))
     train(wide_critic, tmp_path / "run", progress=False)
+
+
+def test_a_run_stopped_before_its_first_checkpoint_says_how_to_start_again(tmp_path, tiny_train_config):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(tiny_train_config.to_json())  # what a run writes first
+    with pytest.raises(TrainingError, match="stopped before its first checkpoint.*delete the directory"):
+        train(tiny_train_config, run, progress=False)
+    with pytest.raises(TrainingError, match="no checkpoint to resume.*delete the directory"):
+        resume(run, progress=False)
+    assert [p.name for p in run.iterdir()] == ["config.json"]
+
+
+def test_a_signal_stops_the_run_after_a_checkpointed_step_and_resume_finishes_it(
+        tmp_path, tiny_train_config, monkeypatch):
+    """Ctrl-C (SIGINT) or SIGTERM: the step under way completes, a checkpoint of it is saved,
+    and resuming gives bitwise the uninterrupted run, log rows included."""
+    cfg = dataclasses.replace(tiny_train_config, max_steps=6, checkpoint_every=100)
+    train(cfg, tmp_path / "straight", progress=False)
+    full_step = Trainer.step
+
+    def signalled_step(self):
+        stats = full_step(self)
+        if self.step_count == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # arrives while the loop is between steps' work
+        return stats
+
+    monkeypatch.setattr(Trainer, "step", signalled_step)
+    with pytest.raises(TrainingInterrupted, match="stopped by SIGINT after step 3; checkpoint saved"):
+        train(cfg, tmp_path / "split", progress=False)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    assert load_checkpoint(tmp_path / "split" / "checkpoints" / "last.pt")["step"] == 3
+    assert not (tmp_path / "split" / "generator.safetensors").exists()  # a stopped run is not finished
+    monkeypatch.setattr(Trainer, "step", full_step)
+    resume(tmp_path / "split", progress=False)
+    a, b = _final_state(tmp_path / "straight"), _final_state(tmp_path / "split")
+    for key in ("generator", "critic"):
+        for name, tensor in a[key].items():
+            assert torch.equal(tensor, b[key][name]), f"{key}.{name}"
+    straight, split = ([{k: v for k, v in json.loads(x).items() if k != "time_s"}
+                        for x in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]
+                       for d in ("straight", "split"))
+    assert straight == split

@@ -15,8 +15,9 @@ def test_class_grid_rows_are_classes_and_seeded(tiny_model_config):
     assert g.training  # mode restored
     sub = class_grid(g, per_class=3, seed=1, classes=[2, 5])
     assert sub.shape == (6, 1, 32, 32)
-    with pytest.raises(AugmentError, match="outside"):
-        class_grid(g, classes=[10])
+    for classes, match in (([10], "unknown class 10"), ([], "classes is empty"), ([3, 3], "duplicates")):
+        with pytest.raises(AugmentError, match=match):
+            class_grid(g, classes=classes)
 
 
 def test_grid_png_and_gif(tmp_path, tiny_model_config):
