@@ -12,10 +12,12 @@ from .config import check_device_name
 from .errors import ConfigError
 
 
-def resolve_device(name: str | torch.device) -> torch.device:
+def resolve_device(name: str | int | torch.device) -> torch.device:
     """'auto' -> cuda if available else cpu; otherwise the named device: 'cpu', 'cuda' or
     'cuda:N' (others, e.g. 'mps', raise ``ConfigError``, as does CUDA on a machine without it).
     Under torchrun, 'auto' and 'cuda' mean this process's GPU, cuda:LOCAL_RANK."""
+    if isinstance(name, int) and not isinstance(name, bool):  # torch's convention: an int is a GPU
+        name = f"cuda:{name}"
     name = distributed.local_device_name(check_device_name(str(name)))
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():

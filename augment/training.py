@@ -77,20 +77,20 @@ def resume(run_dir: PathLike, overrides: Optional[dict] = None, progress: bool =
     return _run(cfg, run_dir, state, progress, device)
 
 
-def preflight(run_dir: PathLike, cfg: Optional[TrainConfig] = None) -> None:
+def preflight(run_dir: PathLike, cfg: TrainConfig, resuming: bool = False) -> None:
     """The checks a run makes before it writes anything, for a launcher that starts it in other
-    processes (``augment train --nproc``): a resume (``cfg`` None) needs a checkpoint; a new
-    run needs an unused run directory, its training data (and subset) and its
+    processes (``augment train --nproc``): a resume needs a checkpoint, a new run an unused run
+    directory; both need their training data (and subset) and a new run its
     ``init_generator``. Raises the one-line error the run itself would."""
     run_dir = Path(run_dir)
-    if cfg is None:
+    if resuming:
         _last_checkpoint(run_dir)
-        return
-    _check_unused_run_dir(run_dir)
+    else:
+        _check_unused_run_dir(run_dir)
     _, labels = load_split(resolve_data_dir(cfg.data_dir), "train", mnist=cfg.dataset == "mnist")
     if cfg.n_per_class is not None:
         per_class_subset(labels, cfg.n_per_class, cfg.seed, cfg.model.num_classes)
-    if cfg.init_generator is not None:
+    if cfg.init_generator is not None and not resuming:
         ckpt.read_generator_file(cfg.init_generator)
 
 
@@ -202,7 +202,7 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: Optional[dict], progress: bool
                 window.setdefault(k, []).append(v)
             step = trainer.step_count
             done = step >= trainer.total_steps or out_of_time()
-            stopped = stop_request()
+            stopped = None if done else stop_request()  # a finished run finishes
             bar.update(1)
             if step % cfg.log_every == 0 or done:
                 keys = sorted(window)
@@ -262,12 +262,14 @@ def _stop_requests(enabled: bool) -> Iterator[Callable[[], Optional[int]]]:
     if not enabled or threading.current_thread() is not threading.main_thread():
         yield lambda: None
         return
-    signals = (signal.SIGINT, signal.SIGTERM)
-    previous = {s: signal.getsignal(s) for s in signals}
+    # a signal the process ignores (e.g. SIGINT of a background job) stays ignored
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)
+                if signal.getsignal(s) is not signal.SIG_IGN}
 
     def restore() -> None:
         for s, handler in previous.items():
-            signal.signal(s, handler)
+            if handler is not None:  # None: installed outside Python, cannot be put back
+                signal.signal(s, handler)
 
     def ask(signum: int, frame) -> None:
         if asked:
@@ -275,7 +277,7 @@ def _stop_requests(enabled: bool) -> Iterator[Callable[[], Optional[int]]]:
             raise KeyboardInterrupt
         asked.append(signum)
 
-    for s in signals:
+    for s in previous:
         signal.signal(s, ask)
     try:
         yield lambda: asked[0] if asked else None

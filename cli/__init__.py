@@ -56,14 +56,21 @@ class AugmentGroup(click.Group):
 @click.version_option(package_name="augment", prog_name="augment")
 def main() -> None:
     """Train a conditional WGAN-GP on MNIST and use it as a data-augmentation source."""
+    import os
     import signal
     import threading
     import warnings
 
     # SIGTERM (kill, a job scheduler) unwinds like Ctrl-C, so the library's cleanups run: no
-    # half-written output or temp directory is left behind; training stops after its step
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # half-written output or temp directory is left behind; a single-process training run
+    # stops after its step. Not under torchrun, whose workers must die on its SIGTERM (a rank
+    # unwinding inside a collective would wait for the others), and undone when the command ends.
+    under_torchrun = "TORCHELASTIC_RUN_ID" in os.environ or os.environ.get("WORLD_SIZE", "1") != "1"
+    if threading.current_thread() is threading.main_thread() and not under_torchrun and \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN:
+        previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+        if previous is not None:
+            click.get_current_context().call_on_close(lambda: signal.signal(signal.SIGTERM, previous))
 
     # library warnings (e.g. "no CUDA graphs on the CPU") as one line, not file:line + source
     warnings.formatwarning = lambda message, category, *args, **kwargs: f"Warning: {message}\n"

@@ -43,7 +43,7 @@ def train(ctx: click.Context, run_dir: Path, resume: bool, dry_run: bool, quiet:
             raise click.UsageError(f"--resume keeps the run's config; {flag} cannot change (the run has "
                                    f"{_saved_setting(saved, changed[0])!r}; may change: "
                                    f"{', '.join('--' + a.replace('_', '-') for a in allowed)})")
-        overrides = {k: values[k] for k in given if k in allowed}
+        overrides = {k: values[k] for k in given if k in allowed and not _same_setting(saved, k, values[k])}
         cfg = training.resumed_config(run_dir, overrides)
     else:
         cfg = TrainConfig(model=ModelConfig(**pick(ModelConfig, values)), **pick(TrainConfig, values))
@@ -51,7 +51,7 @@ def train(ctx: click.Context, run_dir: Path, resume: bool, dry_run: bool, quiet:
         click.echo(cfg.to_json())
         return
     if nproc > 1:
-        training.preflight(run_dir, None if resume else cfg)  # a bad input: one line here, not one per rank
+        training.preflight(run_dir, cfg, resuming=resume)  # a bad input: one line here, not one per rank
         _launch_torchrun(nproc)
         return
     if resume:
@@ -79,13 +79,24 @@ def _same_setting(cfg: TrainConfig, name: str, value) -> bool:
 
 def _launch_torchrun(nproc: int) -> None:
     """Re-run this command under ``torchrun --standalone --nproc-per-node nproc``."""
+    import signal
     import subprocess
     import sys
 
     args = _without_nproc(sys.argv[1:])
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
            f"--nproc-per-node={nproc}", "-m", "cli", *args]
-    rc = subprocess.call(cmd)
+    proc = subprocess.Popen(cmd)
+    try:
+        rc = proc.wait()
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM here: torchrun stops its workers, then we go
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        raise
     if rc != 0:
         raise click.ClickException(f"distributed training failed: torchrun exited with status {rc} "
                                    f"(a rank stopped; its error is printed above)")

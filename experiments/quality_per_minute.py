@@ -9,7 +9,7 @@ both; everything inside the loop (data, logging, grids, checkpoints of the train
   reference  ``bench_train.ReferenceLoop``: torchvision-style per-item PIL transforms through a
              DataLoader, one real batch shared by the n_critic critic updates, eager maths.
   fast       ``augment.training.train`` with the library's defaults (``step_impl='auto'``:
-             one CUDA graph per step on a GPU; ``real_batches='fresh'``), stopped by
+             one CUDA graph per step on a GPU, the eager step on a CPU; ``real_batches='fresh'``), stopped by
              ``max_minutes``. Its run directory is kept, so it can be resumed (``augment train
              --resume --run-dir DIR --max-minutes M``) to continue the same run.
 

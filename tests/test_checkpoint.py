@@ -155,3 +155,10 @@ def test_generator_files_are_byte_identical_whatever_the_process(tmp_path, tiny_
         subprocess.run([sys.executable, "-c", code, str(tmp_path / "g.safetensors"), str(tmp_path / f"{i}.st")],
                        check=True)
         assert (tmp_path / f"{i}.st").read_bytes() == raw
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00" * 7, bytes(range(256)) * 16])
+def test_a_damaged_safetensors_file_is_named_as_one(tmp_path, content):
+    (tmp_path / "g.safetensors").write_bytes(content)
+    with pytest.raises(CheckpointError, match="not a readable safetensors file"):
+        load_generator(tmp_path / "g.safetensors")

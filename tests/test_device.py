@@ -7,8 +7,10 @@ from augment.errors import AugmentError
 
 def test_cpu_and_auto_resolve_without_a_gpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("cpu") == resolve_device(torch.device("cpu")) == torch.device("cpu")
     assert resolve_device("auto") == torch.device("cpu")
+    with pytest.raises(AugmentError, match="'cuda:1' requested but CUDA is not available"):
+        resolve_device(1)  # torch's convention: an int names a GPU
 
 
 @pytest.mark.parametrize("name", ["gpu0", "mps", "meta", "cuda:x", "cuda:-1", "CPU"])

@@ -41,13 +41,14 @@ def _final_state(run):
     return load_checkpoint(run / "checkpoints" / "last.pt")
 
 
-@pytest.mark.parametrize("real_batches, critic_augment, ema_decay", [
-    ("fresh", "none", None), ("shared", "none", None), ("fresh", "translation,cutout", None),
-    ("fresh", "none", 0.9)])
+@pytest.mark.parametrize("real_batches, critic_augment, ema_decay, step_impl", [
+    ("fresh", "none", None, "auto"), ("shared", "none", None, "auto"), ("fresh", "translation,cutout", None, "auto"),
+    ("fresh", "none", 0.9, "auto"), ("fresh", "translation,cutout", 0.9, "fast")])
+@pytest.mark.filterwarnings("ignore::augment.fast.FastStepFallback")
 def test_resume_is_bitwise_identical_to_an_uninterrupted_run(tmp_path, tiny_train_config, real_batches,
-                                                             critic_augment, ema_decay):
+                                                             critic_augment, ema_decay, step_impl):
     cfg = dataclasses.replace(tiny_train_config, max_steps=6, checkpoint_every=3, real_batches=real_batches,
-                              critic_augment=critic_augment, ema_decay=ema_decay)
+                              critic_augment=critic_augment, ema_decay=ema_decay, step_impl=step_impl)
     train(cfg, tmp_path / "straight", progress=False)
     train(dataclasses.replace(cfg, max_steps=3), tmp_path / "split", progress=False)
     resume(tmp_path / "split", {"max_steps": 6}, progress=False)
@@ -215,24 +216,35 @@ def test_a_run_stopped_before_its_first_checkpoint_says_how_to_start_again(tmp_p
     assert [p.name for p in run.iterdir()] == ["config.json"]
 
 
+@pytest.fixture
+def interruptible():
+    """SIGINT raising KeyboardInterrupt, as in a terminal (a background job, e.g. a CI runner,
+    may start with SIGINT ignored, which training leaves ignored); restored afterwards."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_stops_the_run_after_a_checkpointed_step_and_resume_finishes_it(
-        tmp_path, tiny_train_config, monkeypatch):
+        tmp_path, tiny_train_config, monkeypatch, signum, interruptible):
     """Ctrl-C (SIGINT) or SIGTERM: the step under way completes, a checkpoint of it is saved,
     and resuming gives bitwise the uninterrupted run, log rows included."""
     cfg = dataclasses.replace(tiny_train_config, max_steps=6, checkpoint_every=100)
     train(cfg, tmp_path / "straight", progress=False)
     full_step = Trainer.step
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
 
     def signalled_step(self):
         stats = full_step(self)
         if self.step_count == 3:
-            os.kill(os.getpid(), signal.SIGINT)  # arrives while the loop is between steps' work
+            os.kill(os.getpid(), signum)  # arrives while the loop is between steps' work
         return stats
 
     monkeypatch.setattr(Trainer, "step", signalled_step)
-    with pytest.raises(TrainingInterrupted, match="stopped by SIGINT after step 3; checkpoint saved"):
+    with pytest.raises(TrainingInterrupted, match=f"stopped by {signum.name} after step 3; checkpoint saved"):
         train(cfg, tmp_path / "split", progress=False)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    assert {s: signal.getsignal(s) for s in before} == before  # handlers restored
     assert load_checkpoint(tmp_path / "split" / "checkpoints" / "last.pt")["step"] == 3
     assert not (tmp_path / "split" / "generator.safetensors").exists()  # a stopped run is not finished
     monkeypatch.setattr(Trainer, "step", full_step)
@@ -245,3 +257,38 @@ def test_a_signal_stops_the_run_after_a_checkpointed_step_and_resume_finishes_it
                         for x in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]
                        for d in ("straight", "split"))
     assert straight == split
+
+
+def test_a_second_signal_stops_the_run_at_once(tmp_path, tiny_train_config, monkeypatch, interruptible):
+    full_step = Trainer.step
+
+    def twice_signalled_step(self):
+        stats = full_step(self)
+        if self.step_count == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)  # the impatient user: no waiting for the step's end
+        return stats
+
+    monkeypatch.setattr(Trainer, "step", twice_signalled_step)
+    with pytest.raises(KeyboardInterrupt):
+        train(dataclasses.replace(tiny_train_config, checkpoint_every=100), tmp_path / "run", progress=False)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert not (tmp_path / "run" / "checkpoints" / "last.pt").exists()
+
+
+def test_an_ignored_signal_stays_ignored(tmp_path, tiny_train_config, monkeypatch):
+    """A background job started with SIGINT ignored keeps it ignored while it trains."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    full_step = Trainer.step
+
+    def signalled_step(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        return full_step(self)
+
+    monkeypatch.setattr(Trainer, "step", signalled_step)
+    try:
+        train(dataclasses.replace(tiny_train_config, max_steps=3), tmp_path / "run", progress=False)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert (tmp_path / "run" / "generator.safetensors").exists()
