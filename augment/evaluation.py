@@ -261,6 +261,7 @@ def run_evaluation(generator_path: PathLike, out_dir: PathLike, n_per_class: int
         classifier, _ = load_verified_classifier(classifier_path, device)
     else:
         classifier = load_classifier(classifier_path, device)
+    data_dir = resolve_data_dir(data_dir)  # a missing directory: its error before any progress line
     log("embedding the real test set")
     reference = load_reference(classifier, data_dir, mnist)
     _check_classes(generator.config.num_classes, reference.num_classes)
