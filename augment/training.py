@@ -37,7 +37,7 @@ from . import distributed
 from .config import TrainConfig
 from .data import load_split, per_class_subset, resolve_data_dir
 from .device import resolve_device
-from .errors import TrainingError
+from .errors import ConfigError, TrainingError
 from .fileio import PathLike, append_jsonl, atomic_write_text, remove_stale_temp_files, truncate_jsonl
 from .trainer import Trainer
 from .visualize import class_grid, run_frames, save_gif, save_grid, save_loss_plot
@@ -52,8 +52,9 @@ RESUME_OVERRIDABLE = ("epochs", "max_steps", "max_minutes", "step_impl", "device
 
 
 def train(cfg: TrainConfig, run_dir: PathLike, progress: bool = True,
-          device: Optional[torch.device] = None) -> Path:
+          device: Optional[torch.device | str] = None) -> Path:
     """Train a new run in ``run_dir`` (absent or empty); returns the exported generator file.
+    ``device`` (a ``torch.device`` or a name such as 'cpu') overrides ``cfg.device``.
 
     Under torchrun (WORLD_SIZE > 1) every process calls this; see ``augment.distributed``.
     """
@@ -68,7 +69,7 @@ def resumed_config(run_dir: PathLike, overrides: Optional[dict] = None) -> Train
 
 
 def resume(run_dir: PathLike, overrides: Optional[dict] = None, progress: bool = True,
-           device: Optional[torch.device] = None) -> Path:
+           device: Optional[torch.device | str] = None) -> Path:
     """Continue ``run_dir`` from ``checkpoints/last.pt``; the result equals an uninterrupted
     run (bitwise on CPU), with any world size."""
     run_dir = Path(run_dir)
@@ -95,11 +96,13 @@ def preflight(run_dir: PathLike, cfg: TrainConfig, resuming: bool = False) -> No
 
 
 def _check_unused_run_dir(run_dir: Path) -> None:
-    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+    if run_dir.exists() and not run_dir.is_dir():
+        raise TrainingError(f"run directory {run_dir} is a file")
+    if run_dir.exists() and any(run_dir.iterdir()):
         if (run_dir / "config.json").is_file() and not (run_dir / "checkpoints" / "last.pt").exists():
             raise TrainingError(f"run directory {run_dir} holds a run that stopped before its first checkpoint, "
                                 f"so it cannot resume; delete the directory to start again, or choose another")
-        raise TrainingError(f"run directory {run_dir} is not empty; pass --resume or choose another")
+        raise TrainingError(f"run directory {run_dir} is not empty; resume it (--resume) or choose another")
 
 
 def _last_checkpoint(run_dir: Path) -> Path:
@@ -129,7 +132,9 @@ def _with_overrides(cfg: TrainConfig, overrides: Optional[dict]) -> TrainConfig:
 
 def _run(cfg: TrainConfig, run_dir: Path, state: Optional[dict], progress: bool,
          device: Optional[torch.device]) -> Path:
-    device = device or resolve_device(cfg.device)
+    if not isinstance(cfg, TrainConfig):
+        raise ConfigError(f"train takes a TrainConfig, got {type(cfg).__name__}")
+    device = resolve_device(device if device is not None else cfg.device)
     started_group = distributed.launched_by_torchrun() and not torch.distributed.is_initialized()
     ctx = distributed.init_from_env(device.type)
     try:

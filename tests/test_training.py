@@ -8,7 +8,7 @@ import torch
 
 from augment.checkpoint import load_checkpoint, load_generator
 from augment.config import TrainConfig
-from augment.errors import CheckpointError, TrainingError
+from augment.errors import CheckpointError, ConfigError, TrainingError
 from augment.trainer import Trainer
 from augment.training import TrainingInterrupted, resume, train
 
@@ -292,3 +292,14 @@ def test_an_ignored_signal_stays_ignored(tmp_path, tiny_train_config, monkeypatc
     finally:
         signal.signal(signal.SIGINT, previous)
     assert (tmp_path / "run" / "generator.safetensors").exists()
+
+
+def test_train_takes_a_device_name_and_refuses_what_is_not_a_config(tmp_path, tiny_train_config):
+    generator = train(dataclasses.replace(tiny_train_config, max_steps=1), tmp_path / "run", progress=False,
+                      device="cpu")
+    assert generator.exists()
+    with pytest.raises(ConfigError, match="takes a TrainConfig"):
+        train(tiny_train_config.to_dict(), tmp_path / "other", progress=False)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(TrainingError, match="is a file"):
+        train(tiny_train_config, tmp_path / "file", progress=False)
