@@ -258,7 +258,7 @@ class RealMNIST(torch.utils.data.Dataset):
 
     image: ``(C, 32, 32)`` float32 in [-1, 1]; label: int in [0, num_classes). The same item
     format as ``SyntheticMNIST`` so the two mix in one DataLoader. ``__getitems__`` gathers a
-    whole batch with one index operation.
+    whole batch with one index operation. ``transform`` gets that tensor, not a PIL image.
     """
 
     def __init__(self, root: Optional[PathLike] = None, train: bool = True,

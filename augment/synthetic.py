@@ -134,7 +134,8 @@ class SyntheticMNIST(Dataset):
     is computed in a forward of the same shape whatever batch requests it (bit-identical
     images across batch sizes, orders and compositions on a given device). For the GPU set
     ``chunk`` to the DataLoader's batch size: one batch is then one forward. ``targets``:
-    (N,) int64 CPU.
+    (N,) int64 CPU. ``transform`` gets the image tensor (as ``RealMNIST``'s does), not a PIL
+    image: use tensor transforms (e.g. ``torchvision.transforms.v2``), not ``ToTensor``.
     """
 
     def __init__(self, generator: GeneratorLike = None, num_samples: int = 60000,
