@@ -157,22 +157,27 @@ def _resample_tails(z: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, t: 
     return z.clamp(-t, t)
 
 
+def class_ids(classes: Iterable) -> list[int]:
+    """``classes`` as a list of ints: ints, numpy ints and integer 0-d tensors; a float, a
+    string, a bool or a non-sequence raises ``ConfigError``."""
+    if isinstance(classes, (str, bytes)) or not isinstance(classes, Iterable):
+        raise ConfigError(f"classes must be a sequence of class ids, got {classes!r}")
+    ids = []
+    for c in classes:
+        try:
+            if isinstance(c, bool):
+                raise TypeError
+            ids.append(operator.index(c))
+        except TypeError:
+            raise ConfigError(f"class ids must be integers, got {c!r}") from None
+    return ids
+
+
 def check_class_ids(classes: Optional[Sequence[int]], num_classes: int) -> list[int]:
-    """The class ids to draw from: ``classes`` as ints (None: all ``num_classes``); an empty
-    list, an id outside [0, num_classes) or a repeated id raises ``ConfigError``."""
-    if classes is None:
-        ids = list(range(num_classes))
-    else:
-        if isinstance(classes, (str, bytes)) or not isinstance(classes, Iterable):
-            raise ConfigError(f"classes must be a sequence of class ids, got {classes!r}")
-        ids = []
-        for c in classes:
-            try:  # ints, numpy ints and integer 0-d tensors; not floats, strings or bools
-                if isinstance(c, bool):
-                    raise TypeError
-                ids.append(operator.index(c))
-            except TypeError:
-                raise ConfigError(f"class ids must be integers, got {c!r}") from None
+    """The class ids to draw from: ``classes`` as ints (``class_ids``; None: all
+    ``num_classes``); an empty list, an id outside [0, num_classes) or a repeated id raises
+    ``ConfigError``."""
+    ids = list(range(num_classes)) if classes is None else class_ids(classes)
     if not ids:
         raise ConfigError("classes is empty")
     bad = [c for c in ids if not 0 <= c < num_classes]

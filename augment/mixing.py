@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import math
 import numbers
-import operator
 from typing import Mapping, Optional, Sequence, Union
 
 import torch
 from torch.utils.data import ConcatDataset, Dataset, Subset
 
 from .errors import ConfigError
+from .latents import class_ids
 from .synthetic import GeneratorLike, SampleBatch, SyntheticMNIST, index_tensor, load_source
 
 
@@ -96,6 +96,13 @@ def _count(n) -> int:
     return int(n)
 
 
+def _positive_count(n) -> int:
+    """``per_class`` given as one count for every class: a positive whole number."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Real) or not math.isfinite(n) or n <= 0:
+        raise ConfigError(f"per_class must be a positive integer, got {n!r}")
+    return _count(n)
+
+
 def _assemble(results: list, positions: list, n: int):
     parts = []
     for res in results:
@@ -134,8 +141,8 @@ def mix_real_synthetic(real: Optional[Dataset], generator: GeneratorLike = None,
     on; ``device`` defaults to the real images' device) with exactly those per-class counts."""
     if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real) or not ratio >= 0:
         raise ConfigError(f"ratio must be a number >= 0 (or math.inf for synthetic only), got {ratio!r}")
-    if per_class is not None and not isinstance(per_class, Mapping) and not _count(per_class) > 0:
-        raise ConfigError(f"per_class must be a positive integer, got {per_class!r}")
+    if per_class is not None and not isinstance(per_class, Mapping):
+        _positive_count(per_class)
     if per_class is not None and math.isfinite(ratio):
         raise ConfigError("per_class applies to synthetic-only data (ratio=math.inf)")
     real_counts = class_counts(real) if real is not None else {}
@@ -153,10 +160,7 @@ def mix_real_synthetic(real: Optional[Dataset], generator: GeneratorLike = None,
     else:
         raise ConfigError("synthetic-only data without real data needs per_class")
     if classes is not None:
-        try:
-            keep = [operator.index(c) for c in classes]
-        except TypeError:
-            raise ConfigError(f"classes must be class ids (integers), got {classes!r}") from None
+        keep = class_ids(classes)
         absent = [c for c in keep if c not in wanted]
         if absent:
             raise ConfigError(f"class {absent[0]} has nothing to mix: the classes here are {sorted(wanted)}")
@@ -182,17 +186,15 @@ def synthetic_only(generator: GeneratorLike, per_class: Union[int, Mapping[int, 
         if classes is not None:
             raise ConfigError("give the classes either as per_class's keys or as classes, not both")
         try:
-            classes = [operator.index(c) for c in per_class]
-        except TypeError:
+            classes = class_ids(per_class)
+        except ConfigError:
             raise ConfigError(f"per_class's keys must be class ids (integers), got {list(per_class)!r}") from None
         counts = [_count(n) for n in per_class.values()]
         if any(n < 0 for n in counts) or sum(counts) <= 0:
             raise ConfigError("per_class counts must be non-negative and not all zero")
         return SyntheticMNIST(generator, num_samples=sum(counts), classes=classes,
                               class_weights=counts, seed=seed, **synthetic_kwargs)
-    if isinstance(per_class, bool) or not isinstance(per_class, numbers.Real) or not math.isfinite(per_class) \
-            or int(per_class) != per_class or per_class <= 0:
-        raise ConfigError(f"per_class must be a positive integer, got {per_class!r}")
+    per_class = _positive_count(per_class)
     if classes is None:
         classes = range(load_source(generator)[0].config.num_classes)
     classes = list(classes)

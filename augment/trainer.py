@@ -50,6 +50,22 @@ class RealBatches:
         return self._perm[pos * self.batch_size:(pos + 1) * self.batch_size]
 
 
+def load_training_data(cfg: TrainConfig) -> tuple[TrainConfig, torch.Tensor, torch.Tensor]:
+    """(cfg with ``num_classes`` resolved from the labels, uint8 images, int64 labels) of the
+    run's training set: the train split of ``cfg.data_dir``, checked against the model config,
+    reduced to ``cfg.n_per_class`` per class when set. One-line errors for bad data."""
+    images, labels = load_split(resolve_data_dir(cfg.data_dir), "train", mnist=cfg.dataset == "mnist")
+    if cfg.model.num_classes is None:
+        cfg = replace(cfg, model=replace(cfg.model, num_classes=infer_num_classes(labels)))
+    check_labels(labels, cfg.model.num_classes)
+    if cfg.n_per_class is not None:
+        keep = per_class_subset(labels, cfg.n_per_class, cfg.seed, cfg.model.num_classes)
+        images, labels = images[keep], labels[keep]
+    if images.dim() == 3 and cfg.model.channels != 1:
+        raise TrainingError(f"grayscale data but model.channels={cfg.model.channels}")
+    return cfg, images, labels
+
+
 class Trainer:
     """Models, optimizers, data and RNG of one run; ``step()`` is one generator step.
 
@@ -63,15 +79,7 @@ class Trainer:
         self.device = device or resolve_device(cfg.device)
         self.dist = dist_ctx
         self.local = distributed.local_slice(cfg.batch_size, dist_ctx)
-        images, labels = load_split(resolve_data_dir(cfg.data_dir), "train", mnist=cfg.dataset == "mnist")
-        if cfg.model.num_classes is None:
-            cfg = replace(cfg, model=replace(cfg.model, num_classes=infer_num_classes(labels)))
-        check_labels(labels, cfg.model.num_classes)
-        if cfg.n_per_class is not None:
-            keep = per_class_subset(labels, cfg.n_per_class, cfg.seed, cfg.model.num_classes)
-            images, labels = images[keep], labels[keep]
-        if images.dim() == 3 and cfg.model.channels != 1:
-            raise TrainingError(f"grayscale data but model.channels={cfg.model.channels}")
+        cfg, images, labels = load_training_data(cfg)
         self.cfg = cfg
         self.real = to_model_images(images, self.device)  # (N, C, 32, 32) in [-1, 1]
         self.labels = labels.to(self.device)

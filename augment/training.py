@@ -35,11 +35,10 @@ import torch
 from . import checkpoint as ckpt
 from . import distributed
 from .config import TrainConfig
-from .data import load_split, per_class_subset, resolve_data_dir
 from .device import resolve_device
 from .errors import ConfigError, TrainingError
 from .fileio import PathLike, append_jsonl, atomic_write_text, remove_stale_temp_files, truncate_jsonl
-from .trainer import Trainer
+from .trainer import Trainer, load_training_data
 from .visualize import class_grid, run_frames, save_gif, save_grid, save_loss_plot
 
 SAMPLE_SEED_OFFSET = 1_000_003  # fixed-noise grid seed = cfg.seed + this
@@ -65,7 +64,7 @@ def resumed_config(run_dir: PathLike, overrides: Optional[dict] = None) -> Train
     """The config a resume of ``run_dir`` would use: the saved one, with the
     ``RESUME_OVERRIDABLE`` fields of ``overrides`` (e.g. ``max_steps`` to extend a run)."""
     cfg = ckpt.load_checkpoint(_last_checkpoint(Path(run_dir)))["train_config"]
-    return _with_overrides(cfg, overrides)
+    return with_overrides(cfg, overrides)
 
 
 def resume(run_dir: PathLike, overrides: Optional[dict] = None, progress: bool = True,
@@ -74,23 +73,21 @@ def resume(run_dir: PathLike, overrides: Optional[dict] = None, progress: bool =
     run (bitwise on CPU), with any world size."""
     run_dir = Path(run_dir)
     state = ckpt.load_checkpoint(_last_checkpoint(run_dir))
-    cfg = _with_overrides(state["train_config"], overrides)
+    cfg = with_overrides(state["train_config"], overrides)
     return _run(cfg, run_dir, state, progress, device)
 
 
 def preflight(run_dir: PathLike, cfg: TrainConfig, resuming: bool = False) -> None:
     """The checks a run makes before it writes anything, for a launcher that starts it in other
     processes (``augment train --nproc``): a resume needs a checkpoint, a new run an unused run
-    directory; both need their training data (and subset) and a new run its
+    directory; both need their training data (``load_training_data``) and a new run its
     ``init_generator``. Raises the one-line error the run itself would."""
     run_dir = Path(run_dir)
     if resuming:
         _last_checkpoint(run_dir)
     else:
         _check_unused_run_dir(run_dir)
-    _, labels = load_split(resolve_data_dir(cfg.data_dir), "train", mnist=cfg.dataset == "mnist")
-    if cfg.n_per_class is not None:
-        per_class_subset(labels, cfg.n_per_class, cfg.seed, cfg.model.num_classes)
+    load_training_data(cfg)
     if cfg.init_generator is not None and not resuming:
         ckpt.read_generator_file(cfg.init_generator)
 
@@ -117,7 +114,8 @@ def _last_checkpoint(run_dir: Path) -> Path:
     raise TrainingError(f"{run_dir} holds no run to resume (no {last.relative_to(run_dir)})")
 
 
-def _with_overrides(cfg: TrainConfig, overrides: Optional[dict]) -> TrainConfig:
+def with_overrides(cfg: TrainConfig, overrides: Optional[dict]) -> TrainConfig:
+    """``cfg`` with the ``RESUME_OVERRIDABLE`` fields of ``overrides``; others are refused."""
     overrides = overrides or {}
     refused = sorted(set(overrides) - set(RESUME_OVERRIDABLE))
     if refused:

@@ -44,7 +44,7 @@ def train(ctx: click.Context, run_dir: Path, resume: bool, dry_run: bool, quiet:
                                    f"{_saved_setting(saved, changed[0])!r}; may change: "
                                    f"{', '.join('--' + a.replace('_', '-') for a in allowed)})")
         overrides = {k: values[k] for k in given if k in allowed and not _same_setting(saved, k, values[k])}
-        cfg = training.resumed_config(run_dir, overrides)
+        cfg = training.with_overrides(saved, overrides)
     else:
         cfg = TrainConfig(model=ModelConfig(**pick(ModelConfig, values)), **pick(TrainConfig, values))
     if dry_run:
