@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,14 @@ def write_idx_dir(directory: Path, n_train: int = 80, n_test: int = 40, gz: bool
             (directory / f"{prefix}-images-idx3-ubyte").write_bytes(img_bytes)
         (directory / f"{prefix}-labels-idx1-ubyte").write_bytes(encode_idx(labels))
     return directory
+
+
+def script_env(**extra: str) -> dict:
+    """The environment for a test script run by path (not ``-m``) in a subprocess: one thread,
+    and the repository on PYTHONPATH, so it imports ``augment`` installed or not."""
+    root = str(Path(__file__).resolve().parents[1])
+    path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path, **extra}
 
 
 @pytest.fixture

@@ -19,6 +19,8 @@ from augment.models import Critic, Generator
 from augment.trainer import Trainer
 from augment.training import resume, train
 
+from .conftest import script_env
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -127,8 +129,7 @@ def _dying_ranks(idx_dir, run, *args):
     return subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
          str(ROOT / "tests" / "dying_rank.py"), str(idx_dir), str(run), *map(str, args)],
-        cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
-        timeout=240)
+        cwd=ROOT, env=script_env(), capture_output=True, text=True, timeout=240)
 
 
 def test_a_dying_rank_fails_the_job_instead_of_hanging(tmp_path, idx_dir):

@@ -19,6 +19,8 @@ from augment.trainer import Trainer
 from augment.training import train
 from cli import main
 
+from .conftest import script_env
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests" / "killable_train.py"
 STEPS = 8
@@ -27,7 +29,7 @@ STEPS = 8
 def _start(*args):
     return subprocess.Popen([sys.executable, str(SCRIPT), *map(str, args)], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+                            env=script_env())
 
 
 def _finish(idx_dir, run):
@@ -150,7 +152,7 @@ def test_killed_dump_leaves_nothing_that_looks_complete(tmp_path, tiny_model_con
     p = subprocess.Popen([sys.executable, "-m", "cli", "dump", str(tmp_path / "g.safetensors"), "-o", str(out),
                           "-n", "200000", "-f", "idx", "-f", "png", "--batch-size", "64", "--device", "cpu"],
                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+                         env=script_env())
     deadline = time.time() + 120
     while time.time() < deadline and not any(tmp_path.glob(".dump.*.tmp/png/train/*/*.png")):
         time.sleep(0.05)
