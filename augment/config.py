@@ -68,7 +68,7 @@ class TrainConfig:
     ema_decay: Optional[float] = _opt(
         None, "also keep an exponential moving average of the generator's weights with this "
         "decay per generator step (e.g. 0.999; the warm-up min(decay, (1+t)/(10+t)) reaches "
-        "0.999 at step 8,991); sample grids and the exported generator use the average",
+        "0.999 at step 8,990); sample grids and the exported generator use the average",
         min=0.0, max=1.0, max_open=True)
     init_generator: Optional[str] = _opt(
         None, "start the generator from this generator file (.safetensors, e.g. the shipped "

@@ -145,30 +145,33 @@ class _AllReduceSum(torch.autograd.Function):
 class GlobalBatchNorm2d(nn.BatchNorm2d):
     """BatchNorm2d whose training-mode statistics are taken over the batch of all ranks.
 
-    Per-channel sums and sums of squares are all-reduced with a differentiable all-reduce, so
-    gradients flow through the global statistics as in single-process BatchNorm on the
-    concatenated batch. Eval mode, or a single process, is plain BatchNorm2d.
+    Two differentiable all-reduces, so gradients flow through the global statistics as in
+    single-process BatchNorm on the concatenated batch: per-channel sums and the count give the
+    global mean, then the sums of squared deviations from it give the (biased) variance. Two
+    passes, as BatchNorm itself computes it: E[x^2] - mean^2 loses all precision in float32
+    once a channel's mean is ~1000x its standard deviation. Eval mode, or a single process, is
+    plain BatchNorm2d.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B, C, H, W), normalised with statistics over every rank's batch."""
         if not (self.training and dist.is_available() and dist.is_initialized()
                 and dist.get_world_size() > 1):
             return super().forward(x)
-        n_local = x.shape[0] * x.shape[2] * x.shape[3]
-        local = torch.cat([x.sum((0, 2, 3)), (x * x).sum((0, 2, 3)),
-                           x.new_full((1,), float(n_local))])
-        total = _AllReduceSum.apply(local)
         c = x.shape[1]
-        n = total[2 * c]
-        mean = total[:c] / n
-        var = (total[c:2 * c] / n - mean * mean).clamp_min(0)
+        n_local = x.shape[0] * x.shape[2] * x.shape[3]
+        sums = _AllReduceSum.apply(torch.cat([x.sum((0, 2, 3)), x.new_full((1,), float(n_local))]))
+        n = sums[c]
+        mean = sums[:c] / n
+        centred = x - mean[None, :, None, None]
+        var = _AllReduceSum.apply((centred * centred).sum((0, 2, 3))) / n
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)
                 m = self.momentum
                 self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
                 self.running_var.mul_(1 - m).add_(var.detach() * n / (n - 1), alpha=m)
-        y = (x - mean[None, :, None, None]) * torch.rsqrt(var[None, :, None, None] + self.eps)
+        y = centred * torch.rsqrt(var[None, :, None, None] + self.eps)
         if self.affine:
             y = y * self.weight[None, :, None, None] + self.bias[None, :, None, None]
         return y

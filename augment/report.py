@@ -58,7 +58,7 @@ def summary_table(results: dict):
     rows = {name: {c: r["overall"].get(c, math.nan) for c in SUMMARY_COLUMNS}
             for name, r in results.items()}
     frame = pd.DataFrame.from_dict(rows, orient="index")
-    return frame.dropna(axis=1, how="all") if "cas" in frame else frame
+    return frame.drop(columns="cas") if frame["cas"].isna().all() else frame
 
 
 def per_class_table(result: dict):

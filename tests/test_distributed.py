@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
+from torch import nn
 
 from augment.checkpoint import load_checkpoint
-from augment.distributed import DistContext, local_slice, strided_indices
+from augment.distributed import DistContext, local_slice, strided_indices, use_global_batchnorm
 from augment.errors import AugmentError
 from augment.models import Critic, Generator
 from augment.trainer import Trainer
@@ -87,6 +88,50 @@ def assert_same_function(G, D, g_state, d_state, model_cfg):
         fake = G.train()(z, y)
         torch.testing.assert_close(g2.train()(z, y), fake, rtol=1e-4, atol=1e-4)
         torch.testing.assert_close(d2(fake, y), D(fake, y), rtol=1e-4, atol=1e-4)
+
+
+def _global_batchnorm_worker(rank, world, port, x, weight, out):
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        bn = use_global_batchnorm(nn.Sequential(nn.BatchNorm2d(x.shape[1])))[0]
+        local = x.chunk(world)[rank].clone().requires_grad_(True)
+        y = bn(local)
+        (y * weight.chunk(world)[rank]).sum().backward()
+        grads = torch.cat([bn.weight.grad, bn.bias.grad])
+        dist.all_reduce(grads)  # each rank holds its share of the parameter gradient
+        ys, xgrads = [torch.empty_like(y) for _ in range(world)], [torch.empty_like(y) for _ in range(world)]
+        dist.all_gather(ys, y.detach())
+        dist.all_gather(xgrads, local.grad)
+        if rank == 0:
+            torch.save({"y": torch.cat(ys), "x_grad": torch.cat(xgrads), "param_grad": grads,
+                        "running_mean": bn.running_mean, "running_var": bn.running_var}, out)
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+def test_global_batchnorm_equals_batchnorm_on_the_whole_batch(tmp_path):
+    # a channel whose mean is 1000x its spread: E[x^2] - mean^2 would lose the variance in float32
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(8, 3, 4, 4, generator=gen) * torch.tensor([1.0, 0.5, 2.0])[:, None, None]
+    x = x + torch.tensor([0.0, 500.0, -3.0])[:, None, None]
+    weight = torch.randn(8, 3, 4, 4, generator=gen)
+    out = tmp_path / "bn.pt"
+    mp.start_processes(_global_batchnorm_worker, args=(2, _free_port(), x, weight, str(out)), nprocs=2,
+                       start_method="spawn")
+    two = torch.load(out, weights_only=True)
+    bn = nn.BatchNorm2d(3)
+    whole = x.clone().requires_grad_(True)
+    y = bn(whole)
+    (y * weight).sum().backward()
+    torch.testing.assert_close(two["y"], y.detach(), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(two["x_grad"], whole.grad, rtol=1e-3, atol=1e-4)
+    torch.testing.assert_close(two["param_grad"], torch.cat([bn.weight.grad, bn.bias.grad]), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(two["running_mean"], bn.running_mean)
+    torch.testing.assert_close(two["running_var"], bn.running_var)
 
 
 def test_sharding_helpers():

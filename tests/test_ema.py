@@ -16,6 +16,7 @@ from augment.training import train
 def test_decay_warms_up_then_holds():
     assert ema.decay_at(1, 0.999) == pytest.approx(2 / 11)
     assert ema.decay_at(90, 0.999) == pytest.approx(91 / 100)
+    assert ema.decay_at(8989, 0.999) < 0.999 == ema.decay_at(8990, 0.999)  # as the --ema-decay help says
     assert ema.decay_at(100_000, 0.999) == 0.999
     assert ema.decay_at(5, 0.0) == 0.0  # decay 0: the average is the live model
 

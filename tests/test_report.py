@@ -17,6 +17,16 @@ def test_tables_and_json_safety():
     assert report._json_safe({"x": [math.nan, math.inf, 1.0]}) == {"x": [None, None, 1.0]}
 
 
+def test_summary_keeps_cas_when_any_set_has_it_and_other_columns_always():
+    without = {"overall": {c: 0.5 for c in report.SUMMARY_COLUMNS if c not in ("cas", "density")}}
+    with_cas = {"overall": {c: 0.5 for c in report.SUMMARY_COLUMNS if c != "density"}}
+    # a metric missing from every set is still a column (NaN): only "cas" is optional
+    assert "density" in report.summary_table({"a": without}).columns
+    assert "cas" not in report.summary_table({"a": without}).columns
+    both = report.summary_table({"a": without, "b": with_cas})
+    assert math.isnan(both.loc["a", "cas"]) and both.loc["b", "cas"] == 0.5
+
+
 def test_out_dir_must_be_new_empty_or_an_old_report(tmp_path):
     assert report.check_out_dir(tmp_path / "new") == tmp_path / "new"
     (tmp_path / "file").write_text("x")
