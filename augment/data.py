@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import numbers
+import operator
 import os
 import zlib
 from pathlib import Path
@@ -288,7 +289,14 @@ class RealMNIST(torch.utils.data.Dataset):
         return len(self.targets)
 
     def __getitem__(self, index: int):
-        img, target = self.data[index], int(self.targets[index])
+        """(image (1, 32, 32) float32 in [-1, 1], a copy, so in-place transforms leave the data
+        alone; int label)."""
+        try:
+            index = operator.index(index)  # an int, numpy integer or 0-d integer tensor; not a list
+        except TypeError:
+            raise TypeError(f"{type(self).__name__} indices must be integers (a batch goes through "
+                            f"__getitems__), got {type(index).__name__}") from None
+        img, target = self.data[index].clone(), int(self.targets[index])
         if self.transform is not None:
             img = self.transform(img)
         if self.target_transform is not None:

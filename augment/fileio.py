@@ -82,8 +82,9 @@ def atomic_directory(out: PathLike, overwrite: bool = False,
     and rename it onto ``out``, which therefore appears complete or not at all. An existing
     non-empty ``out`` is refused up front unless ``overwrite`` and ``replaceable`` allow it (see
     ``check_directory_target``; then replaced as a whole). On any exception the temporary
-    directory is removed and ``out`` is left as it was."""
-    out = Path(out)
+    directory is removed and ``out`` is left as it was. A symbolic link ``out`` stands for the
+    directory it names: that directory is written (or replaced), and the link stays."""
+    out = Path(os.path.realpath(out))
     here = Path.cwd().resolve()
     if out.resolve() == here or out.resolve() in here.parents:
         raise AugmentError(f"output {out} is the current directory or holds it; name a directory to create")

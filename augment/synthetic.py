@@ -21,6 +21,7 @@ import dataclasses
 import hashlib
 import math
 import numbers
+import operator
 import os
 from collections.abc import Sequence as SequenceABC
 from typing import Callable, Optional, Sequence, Union
@@ -82,6 +83,10 @@ def index_tensor(indices) -> torch.Tensor:
         raise IndexError(f"indices out of range: {indices!r}"[:200]) from None
     if idx.dtype == torch.bool or (len(idx) and idx.is_floating_point()) or idx.is_complex():
         raise TypeError(f"indices must be integers, got {idx.dtype}")
+    if idx.dtype == torch.uint64:  # .long() would wrap 2**64 - 1 to -1, a valid index
+        idx = idx.view(torch.int64)
+        if bool((idx < 0).any()):
+            raise IndexError(f"indices out of range: {indices!r}"[:200])
     return idx.long()
 
 
@@ -222,8 +227,11 @@ class SyntheticMNIST(Dataset):
         single-item access costs one forward per chunk; shuffled single-item access (e.g. a
         plain ConcatDataset under a shuffling DataLoader) costs a chunk per item: combine
         datasets with ``augment.BatchedConcatDataset`` instead, which fetches whole batches."""
-        if isinstance(index, (str, bytes, slice, float)):
-            raise TypeError(f"{type(self).__name__} indices must be integers, got {type(index).__name__}")
+        try:
+            index = operator.index(index)  # an int, numpy integer or 0-d integer tensor; not a list
+        except TypeError:
+            raise TypeError(f"{type(self).__name__} indices must be integers (a batch goes through "
+                            f"__getitems__), got {type(index).__name__}") from None
         i = int(self._indices([index])[0])
         start = i - i % self.chunk
         if self._cached is None or self._cached[0] != start:
@@ -239,8 +247,9 @@ class SyntheticMNIST(Dataset):
         return img, target
 
     def _indices(self, indices) -> torch.Tensor:
-        if isinstance(indices, range):
-            idx = torch.arange(indices.start, indices.stop, indices.step, dtype=torch.long)
+        if isinstance(indices, range):  # arange refuses an empty range such as range(5, 0)
+            idx = (torch.arange(indices.start, indices.stop, indices.step, dtype=torch.long) if len(indices)
+                   else torch.empty(0, dtype=torch.long))
         else:
             idx = index_tensor(indices)
         n = self.num_samples

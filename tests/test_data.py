@@ -1,5 +1,6 @@
 import gzip
 
+import numpy as np
 import pytest
 import torch
 
@@ -108,6 +109,18 @@ def test_real_mnist_dataset(idx_dir):
     sub = RealMNIST(idx_dir, train=True, mnist=False, n_per_class=2)
     assert len(sub) == 20
     assert "Split: Test" in repr(ds)
+
+
+def test_real_mnist_items_are_copies_and_lists_are_not_indices(idx_dir):
+    def negate_in_place(img):
+        return img.neg_()
+
+    ds = RealMNIST(idx_dir, train=False, mnist=False, transform=negate_in_place)
+    first, again = ds[0][0], ds[0][0]
+    assert torch.equal(first, again)  # the transform did not change the stored image
+    assert ds[np.int64(2)][1] == ds[torch.tensor(2)][1] == 2
+    with pytest.raises(TypeError, match="indices must be integers"):
+        ds[[1, 2]]
 
 
 def test_verify_dir_reports_counts(idx_dir):

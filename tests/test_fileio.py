@@ -1,4 +1,5 @@
 import json
+import os
 import sys
 
 import pytest
@@ -134,3 +135,19 @@ def test_the_current_directory_is_not_an_output(tmp_path, monkeypatch, target):
         with atomic_directory(target):
             pass
     assert sorted(p.name for p in tmp_path.iterdir()) == ["here"] and not any((tmp_path / "here").iterdir())
+
+
+@pytest.mark.parametrize("exchange", [True, False])
+def test_a_link_to_a_directory_is_written_through(tmp_path, monkeypatch, exchange):
+    if not exchange:
+        monkeypatch.setattr(fileio, "_exchange_directories", lambda a, b: False)
+    real, link = tmp_path / "real", tmp_path / "link"
+    real.mkdir()
+    link.symlink_to(real)
+    with atomic_directory(link) as d:  # an empty directory behind the link
+        (d / "a.txt").write_text("first")
+    with atomic_directory(link, overwrite=True) as d:  # an earlier output behind the link
+        (d / "b.txt").write_text("second")
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert sorted(p.name for p in real.iterdir()) == ["b.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]  # no temporary left

@@ -191,9 +191,14 @@ def test_numpy_integers_are_integers_and_other_types_are_clear_errors(generator)
     dataset = SyntheticMNIST(generator, num_samples=np.int64(10), seed=np.int64(1), device="cpu")
     assert len(dataset) == 10 and dataset[np.int64(3)][1] == dataset[3][1]
     assert torch.equal(dataset[torch.tensor(4)][0], dataset[4][0])
-    for index in ("1", slice(0, 3), 1.0):
-        with pytest.raises(TypeError, match="indices must be integers"):
+    for index in ("1", slice(0, 3), 1.0, [7, 9], np.array([7, 9]), torch.tensor([7, 9])):
+        with pytest.raises(TypeError, match="indices must be integers"):  # not item 7 alone
             dataset[index]
+    with pytest.raises(IndexError):  # not wrapped to -1, the last item
+        dataset.__getitems__(np.array([2 ** 64 - 1], dtype=np.uint64))
+    assert dataset.__getitems__(np.array([9], dtype=np.uint64))[0][1] == dataset[9][1]
+    images, labels = dataset.generate(range(5, 0))  # an empty range is an empty batch
+    assert images.shape == (0, 1, 32, 32) and labels.shape == (0,)
     for kwargs, match in (({"classes": [2.5]}, "class ids must be integers"), ({"classes": 3}, "sequence"),
                           ({"classes": ["a"]}, "class ids must be integers"), ({"classes": [True]}, "integers"),
                           ({"class_weights": ["a"]}, "class_weights"), ({"class_weights": 1}, "class_weights"),
