@@ -146,7 +146,7 @@ def check_mnist_checksum(name: str, raw: bytes, where: str) -> None:
     size, digest = MNIST_FILES[name]
     if len(raw) != size or hashlib.sha256(raw).hexdigest() != digest:
         raise DataError(f"{where}: SHA-256 does not match MNIST's {name} (corrupt, or not MNIST: "
-                        f"other IDX data needs dataset 'idx')")
+                        f"for other IDX data, use --dataset idx, or --any-idx with 'augment data verify')")
 
 
 def verify_dir(directory: PathLike, mnist: bool = True) -> dict:
@@ -156,7 +156,8 @@ def verify_dir(directory: PathLike, mnist: bool = True) -> dict:
     DataError on the first problem or when no split is present."""
     directory = Path(directory)
     if not directory.is_dir():
-        raise DataError(f"data directory does not exist: {directory}")
+        raise DataError(f"data directory {'is not a directory' if directory.exists() else 'does not exist'}: "
+                        f"{directory}")
     found = {}
     for where in (directory, directory / "MNIST" / "raw"):
         for split, (img_name, lbl_name) in SPLITS.items():

@@ -14,7 +14,8 @@ Layout of the output directory (each format optional)::
 The ``split`` holds SyntheticMNIST items ``0 .. N-1``; with ``test_samples=M`` (and split
 "train") the test split holds items ``N .. N+M-1`` of the same dataset: same seed, disjoint
 latents. Images are downsampled 32 -> 28 with antialiased bilinear
-interpolation (half-pixel centres; the inverse of how real digits are upsampled for training),
+interpolation (half-pixel centres, as real digits are upsampled 28 -> 32 for training; the round
+trip blurs a real digit slightly, so it is not an exact inverse),
 then mapped [-1, 1] -> round((x + 1) * 127.5) in [0, 255].
 
 Same arguments on the same kind of device give byte-identical output (no timestamps; fixed PNG
@@ -31,6 +32,7 @@ import contextlib
 import hashlib
 import io
 import json
+import numbers
 import os
 import shutil
 import sys
@@ -52,6 +54,7 @@ SPLITS = {"train": "train", "test": "t10k"}  # split -> IDX file prefix
 DUMP_FORMAT = "augment.synthetic-dump"
 DUMP_FORMAT_VERSION = 1
 MNIST_SIZE = 28
+IDX_MAX_COUNT = 2 ** 32 - 1  # an IDX header stores each dimension as a 32-bit big-endian count
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 
@@ -178,6 +181,13 @@ def _file_info(path: Path) -> dict:
 # ---------------------------------------------------------------------------------- dump
 
 
+def _count(value, what: str, minimum: int) -> int:
+    """``value`` as an int >= ``minimum`` (Python or numpy integers; not bools or floats)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ConfigError(f"{what} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
 def dump_synthetic(out: PathLike, generator: GeneratorLike = None, num_samples: int = 60000,
                    formats: Sequence[str] = ("idx",), *, seed: int = 0,
                    classes: Optional[Sequence[int]] = None,
@@ -192,14 +202,13 @@ def dump_synthetic(out: PathLike, generator: GeneratorLike = None, num_samples: 
     Under torchrun every rank calls this: each generates a strided share, rank 0 writes (and
     alone returns the manifest; the others return None)."""
     formats = _check_formats(formats)
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples <= 0:
-        raise ConfigError(f"number of samples must be a positive integer, got {num_samples!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-        raise ConfigError(f"batch size must be a positive integer, got {batch_size!r}")
+    num_samples = _count(num_samples, "number of samples", 1)
+    batch_size = _count(batch_size, "batch size", 1)
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; expected 'train' or 'test'")
-    if isinstance(test_samples, bool) or not isinstance(test_samples, int) or test_samples < 0:
-        raise ConfigError(f"number of test samples must be an integer >= 0, got {test_samples!r}")
+    test_samples = _count(test_samples, "number of test samples", 0)
+    if "idx" in formats and max(num_samples, test_samples) > IDX_MAX_COUNT:
+        raise ConfigError(f"an IDX file holds at most {IDX_MAX_COUNT:,} items (a 32-bit count)")
     if test_samples and split != "train":
         raise ConfigError("a test split of further items (test samples) goes with the train split, not split 'test'")
     parts = [(split, 0, num_samples)] + ([("test", num_samples, test_samples)] if test_samples else [])

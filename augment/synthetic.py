@@ -176,7 +176,13 @@ class SyntheticMNIST(Dataset):
             if self.dtype != torch.float32:
                 raise ConfigError("the plain generator (fast=False) samples in float32 only")
             self.generator = copy.deepcopy(model).to(self.device).eval()
-        self.targets = stratified_labels(num_samples, self.class_ids, self.class_weights)
+        try:
+            self.targets = stratified_labels(num_samples, self.class_ids, self.class_weights)
+        except (MemoryError, RuntimeError) as e:
+            if isinstance(e, RuntimeError) and "allocate" not in str(e):
+                raise
+            raise ConfigError(f"num_samples {num_samples:,} is too many: their labels alone (8 bytes an "
+                              f"item) do not fit in this machine's memory") from None
         self._cached: Optional[tuple] = None  # (start, images) of the last chunk __getitem__ made
         self.classes = [str(c) for c in range(self.config.num_classes)]
         self.class_to_idx = {name: c for c, name in enumerate(self.classes)}

@@ -103,6 +103,9 @@ def _assert_clean_error(result, code, *words):
     (["sample", "{tmp}/cfg.json", "-o", "{tmp}/g.png", "--classes", "a,b"], 2, ["--classes"]),
     (["export", "{tmp}/cfg.json", "-o", "{tmp}/g.safetensors"], 1, ["not an augment checkpoint"]),
     (["data", "verify", "{tmp}/missing"], 1, ["does not exist"]),
+    (["data", "verify", "{tmp}/cfg.json"], 1, ["is not a directory"]),
+    (["dump", "-o", "{tmp}/d", "-n", "4294967296", "-f", "idx"], 1, ["at most 4,294,967,295 items"]),
+    (["dump", "-o", "{tmp}/d", "-n", "10000000000000", "-f", "npz"], 1, ["too many"]),
     (["data", "verify", "{tmp}/bad"], 1, ["truncated"]),
 ])
 def test_bad_invocations(tmp_path, args, code, words):

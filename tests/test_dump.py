@@ -83,7 +83,7 @@ def test_test_split_and_class_subset(tmp_path, generator_path):
     import torchvision
 
     out = tmp_path / "t"
-    D.dump_synthetic(out, generator_path, 12, ["idx", "png"], split="test", classes=[3, 7])
+    D.dump_synthetic(out, generator_path, np.int64(12), ["idx", "png"], split="test", classes=[3, 7])
     mnist = torchvision.datasets.MNIST(out, train=False, download=False)
     assert mnist.targets.tolist() == [3, 7] * 6
     assert sorted(p.name for p in (out / "png" / "test").iterdir()) == ["3", "7"]
@@ -173,8 +173,10 @@ def test_a_failing_final_flush_fails_the_dump(tmp_path, generator_path, monkeypa
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
-    (dict(num_samples=0), ConfigError, "positive"),
-    (dict(num_samples=-2), ConfigError, "positive"),
+    (dict(num_samples=0), ConfigError, "integer >= 1"),
+    (dict(num_samples=-2), ConfigError, "integer >= 1"),
+    (dict(num_samples=2.0), ConfigError, "integer >= 1"),
+    (dict(num_samples=2 ** 32), ConfigError, "IDX file holds at most"),
     (dict(classes=[4, 12]), ConfigError, "unknown class 12"),
     (dict(formats=["idx", "tiff"]), ConfigError, "unknown format 'tiff'"),
     (dict(formats=[]), ConfigError, "no output format"),
