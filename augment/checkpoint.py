@@ -13,6 +13,7 @@ JSON, so it alone rebuilds the generator. Both are written atomically.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import pickle
 import zipfile
@@ -30,6 +31,7 @@ from .models import Generator
 CHECKPOINT_FORMAT = "augment.checkpoint"
 GENERATOR_FORMAT = "augment.generator"
 FORMAT_VERSION = 1
+DATA_DIGEST_KEY = "data_sha256"  # safetensors metadata: SHA-256 of the tensor data (checked on read)
 _REQUIRED_KEYS = ("train_config", "generator", "critic", "opt_g", "opt_d", "step", "rng")
 
 
@@ -104,14 +106,17 @@ def write_safetensors(path: PathLike, state: dict, metadata: dict) -> str:
     """Atomically write a state dict and string ``metadata`` as safetensors; returns the file's
     SHA-256. The same tensors and metadata give the same bytes in any process: the
     safetensors library writes the metadata map in a per-process random order, so the header is
-    rewritten with the metadata keys sorted (tensor entries and data untouched)."""
+    rewritten with the metadata keys sorted (tensor entries and data untouched). The metadata
+    also gets ``data_sha256``, the SHA-256 of the tensor data, which ``read_safetensors`` checks:
+    safetensors itself has no checksum, so a flipped bit in a weight would load silently."""
     from safetensors.torch import save
 
     tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
     raw = save(tensors, metadata=metadata)
     n = int.from_bytes(raw[:8], "little")
     header = json.loads(raw[8:8 + n])
-    header["__metadata__"] = dict(sorted(header.get("__metadata__", {}).items()))
+    digest = hashlib.sha256(memoryview(raw)[8 + n:]).hexdigest()
+    header["__metadata__"] = dict(sorted({**header.get("__metadata__", {}), DATA_DIGEST_KEY: digest}.items()))
     text = json.dumps({"__metadata__": header.pop("__metadata__"), **header}, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)  # the data stays 8-byte aligned, as the library writes it
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
@@ -135,6 +140,9 @@ def read_safetensors(path: PathLike, expected_format: str, what: str) -> tuple[d
         raise CheckpointError(f"{path}: not a readable safetensors file ({one_line(e)[:200]})") from None
     if metadata.get("format") != expected_format:
         raise CheckpointError(f"{path}: not an augment {what} file")
+    if DATA_DIGEST_KEY in metadata and _data_sha256(path) != metadata[DATA_DIGEST_KEY]:
+        raise CheckpointError(f"{path}: corrupt {what} file (its tensor data does not match the SHA-256 "
+                              f"written with it)")
     try:
         version = int(metadata.get("format_version", "0"))
     except ValueError:
@@ -143,6 +151,17 @@ def read_safetensors(path: PathLike, expected_format: str, what: str) -> tuple[d
         raise CheckpointError(f"{path}: {what} format version {metadata['format_version']} is "
                               f"newer than this library's ({FORMAT_VERSION})")
     return tensors, metadata
+
+
+def _data_sha256(path: Path) -> str:
+    """SHA-256 of a safetensors file's tensor data: everything after the 8-byte length and the
+    JSON header."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        f.seek(8 + int.from_bytes(f.read(8), "little"))
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
 
 
 def read_generator_file(path: PathLike) -> tuple[ModelConfig, dict, dict]:
@@ -177,6 +196,13 @@ def checkpoint_generator_state(ckpt: dict, averaged: bool = True) -> dict:
 
 
 def _build_generator(path: Path, cfg: ModelConfig, state: dict) -> Generator:
+    with torch.device("meta"):  # shapes only: a config edited to absurd sizes allocates nothing
+        expected = {k: tuple(v.shape) for k, v in Generator(cfg).state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in state.items()}
+    if got != expected:
+        wrong = sorted(set(got) ^ set(expected)) or [k for k in expected if got[k] != expected[k]]
+        raise CheckpointError(f"{path}: weights do not fit the model config ({len(wrong)} tensors missing, "
+                              f"extra or of another shape, e.g. {wrong[0]})")
     generator = Generator(cfg)
     try:
         generator.load_state_dict(state, strict=True)

@@ -179,6 +179,30 @@ def test_a_flipped_bit_in_a_checkpoint_is_caught(tmp_path, tiny_train_config):
         load_checkpoint(tmp_path / "c.pt")
 
 
+def test_a_flipped_bit_in_a_generator_file_is_caught(tmp_path, tiny_model_config):
+    """safetensors has no checksum; write_safetensors records the data's SHA-256 in the metadata."""
+    save_generator(tmp_path / "g.safetensors", Generator(tiny_model_config))
+    raw = bytearray((tmp_path / "g.safetensors").read_bytes())
+    raw[-5] ^= 0x01  # a bit of the last tensor's data
+    (tmp_path / "g.safetensors").write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="corrupt generator file"):
+        load_generator(tmp_path / "g.safetensors")
+
+
+def test_a_config_edited_to_absurd_sizes_is_refused_before_allocating(tmp_path, tiny_model_config):
+    from safetensors.torch import save_file
+    import dataclasses
+    import json
+
+    g = Generator(tiny_model_config)
+    huge = dataclasses.replace(tiny_model_config, z_dim=10 ** 10)  # 10**10 x g_width*8*16 floats
+    save_file({k: v.contiguous() for k, v in g.state_dict().items()}, str(tmp_path / "g.safetensors"),
+              metadata={"format": "augment.generator", "format_version": "1",
+                        "model_config": json.dumps(dataclasses.asdict(huge))})
+    with pytest.raises(CheckpointError, match="do not fit the model config"):
+        load_generator(tmp_path / "g.safetensors")
+
+
 def test_generators_are_saved_to_files_only(tmp_path, tiny_model_config):
     from augment.errors import AugmentError, ConfigError
 
