@@ -25,6 +25,8 @@ from .fileio import PathLike, atomic_write_text
 from .grid import GridConfig
 
 BUDGET_FIELDS = ("classifier_steps", "classifier_batch", "synthetic_only_per_class")
+# diversity.csv's row name for real training images scored like a generator's samples, at the same n
+REAL_CEILING = "real train (ceiling)"
 
 
 def check_same_budget(out_dir: Path, grid: GridConfig, rows: list[dict], generator: Optional[PathLike]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from .experiment_records import REAL_CEILING
 from .fileio import atomic_path, atomic_write_text
 from .report import pyplot
 
@@ -130,17 +131,24 @@ def plot_diversity(diversity, path: Path) -> None:
     df = pd.DataFrame(diversity)
     keys = [k for k in ("diversity", "coverage", "agreement") if k in df.columns]
     fig, axes = plt.subplots(1, len(keys), figsize=(4.6 * len(keys), 3.4), squeeze=False)
-    gens = sorted(df["generator"].unique())
+    gens = sorted(g for g in df["generator"].unique() if g != REAL_CEILING)
+    ceiling = df[df["generator"] == REAL_CEILING].sort_values("class")
     width = 0.8 / max(1, len(gens))
     for ax, key in zip(axes[0], keys):
         for i, gname in enumerate(gens):
             g = df[df["generator"] == gname].sort_values("class")
             ax.bar(g["class"] + i * width, g[key].astype(float), width, label=gname)
+        if len(ceiling):  # real images at the same n, a line across each class's bars
+            ax.hlines(ceiling[key].astype(float), ceiling["class"] - width / 2,
+                      ceiling["class"] + (len(gens) - 0.5) * width, colors="k", lw=1.5,
+                      label=f"{REAL_CEILING}, same n")
         ax.set_title(key)
         ax.set_xlabel("class")
-        ax.axhline(1.0, color="k", lw=0.6)
+        ax.axhline(1.0, color="0.5", lw=0.6, ls="--")
         ax.grid(alpha=0.3, axis="y")
-    axes[0][-1].legend(fontsize=7)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
+    fig.subplots_adjust(bottom=0.25)
     _save(fig, path)
 
 
@@ -238,7 +246,9 @@ def write_summary(out_dir: Path, rows: list[dict], diversity: list[dict]) -> Non
         means = div.groupby("generator", sort=True)[cols].mean().reset_index()
         lines += ["", "# Synthetic data (the generators the grid used)", "",
                   f"Mean over the classes of each generator's per-class figures "
-                  f"({len(div) // max(len(means), 1)} classes; per-class rows below and in diversity.csv).", "",
+                  f"({len(div) // max(len(means), 1)} classes; per-class rows below and in diversity.csv). "
+                  f"Coverage and Fréchet depend on the number of samples: read each generator against "
+                  f"'{REAL_CEILING}', real training images scored the same way at the same n.", "",
                   _markdown(means), "", "Per class:", "",
                   _markdown(div[["generator", "class", *cols]])]
     atomic_write_text(out_dir / "summary.md", "\n".join(lines) + "\n")

@@ -9,6 +9,7 @@ import torch
 from augment.checkpoint import read_generator_file, save_generator
 from augment.errors import AugmentError, ConfigError, DataError
 from augment.experiment import run_grid
+from augment.experiment_records import read_diversity
 from augment.fileio import sha256_file
 from augment.grid import GridConfig, grid_cells, read_results
 from augment.models import Generator
@@ -43,6 +44,10 @@ def test_grid_runs_resumes_and_reports(tmp_path, idx_dir, tiny_generator):
                  "accuracy_vs_ratio.png", "per_class_accuracy.png", "diversity.png"):
         assert (out / name).exists(), name
     assert "± " in (out / "summary.md").read_text()
+    diversity = read_diversity(out / "diversity.csv")  # each generator, and real images at the same n
+    assert sorted({r["generator"] for r in diversity}) == ["real train (ceiling)", "shipped"]
+    assert all(len([r for r in diversity if r["generator"] == g]) == 10 for g in ("shipped", "real train (ceiling)"))
+    assert "'real train (ceiling)'" in (out / "summary.md").read_text()
 
     # a rerun skips finished cells; a bigger grid runs only the new ones
     mtime = results.stat().st_mtime_ns
@@ -99,7 +104,8 @@ def test_a_rebuild_without_the_fair_generators_trains_nothing_and_keeps_their_di
     log = []
     run_grid(grid, out, torch.device("cpu"), fair_dir=fair_dir, **{**run, "log": log.append})
     assert not fair_dir.exists() and not (out / "fair_generators").exists()  # nothing was trained
-    assert (out / "diversity.csv").read_text() == before
+    assert (out / "diversity.csv").read_text() == before  # the ceiling row too, though nothing was scored
+    assert "real train (ceiling)" in before
     assert any("kept from before: fair n=2 seed=0" in m for m in log)
     info = json.loads((out / "run.json").read_text())["generators"]["fair n=2 seed=0"]
     assert info["missing"] is True and info["looked_for"] == str(fair_dir / "n2_seed0" / "generator.safetensors")

@@ -48,8 +48,8 @@ def test_summary_has_the_gain_tables(tmp_path):
 def test_summary_rows_are_in_reading_order_and_generators_are_averaged(tmp_path):
     rows = ROWS + [row(10, 8.0, "synthetic", "fair", 0, 0.82), row(10, 0.5, "synthetic", "fair", 0, 0.805),
                    row(10, 4.0, "synthetic", "shipped", 0, 0.9)]
-    diversity = [{"generator": "fair n=10 seed=0", "class": c, "agreement": a, "frechet": 2.0 * c}
-                 for c, a in enumerate((0.5, 1.0))]
+    diversity = [{"generator": g, "class": c, "agreement": a, "frechet": 2.0 * c}
+                 for g in ("fair n=10 seed=0", "real train (ceiling)") for c, a in enumerate((0.5, 1.0))]
     write_summary(tmp_path, rows, diversity)
     accuracy_table = (tmp_path / "summary.md").read_text().split("# Gain over")[0]
     labels = [line.split("|")[1:4] for line in accuracy_table.splitlines() if line.startswith("| ")][1:]
