@@ -22,7 +22,7 @@ import torch
 
 from .errors import ConfigError
 from .experiment_records import (REAL_CEILING, check_same_budget, describe_generator, missing_generator,
-                                 read_diversity, run_training_settings, write_run_info)
+                                 read_diversity, record_budget, run_training_settings, write_run_info)
 from .fileio import PathLike, exclusive_lock
 from .grid import Cell, GridConfig, cell_key, grid_cells, read_results, write_results
 
@@ -234,6 +234,7 @@ def run_grid(grid: GridConfig, out_dir: PathLike, device: torch.device,
         rows = read_results(results_path)  # again: another invocation may have added cells
         done = {cell_key(r) for r in rows}
         cells = [c for c in grid_cells(grid) if c.key not in done]
+        record_budget(out_dir, grid, rows, generator)
         ctx = ExperimentContext(grid, out_dir, device, Path(data_dir) if data_dir else None,
                                 Path(generator) if generator else None, log=log,
                                 mnist=mnist, test=(test.data, test.targets),

@@ -57,6 +57,29 @@ def check_same_budget(out_dir: Path, grid: GridConfig, rows: list[dict], generat
                               f"({shipped.get('path')}, SHA-256 {shipped['sha256'][:12]}); use another --out")
 
 
+def record_budget(out_dir: Path, grid: GridConfig, rows: list[dict], generator: Optional[PathLike]) -> None:
+    """Write run.json's budget, and which shipped generator the cells use, before the first cell
+    runs, so that ``check_same_budget`` also guards a directory whose first invocation was
+    killed before it wrote its full run.json. Kept as it is when rows already exist under a
+    recorded budget."""
+    path = out_dir / "run.json"
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError):
+        info = {}
+    info = info if isinstance(info, dict) else {}
+    if rows and info.get("budget"):
+        return
+    info["budget"] = {k: getattr(grid, k) for k in BUDGET_FIELDS}
+    if "shipped" in grid.regimes:
+        from .pretrained import verified_default_generator_path
+
+        shipped = Path(generator) if generator is not None else verified_default_generator_path()
+        generators = info.get("generators") if isinstance(info.get("generators"), dict) else {}
+        info["generators"] = {**generators, "shipped": describe_generator(shipped)}
+    atomic_write_text(path, json.dumps(info, indent=2, default=str) + "\n")
+
+
 def missing_generator(out_dir: Path, name: str, path: Path) -> dict:
     """run.json's entry for a generator the rows used that is no longer at ``path``: what an
     earlier run.json recorded of it, marked missing, and where it was looked for."""
@@ -130,6 +153,7 @@ def write_run_info(out_dir: Path, grid: GridConfig, device: torch.device, comman
         invocations = []
     invocations.append({"command": command, "grid": dataclasses.asdict(grid), "device": str(device),
                         "machine": machine_description(device), "torch": torch.__version__,
+                        "cpu_threads": torch.get_num_threads(),  # CPU results differ in the last digits by thread count
                         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                         "wall_time_s": round(seconds, 1), "cells_run": cells_run})
     info = {"budget": {k: getattr(grid, k) for k in BUDGET_FIELDS}, "generators": generators,

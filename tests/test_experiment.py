@@ -135,6 +135,34 @@ def test_a_rerun_under_another_budget_or_shipped_generator_is_refused(tmp_path, 
     assert [i["grid"]["seeds"] for i in info["invocations"]] == [[0], [0, 1]]
 
 
+def test_a_run_killed_after_its_first_cell_still_refuses_another_budget(tmp_path, idx_dir, tiny_generator,
+                                                                        monkeypatch):
+    import augment.experiment as experiment
+
+    grid = GridConfig(n_per_class=(2,), ratios=(1.0,), augmentations=("none", "synthetic"), regimes=("shipped",),
+                      seeds=(0,), classifier_steps=2, classifier_batch=8, synthetic_only=False,
+                      diversity_per_class=6)
+    out = tmp_path / "exp"
+    run = dict(progress=False, log=lambda m: None, mnist=False, data_dir=idx_dir, generator=tiny_generator)
+    real_run_cell, calls = experiment.run_cell, []
+
+    def killed_in_second_cell(cell, ctx):
+        calls.append(cell)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_run_cell(cell, ctx)
+
+    monkeypatch.setattr(experiment, "run_cell", killed_in_second_cell)
+    with pytest.raises(KeyboardInterrupt):
+        run_grid(grid, out, torch.device("cpu"), **run)
+    monkeypatch.setattr(experiment, "run_cell", real_run_cell)
+    assert len(read_results(out / "results.csv")) == 1  # one cell done, the end never reached
+    with pytest.raises(ConfigError, match="classifier_steps=2, not 3"):
+        run_grid(dataclasses.replace(grid, classifier_steps=3), out, torch.device("cpu"), **run)
+    run_grid(grid, out, torch.device("cpu"), **run)  # the same budget finishes the grid
+    assert len(read_results(out / "results.csv")) == 2
+
+
 def test_a_second_invocation_on_the_same_directory_is_refused(tmp_path, idx_dir, tiny_generator):
     from augment.fileio import exclusive_lock
 
