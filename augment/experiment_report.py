@@ -24,6 +24,18 @@ def _frame(rows):
     return df
 
 
+def _method_colours(df) -> dict:
+    """One colour per method, the same in every accuracy plot of a grid."""
+    return {m: f"C{i % 10}" for i, m in enumerate(sorted(df["method"].unique()))}
+
+
+def _seeds_label(method: str, group) -> str:
+    """``method`` with how many seeds its points average, e.g. "none (3 seeds)"."""
+    counts = sorted(set(group.groupby(["n", "ratio"])["seed"].nunique()))
+    seeds = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+    return f"{method} ({seeds} seed{'' if seeds == '1' else 's'})"
+
+
 def _save(fig, path: Path) -> None:
     import matplotlib.pyplot as plt
 
@@ -38,14 +50,19 @@ def _finish_accuracy_panels(fig, axes, path: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("test accuracy (%)")
     axes[0][-1].legend(fontsize=7, loc="lower right")
+    fig.text(0.5, -0.02, "mean over seeds; error bars and bands: std over seeds; hollow markers: one seed, "
+             "no spread to show", ha="center", va="top", fontsize=7)
     _save(fig, path)
 
 
-def _mean_std_line(ax, group, x: str, fmt: str, label: str) -> None:
-    """Mean test accuracy over seeds against column ``x``, with the std as error bars."""
-    stats = group.groupby(x)["test_accuracy"].agg(["mean", "std"]).reset_index()
-    ax.errorbar(stats[x], stats["mean"], yerr=stats["std"].fillna(0), fmt=fmt, ms=3, capsize=2,
+def _mean_std_line(ax, group, x: str, fmt: str, label: str, colour: str) -> None:
+    """Mean test accuracy over seeds against column ``x``, with the std as error bars (none,
+    and a hollow marker, where a point has a single seed)."""
+    stats = group.groupby(x)["test_accuracy"].agg(["mean", "std", "count"]).reset_index()
+    ax.errorbar(stats[x], stats["mean"], yerr=stats["std"], fmt=fmt, ms=3, capsize=2, color=colour,
                 label=label)
+    single = stats[stats["count"] == 1]
+    ax.plot(single[x], single["mean"], "o", ms=5, mfc="white", mec=colour, zorder=3)
 
 
 def plot_accuracy_vs_n(rows, path: Path) -> None:
@@ -56,12 +73,13 @@ def plot_accuracy_vs_n(rows, path: Path) -> None:
     finite = df[df["ratio"].map(math.isfinite)]
     base = finite[finite["regime"] == "-"]
     ratios = sorted(finite[finite["regime"] != "-"]["ratio"].unique()) or [0.0]
+    colours = _method_colours(df)
     fig, axes = plt.subplots(1, len(ratios), figsize=(4.6 * len(ratios), 3.6), squeeze=False, sharey=True)
     for ax, r in zip(axes[0], ratios):
         part = finite[(finite["ratio"] == r) | (finite["regime"] == "-")]
         for method, g in sorted(part.groupby("method")):
             style = "--" if method in set(base["method"]) else "-"
-            _mean_std_line(ax, g, "n", style + "o", method)
+            _mean_std_line(ax, g, "n", style + "o", _seeds_label(method, g), colours[method])
         ax.set_xscale("log")
         ax.set_title(f"synthetic:real = {r:g}")
         ax.set_xlabel("real images per class (6000 = all)")
@@ -75,15 +93,18 @@ def plot_accuracy_vs_ratio(rows, path: Path) -> None:
     df = _frame(rows)
     finite = df[df["ratio"].map(math.isfinite)]
     ns = sorted(finite["n"].unique())
+    colours = _method_colours(df)
     fig, axes = plt.subplots(1, len(ns), figsize=(4.4 * len(ns), 3.6), squeeze=False, sharey=True)
     for ax, n in zip(axes[0], ns):
         part = finite[finite["n"] == n]
         for method, g in sorted(part.groupby("method")):
-            if (g["regime"] == "-").all():
-                ax.axhline(g["test_accuracy"].mean(), ls="--", lw=1, label=method,
-                           color="k" if method == "none" else "gray")
+            if (g["regime"] == "-").all():  # a real-only baseline: its mean across, its std as a band
+                mean, std = g["test_accuracy"].mean(), g["test_accuracy"].std()
+                ax.axhline(mean, ls="--", lw=1, label=_seeds_label(method, g), color=colours[method])
+                if std == std:  # not NaN: more than one seed
+                    ax.axhspan(mean - std, mean + std, color=colours[method], alpha=0.12, lw=0)
             else:
-                _mean_std_line(ax, g, "ratio", "-o", method)
+                _mean_std_line(ax, g, "ratio", "-o", _seeds_label(method, g), colours[method])
         ax.set_title(f"n = {'all' if n == 6000 else n} real per class")
         ax.set_xlabel("synthetic:real ratio")
     _finish_accuracy_panels(fig, axes, path)
@@ -94,11 +115,10 @@ def plot_per_class(rows, path: Path) -> None:
     largest ratio, mean over seeds."""
     plt = pyplot()
     df = _frame(rows)
+    colour = _method_colours(df)  # one colour per method in every panel and plot
     df = df[df["ratio"].map(math.isfinite)]
     ns = sorted(df["n"].unique())
     cols = sorted([c for c in df.columns if c.startswith("acc_")], key=lambda c: int(c[4:]))
-    all_methods = sorted(df["method"].unique())
-    colour = {m: f"C{i % 10}" for i, m in enumerate(all_methods)}  # one colour per method in every panel
     fig, axes = plt.subplots(len(ns), 1, figsize=(10, 3.0 * len(ns)), squeeze=False)
     for ax, n in zip(axes[:, 0], ns):
         part = df[df["n"] == n]
@@ -142,7 +162,8 @@ def plot_diversity(diversity, path: Path) -> None:
             ax.hlines(ceiling[key].astype(float), ceiling["class"] - width / 2,
                       ceiling["class"] + (len(gens) - 0.5) * width, colors="k", lw=1.5,
                       label=f"{REAL_CEILING}, same n")
-        ax.set_title(key)
+        ax.set_title({"diversity": "diversity (synthetic / real spread)"}.get(key, key))
+        ax.set_ylabel(key)
         ax.set_xlabel("class")
         ax.axhline(1.0, color="0.5", lw=0.6, ls="--")
         ax.grid(alpha=0.3, axis="y")
