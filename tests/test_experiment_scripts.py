@@ -1,0 +1,39 @@
+"""The scripts in experiments/ call the library; their measurements are run by hand (see
+experiments/README.md), so this checks only that each one still imports and parses its options:
+a library refactor cannot break them unnoticed."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import script_env
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = sorted((ROOT / "experiments").glob("*.py"))
+
+# one process for all of them: torch is imported once
+HELP_EACH = """
+import contextlib, io, runpy, sys
+failed = []
+for path in sys.argv[1:]:
+    sys.argv, out = [path, "--help"], io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            runpy.run_path(path, run_name="__main__")
+    except SystemExit as e:
+        if e.code not in (0, None) or "usage" not in out.getvalue():
+            failed.append(f"{path}: exit {e.code}, output {out.getvalue()[:200]!r}")
+    except BaseException as e:
+        failed.append(f"{path}: {type(e).__name__}: {e}")
+    else:
+        failed.append(f"{path}: did not stop at --help")
+print("\\n".join(failed))
+sys.exit(1 if failed else 0)
+"""
+
+
+def test_every_experiment_script_imports_and_shows_its_options():
+    assert len(SCRIPTS) >= 10
+    r = subprocess.run([sys.executable, "-c", HELP_EACH, *map(str, SCRIPTS)], cwd=ROOT, env=script_env(),
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
