@@ -164,12 +164,15 @@ def plot_diversity(diversity, path: Path) -> None:
                       label=f"{REAL_CEILING}, same n")
         ax.set_title({"diversity": "diversity (synthetic / real spread)"}.get(key, key))
         ax.set_ylabel(key)
+        classes = sorted(df["class"].astype(int).unique())
+        ax.set_xticks([c + (len(gens) - 1) * width / 2 for c in classes], [str(c) for c in classes])
         ax.set_xlabel("class")
         ax.axhline(1.0, color="0.5", lw=0.6, ls="--")
         ax.grid(alpha=0.3, axis="y")
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
-    fig.subplots_adjust(bottom=0.25)
+    ncol = min(len(labels), 4)
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=ncol, fontsize=8,
+               frameon=False)
     _save(fig, path)
 
 
