@@ -22,8 +22,9 @@ import torch
 
 from .errors import ConfigError
 from .experiment_records import (REAL_CEILING, check_same_budget, describe_generator, missing_generator,
-                                 read_diversity, record_budget, run_training_settings, write_run_info)
-from .fileio import PathLike, exclusive_lock
+                                 read_diversity, record_budget, recorded_generator_sha256, run_training_settings,
+                                 write_run_info)
+from .fileio import PathLike, exclusive_lock, sha256_file
 from .grid import Cell, GridConfig, cell_key, grid_cells, read_results, write_results
 
 # ----------------------------------------------------------------------------------- running
@@ -83,10 +84,21 @@ def fair_generator(ctx: ExperimentContext, n_per_class: int, seed: int) -> Path:
     return train(cfg, run, progress=ctx.progress)
 
 
-def _check_fair_run(run: Path, critic_augment: str) -> None:
+def _check_fair_run(run: Path, critic_augment: str, recorded_sha256: Optional[str] = None) -> None:
     """Refuse to reuse or resume a fair run trained with another ``critic_augment`` than the
-    grid asks for (the rows would be labelled with the wrong setting). A run stopped before
-    its first checkpoint starts again with the grid's setting, so it is not checked."""
+    grid asks for (the rows would be labelled with the wrong setting), and, where earlier rows
+    were made with this fair generator (``recorded_sha256``, from run.json), any generator but
+    that one: new cells would mix two generators under one name. A run stopped before its
+    first checkpoint starts again with the grid's setting, so it is not checked."""
+    if recorded_sha256 is not None:
+        weights = run / "generator.safetensors"
+        if not weights.is_file():
+            raise ConfigError(f"earlier cells used the fair generator with SHA-256 {recorded_sha256[:12]}, which is "
+                              f"no longer at {weights}; a new one would differ: put it back, pass --fair-dir "
+                              f"where it is, or use another --out")
+        if sha256_file(weights) != recorded_sha256:
+            raise ConfigError(f"{weights} is not the fair generator earlier cells used (SHA-256 "
+                              f"{recorded_sha256[:12]}); pass --fair-dir where that one is, or use another --out")
     if not ((run / "generator.safetensors").exists() or (run / "checkpoints" / "last.pt").exists()):
         return
     settings = run_training_settings(run)
@@ -227,8 +239,10 @@ def run_grid(grid: GridConfig, out_dir: PathLike, device: torch.device,
     done = {cell_key(r) for r in rows}
     cells = [c for c in grid_cells(grid) if c.key not in done]
     fair_root = Path(fair_dir) if fair_dir else out_dir / "fair_generators"
+    used = {(r["n_per_class"], int(r["seed"])) for r in rows if r["regime"] == "fair"}
     for n, seed in sorted({(c.n_per_class, c.seed) for c in cells if c.regime == "fair"}):
-        _check_fair_run(fair_root / f"n{n}_seed{seed}", grid.fair_critic_augment)  # before writing
+        recorded = recorded_generator_sha256(out_dir, f"fair n={n} seed={seed}") if (str(n), seed) in used else None
+        _check_fair_run(fair_root / f"n{n}_seed{seed}", grid.fair_critic_augment, recorded)  # before writing
     out_dir.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(out_dir / ".lock", f"experiment directory {out_dir}"):
         rows = read_results(results_path)  # again: another invocation may have added cells

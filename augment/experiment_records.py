@@ -80,6 +80,16 @@ def record_budget(out_dir: Path, grid: GridConfig, rows: list[dict], generator: 
     atomic_write_text(path, json.dumps(info, indent=2, default=str) + "\n")
 
 
+def recorded_generator_sha256(out_dir: Path, name: str) -> Optional[str]:
+    """The SHA-256 that run.json records for the generator ``name`` (e.g. "fair n=10 seed=0"),
+    or None when it records none."""
+    try:
+        sha = json.loads((out_dir / "run.json").read_text())["generators"][name]["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return sha if isinstance(sha, str) else None
+
+
 def missing_generator(out_dir: Path, name: str, path: Path) -> dict:
     """run.json's entry for a generator the rows used that is no longer at ``path``: what an
     earlier run.json recorded of it, marked missing, and where it was looked for."""

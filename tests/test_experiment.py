@@ -112,6 +112,32 @@ def test_a_rebuild_without_the_fair_generators_trains_nothing_and_keeps_their_di
     assert info["sha256"] == sha256_file(tiny_generator)  # what the first run recorded is kept
 
 
+def test_new_cells_refuse_another_fair_generator_than_earlier_cells_used(tmp_path, idx_dir, tiny_generator):
+    fair_dir = tmp_path / "trained_elsewhere"
+    weights = fair_dir / "n2_seed0" / "generator.safetensors"
+    weights.parent.mkdir(parents=True)
+    shutil.copyfile(tiny_generator, weights)
+    grid = GridConfig(n_per_class=(2,), ratios=(1.0,), augmentations=("synthetic",), regimes=("fair",),
+                      fair_n=(2,), seeds=(0,), classifier_steps=2, classifier_batch=8,
+                      synthetic_only=False, diversity_per_class=6)
+    out = tmp_path / "exp"
+    run = dict(progress=False, log=lambda m: None, mnist=False, data_dir=idx_dir, fair_dir=fair_dir)
+    run_grid(grid, out, torch.device("cpu"), **run)
+    more = dataclasses.replace(grid, ratios=(1.0, 2.0))  # a new cell on the same fair generator
+    torch.manual_seed(1)
+    save_generator(weights, Generator(read_generator_file(tiny_generator)[0]))  # another one, same path
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(ConfigError, match="not the fair generator earlier cells used"):
+        run_grid(more, out, torch.device("cpu"), **run)
+    weights.unlink()  # gone: a new one would be trained, and differ
+    with pytest.raises(ConfigError, match="no longer at"):
+        run_grid(more, out, torch.device("cpu"), **run)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing written
+    shutil.copyfile(tiny_generator, weights)  # the one the rows were made with
+    run_grid(more, out, torch.device("cpu"), **run)
+    assert len(read_results(out / "results.csv")) == 2
+
+
 def test_a_rerun_under_another_budget_or_shipped_generator_is_refused(tmp_path, idx_dir, tiny_generator):
     grid = GridConfig(n_per_class=(2,), ratios=(1.0,), augmentations=("none", "synthetic"), regimes=("shipped",),
                       seeds=(0,), classifier_steps=2, classifier_batch=8, synthetic_only=False,
