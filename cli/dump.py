@@ -36,7 +36,8 @@ from .options import DEVICE, int_list
 @click.option("--batch-size", type=click.IntRange(1), default=1024, help="images per write step")
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), default="float32",
               help="sampling precision (bfloat16: CUDA only; an error on the CPU)")
-@click.option("--overwrite", is_flag=True, help="replace an existing non-empty output directory")
+@click.option("--overwrite", is_flag=True,
+              help="replace an earlier dump at the output path (a non-empty directory that is not a dump is refused)")
 @click.option("-q", "--quiet", is_flag=True, help="no progress bar")
 def dump(generator: Path | None, out: Path, num_samples: int, formats: tuple, split: str,
          test_samples: int, seed: int,

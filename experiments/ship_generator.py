@@ -172,7 +172,8 @@ The default generator of `SyntheticMNIST()`, `augment sample` and `augment dump`
 ![one row per class](generator_grid.png)
 
 {figure_tables(gen, real, report['classifier']['test_accuracy'])}
-Full report: `experiments/results/shipped_generator/report.md`. Reproduce:
+Full report: `experiments/results/shipped_generator/report.md`. Reproduce the figures and
+the grid (the hand-written sections are not generated):
 `python experiments/ship_generator.py CHECKPOINT_OR_RUN_DIR --hardware "..."{' --cas' if args.cas else ''}`.
 """
     atomic_write_text(WEIGHTS_DIR / "GENERATOR_CARD.md", card)
