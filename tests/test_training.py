@@ -122,6 +122,23 @@ def test_max_minutes_stops_at_the_first_step_past_the_budget(tmp_path, tiny_trai
     assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == 3
 
 
+def test_elapsed_time_carries_across_resumes(tmp_path, tiny_train_config):
+    from augment.checkpoint import save_checkpoint
+
+    cfg = dataclasses.replace(tiny_train_config, max_steps=1, checkpoint_every=100, log_every=100)
+    run = tmp_path / "run"
+    train(cfg, run, progress=False)
+    path = run / "checkpoints" / "last.pt"
+    state = torch.load(path, weights_only=True)
+    state["elapsed"] = 3600.0  # as if the first session had trained for an hour
+    save_checkpoint(path, {k: v for k, v in state.items() if k not in ("format", "format_version")})
+    resume(run, {"max_minutes": 30, "max_steps": 5}, progress=False)  # 60 of 30 minutes spent
+    assert load_checkpoint(path)["step"] == 1
+    resume(run, {"max_minutes": None, "max_steps": 2}, progress=False)
+    after = load_checkpoint(path)
+    assert after["step"] == 2 and 3600.0 <= after["elapsed"] < 3600.0 + 600
+
+
 def test_non_empty_run_directory_is_refused(tmp_path, tiny_train_config):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "x").write_text("keep me")
