@@ -297,3 +297,16 @@ def test_cli_corrupt_generator(tmp_path):
     result = CliRunner().invoke(cli_group(), ["dump", str(bad), "--out", str(tmp_path / "o"), "-q"])
     assert result.exit_code == 1 and result.output.startswith("Error: ")
     assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+def test_pixels_are_an_antialiased_bilinear_resize_rounded_to_bytes():
+    """Checked against PIL, independently of the code under test: PIL's float-image BILINEAR
+    resize (antialiased when shrinking) of (x + 1) * 127.5, rounded."""
+    from PIL import Image
+
+    assert D.to_mnist_uint8(torch.stack([torch.full((1, 32, 32), v) for v in (-1.0, 0.0, 1.0)]))[:, 0, 0].tolist() \
+        == [0, 128, 255]
+    x = torch.rand(3, 1, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    expected = [np.clip(np.round(np.asarray(Image.fromarray((img[0].numpy() + 1) * 127.5).resize(
+        (28, 28), Image.BILINEAR))), 0, 255).astype(np.uint8) for img in x]
+    assert torch.equal(D.to_mnist_uint8(x), torch.from_numpy(np.stack(expected)))

@@ -95,6 +95,19 @@ def check_result(result: dict, count: int, cas: bool = False) -> None:
     assert result["overall"]["frechet"] >= 0
 
 
+def test_per_class_prdc_compares_each_class_with_its_own_real_images(tiny_classifier, tiny_reference):
+    """Every "sample" is one real test image of class 3: for class 3 it lies on the real data
+    (precision 1); identical samples span no volume, so no real image falls inside their k-NN
+    balls (recall 0 in every class). Swapping real and fake anywhere breaks both."""
+    three = tiny_reference.images[tiny_reference.labels == 3][:1]
+    images, labels = three.repeat(40, 1, 1, 1), torch.arange(10).repeat_interleave(4)
+    result = ev.evaluate_samples(images, labels, tiny_classifier, tiny_reference, k=2, seed=0)
+    per_class = result["per_class"]
+    assert per_class["recall"] == [0.0] * 10
+    assert per_class["precision"][3] == 1.0 and per_class["coverage"][3] > 0  # it is a class-3 test image
+    assert per_class["agreement"][3] == 1.0 and per_class["agreement"][0] == 0.0
+
+
 def test_evaluate_generator_and_baseline(tiny_classifier, tiny_reference):
     state = torch.get_rng_state()
     result = ev.evaluate_generator(tiny_generator(), n_per_class=8, seed=0,

@@ -31,6 +31,11 @@ def test_mix_ratio_per_class(generator, idx_dir):
     uneven = mix_real_synthetic(Subset(real, keep), generator, ratio=0.5, classes=[0, 2])
     assert class_counts(uneven.synthetic) == {0: 4, 2: 1}
     assert mix_real_synthetic(real, generator, ratio=0).synthetic is None
+    # halves round up (not to even, not down): 5 * 0.5 = 2.5 -> 3 and 3 * 0.5 = 1.5 -> 2
+    five_and_three = [i for i in range(80) if real.targets[i] == 0][:5] + \
+        [i for i in range(80) if real.targets[i] == 1][:3]
+    halves = mix_real_synthetic(Subset(real, five_and_three), generator, ratio=0.5)
+    assert class_counts(halves.synthetic) == {0: 3, 1: 2}
 
 
 def test_synthetic_only(generator, idx_dir):
