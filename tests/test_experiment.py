@@ -138,6 +138,45 @@ def test_new_cells_refuse_another_fair_generator_than_earlier_cells_used(tmp_pat
     assert len(read_results(out / "results.csv")) == 2
 
 
+def test_each_cell_trains_with_its_own_augmentation_and_synthetic_seed(tmp_path, idx_dir, tiny_generator,
+                                                                       monkeypatch):
+    import augment.classifier as classifier
+    import augment.experiment as experiment
+    import augment.mixing as mixing
+    from augment.augmentation import random_affine
+
+    cells, transforms, synthetic_seeds = [], [], {}
+    real_training_set, real_train, real_mix = (experiment.cell_training_set, classifier.train_classifier,
+                                               mixing.mix_real_synthetic)
+
+    def training_set(cell, ctx):
+        cells.append(cell)
+        return real_training_set(cell, ctx)
+
+    def train(images, labels, *args, batch_transform=None, **kwargs):
+        transforms.append(batch_transform)
+        return real_train(images, labels, *args, batch_transform=batch_transform, **kwargs)
+
+    def mix(real, generator, ratio, seed=0, **kwargs):
+        synthetic_seeds[cells[-1].key] = seed
+        return real_mix(real, generator, ratio, seed=seed, **kwargs)
+
+    monkeypatch.setattr(experiment, "cell_training_set", training_set)
+    monkeypatch.setattr(classifier, "train_classifier", train)
+    monkeypatch.setattr(mixing, "mix_real_synthetic", mix)
+    augmentations = ("none", "classical", "synthetic", "classical+synthetic")
+    grid = GridConfig(n_per_class=(2,), ratios=(1.0,), augmentations=augmentations, regimes=("shipped",),
+                      seeds=(0, 1), classifier_steps=2, classifier_batch=8,
+                      synthetic_only=False, diversity_per_class=6)
+    run_grid(grid, tmp_path / "exp", torch.device("cpu"), data_dir=idx_dir, generator=tiny_generator,
+             progress=False, log=lambda m: None, mnist=False)
+    assert len(cells) == len(transforms) == 8
+    for cell, transform in zip(cells, transforms):
+        assert transform is (random_affine if "classical" in cell.augmentation else None), cell
+    assert sorted(synthetic_seeds.values()) == [10_000, 10_000, 10_001, 10_001]  # differ from seed to seed
+    assert all(synthetic_seeds[cell.key] == 10_000 + cell.seed for cell in cells if cell.key in synthetic_seeds)
+
+
 def test_a_rerun_under_another_budget_or_shipped_generator_is_refused(tmp_path, idx_dir, tiny_generator):
     grid = GridConfig(n_per_class=(2,), ratios=(1.0,), augmentations=("none", "synthetic"), regimes=("shipped",),
                       seeds=(0,), classifier_steps=2, classifier_batch=8, synthetic_only=False,
@@ -146,9 +185,11 @@ def test_a_rerun_under_another_budget_or_shipped_generator_is_refused(tmp_path, 
     run = dict(progress=False, log=lambda m: None, mnist=False, data_dir=idx_dir)
     run_grid(grid, out, torch.device("cpu"), generator=tiny_generator, **run)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    with pytest.raises(ConfigError, match="classifier_steps=2, not 3"):
-        run_grid(dataclasses.replace(grid, classifier_steps=3, seeds=(0, 1)), out, torch.device("cpu"),
-                 generator=tiny_generator, **run)
+    for field, value in (("classifier_steps", 3), ("classifier_batch", 16), ("synthetic_only_per_class", 7)):
+        recorded = getattr(grid, field)
+        with pytest.raises(ConfigError, match=f"{field}={recorded}, not {value}"):
+            run_grid(dataclasses.replace(grid, seeds=(0, 1), **{field: value}), out, torch.device("cpu"),
+                     generator=tiny_generator, **run)
     other = tmp_path / "other.safetensors"
     torch.manual_seed(1)
     save_generator(other, Generator(read_generator_file(tiny_generator)[0]))
