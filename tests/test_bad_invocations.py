@@ -118,3 +118,21 @@ def test_at_least_25_cases_across_all_commands():
     assert len(CASES) >= 25
     assert {c[0][0] for c in CASES} >= {"train", "sample", "export", "dump", "evaluate", "train-classifier",
                                         "experiment", "data"}
+
+
+def test_a_multi_line_library_error_is_printed_on_one_line():
+    import click
+
+    from augment.errors import DataError
+    from cli import AugmentGroup
+
+    @click.group(cls=AugmentGroup)
+    def group():
+        pass
+
+    @group.command()
+    def broken():
+        raise DataError("bad header\n    in line 2")
+
+    result = CliRunner().invoke(group, ["broken"])
+    assert result.exit_code == 1 and result.output == "Error: bad header in line 2\n"

@@ -13,6 +13,12 @@ def test_class_grid_rows_are_classes_and_seeded(tiny_model_config):
     assert a.shape == (30, 1, 32, 32)
     assert torch.equal(a, class_grid(g, per_class=3, seed=1))
     assert g.training  # mode restored
+    z = torch.randn(30, tiny_model_config.z_dim, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():  # row c (items 3c .. 3c+2) is class c, from the seed's latents in order
+        expected = g.eval()(z, torch.arange(10).repeat_interleave(3))
+    g.train()
+    torch.testing.assert_close(a, expected, rtol=0, atol=1e-6)
+    assert not torch.allclose(class_grid(g, per_class=3, seed=2), a)
     sub = class_grid(g, per_class=3, seed=1, classes=[2, 5])
     assert sub.shape == (6, 1, 32, 32)
     for classes, match in (([10], "unknown class 10"), ([], "classes is empty"), ([3, 3], "duplicates")):
