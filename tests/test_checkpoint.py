@@ -189,6 +189,16 @@ def test_a_flipped_bit_in_a_generator_file_is_caught(tmp_path, tiny_model_config
         load_generator(tmp_path / "g.safetensors")
 
 
+def test_a_generator_file_of_a_newer_format_is_refused(tmp_path, tiny_model_config):
+    from augment.checkpoint import read_generator_file, write_safetensors
+
+    save_generator(tmp_path / "g.safetensors", Generator(tiny_model_config))
+    _, state, metadata = read_generator_file(tmp_path / "g.safetensors")
+    write_safetensors(tmp_path / "new.safetensors", state, {**metadata, "format_version": "999"})
+    with pytest.raises(CheckpointError, match="newer"):
+        load_generator(tmp_path / "new.safetensors")
+
+
 def test_a_config_edited_to_absurd_sizes_is_refused_before_allocating(tmp_path, tiny_model_config):
     from safetensors.torch import save_file
     import dataclasses

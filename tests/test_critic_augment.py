@@ -30,6 +30,14 @@ def test_cutout_blanks_a_square_clipped_at_the_border():
     assert (out[1, 0, :2, 5:] == -1).all() and (out[1, 0] == -1).sum() == 2 * 3  # rows 0-1, cols 5-7
 
 
+def test_cutout_centres_cover_the_image_and_are_row_then_column():
+    params = critic_augment.draw_params("cutout", (4000,), 32, torch.Generator().manual_seed(0), torch.device("cpu"))
+    assert params.min(0).values.tolist() == [0, 0] and params.max(0).values.tolist() == [31, 31]
+    out = critic_augment.apply("cutout", torch.zeros(1, 1, 32, 32), torch.tensor([[2, 20]]))  # (row, column)
+    hole = out[0, 0] == -1
+    assert hole[:10, 12:28].all() and int(hole.sum()) == 10 * 16  # side 16, clipped at the top
+
+
 def test_apply_is_per_sample_and_differentiable():
     gen = torch.Generator().manual_seed(0)
     params = critic_augment.draw_params("translation,cutout", (5,), 8, gen, torch.device("cpu"))

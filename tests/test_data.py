@@ -24,6 +24,7 @@ def test_idx_round_trip_raw_and_gzip(tmp_path):
     (lambda b: b[:-5], "truncated"),
     (lambda b: b + b"\0", "trailing"),
     (lambda b: b"\x01" + b[1:], "magic"),
+    (lambda b: b[:1] + b"\x01" + b[2:], "magic"),  # both zero bytes of the magic are checked
     (lambda b: b[:2] + b"\x0d" + b[3:], "element type"),
     (lambda b: b[:6], "truncated IDX header"),
     (lambda b: b[:2], "not an IDX"),
@@ -91,6 +92,7 @@ def test_per_class_subset_is_seeded_and_balanced():
     a, b = per_class_subset(labels, 3, seed=1), per_class_subset(labels, 3, seed=1)
     assert torch.equal(a, b)
     assert torch.equal(torch.bincount(labels[a]), torch.full((10,), 3))
+    assert torch.equal(a, a.sort().values)  # sorted, as documented: the subset keeps the file's order
     assert not torch.equal(a, per_class_subset(labels, 3, seed=2))
     with pytest.raises(DataError, match="fewer than"):
         per_class_subset(labels, 11)
@@ -143,3 +145,14 @@ def test_real_mnist_refuses_a_subset_size_that_is_not_a_positive_integer(idx_dir
 def test_real_mnist_refuses_devices_it_cannot_run_on(idx_dir):
     with pytest.raises(ConfigError, match="device must be"):
         RealMNIST(idx_dir, mnist=False, device="gpu")
+
+
+def test_model_images_are_torchvision_resize_scaled_to_minus_one_one():
+    """Checked against torchvision's Resize (bilinear, antialias, half-pixel centres), not
+    against the code under test; the texture makes a corner convention show."""
+    import torchvision.transforms.functional as TF
+
+    images, _ = bar_digits(20, 3)
+    images[:, ::3, ::2] = 200
+    expected = TF.resize(images.unsqueeze(1).float(), [32, 32], antialias=True) / 127.5 - 1
+    torch.testing.assert_close(to_model_images(images), expected, rtol=0, atol=1e-5)

@@ -310,3 +310,17 @@ def test_pixels_are_an_antialiased_bilinear_resize_rounded_to_bytes():
     expected = [np.clip(np.round(np.asarray(Image.fromarray((img[0].numpy() + 1) * 127.5).resize(
         (28, 28), Image.BILINEAR))), 0, 255).astype(np.uint8) for img in x]
     assert torch.equal(D.to_mnist_uint8(x), torch.from_numpy(np.stack(expected)))
+
+
+def test_the_manifest_digests_the_png_tree_in_index_order(tmp_path, generator_path):
+    """sha256 over "<class folder>/<file name>:<byte length>:" + bytes of each PNG, by index."""
+    import hashlib
+
+    out = tmp_path / "p"
+    manifest = D.dump_synthetic(out, generator_path, 12, ["png"])
+    files = sorted((out / "png" / "train").glob("*/*.png"), key=lambda p: p.name)
+    digest = hashlib.sha256()
+    for path in files:
+        data = path.read_bytes()
+        digest.update(f"{path.parent.name}/{path.name}:{len(data)}:".encode() + data)
+    assert manifest["files"]["png/train/"] == {"count": 12, "sha256_of_files_in_index_order": digest.hexdigest()}

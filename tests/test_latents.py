@@ -77,6 +77,9 @@ def test_truncation():
     assert torch.equal(resampled[inside], plain[inside])  # only the tails are redrawn
     assert float(resampled[~inside].abs().min()) < 0.6  # redrawn, not clamped
     assert torch.equal(index_latents(2, torch.arange(499, -1, -1), 16, truncation=0.7), resampled.flip(0))
+    # at 0.3 most values need several redraws: every one ends inside, none is clamped to the edge
+    tight = index_latents(3, torch.arange(200), 32, truncation=0.3)
+    assert float(tight.abs().max()) < 0.3
     with pytest.raises(ConfigError):
         index_latents(2, torch.arange(3), 16, truncation=0.7, mode="wrap")
 
@@ -87,6 +90,12 @@ def test_truncation():
 def test_default_labels_are_balanced_modulo():
     assert stratified_labels(23, [0, 1, 2]).tolist() == [0, 1, 2] * 7 + [0, 1]
     assert stratified_labels(9, [4, 7], [2.0, 2.0]).tolist() == [4, 7, 4, 7, 4, 7, 4, 7, 4]
+
+
+def test_weighted_labels_follow_sainte_lague_seats():
+    # seat keys (k + 0.5) / w; D'Hondt's (k + 1) / w would give [0, 1, 0, 0, 1, 2, 0]
+    assert stratified_labels(5, [0, 1], [2, 1]).tolist() == [0, 1, 0, 0, 1]
+    assert stratified_labels(7, [0, 1, 2], [3, 2, 1]).tolist() == [0, 1, 0, 2, 1, 0, 0]
 
 
 def test_weighted_labels_exact_counts_and_prefixes():
