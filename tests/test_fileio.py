@@ -18,6 +18,25 @@ def test_atomic_write_replaces_whole_file(tmp_path):
     assert [p.name for p in target.parent.iterdir()] == ["f.txt"]
 
 
+def test_a_written_file_is_synced_before_its_rename_and_gets_the_umask_mode(tmp_path, monkeypatch):
+    synced, real_fsync = [], os.fsync
+
+    def fsync(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}") if os.path.exists(f"/proc/self/fd/{fd}") else fd)
+        return real_fsync(fd)
+
+    monkeypatch.setattr(fileio.os, "fsync", fsync)
+    target = tmp_path / "f.bin"
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(b"data")
+        os.chmod(tmp, 0o600)  # as mkstemp leaves it
+    if sys.platform.startswith("linux"):
+        assert any(os.path.basename(str(p)).startswith(".f.bin.") and str(p).endswith(".tmp") for p in synced)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (target.stat().st_mode & 0o777) == 0o666 & ~umask and target.read_bytes() == b"data"
+
+
 def test_failed_write_leaves_nothing(tmp_path):
     target = tmp_path / "f.bin"
     target.write_text("old")
