@@ -255,6 +255,16 @@ def per_class_subset(labels: torch.Tensor, n_per_class: int, seed: int = 0,
 # ------------------------------------------------------------------------------------ Dataset
 
 
+def item_index(index, owner: str) -> int:
+    """``index`` of a dataset's ``__getitem__`` as an int: an int, numpy integer or 0-d integer
+    tensor, not a list (a batch goes through ``__getitems__``); TypeError naming ``owner``."""
+    try:
+        return operator.index(index)
+    except TypeError:
+        raise TypeError(f"{owner} indices must be integers (a batch goes through __getitems__), "
+                        f"got {type(index).__name__}") from None
+
+
 class RealMNIST(torch.utils.data.Dataset):
     """Real IDX digits, resident on ``device``, as ``(image, label)`` items.
 
@@ -292,11 +302,7 @@ class RealMNIST(torch.utils.data.Dataset):
     def __getitem__(self, index: int):
         """(image (1, 32, 32) float32 in [-1, 1], a copy, so in-place transforms leave the data
         alone; int label)."""
-        try:
-            index = operator.index(index)  # an int, numpy integer or 0-d integer tensor; not a list
-        except TypeError:
-            raise TypeError(f"{type(self).__name__} indices must be integers (a batch goes through "
-                            f"__getitems__), got {type(index).__name__}") from None
+        index = item_index(index, type(self).__name__)
         img, target = self.data[index].clone(), int(self.targets[index])
         if self.transform is not None:
             img = self.transform(img)

@@ -21,7 +21,6 @@ import dataclasses
 import hashlib
 import math
 import numbers
-import operator
 import os
 from collections.abc import Sequence as SequenceABC
 from typing import Callable, Optional, Sequence, Union
@@ -30,6 +29,7 @@ import torch
 from torch.utils.data import Dataset, default_collate, get_worker_info
 
 from .checkpoint import load_generator
+from .data import item_index
 from .device import resolve_device
 from .errors import AugmentError, ConfigError
 from .fileio import sha256_file
@@ -233,12 +233,7 @@ class SyntheticMNIST(Dataset):
         single-item access costs one forward per chunk; shuffled single-item access (e.g. a
         plain ConcatDataset under a shuffling DataLoader) costs a chunk per item: combine
         datasets with ``augment.BatchedConcatDataset`` instead, which fetches whole batches."""
-        try:
-            index = operator.index(index)  # an int, numpy integer or 0-d integer tensor; not a list
-        except TypeError:
-            raise TypeError(f"{type(self).__name__} indices must be integers (a batch goes through "
-                            f"__getitems__), got {type(index).__name__}") from None
-        i = int(self._indices([index])[0])
+        i = int(self._indices([item_index(index, type(self).__name__)])[0])
         start = i - i % self.chunk
         if self._cached is None or self._cached[0] != start:
             images, _ = self.generate(range(start, min(start + self.chunk, self.num_samples)))
