@@ -35,24 +35,17 @@ def check_same_budget(out_dir: Path, grid: GridConfig, rows: list[dict], generat
     them silently."""
     if not rows:
         return
-    try:
-        info = json.loads((out_dir / "run.json").read_text())
-    except (OSError, ValueError):
-        return
-    if not isinstance(info, dict):
-        return
+    info = read_run_info(out_dir)
     recorded = info.get("budget") or info.get("grid") or {}
     for field in BUDGET_FIELDS:
         if field in recorded and recorded[field] != getattr(grid, field):
             raise ConfigError(f"{out_dir} holds cells made with {field}={recorded[field]}, not "
                               f"{getattr(grid, field)}; use another --out (or the same budget)")
-    shipped = (info.get("generators") or {}).get("shipped") or {}
+    shipped = _recorded_generator(info, "shipped")
     if "sha256" in shipped and any(r["regime"] == "shipped" for r in rows):
         from .fileio import sha256_file
-        from .pretrained import verified_default_generator_path
 
-        path = Path(generator) if generator is not None else verified_default_generator_path()
-        if sha256_file(path) != shipped["sha256"]:
+        if sha256_file(_shipped_path(generator)) != shipped["sha256"]:
             raise ConfigError(f"{out_dir} holds cells made with another shipped generator "
                               f"({shipped.get('path')}, SHA-256 {shipped['sha256'][:12]}); use another --out")
 
@@ -62,43 +55,50 @@ def record_budget(out_dir: Path, grid: GridConfig, rows: list[dict], generator: 
     runs, so that ``check_same_budget`` also guards a directory whose first invocation was
     killed before it wrote its full run.json. Kept as it is when rows already exist under a
     recorded budget."""
-    path = out_dir / "run.json"
-    try:
-        info = json.loads(path.read_text())
-    except (OSError, ValueError):
-        info = {}
-    info = info if isinstance(info, dict) else {}
+    info = read_run_info(out_dir)
     if rows and info.get("budget"):
         return
     info["budget"] = {k: getattr(grid, k) for k in BUDGET_FIELDS}
     if "shipped" in grid.regimes:
-        from .pretrained import verified_default_generator_path
-
-        shipped = Path(generator) if generator is not None else verified_default_generator_path()
         generators = info.get("generators") if isinstance(info.get("generators"), dict) else {}
-        info["generators"] = {**generators, "shipped": describe_generator(shipped)}
-    atomic_write_text(path, json.dumps(info, indent=2, default=str) + "\n")
+        info["generators"] = {**generators, "shipped": describe_generator(_shipped_path(generator))}
+    atomic_write_text(out_dir / "run.json", json.dumps(info, indent=2, default=str) + "\n")
+
+
+def read_run_info(out_dir: Path) -> dict:
+    """``out_dir``'s run.json; {} when it is missing or not a JSON object."""
+    try:
+        info = json.loads((out_dir / "run.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def _recorded_generator(info: dict, name: str) -> dict:
+    """run.json's entry for the generator ``name``; {} when it has none."""
+    generators = info.get("generators")
+    entry = generators.get(name) if isinstance(generators, dict) else None
+    return entry if isinstance(entry, dict) else {}
+
+
+def _shipped_path(generator: Optional[PathLike]) -> Path:
+    """The generator file the grid's "shipped" cells use: ``generator``, else the packaged one."""
+    from .pretrained import verified_default_generator_path
+
+    return Path(generator) if generator is not None else verified_default_generator_path()
 
 
 def recorded_generator_sha256(out_dir: Path, name: str) -> Optional[str]:
     """The SHA-256 that run.json records for the generator ``name`` (e.g. "fair n=10 seed=0"),
     or None when it records none."""
-    try:
-        sha = json.loads((out_dir / "run.json").read_text())["generators"][name]["sha256"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    sha = _recorded_generator(read_run_info(out_dir), name).get("sha256")
     return sha if isinstance(sha, str) else None
 
 
 def missing_generator(out_dir: Path, name: str, path: Path) -> dict:
     """run.json's entry for a generator the rows used that is no longer at ``path``: what an
     earlier run.json recorded of it, marked missing, and where it was looked for."""
-    try:
-        earlier = json.loads((out_dir / "run.json").read_text())["generators"][name]
-    except (OSError, ValueError, KeyError, TypeError):
-        earlier = {}
-    earlier = earlier if isinstance(earlier, dict) else {}
-    return {**earlier, "missing": True, "looked_for": str(path)}
+    return {**_recorded_generator(read_run_info(out_dir), name), "missing": True, "looked_for": str(path)}
 
 
 def read_diversity(path: Path) -> list[dict]:
@@ -157,10 +157,7 @@ def write_run_info(out_dir: Path, grid: GridConfig, device: torch.device, comman
     the real run). ``cell_seconds_total`` sums the
     rows' own times, so it also counts cells of invocations that were stopped before their end."""
     path = out_dir / "run.json"
-    try:
-        invocations = json.loads(path.read_text()).get("invocations", [])
-    except (OSError, ValueError, AttributeError):
-        invocations = []
+    invocations = read_run_info(out_dir).get("invocations", [])
     invocations.append({"command": command, "grid": dataclasses.asdict(grid), "device": str(device),
                         "machine": machine_description(device), "torch": torch.__version__,
                         "cpu_threads": torch.get_num_threads(),  # CPU results differ in the last digits by thread count
