@@ -99,21 +99,26 @@ def test_truncated_checkpoint_and_generator(tmp_path, tiny_train_config, tiny_mo
         load_generator(tmp_path / "missing.safetensors")
 
 
-def test_generator_weights_must_fit_config(tmp_path, tiny_model_config):
+def _hand_written_generator_file(path, generator: Generator, model_config, format_version: str = "1"):
+    """A generator file written with the plain safetensors library: ``generator``'s weights under
+    the (possibly wrong) ``model_config`` and ``format_version``."""
     from safetensors.torch import save_file
     import dataclasses
     import json
 
+    save_file({k: v.contiguous() for k, v in generator.state_dict().items()}, str(path),
+              metadata={"format": "augment.generator", "format_version": format_version,
+                        "model_config": json.dumps(dataclasses.asdict(model_config))})
+
+
+def test_generator_weights_must_fit_config(tmp_path, tiny_model_config):
+    import dataclasses
+
     g = Generator(tiny_model_config)
-    wrong = dataclasses.replace(tiny_model_config, z_dim=9)
-    save_file({k: v.contiguous() for k, v in g.state_dict().items()}, str(tmp_path / "g.safetensors"),
-              metadata={"format": "augment.generator", "format_version": "1",
-                        "model_config": json.dumps(dataclasses.asdict(wrong))})
+    _hand_written_generator_file(tmp_path / "g.safetensors", g, dataclasses.replace(tiny_model_config, z_dim=9))
     with pytest.raises(CheckpointError, match="do not fit"):
         load_generator(tmp_path / "g.safetensors")
-    save_file({k: v.contiguous() for k, v in g.state_dict().items()}, str(tmp_path / "v.safetensors"),
-              metadata={"format": "augment.generator", "format_version": "one",
-                        "model_config": json.dumps(dataclasses.asdict(tiny_model_config))})
+    _hand_written_generator_file(tmp_path / "v.safetensors", g, tiny_model_config, format_version="one")
     with pytest.raises(CheckpointError, match="bad generator format version 'one'"):
         load_generator(tmp_path / "v.safetensors")
 
@@ -200,15 +205,10 @@ def test_a_generator_file_of_a_newer_format_is_refused(tmp_path, tiny_model_conf
 
 
 def test_a_config_edited_to_absurd_sizes_is_refused_before_allocating(tmp_path, tiny_model_config):
-    from safetensors.torch import save_file
     import dataclasses
-    import json
 
-    g = Generator(tiny_model_config)
     huge = dataclasses.replace(tiny_model_config, z_dim=10 ** 10)  # 10**10 x g_width*8*16 floats
-    save_file({k: v.contiguous() for k, v in g.state_dict().items()}, str(tmp_path / "g.safetensors"),
-              metadata={"format": "augment.generator", "format_version": "1",
-                        "model_config": json.dumps(dataclasses.asdict(huge))})
+    _hand_written_generator_file(tmp_path / "g.safetensors", Generator(tiny_model_config), huge)
     with pytest.raises(CheckpointError, match="do not fit the model config"):
         load_generator(tmp_path / "g.safetensors")
 
