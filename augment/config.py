@@ -19,6 +19,9 @@ from .errors import ConfigError
 
 IMAGE_SIZE = 32  # the models' resolution in pixels (square); 28x28 MNIST is resized to it
 CRITIC_AUGMENT_POLICIES = ("none", "translation", "cutout", "translation,cutout")
+CLASS_ORDERS = ("index", "permuted")
+REAL_SAMPLINGS = ("auto", "uniform", "balanced")
+LONG_TAIL_N_MAX = 5000  # images of the largest class of a long-tailed subset (MNIST-LT)
 
 
 def _opt(default: Any, help: str, **bounds: Any) -> Any:
@@ -54,6 +57,18 @@ class TrainConfig:
     dataset: str = _opt("mnist", "'mnist' verifies MNIST's SHA-256; 'idx' takes any IDX pair",
                         choices=("mnist", "idx"))
     n_per_class: Optional[int] = _opt(None, "train on a seeded subset of N images per class", min=1)
+    imbalance_ratio: Optional[float] = _opt(
+        None, "train on a seeded long-tailed subset (MNIST-LT): class of rank r keeps "
+        "round(n_max * ratio^(-r/(C-1))) images, so the largest class has ratio times the smallest's",
+        min=1.0)
+    n_max: int = _opt(LONG_TAIL_N_MAX, "images of the largest class of a long-tailed subset "
+                      "(with --imbalance-ratio)", min=1)
+    class_counts: Optional[tuple] = _opt(
+        None, "train on a seeded subset with these images per class, e.g. 500,300,...,5 (one count "
+        "per class, in class order)", kind="int_list", metavar="N,N,...")
+    class_order: str = _opt(
+        "index", "which classes are frequent in a long-tailed subset: 'index' (class 0 the largest), "
+        "'permuted' (a seeded permutation of the classes)", choices=CLASS_ORDERS)
     epochs: int = _opt(100, "passes over the training set", min=1)
     max_steps: Optional[int] = _opt(None, "stop after this many generator steps (overrides epochs)", min=1)
     max_minutes: Optional[float] = _opt(
@@ -86,6 +101,10 @@ class TrainConfig:
         "fresh", "'fresh': a new real batch per critic step (WGAN-GP paper); "
         "'shared': the n_critic steps reuse one batch (reference loop)",
         choices=("fresh", "shared"))
+    real_sampling: str = _opt(
+        "auto", "how the critic's real batches draw images: 'uniform' (every image equally often: the "
+        "data's own class frequencies), 'balanced' (every class equally often; rare images repeat), "
+        "'auto' (uniform; resolved when the run starts and saved so)", choices=REAL_SAMPLINGS)
     step_impl: str = _opt(
         "auto", "'eager': the reference computation op by op; 'fast': the same function with "
         "batched forwards (and CUDA graphs on a GPU); 'auto': fast on a GPU, eager on a CPU "
@@ -103,6 +122,13 @@ class TrainConfig:
         if isinstance(self.model, dict):  # tolerate from_dict-style construction
             object.__setattr__(self, "model", ModelConfig(**self.model))
         check_device_name(self.device)
+        self.subset  # noqa: B018  (validates that at most one subset option is set)
+
+    @property
+    def subset(self) -> "SubsetSpec":
+        """Which training images the run uses (``SubsetSpec``)."""
+        return SubsetSpec(n_per_class=self.n_per_class, imbalance_ratio=self.imbalance_ratio, n_max=self.n_max,
+                          class_counts=self.class_counts, class_order=self.class_order)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -113,6 +139,52 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         return config_from_dict(cls, d)
+
+
+@dataclass(frozen=True)
+class SubsetSpec:
+    """Which images of a split per class: all (no option), ``n_per_class`` of each class, a
+    long-tailed profile (``imbalance_ratio`` rho: the class of rank r keeps
+    ``round(n_max * rho^(-r/(C-1)))``, ranks in class order or a seeded permutation), or explicit
+    ``class_counts``. The images are drawn by ``augment.data.subset_indices``: seeded and nested
+    (for one seed, a class's smaller subset is a prefix of its larger one, whatever the option).
+    """
+
+    n_per_class: Optional[int] = _opt(None, "images per class", min=1)
+    imbalance_ratio: Optional[float] = _opt(None, "long-tail imbalance ratio rho", min=1.0)
+    n_max: int = _opt(LONG_TAIL_N_MAX, "images of the largest class of a long-tailed subset", min=1)
+    class_counts: Optional[tuple] = _opt(None, "images per class, in class order", kind="int_list")
+    class_order: str = _opt("index", "class ranks of a long-tailed subset", choices=CLASS_ORDERS)
+
+    def __post_init__(self) -> None:
+        _check_bounds(self)
+        given = [name for name in ("n_per_class", "imbalance_ratio", "class_counts") if getattr(self, name) is not None]
+        if len(given) > 1:
+            raise ConfigError(f"choose one subset option, not {' and '.join(given)}")
+
+    @property
+    def is_all(self) -> bool:
+        return self.n_per_class is None and self.imbalance_ratio is None and self.class_counts is None
+
+    @property
+    def is_long_tailed(self) -> bool:
+        """Whether its classes have different counts (a long-tailed profile or uneven counts)."""
+        if self.imbalance_ratio is not None:
+            return self.imbalance_ratio > 1
+        return self.class_counts is not None and len(set(self.class_counts)) > 1
+
+    def label(self) -> str:
+        """A short name: 'all', 'n100', 'lt100' (rho 100, index order, n_max 5000), 'lt100-n2000-perm',
+        'counts-500-300-...'."""
+        if self.n_per_class is not None:
+            return f"n{self.n_per_class}"
+        if self.imbalance_ratio is not None:
+            extra = ("" if self.n_max == LONG_TAIL_N_MAX else f"-n{self.n_max}") + \
+                ("" if self.class_order == "index" else "-perm")
+            return f"lt{self.imbalance_ratio:g}{extra}"
+        if self.class_counts is not None:
+            return "counts-" + "-".join(str(n) for n in self.class_counts)
+        return "all"
 
 
 def config_from_dict(cls: type, d: dict) -> Any:
@@ -146,6 +218,15 @@ def check_device_name(name: Any) -> str:
     return name
 
 
+def _int_tuple(value: Any, name: str) -> tuple:
+    """A sequence of integers >= 0 (not bools, not a string) as a tuple of ints; ConfigError otherwise."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{name} must be a list of integers, got {value!r}")
+    if not value or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0 for v in value):
+        raise ConfigError(f"{name} must be a non-empty list of integers >= 0, got {list(value)!r}")
+    return tuple(int(v) for v in value)
+
+
 _KINDS = {"int": (numbers.Integral, int, "an integer"), "float": (numbers.Real, float, "a number"),
           "str": (str, str, "a string"), "bool": (bool, bool, "True or False")}
 
@@ -160,6 +241,9 @@ def _check_bounds(cfg: Any) -> None:
         if value is None or dataclasses.is_dataclass(value) or isinstance(value, dict):
             continue
         hint = str(f.type).replace("Optional[", "").rstrip("]")
+        if f.metadata.get("kind") == "int_list":
+            object.__setattr__(cfg, f.name, _int_tuple(value, f.name))
+            continue
         if hint in _KINDS:
             kind, canonical, words = _KINDS[hint]
             if hint == "str" and isinstance(value, os.PathLike):

@@ -9,6 +9,7 @@ magic bytes, not their name).
 from __future__ import annotations
 
 import gzip
+import math
 import numbers
 import operator
 import os
@@ -19,7 +20,7 @@ from typing import Callable, Optional, Sequence, Union
 import torch
 import torch.nn.functional as F
 
-from .config import IMAGE_SIZE
+from .config import IMAGE_SIZE, LONG_TAIL_N_MAX, SubsetSpec
 from .errors import ConfigError, DataError
 from .fileio import PathLike
 
@@ -38,6 +39,7 @@ SPLITS = {
 }
 
 _IDX_DTYPE = 0x08  # unsigned byte; the only type MNIST-style data uses
+_CLASS_ORDER_SALT = 0x5EED_C1A55  # the class permutation of a long-tailed subset: its own stream
 
 
 # ---------------------------------------------------------------------------------------- IDX
@@ -242,14 +244,65 @@ def per_class_subset(labels: torch.Tensor, n_per_class: int, seed: int = 0,
                      num_classes: Optional[int] = None) -> torch.Tensor:
     """Sorted indices of ``n_per_class`` examples of each class, drawn by a seeded permutation."""
     num_classes = num_classes or infer_num_classes(labels)
+    return draw_per_class(labels, [n_per_class] * num_classes, seed)
+
+
+def draw_per_class(labels: torch.Tensor, counts: Sequence[int], seed: int = 0) -> torch.Tensor:
+    """Sorted indices of ``counts[c]`` examples of each class c: the first ``counts[c]`` of a
+    seeded permutation of the class's examples. The permutation of a class depends only on the
+    seed and the class sizes, not on the counts, so subsets are nested: for one seed, a smaller
+    count of a class is a prefix of a larger one (a long-tailed subset holds the balanced subsets
+    of its counts, and rho = 10 holds rho = 100)."""
     gen = torch.Generator().manual_seed(seed)
     chosen = []
-    for c in range(num_classes):
+    for c, n in enumerate(counts):
         idx = (labels == c).nonzero().flatten()
-        if len(idx) < n_per_class:
-            raise DataError(f"class {c} has {len(idx)} examples, fewer than n_per_class={n_per_class}")
-        chosen.append(idx[torch.randperm(len(idx), generator=gen)[:n_per_class]])
+        if len(idx) < n:
+            asked = f"n_per_class={n}" if len(set(counts)) == 1 else f"the {n} the subset asks for"
+            raise DataError(f"class {c} has {len(idx)} examples, fewer than {asked}")
+        chosen.append(idx[torch.randperm(len(idx), generator=gen)[:n]])
     return torch.cat(chosen).sort().values
+
+
+def long_tail_counts(num_classes: int, imbalance_ratio: float, n_max: int = LONG_TAIL_N_MAX,
+                     class_order: str = "index", seed: int = 0) -> list[int]:
+    """Images per class (in class order) of the MNIST-LT profile: the class of rank r keeps
+    ``floor(n_max * rho^(-r/(C-1)) + 0.5)``; rank r is class r (``"index"``) or the r-th class of
+    a permutation seeded with ``seed`` (``"permuted"``). A count that rounds to 0 is an error."""
+    ranked = [math.floor(n_max * imbalance_ratio ** (-r / (num_classes - 1)) + 0.5) for r in range(num_classes)]
+    if ranked[-1] < 1:
+        raise ConfigError(f"imbalance ratio {imbalance_ratio:g} with n_max={n_max} leaves the rarest class no image "
+                          f"(n_max / ratio must be at least 0.5)")
+    if class_order == "index":
+        return ranked
+    order = torch.randperm(num_classes, generator=torch.Generator().manual_seed(seed + _CLASS_ORDER_SALT)).tolist()
+    counts = [0] * num_classes
+    for rank, c in enumerate(order):
+        counts[c] = ranked[rank]
+    return counts
+
+
+def subset_counts(spec: SubsetSpec, num_classes: int, seed: int = 0) -> Optional[list[int]]:
+    """Images per class (in class order) that ``spec`` keeps, or None for all of them."""
+    if spec.is_all:
+        return None
+    if spec.n_per_class is not None:
+        return [spec.n_per_class] * num_classes
+    if spec.imbalance_ratio is not None:
+        return long_tail_counts(num_classes, spec.imbalance_ratio, spec.n_max, spec.class_order, seed)
+    if len(spec.class_counts) != num_classes:
+        raise ConfigError(f"{len(spec.class_counts)} class counts for {num_classes} classes")
+    if sum(spec.class_counts) == 0:
+        raise ConfigError("class counts are all 0")
+    return list(spec.class_counts)
+
+
+def subset_indices(labels: torch.Tensor, spec: SubsetSpec, seed: int = 0,
+                   num_classes: Optional[int] = None) -> Optional[torch.Tensor]:
+    """Sorted indices of the examples ``spec`` keeps of ``labels`` (None: all), drawn with
+    ``seed`` by ``draw_per_class``."""
+    counts = subset_counts(spec, num_classes or infer_num_classes(labels), seed)
+    return None if counts is None else draw_per_class(labels, counts, seed)
 
 
 # ------------------------------------------------------------------------------------ Dataset
@@ -276,20 +329,27 @@ class RealMNIST(torch.utils.data.Dataset):
     def __init__(self, root: Optional[PathLike] = None, train: bool = True,
                  device: Union[str, torch.device] = "cpu", mnist: bool = True,
                  n_per_class: Optional[int] = None, seed: int = 0,
-                 transform: Optional[Callable] = None, target_transform: Optional[Callable] = None):
+                 transform: Optional[Callable] = None, target_transform: Optional[Callable] = None,
+                 subset: Optional[SubsetSpec] = None):
         from .device import resolve_device
 
         if n_per_class is not None and (isinstance(n_per_class, bool) or not isinstance(n_per_class, numbers.Integral)
                                         or n_per_class < 1):
             raise ConfigError(f"n_per_class must be a positive integer (or None for all), got {n_per_class!r}")
+        if subset is not None and not isinstance(subset, SubsetSpec):
+            raise ConfigError(f"subset must be a SubsetSpec, got {type(subset).__name__}")
+        if subset is not None and n_per_class is not None:
+            raise ConfigError("give n_per_class or subset, not both")
+        subset = subset if subset is not None else SubsetSpec(n_per_class=n_per_class)
         device = resolve_device(device)
         self.root = resolve_data_dir(root)
         self.train = train
         images, labels = load_split(self.root, "train" if train else "test", mnist=mnist)
         self.num_classes = infer_num_classes(labels)
-        if n_per_class is not None:
-            keep = per_class_subset(labels, n_per_class, seed, self.num_classes)
+        keep = subset_indices(labels, subset, seed, self.num_classes)
+        if keep is not None:
             images, labels = images[keep], labels[keep]
+        self.subset = subset
         self.data = to_model_images(images, device)
         self.targets = labels.to(device)
         self.classes = [str(c) for c in range(self.num_classes)]

@@ -27,11 +27,33 @@ class DeviceName(click.ParamType):
 DEVICE = DeviceName()
 
 
+class IntList(click.ParamType):
+    """'5000,3000,5' -> (5000, 3000, 5): integers >= 0, comma-separated; anything else is a usage error."""
+
+    name = "N,N,..."
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> tuple:
+        if isinstance(value, tuple):
+            return value
+        try:
+            numbers = tuple(int(t) for t in str(value).split(",") if t.strip())
+        except ValueError:
+            self.fail(f"{value!r} is not a comma-separated list of integers", param, ctx)
+        if not numbers or any(n < 0 for n in numbers):
+            self.fail(f"{value!r} must list integers >= 0", param, ctx)
+        return numbers
+
+
+INT_LIST = IntList()
+
+
 def _click_type(f: dataclasses.Field) -> Any:
     hint = f.type if not isinstance(f.type, str) else f.type.replace("Optional[", "").rstrip("]")
     meta = f.metadata
     if meta.get("kind") == "device":
         return DEVICE
+    if meta.get("kind") == "int_list":
+        return INT_LIST
     if "choices" in meta:
         return click.Choice(meta["choices"])
     base = {"int": int, "float": float, "bool": bool, "str": str}.get(str(hint), str)
