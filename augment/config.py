@@ -6,6 +6,7 @@ saved inside every checkpoint, so a checkpoint alone rebuilds its models. Field 
 options.
 """
 
+
 from __future__ import annotations
 
 import dataclasses
@@ -15,7 +16,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from .errors import ConfigError
+from augment.errors import ConfigError
 
 IMAGE_SIZE = 32  # the models' resolution in pixels (square); 28x28 MNIST is resized to it
 CRITIC_AUGMENT_POLICIES = ("none", "translation", "cutout", "translation,cutout")
@@ -146,7 +147,7 @@ class SubsetSpec:
     """Which images of a split per class: all (no option), ``n_per_class`` of each class, a
     long-tailed profile (``imbalance_ratio`` rho: the class of rank r keeps
     ``round(n_max * rho^(-r/(C-1)))``, ranks in class order or a seeded permutation), or explicit
-    ``class_counts``. The images are drawn by ``augment.data.subset_indices``: seeded and nested
+    ``class_counts``. The images are drawn by ``augment.data.subsets.subset_indices``: seeded and nested
     (for one seed, a class's smaller subset is a prefix of its larger one, whatever the option).
     """
 

@@ -1,4 +1,5 @@
-"""Devices: which one a command runs on, and how to name the machine behind it in results."""
+"""Devices: which one a command runs on, where a module lives, and how to name the machine
+behind it in results."""
 
 from __future__ import annotations
 
@@ -6,10 +7,21 @@ import os
 import platform
 
 import torch
+from torch import nn
 
-from . import distributed
-from .config import check_device_name
-from .errors import ConfigError
+from augment import torchrun
+from augment.config import check_device_name
+from augment.errors import ConfigError
+
+
+def module_device(module: nn.Module, default: str = "cpu") -> torch.device:
+    """The device of a module's first parameter (or buffer); ``default`` if it has neither."""
+    tensor = next(iter(module.parameters()), None)
+    if tensor is None:
+        tensor = next(iter(module.buffers()), None)
+    return tensor.device if tensor is not None else torch.device(default)
+
+
 
 
 def resolve_device(name: str | int | torch.device) -> torch.device:
@@ -18,7 +30,7 @@ def resolve_device(name: str | int | torch.device) -> torch.device:
     Under torchrun, 'auto' and 'cuda' mean this process's GPU, cuda:LOCAL_RANK."""
     if isinstance(name, int) and not isinstance(name, bool):  # torch's convention: an int is a GPU
         name = f"cuda:{name}"
-    name = distributed.local_device_name(check_device_name(str(name)))
+    name = torchrun.local_device_name(check_device_name(str(name)))
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {name!r} requested but CUDA is not available")

@@ -1,5 +1,6 @@
 """Atomic file writes: a file appears complete or not at all (temp file, fsync, os.replace)."""
 
+
 from __future__ import annotations
 
 import contextlib
@@ -14,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Union
 
-from .errors import AugmentError
+from augment.errors import AugmentError
 
 PathLike = Union[str, os.PathLike]
 

@@ -3,6 +3,7 @@
 Every file is written atomically.
 """
 
+
 from __future__ import annotations
 
 import json
@@ -10,16 +11,16 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
+from PIL import Image
+from torchvision.utils import make_grid
 
-from .errors import AugmentError
-from .fileio import PathLike, atomic_path
-from .latents import check_class_ids
+from augment.checks import check_class_ids
+from augment.errors import AugmentError
+from augment.fileio import PathLike, atomic_path
 
 
 def grid_image(images: torch.Tensor, nrow: int, padding: int = 2):
     """A PIL image of ``images`` (N, C, H, W) in [-1, 1], ``nrow`` images per row."""
-    from PIL import Image
-    from torchvision.utils import make_grid
 
     grid = make_grid(images.detach().float().cpu().clamp(-1, 1), nrow=nrow, padding=padding,
                      normalize=True, value_range=(-1, 1), pad_value=1.0)
@@ -61,7 +62,6 @@ def class_grid(generator: torch.nn.Module, per_class: int = 10, seed: int = 0,
 
 def save_gif(frames: Sequence[PathLike], path: PathLike, duration_ms: int = 250) -> Path:
     """Assemble PNG frames (in order) into a looping GIF; the last frame is held longer."""
-    from PIL import Image
 
     if not frames:
         raise AugmentError("no frames to assemble into a GIF")

@@ -11,7 +11,6 @@ import click
 
 from augment.errors import AugmentError, one_line
 
-
 # shown as they are: ours, and click >= 8.2's "no arguments, so here is the help"
 _SHOWN_AS_THEY_ARE = (getattr(click.exceptions, "NoArgsIsHelpError", None),)
 _SHOWN_AS_THEY_ARE = tuple(e for e in _SHOWN_AS_THEY_ARE if e is not None)

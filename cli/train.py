@@ -85,7 +85,7 @@ def _launch_torchrun(nproc: int) -> None:
 
     args = _without_nproc(sys.argv[1:])
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           f"--nproc-per-node={nproc}", "-m", "cli", *args]
+           f"--nproc-per-node={nproc}", "-m", "augment", *args]
     proc = subprocess.Popen(cmd)
     try:
         rc = proc.wait()

@@ -33,11 +33,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from augment.device import cpu_model  # noqa: E402
-from augment.config import ModelConfig  # noqa: E402
-from augment.models import Generator  # noqa: E402
-from augment.sampling import FastGenerator, plain_forward  # noqa: E402
-from augment.synthetic import SyntheticMNIST, collate_batch, index_latents  # noqa: E402
+from augment.config import ModelConfig
+from augment.device import cpu_model
+from augment.gan.models import Generator
+from augment.synthetic.dataset import SyntheticMNIST, collate_batch
+from augment.synthetic.fast_generator import FastGenerator, plain_forward
+from augment.synthetic.latents import index_latents
 
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")

@@ -43,14 +43,14 @@ from pathlib import Path
 import torch
 
 from augment.config import ModelConfig, TrainConfig
-from augment.data import load_split, resolve_data_dir
-from augment.errors import DataError
+from augment.data.mnist import load_split, resolve_data_dir
 from augment.device import cpu_model
-from augment.fast import FastStepFallback, build_fast_step
+from augment.errors import DataError
 from augment.fileio import atomic_write_text
-from augment.losses import critic_loss, generator_loss, gradient_penalty
-from augment.models import Critic, Generator
-from augment.trainer import Trainer
+from augment.gan.losses import critic_loss, generator_loss, gradient_penalty
+from augment.gan.models import Critic, Generator
+from augment.training.batched_step import FastStepFallback, build_fast_step
+from augment.training.trainer import Trainer
 
 FALLBACK_DATA_DIR = "/work/shared/data/mnist"
 N_CRITIC = 5

@@ -5,7 +5,7 @@ that training left behind: an exponential average (momentum 0.1) over roughly th
 training batches of 64, taken while the weights were still moving. This script replaces them
 by a cumulative average over ``--batches`` fresh batches of 64 (random labels, train-mode
 forwards with ``momentum=None``; the weights are untouched) and evaluates each variant with
-``augment.evaluation.evaluate_generator`` on the same samples per class.
+``augment.evaluation.scoring.evaluate_generator`` on the same samples per class.
 
     python experiments/bn_recalibration.py --n-per-class 300 --batches 10,100,500 \
         --out experiments/results/bn_recalibration.json
@@ -24,11 +24,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from augment.checkpoint import load_generator  # noqa: E402
-from augment.classifier import default_classifier  # noqa: E402
-from augment.evaluation import evaluate_generator, load_reference  # noqa: E402
-from augment.fileio import atomic_write_text  # noqa: E402
-from augment.pretrained import default_generator_path  # noqa: E402
+from augment.checkpoint import load_generator
+from augment.evaluation.classifier import default_classifier
+from augment.evaluation.scoring import evaluate_generator, load_reference
+from augment.fileio import atomic_write_text
+from augment.synthetic.shipped import default_generator_path
 
 
 def recalibrated(generator: torch.nn.Module, batches: int, batch_size: int = 64, seed: int = 123):

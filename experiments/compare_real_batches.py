@@ -23,12 +23,12 @@ from pathlib import Path
 
 import torch
 
-from augment.config import ModelConfig, TrainConfig
-from augment.evaluation import evaluate_generator, load_reference
-from augment.classifier import default_classifier
-from augment.device import resolve_device
-from augment.training import train
 from augment.checkpoint import load_generator
+from augment.config import ModelConfig, TrainConfig
+from augment.device import resolve_device
+from augment.evaluation.classifier import default_classifier
+from augment.evaluation.scoring import evaluate_generator, load_reference
+from augment.training.loop import train
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -3,11 +3,11 @@
 One training run keeps both: the live generator G and its exponential moving average
 (``augment.ema``). Every ``--eval-every`` generator steps the script samples
 ``--n-per-class`` digits per class from each, with the same latents, and scores them against
-the real test set with the shipped classifier (``augment.evaluation.evaluate_samples``):
+the real test set with the shipped classifier (``augment.evaluation.scoring.evaluate_samples``):
 classifier agreement, per-class Fréchet distance, precision, recall and coverage. With
 ``--recalibrate N`` it also scores both with BatchNorm statistics recomputed over N batches
 (``bn_recalibration.recalibrated``): the average's copied statistics belong to the live
-weights. ``decay_in_use`` is the warm-up's decay at that step (``augment.ema.decay_at``).
+weights. ``decay_in_use`` is the warm-up's decay at that step (``augment.gan.ema.decay_at``).
 The comparison is paired (same run, same step, same latents). Prints one JSON line per
 evaluation and a markdown table; writes JSON.
 
@@ -29,14 +29,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from augment.classifier import default_classifier  # noqa: E402
-from augment.config import ModelConfig, TrainConfig  # noqa: E402
-from augment.ema import decay_at  # noqa: E402
-from augment.evaluation import evaluate_samples, load_reference, sample_generator  # noqa: E402
-from augment.device import machine_description  # noqa: E402
-from augment.fileio import atomic_write_text  # noqa: E402
-from augment.trainer import Trainer  # noqa: E402
 from bn_recalibration import recalibrated  # noqa: E402
+
+from augment.config import ModelConfig, TrainConfig
+from augment.device import machine_description
+from augment.evaluation.classifier import default_classifier
+from augment.evaluation.scoring import evaluate_samples, load_reference, sample_generator
+from augment.fileio import atomic_write_text
+from augment.gan.ema import decay_at
+from augment.training.trainer import Trainer
 
 COLUMNS = ("agreement", "class_frechet", "precision", "recall", "coverage")
 

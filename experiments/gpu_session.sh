@@ -91,7 +91,7 @@ for name in $STAGES; do
       --device "$DEVICE" --budget-s "$BUDGET_S" --out-dir "$WORK/quality" --fast-run-dir "$WORK/main" ;;
   fair)
     for seed in $FAIR_SEEDS; do for n in $FAIR_N; do
-      stage "fair_n${n}_seed$seed" "$(python3 -c "print(int($FAIR_MAX_MIN * 60) + 90)")" 150 python3 -m cli train \
+      stage "fair_n${n}_seed$seed" "$(python3 -c "print(int($FAIR_MAX_MIN * 60) + 90)")" 150 python3 -m augment train \
         --run-dir "$WORK/fair/n${n}_seed$seed" --n-per-class "$n" --seed "$seed" \
         --max-steps "$FAIR_STEPS" --max-minutes "$FAIR_MAX_MIN" \
         --sample-every $(((FAIR_STEPS + 9) / 10)) --checkpoint-every $(((FAIR_STEPS + 9) / 10)) \
@@ -104,12 +104,12 @@ for name in $STAGES; do
       [ -n "${EMA_DECAY:-}" ] && say "main resumes the quality stage's run, which has no weight average: EMA_DECAY ignored (leave quality out of STAGES to use it)"
       done_s=$(python3 -c "import json; print(json.loads(open('$WORK/main/metrics.jsonl').read().splitlines()[-1])['time_s'])")
       minutes=$(python3 -c "print(round(($done_s + max($main_s, 6)) / 60, 2))")
-      stage main 600 "$MAIN_RESERVE_S" python3 -m cli train --resume --run-dir "$WORK/main" \
+      stage main 600 "$MAIN_RESERVE_S" python3 -m augment train --resume --run-dir "$WORK/main" \
         --max-minutes "$minutes" --quiet
     else
       minutes=$(python3 -c "print(round(max($main_s, 6) / 60, 2))")
       rm -rf "$WORK/main"
-      stage main 600 "$MAIN_RESERVE_S" python3 -m cli train --run-dir "$WORK/main" \
+      stage main 600 "$MAIN_RESERVE_S" python3 -m augment train --run-dir "$WORK/main" \
         --max-minutes "$minutes" --sample-every 1000 --checkpoint-every 5000 --device "$DEVICE" \
         ${EMA_DECAY:+--ema-decay "$EMA_DECAY"} --quiet
     fi ;;
@@ -117,11 +117,11 @@ for name in $STAGES; do
     ft_s=$(($(left) - MAIN_RESERVE_S - 35))
     minutes=$(python3 -c "print(round(max($ft_s, 6) / 60, 2))")
     rm -rf "$WORK/finetune"
-    stage finetune 600 "$MAIN_RESERVE_S" python3 -m cli train --run-dir "$WORK/finetune" \
+    stage finetune 600 "$MAIN_RESERVE_S" python3 -m augment train --run-dir "$WORK/finetune" \
       --init-generator augment/weights/generator.safetensors --critic-warmup "${FT_WARMUP:-500}" \
       --ema-decay "${EMA_DECAY:-0.999}" --max-minutes "$minutes" --sample-every 1000 \
       --checkpoint-every 5000 --device "$DEVICE" --quiet
-    python3 -m cli export "$WORK/finetune/checkpoints/last.pt" --live-weights \
+    python3 -m augment export "$WORK/finetune/checkpoints/last.pt" --live-weights \
       -o "$WORK/finetune/generator_live.safetensors" >>"$LOG" 2>&1 ;;
   bench_sampling)
     stage bench_sampling 60 15 python3 experiments/bench_sampling.py --device "$DEVICE" \

@@ -8,7 +8,7 @@ both; everything inside the loop (data, logging, grids, checkpoints of the train
 
   reference  ``bench_train.ReferenceLoop``: torchvision-style per-item PIL transforms through a
              DataLoader, one real batch shared by the n_critic critic updates, eager maths.
-  fast       ``augment.training.train`` with the library's defaults (``step_impl='auto'``:
+  fast       ``augment.training.loop.train`` with the library's defaults (``step_impl='auto'``:
              one CUDA graph per step on a GPU, the eager step on a CPU; ``real_batches='fresh'``), stopped by
              ``max_minutes``. Its run directory is kept, so it can be resumed (``augment train
              --resume --run-dir DIR --max-minutes M``) to continue the same run.
@@ -35,14 +35,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_train import ReferenceLoop, sync  # noqa: E402
 
-from augment import metrics  # noqa: E402
-from augment.checkpoint import load_checkpoint, load_generator, save_generator  # noqa: E402
-from augment.classifier import default_classifier, predict  # noqa: E402
-from augment.config import TrainConfig  # noqa: E402
-from augment.data import resolve_data_dir  # noqa: E402
-from augment.evaluation import sample_generator  # noqa: E402
-from augment.fileio import atomic_write_text  # noqa: E402
-from augment.training import train  # noqa: E402
+from augment.checkpoint import load_checkpoint, load_generator, save_generator
+from augment.config import TrainConfig
+from augment.data.mnist import resolve_data_dir
+from augment.evaluation import metrics
+from augment.evaluation.classifier import default_classifier, predict
+from augment.evaluation.scoring import sample_generator
+from augment.fileio import atomic_write_text
+from augment.training.loop import train
 
 
 def train_reference(data_dir: Path, device: torch.device, budget_s: float, seed: int) -> tuple:

@@ -4,7 +4,7 @@ For every checkpoint given (e.g. snapshots of one run's ``checkpoints/last.pt``,
 run went) this samples ``--n-per-class`` digits per class from the live generator and, when the
 run keeps one (``--ema-decay``), from its weight average, with the same latents (seed 0) for
 every generator, and scores them against real MNIST test with the shipped classifier
-(``augment.evaluation.evaluate_samples``): classifier agreement, Fréchet, per-class Fréchet,
+(``augment.evaluation.scoring.evaluate_samples``): classifier agreement, Fréchet, per-class Fréchet,
 precision, recall, coverage, and the per-class agreement and coverage. ``--baseline`` scores a
 generator file the same way first (e.g. the shipped generator a fine-tune started from), so
 every row is paired with it. Prints a JSON line per generator and a markdown table; writes JSON.
@@ -26,12 +26,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from augment.checkpoint import checkpoint_generator_state, load_checkpoint, load_generator  # noqa: E402
-from augment.classifier import default_classifier  # noqa: E402
-from augment.evaluation import evaluate_samples, load_reference, sample_generator  # noqa: E402
-from augment.device import machine_description  # noqa: E402
-from augment.fileio import atomic_write_text  # noqa: E402
-from augment.models import Generator  # noqa: E402
+from augment.checkpoint import checkpoint_generator_state, load_checkpoint, load_generator
+from augment.device import machine_description
+from augment.evaluation.classifier import default_classifier
+from augment.evaluation.scoring import evaluate_samples, load_reference, sample_generator
+from augment.fileio import atomic_write_text
+from augment.gan.models import Generator
 
 COLUMNS = ("agreement", "frechet", "class_frechet", "precision", "recall", "coverage")
 

@@ -30,9 +30,11 @@ import torch
 from augment.checkpoint import export_generator, load_checkpoint, load_generator, read_generator_file
 from augment.config import TrainConfig
 from augment.errors import AugmentError
-from augment.evaluation import REAL_BASELINE, GENERATOR, run_evaluation
+from augment.evaluation.report import GENERATOR, REAL_BASELINE
+from augment.evaluation.scoring import run_evaluation
 from augment.fileio import atomic_write_text
-from augment.pretrained import GENERATOR_PATH, WEIGHTS_DIR, write_manifest
+from augment.manifests import WEIGHTS_DIR, write_manifest
+from augment.synthetic.shipped import GENERATOR_PATH
 from augment.visualize import class_grid, save_grid
 
 ROOT = Path(__file__).resolve().parents[1]

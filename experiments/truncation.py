@@ -1,7 +1,7 @@
 """The fidelity/diversity trade of latent truncation, measured on a generator.
 
 For each truncation ``t`` (None = none), ``SyntheticMNIST(generator, truncation=t)`` makes
-``--n-per-class`` balanced samples per class. ``augment.evaluation.evaluate_samples`` scores
+``--n-per-class`` balanced samples per class. ``augment.evaluation.scoring.evaluate_samples`` scores
 them against the real test set with the shipped classifier: agreement, Fréchet distance,
 precision, recall, coverage, intra-class diversity, and optionally CAS. Prints a markdown
 table and writes JSON.
@@ -22,11 +22,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from augment.classifier import default_classifier  # noqa: E402
-from augment.evaluation import evaluate_samples, load_reference  # noqa: E402
-from augment.experiment import materialize  # noqa: E402
-from augment.fileio import atomic_write_text  # noqa: E402
-from augment.synthetic import SyntheticMNIST  # noqa: E402
+from augment.downstream.runner import materialize
+from augment.evaluation.classifier import default_classifier
+from augment.evaluation.scoring import evaluate_samples, load_reference
+from augment.fileio import atomic_write_text
+from augment.synthetic.dataset import SyntheticMNIST
 
 COLUMNS = ("agreement", "frechet", "class_frechet", "precision", "recall", "coverage", "diversity")
 

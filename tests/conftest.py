@@ -11,7 +11,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from augment.config import ModelConfig, TrainConfig
-from augment.data import encode_idx
+from augment.data.idx import encode_idx
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 NUM_CLASSES = 10
@@ -80,7 +80,7 @@ def tiny_train_config(idx_dir: Path, tiny_model_config: ModelConfig) -> TrainCon
 @pytest.fixture(scope="module")
 def generator():
     """A tiny randomly initialised generator (seed 0, 10 classes, z_dim 8), shared by a module."""
-    from augment.models import Generator
+    from augment.gan.models import Generator
 
     with torch.random.fork_rng():
         torch.manual_seed(0)

@@ -12,8 +12,8 @@ import sys
 import torch
 
 from augment.config import ModelConfig, TrainConfig
-from augment.trainer import Trainer
-from augment.training import train
+from augment.training.loop import train
+from augment.training.trainer import Trainer
 
 dying_ranks = sys.argv[3] if len(sys.argv) > 3 else "1"
 dying_at = int(sys.argv[4]) if len(sys.argv) > 4 else 1

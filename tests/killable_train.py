@@ -13,7 +13,7 @@ import torch
 
 import augment.checkpoint as ckpt
 from augment.config import ModelConfig, TrainConfig
-from augment.training import resume, train
+from augment.training.loop import resume, train
 
 data_dir, run_dir, max_steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
 torch.set_num_threads(1)

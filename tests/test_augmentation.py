@@ -3,7 +3,7 @@ import torch
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
-from augment.augmentation import AffineRanges, affine_warp, random_affine
+from augment.downstream.affine import AffineRanges, affine_warp, random_affine
 
 
 def _digits():

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from augment.checkpoint import save_generator
-from augment.models import Generator
+from augment.gan.models import Generator
 from cli import main
 
 T = "{tmp}"
@@ -83,8 +83,9 @@ def workspace(tmp_path, tiny_model_config):
     trunc_train = tmp_path / "truncated" / "train-images-idx3-ubyte.gz"
     trunc_train.write_bytes(gzip.compress(gzip.decompress(trunc_train.read_bytes())[:-100]))
     write_idx_dir(tmp_path / "mismatch")
-    from augment.data import encode_idx
     import torch
+
+    from augment.data.idx import encode_idx
     (tmp_path / "mismatch" / "train-labels-idx1-ubyte").write_bytes(encode_idx(torch.zeros(79, dtype=torch.uint8)))
     save_generator(tmp_path / "g.safetensors", Generator(tiny_model_config))
     blob = (tmp_path / "g.safetensors").read_bytes()

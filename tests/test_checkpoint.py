@@ -4,11 +4,17 @@ import zipfile
 import pytest
 import torch
 
-from augment.checkpoint import (export_generator, load_checkpoint, load_generator, read_generator_file,
-                                save_checkpoint, save_generator)
+from augment.checkpoint import (
+    export_generator,
+    load_checkpoint,
+    load_generator,
+    read_generator_file,
+    save_checkpoint,
+    save_generator,
+)
 from augment.config import TrainConfig
 from augment.errors import CheckpointError
-from augment.models import Critic, Generator
+from augment.gan.models import Critic, Generator
 
 
 def _state(cfg: TrainConfig) -> dict:
@@ -102,9 +108,10 @@ def test_truncated_checkpoint_and_generator(tmp_path, tiny_train_config, tiny_mo
 def _hand_written_generator_file(path, generator: Generator, model_config, format_version: str = "1"):
     """A generator file written with the plain safetensors library: ``generator``'s weights under
     the (possibly wrong) ``model_config`` and ``format_version``."""
-    from safetensors.torch import save_file
     import dataclasses
     import json
+
+    from safetensors.torch import save_file
 
     save_file({k: v.contiguous() for k, v in generator.state_dict().items()}, str(path),
               metadata={"format": "augment.generator", "format_version": format_version,

@@ -6,17 +6,17 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from augment.pretrained import read_manifest, write_manifest
 from click.testing import CliRunner
 
-from augment import classifier as clf
 from augment.checkpoint import save_generator
 from augment.config import ModelConfig
-from augment.data import encode_idx
+from augment.data.idx import encode_idx
 from augment.errors import CheckpointError, ConfigError, DataError
+from augment.evaluation import classifier as clf
 from augment.fileio import sha256_file
-from augment.models import Generator
+from augment.gan.models import Generator
+from augment.manifests import read_manifest, write_manifest
+
 from .conftest import bar_digits
 
 TINY = clf.ClassifierConfig(widths=(4, 8), feature_dim=16)
@@ -183,7 +183,7 @@ def test_shipped_classifier_loads_and_corruption_is_caught(tmp_path):
 
 @pytest.mark.skipif(not (MNIST_DIR / "t10k-labels-idx1-ubyte.gz").exists(), reason="real MNIST not available")
 def test_shipped_classifier_accuracy_on_real_test():
-    from augment.data import load_split
+    from augment.data.mnist import load_split
 
     images, labels = load_split(MNIST_DIR, "test")
     assert clf.evaluate_accuracy(clf.default_classifier(), images, labels) >= 0.992

@@ -21,7 +21,7 @@ def test_help_lists_commands():
 
 
 def test_cas_steps_default_is_the_library_default():
-    from augment.evaluation import CAS_STEPS
+    from augment.evaluation.scoring import CAS_STEPS
     from cli.evaluate import evaluate
     option = next(p for p in evaluate.params if p.name == "cas_steps")
     assert option.default == CAS_STEPS
@@ -131,7 +131,7 @@ def test_bad_init_generator_writes_no_run(tmp_path, idx_dir, init, words):
 
 def test_class_out_of_range_in_sample(tmp_path, tiny_model_config):
     from augment.checkpoint import save_generator
-    from augment.models import Generator
+    from augment.gan.models import Generator
 
     save_generator(tmp_path / "g.safetensors", Generator(tiny_model_config))
     result = run("sample", tmp_path / "g.safetensors", "-o", tmp_path / "x.png", "--classes", "3,12")
@@ -140,8 +140,8 @@ def test_class_out_of_range_in_sample(tmp_path, tiny_model_config):
 
 
 def test_experiment_overrides_reach_the_grid(tmp_path, monkeypatch):
-    import augment.experiment as experiment
-    from augment.grid import PRESETS
+    import augment.downstream.runner as experiment
+    from augment.downstream.grid import PRESETS
 
     seen = {}
 

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from augment import critic_augment
 from augment.errors import ConfigError
+from augment.gan import diffaugment as critic_augment
 
 
 def ramp(n=3, size=8):

@@ -4,9 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from augment.data import (RealMNIST, encode_idx, load_split, parse_idx, per_class_subset,
-                          read_idx, resolve_data_dir, to_model_images, to_uint8_images, verify_dir)
+from augment.data.idx import encode_idx, parse_idx, read_idx
+from augment.data.mnist import load_split, resolve_data_dir, verify_dir
+from augment.data.real import RealMNIST
+from augment.data.subsets import per_class_subset
 from augment.errors import ConfigError, DataError
+from augment.images import to_model_images, to_uint8_images
 
 from .conftest import bar_digits
 

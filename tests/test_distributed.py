@@ -14,11 +14,12 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from augment.checkpoint import load_checkpoint
-from augment.distributed import DistContext, local_slice, strided_indices, use_global_batchnorm
 from augment.errors import AugmentError
-from augment.models import Critic, Generator
-from augment.trainer import Trainer
-from augment.training import resume, train
+from augment.gan.models import Critic, Generator
+from augment.torchrun import DistContext, strided_indices
+from augment.training.data_parallel import local_slice, use_global_batchnorm
+from augment.training.loop import resume, train
+from augment.training.trainer import Trainer
 
 from .conftest import script_env
 
@@ -143,7 +144,7 @@ def test_sharding_helpers():
 
 def _torchrun(args, env_extra=None, timeout=240):
     env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "cli", *map(str, args)], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "augment", *map(str, args)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -213,11 +214,11 @@ def test_two_rank_dump_is_byte_identical_to_one_process(tmp_path, tiny_model_con
         save_generator(tmp_path / "g.safetensors", Generator(tiny_model_config))
     args = ["dump", tmp_path / "g.safetensors", "-n", 37, "-f", "idx", "-f", "png", "-f", "npz",
             "--device", "cpu", "--batch-size", 8, "-q"]
-    single = subprocess.run([sys.executable, "-m", "cli", *map(str, args), "-o", tmp_path / "one"],
+    single = subprocess.run([sys.executable, "-m", "augment", *map(str, args), "-o", tmp_path / "one"],
                             cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert single.returncode == 0, single.stderr[-2000:]
     two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-                          "-m", "cli", *map(str, args), "-o", tmp_path / "two"], cwd=ROOT,
+                          "-m", "augment", *map(str, args), "-o", tmp_path / "two"], cwd=ROOT,
                          env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=240)
     assert two.returncode == 0, two.stderr[-2000:]
     assert two.stdout.count('"num_samples"') == 1  # rank 0 alone reports

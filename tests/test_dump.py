@@ -12,13 +12,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from augment import dump as D
 from augment.checkpoint import save_generator
 from augment.config import ModelConfig
+from augment.data.mnist import verify_dir
 from augment.errors import AugmentError, CheckpointError, ConfigError
-from augment.models import Generator
-from augment.synthetic import SyntheticMNIST
-from augment.data import verify_dir
+from augment.gan.models import Generator
+from augment.synthetic import dump as D
+from augment.synthetic.dataset import SyntheticMNIST
 
 TINY = ModelConfig(z_dim=8, embed_dim=4, g_width=8, d_width=8)
 

@@ -4,13 +4,12 @@ import pytest
 import torch
 from torch import nn
 
-from augment import ema
-from augment.checkpoint import (export_generator, load_checkpoint, load_generator, read_generator_file,
-                                save_checkpoint)
+from augment.checkpoint import export_generator, load_checkpoint, load_generator, read_generator_file, save_checkpoint
 from augment.config import TrainConfig
 from augment.errors import CheckpointError, ConfigError
-from augment.trainer import Trainer
-from augment.training import train
+from augment.gan import ema
+from augment.training.loop import train
+from augment.training.trainer import Trainer
 
 
 def test_decay_warms_up_then_holds():

@@ -10,16 +10,22 @@ import torch
 from click.testing import CliRunner
 from torch import nn
 
-from augment import evaluation as ev
-from augment import report
-from augment import metrics
 from augment.checkpoint import save_generator
-from augment.classifier import (ClassifierConfig, ClassifierTrainConfig, extract_features,
-                                save_classifier, train_classifier)
 from augment.config import ModelConfig
-from augment.data import encode_idx, to_model_images
+from augment.data.idx import encode_idx
 from augment.errors import AugmentError
-from augment.models import Generator
+from augment.evaluation import metrics, report
+from augment.evaluation import scoring as ev
+from augment.evaluation.classifier import (
+    ClassifierConfig,
+    ClassifierTrainConfig,
+    extract_features,
+    save_classifier,
+    train_classifier,
+)
+from augment.gan.models import Generator
+from augment.images import to_model_images
+
 from .conftest import bar_digits
 
 TINY_MODEL = ModelConfig(z_dim=8, embed_dim=4, g_width=8, d_width=8)
@@ -84,10 +90,10 @@ def test_sample_generator_rejects_nonsense():
 
 def check_result(result: dict, count: int, cas: bool = False) -> None:
     assert result["count"] == count
-    columns = set(ev.PER_CLASS_COLUMNS) - (set() if cas else {"cas"})
+    columns = set(report.PER_CLASS_COLUMNS) - (set() if cas else {"cas"})
     assert set(result["per_class"]) == columns
     assert all(len(values) == 10 for values in result["per_class"].values())
-    assert set(result["overall"]) == set(ev.SUMMARY_COLUMNS) - (set() if cas else {"cas"})
+    assert set(result["overall"]) == set(report.SUMMARY_COLUMNS) - (set() if cas else {"cas"})
     matrix = torch.tensor(result["confusion_matrix"])
     assert matrix.shape == (10, 10) and int(matrix.sum()) == count
     for key in ("agreement", "precision", "recall", "coverage"):
@@ -269,8 +275,8 @@ def mnist_test():
         pytest.skip("real MNIST not available")
     from types import SimpleNamespace
 
-    from augment.classifier import default_classifier
-    from augment.data import load_split
+    from augment.data.mnist import load_split
+    from augment.evaluation.classifier import default_classifier
 
     classifier = default_classifier()
     images_u8, labels = load_split(MNIST_DIR, "test")

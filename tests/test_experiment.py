@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from augment.checkpoint import read_generator_file, save_generator
+from augment.downstream.grid import GridConfig, grid_cells, read_results
+from augment.downstream.records import read_diversity
+from augment.downstream.runner import run_grid
 from augment.errors import AugmentError, ConfigError, DataError
-from augment.experiment import run_grid
-from augment.experiment_records import read_diversity
 from augment.fileio import sha256_file
-from augment.grid import GridConfig, grid_cells, read_results
-from augment.models import Generator
+from augment.gan.models import Generator
 
 
 @pytest.fixture
@@ -140,10 +140,10 @@ def test_new_cells_refuse_another_fair_generator_than_earlier_cells_used(tmp_pat
 
 def test_each_cell_trains_with_its_own_augmentation_and_synthetic_seed(tmp_path, idx_dir, tiny_generator,
                                                                        monkeypatch):
-    import augment.classifier as classifier
-    import augment.experiment as experiment
-    import augment.mixing as mixing
-    from augment.augmentation import random_affine
+    import augment.evaluation.classifier as classifier
+    import augment.downstream.runner as experiment
+    import augment.synthetic.mixing as mixing
+    from augment.downstream.affine import random_affine
 
     cells, transforms, synthetic_seeds = [], [], {}
     real_training_set, real_train, real_mix = (experiment.cell_training_set, classifier.train_classifier,
@@ -162,8 +162,8 @@ def test_each_cell_trains_with_its_own_augmentation_and_synthetic_seed(tmp_path,
         return real_mix(real, generator, ratio, seed=seed, **kwargs)
 
     monkeypatch.setattr(experiment, "cell_training_set", training_set)
-    monkeypatch.setattr(classifier, "train_classifier", train)
-    monkeypatch.setattr(mixing, "mix_real_synthetic", mix)
+    monkeypatch.setattr(experiment, "train_classifier", train)
+    monkeypatch.setattr(experiment, "mix_real_synthetic", mix)
     augmentations = ("none", "classical", "synthetic", "classical+synthetic")
     grid = GridConfig(n_per_class=(2,), ratios=(1.0,), augmentations=augmentations, regimes=("shipped",),
                       seeds=(0, 1), classifier_steps=2, classifier_batch=8,
@@ -204,7 +204,7 @@ def test_a_rerun_under_another_budget_or_shipped_generator_is_refused(tmp_path, 
 
 def test_a_run_killed_after_its_first_cell_still_refuses_another_budget(tmp_path, idx_dir, tiny_generator,
                                                                         monkeypatch):
-    import augment.experiment as experiment
+    import augment.downstream.runner as experiment
 
     grid = GridConfig(n_per_class=(2,), ratios=(1.0,), augmentations=("none", "synthetic"), regimes=("shipped",),
                       seeds=(0,), classifier_steps=2, classifier_batch=8, synthetic_only=False,
@@ -315,9 +315,9 @@ class CountingDataset(torch.utils.data.Dataset):
 
 
 def test_on_demand_images_are_the_materialized_ones_made_once_and_only_when_drawn(idx_dir, generator):
-    from augment.data import RealMNIST
-    from augment.experiment import OnDemandImages, materialize
-    from augment.mixing import mix_real_synthetic
+    from augment.data.real import RealMNIST
+    from augment.downstream.runner import OnDemandImages, materialize
+    from augment.synthetic.mixing import mix_real_synthetic
 
     real = RealMNIST(idx_dir, train=True, device="cpu", n_per_class=3, seed=0, mnist=False)
     mixed = mix_real_synthetic(real, generator, 8.0, seed=5, device="cpu")
@@ -336,10 +336,10 @@ def test_on_demand_images_are_the_materialized_ones_made_once_and_only_when_draw
 
 
 def test_a_classifier_trained_on_demand_equals_one_trained_on_materialized_images(idx_dir, generator):
-    from augment.classifier import ClassifierTrainConfig, train_classifier
-    from augment.data import RealMNIST
-    from augment.experiment import OnDemandImages, materialize
-    from augment.mixing import dataset_targets, mix_real_synthetic
+    from augment.data.real import RealMNIST
+    from augment.downstream.runner import OnDemandImages, materialize
+    from augment.evaluation.classifier import ClassifierTrainConfig, train_classifier
+    from augment.synthetic.mixing import dataset_targets, mix_real_synthetic
 
     real = RealMNIST(idx_dir, train=True, device="cpu", n_per_class=2, seed=1, mnist=False)
     mixed = mix_real_synthetic(real, generator, 4.0, seed=3, device="cpu")
@@ -353,8 +353,8 @@ def test_a_classifier_trained_on_demand_equals_one_trained_on_materialized_image
 
 
 def test_on_demand_images_of_a_dataset_without_batched_fetch(generator):
-    from augment.experiment import OnDemandImages
-    from augment.synthetic import SyntheticMNIST
+    from augment.downstream.runner import OnDemandImages
+    from augment.synthetic.dataset import SyntheticMNIST
 
     ds = SyntheticMNIST(generator, num_samples=12, seed=4)
     items = [ds[i] for i in range(12)]  # a plain list: no __getitems__
@@ -363,7 +363,7 @@ def test_on_demand_images_of_a_dataset_without_batched_fetch(generator):
 
 
 def test_on_demand_images_of_an_empty_dataset_are_refused():
-    from augment.experiment import OnDemandImages
+    from augment.downstream.runner import OnDemandImages
 
     with pytest.raises(ConfigError, match="empty"):
         OnDemandImages([], "cpu")

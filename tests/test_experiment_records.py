@@ -5,12 +5,18 @@ import pytest
 import torch
 
 from augment.checkpoint import save_generator
+from augment.downstream.grid import GridConfig
+from augment.downstream.records import (
+    check_same_budget,
+    describe_generator,
+    missing_generator,
+    read_diversity,
+    run_training_settings,
+    write_run_info,
+)
 from augment.errors import ConfigError
-from augment.experiment_records import (check_same_budget, describe_generator, missing_generator, read_diversity,
-                                        run_training_settings, write_run_info)
 from augment.fileio import sha256_file
-from augment.grid import GridConfig
-from augment.models import Generator
+from augment.gan.models import Generator
 
 
 def test_training_settings_of_old_configs_get_the_defaults_they_trained_with(tmp_path):

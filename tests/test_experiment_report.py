@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from augment.experiment_report import paired_gains, summary_frame, write_summary
+from augment.downstream.summary import paired_gains, summary_frame, write_summary
 
 
 def row(n, ratio, augmentation, regime, seed, accuracy):

@@ -7,11 +7,17 @@ import pytest
 import torch
 
 from augment.config import ModelConfig, TrainConfig
-from augment.data import encode_idx
+from augment.data.idx import encode_idx
 from augment.errors import AugmentError
-from augment.fast import GRAPH_WARMUP_STEPS, CudaGraphStep, FastStepFallback, build_fast_step, per_group_batch_norm
-from augment.models import Generator
-from augment.trainer import Trainer
+from augment.gan.models import Generator
+from augment.training.batched_step import (
+    GRAPH_WARMUP_STEPS,
+    CudaGraphStep,
+    FastStepFallback,
+    build_fast_step,
+    per_group_batch_norm,
+)
+from augment.training.trainer import Trainer
 
 TINY = ModelConfig(z_dim=8, embed_dim=4, g_width=8, d_width=8)
 

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
+from augment.data.fetch import fetch_mnist
 from augment.errors import DataError
-from augment.fetch import fetch_mnist
 
 
 def test_fetch_keeps_verified_files_and_fails_cleanly(tmp_path, shared_mnist):
@@ -26,8 +26,8 @@ def test_a_mirror_serving_other_data_is_skipped_and_the_first_good_one_is_kept(t
 
     import torch
 
-    import augment.fetch as fetch
-    from augment.data import encode_idx
+    import augment.data.fetch as fetch
+    from augment.data.idx import encode_idx
 
     dest = tmp_path / "mnist"
     dest.mkdir()

@@ -4,10 +4,18 @@ import sys
 
 import pytest
 
-from augment.errors import AugmentError
 import augment.fileio as fileio
-from augment.fileio import (append_jsonl, atomic_directory, atomic_path, atomic_write_text, check_writable,
-                            remove_stale_temp_files, sha256_file, truncate_jsonl)
+from augment.errors import AugmentError
+from augment.fileio import (
+    append_jsonl,
+    atomic_directory,
+    atomic_path,
+    atomic_write_text,
+    check_writable,
+    remove_stale_temp_files,
+    sha256_file,
+    truncate_jsonl,
+)
 
 
 def test_atomic_write_replaces_whole_file(tmp_path):

@@ -2,8 +2,17 @@ import math
 
 import pytest
 
+from augment.downstream.grid import (
+    PRESETS,
+    RESULT_COLUMNS,
+    Cell,
+    GridConfig,
+    cell_key,
+    grid_cells,
+    read_results,
+    write_results,
+)
 from augment.errors import ConfigError
-from augment.grid import PRESETS, RESULT_COLUMNS, Cell, GridConfig, cell_key, grid_cells, read_results, write_results
 
 
 def test_quick_preset_is_the_issue_grid():

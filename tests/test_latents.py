@@ -7,10 +7,9 @@ import math
 import pytest
 import torch
 
-from augment import latents as L
 from augment.errors import ConfigError
-from augment.latents import index_latents, stratified_labels
-
+from augment.synthetic import latents as L
+from augment.synthetic.latents import index_latents, stratified_labels
 
 # ------------------------------------------------------------------------------- latents
 

@@ -1,6 +1,6 @@
 import torch
 
-from augment.losses import critic_loss, generator_loss, gradient_penalty, interpolate, penalty_from_gradients
+from augment.gan.losses import critic_loss, generator_loss, gradient_penalty, interpolate, penalty_from_gradients
 
 
 def test_critic_and_generator_losses():

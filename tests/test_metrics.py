@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from augment import metrics
-from augment.metrics import (
+from augment.evaluation import metrics
+from augment.evaluation.metrics import (
     accuracy,
     classifier_agreement,
     confusion_matrix,

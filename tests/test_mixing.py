@@ -4,10 +4,10 @@ import pytest
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Subset
 
-from augment.data import RealMNIST
+from augment.data.real import RealMNIST
 from augment.errors import ConfigError
-from augment.mixing import BatchedConcatDataset, class_counts, mix_real_synthetic, synthetic_only
-from augment.synthetic import SyntheticMNIST, collate_batch
+from augment.synthetic.dataset import SyntheticMNIST, collate_batch
+from augment.synthetic.mixing import BatchedConcatDataset, class_counts, mix_real_synthetic, synthetic_only
 
 
 def all_images(dataset, batch_size: int) -> torch.Tensor:

@@ -1,7 +1,7 @@
 import torch
 
 from augment.config import ModelConfig
-from augment.models import Critic, Generator, build_models, count_parameters
+from augment.gan.models import Critic, Generator, build_models, count_parameters
 
 
 def test_reference_parameter_counts():

@@ -5,10 +5,11 @@ import json
 
 import pytest
 
-from augment import pretrained
 from augment.checkpoint import read_generator_file
 from augment.errors import CheckpointError
-from augment.pretrained import verified_default_generator_path, write_manifest
+from augment.manifests import write_manifest
+from augment.synthetic import shipped as shipped_module
+from augment.synthetic.shipped import verified_default_generator_path
 
 
 def test_the_shipped_generator_matches_its_manifest():
@@ -23,7 +24,7 @@ def shipped(generator_file, monkeypatch):
     its model config."""
     model = dataclasses.asdict(read_generator_file(generator_file)[0])
     write_manifest(generator_file, {"train_config": {"model": model}})
-    monkeypatch.setattr(pretrained, "GENERATOR_PATH", generator_file)
+    monkeypatch.setattr(shipped_module, "GENERATOR_PATH", generator_file)
     return generator_file
 
 

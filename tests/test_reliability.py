@@ -15,8 +15,8 @@ from click.testing import CliRunner
 
 from augment.checkpoint import load_checkpoint
 from augment.errors import TrainingError
-from augment.trainer import Trainer
-from augment.training import train
+from augment.training.loop import train
+from augment.training.trainer import Trainer
 from cli import main
 
 from .conftest import script_env
@@ -145,11 +145,11 @@ def test_full_disk_gives_one_line_error_and_no_partial_file(tmp_path, idx_dir, m
 
 def test_killed_dump_leaves_nothing_that_looks_complete(tmp_path, tiny_model_config):
     from augment.checkpoint import save_generator
-    from augment.models import Generator
+    from augment.gan.models import Generator
 
     save_generator(tmp_path / "g.safetensors", Generator(tiny_model_config))
     out = tmp_path / "dump"
-    p = subprocess.Popen([sys.executable, "-m", "cli", "dump", str(tmp_path / "g.safetensors"), "-o", str(out),
+    p = subprocess.Popen([sys.executable, "-m", "augment", "dump", str(tmp_path / "g.safetensors"), "-o", str(out),
                           "-n", "200000", "-f", "idx", "-f", "png", "--batch-size", "64", "--device", "cpu"],
                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          env=script_env())
@@ -164,10 +164,10 @@ def test_killed_dump_leaves_nothing_that_looks_complete(tmp_path, tiny_model_con
 
 
 def test_an_interrupted_experiment_keeps_its_finished_cells(tmp_path, idx_dir, tiny_model_config, monkeypatch):
-    import augment.experiment as exp
+    import augment.downstream.runner as exp
     from augment.checkpoint import save_generator
-    from augment.grid import GridConfig, cell_key, grid_cells, read_results
-    from augment.models import Generator
+    from augment.downstream.grid import GridConfig, cell_key, grid_cells, read_results
+    from augment.gan.models import Generator
 
     save_generator(tmp_path / "g.safetensors", Generator(tiny_model_config))
     grid = GridConfig(n_per_class=(2,), ratios=(1.0,), regimes=("shipped",), seeds=(0,),

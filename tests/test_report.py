@@ -3,8 +3,8 @@ import math
 
 import pytest
 
-from augment import report
 from augment.errors import AugmentError
+from augment.evaluation import report
 
 
 def test_tables_and_json_safety():

@@ -6,10 +6,12 @@ import pytest
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Subset, default_collate
 
-from augment.data import RealMNIST
+from augment.data.real import RealMNIST
 from augment.errors import AugmentError, CheckpointError, ConfigError
-from augment.sampling import FastGenerator
-from augment.synthetic import SampleBatch, SyntheticMNIST, collate_batch, index_latents
+from augment.synthetic import shipped as pretrained
+from augment.synthetic.dataset import SampleBatch, SyntheticMNIST, collate_batch
+from augment.synthetic.fast_generator import FastGenerator
+from augment.synthetic.latents import index_latents
 
 
 def all_images(dataset, batch_size: int, **loader_kwargs) -> torch.Tensor:
@@ -68,7 +70,7 @@ def test_worker_processes_give_the_same_images(generator):
 def test_a_cuda_dataset_in_a_worker_process_is_a_clear_error(generator, monkeypatch):
     """Batched or item by item (e.g. under a plain ConcatDataset), a worker gets our error,
     not CUDA's fork error; checked on the CPU by posing as a worker of a CUDA dataset."""
-    import augment.synthetic as synthetic
+    import augment.synthetic.dataset as synthetic
 
     ds = SyntheticMNIST(generator, num_samples=8, seed=0)
     ds.device = torch.device("cuda")  # no CUDA tensor is made: the check comes first
@@ -104,8 +106,7 @@ def test_generator_sources(generator, generator_file, tmp_path, monkeypatch):
     from_file = SyntheticMNIST(generator_file, num_samples=8)
     assert torch.equal(from_file.generate(range(8))[0], from_module)
     assert from_file.source["file_sha256"] and from_file.source["path"] == str(generator_file)
-    from augment import pretrained
-    from augment.pretrained import write_manifest
+    from augment.manifests import write_manifest
 
     write_manifest(generator_file, {})
     monkeypatch.setattr(pretrained, "GENERATOR_PATH", generator_file)

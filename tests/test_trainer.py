@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from augment.errors import DataError, TrainingError
-from augment.trainer import RealBatches, Trainer
+from augment.training.real_data import RealBatches
+from augment.training.trainer import Trainer
 
 
 def test_num_classes_comes_from_labels_and_is_checked(tiny_train_config):
@@ -112,7 +113,7 @@ def test_critic_loss_is_the_negated_estimate_plus_the_weighted_penalty(tiny_trai
 def test_the_training_subset_is_the_classifiers_subset(tiny_train_config):
     """A fair generator trains on exactly the images RealMNIST(n_per_class, seed) gives the
     experiment's classifier."""
-    from augment.data import RealMNIST
+    from augment.data.real import RealMNIST
 
     cfg = dataclasses.replace(tiny_train_config, n_per_class=3, seed=5)
     trainer = Trainer(cfg)

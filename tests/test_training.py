@@ -9,8 +9,8 @@ import torch
 from augment.checkpoint import load_checkpoint, load_generator
 from augment.config import TrainConfig
 from augment.errors import CheckpointError, ConfigError, TrainingError
-from augment.trainer import Trainer
-from augment.training import TrainingInterrupted, resume, train
+from augment.training.loop import TrainingInterrupted, resume, train
+from augment.training.trainer import Trainer
 
 
 def test_run_directory_holds_everything(tmp_path, tiny_train_config):
@@ -44,7 +44,7 @@ def _final_state(run):
 @pytest.mark.parametrize("real_batches, critic_augment, ema_decay, step_impl", [
     ("fresh", "none", None, "auto"), ("shared", "none", None, "auto"), ("fresh", "translation,cutout", None, "auto"),
     ("fresh", "none", 0.9, "auto"), ("fresh", "translation,cutout", 0.9, "fast")])
-@pytest.mark.filterwarnings("ignore::augment.fast.FastStepFallback")
+@pytest.mark.filterwarnings("ignore::augment.training.batched_step.FastStepFallback")
 def test_resume_is_bitwise_identical_to_an_uninterrupted_run(tmp_path, tiny_train_config, real_batches,
                                                              critic_augment, ema_decay, step_impl):
     cfg = dataclasses.replace(tiny_train_config, max_steps=6, checkpoint_every=3, real_batches=real_batches,
@@ -182,7 +182,7 @@ def _params(module_state: dict) -> dict:
 def test_init_generator_starts_from_the_file_and_resume_does_not_need_it(tmp_path, tiny_train_config,
                                                                          tiny_model_config):
     from augment.checkpoint import save_generator
-    from augment.models import Generator
+    from augment.gan.models import Generator
 
     with torch.random.fork_rng():
         torch.manual_seed(123)
@@ -204,7 +204,7 @@ def test_init_generator_starts_from_the_file_and_resume_does_not_need_it(tmp_pat
 def test_init_generator_of_another_model_is_refused_before_anything_is_written(
         tmp_path, tiny_train_config, tiny_model_config):
     from augment.checkpoint import save_generator
-    from augment.models import Generator
+    from augment.gan.models import Generator
 
     other = tmp_path / "other.safetensors"
     save_generator(other, Generator(dataclasses.replace(tiny_model_config, g_width=4)))

@@ -3,7 +3,7 @@ import torch
 from PIL import Image
 
 from augment.errors import AugmentError
-from augment.models import Generator
+from augment.gan.models import Generator
 from augment.visualize import class_grid, run_frames, save_gif, save_grid
 
 

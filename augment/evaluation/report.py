@@ -1,0 +1,246 @@
+"""Evaluation results as tables, markdown and plots, published as one report directory.
+
+``summary_table``/``per_class_table`` turn results (see ``augment.evaluation``) into pandas
+frames; ``write_report`` writes results.json, report.md, per_class.png, confusion.png and an
+optional sample grid into a temporary sibling directory that is renamed into place, so a report
+directory appears complete or not at all.
+"""
+
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+import torch
+
+from augment.fileio import PathLike, atomic_directory, check_directory_target
+from augment.visualize import save_grid
+
+REAL_BASELINE = "real train"
+GENERATOR = "generator"
+
+# Column -> what it measures and which way is better.
+METRIC_HELP = {
+    "agreement": "share of samples the evaluator classifies as their conditioned class "
+                 "(right digits; higher is better)",
+    "frechet": "Frechet distance between Gaussians fitted to evaluator features of the set and "
+               "of real test (realism and variety; lower is better)",
+    "class_frechet": "mean over classes of the per-class Frechet distance (lower is better)",
+    "precision": "share of samples inside the k-NN balls of real test features "
+                 "(realistic, sharp; higher is better)",
+    "recall": "share of real test inside the k-NN balls of the samples "
+              "(variety; higher is better)",
+    "density": "how many real balls hold a sample, over k (about 1 when samples fall like real "
+               "ones; above 1 = crowding where real data is dense)",
+    "coverage": "share of real test whose own ball holds a sample (variety; higher is better)",
+    "diversity": "mean pairwise feature distance within a class, samples over real test "
+                 "(1 = as varied as real, about 0 = mode collapse)",
+    "cas": "classification accuracy score: a fresh classifier trained on the set only, "
+           "accuracy on real test (per class: on the real test images of that class; higher "
+           "is better)",
+}
+SUMMARY_COLUMNS = ("agreement", "frechet", "class_frechet", "precision", "recall", "density",
+                   "coverage", "diversity", "cas")
+PER_CLASS_COLUMNS = ("agreement", "frechet", "precision", "recall", "density", "coverage",
+                     "diversity", "cas")
+
+
+# ----------------------------------------------------------------------------------- tables
+
+
+def summary_table(results: dict):
+    """pandas DataFrame: one row per evaluated set (``results`` maps name -> result dict),
+    the overall metrics as columns (``cas`` only when computed)."""
+
+    rows = {name: {c: r["overall"].get(c, math.nan) for c in SUMMARY_COLUMNS}
+            for name, r in results.items()}
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    return frame.drop(columns="cas") if frame["cas"].isna().all() else frame
+
+
+def per_class_table(result: dict):
+    """pandas DataFrame: one row per class, the per-class metrics as columns."""
+
+    columns = {c: result["per_class"][c] for c in PER_CLASS_COLUMNS if c in result["per_class"]}
+    frame = pd.DataFrame(columns)
+    frame.index.name = "class"
+    return frame
+
+
+def format_table(frame) -> str:
+    """Plain-text table with 4 significant decimals, as printed on stdout."""
+    return frame.to_string(float_format=lambda v: f"{v:.4f}", na_rep="nan")
+
+
+def markdown_table(frame, index_name: str = "") -> str:
+    """GitHub-flavoured markdown of a DataFrame (no third-party dependency)."""
+    header = [index_name or (frame.index.name or "")] + [str(c) for c in frame.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, *values in frame.itertuples(index=True, name=None):  # keeps each column's type
+        cells = [str(name)] + [_cell(v) for v in values]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.4f}"
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------- reports
+
+
+def check_out_dir(out_dir: PathLike, overwrite: bool = False) -> Path:
+    """Raise AugmentError unless ``out_dir`` is absent, an empty directory, or (with
+    ``overwrite``) a previous evaluation report directory."""
+    out_dir = Path(out_dir)
+    check_directory_target(out_dir, overwrite, _not_a_report)
+    return out_dir
+
+
+def _not_a_report(directory: Path) -> Optional[str]:
+    if not (directory / "results.json").is_file():
+        return "it is not an evaluation report directory (no results.json)"
+    return None
+
+
+def write_report(report: dict, out_dir: PathLike, grid: Optional[torch.Tensor] = None,
+                 overwrite: bool = False) -> Path:
+    """Publish ``out_dir`` with results.json, report.md, per_class.png, confusion.png and
+    (given ``grid``, images ``(classes, per_class, channels, 32, 32)``) samples.png, one row
+    per class. The files are
+    written into a temporary sibling directory that is then renamed, so ``out_dir`` appears
+    complete or not at all."""
+    out_dir = check_out_dir(out_dir, overwrite)
+    with atomic_directory(out_dir, overwrite, _not_a_report) as tmp:
+        (tmp / "results.json").write_text(json.dumps(_json_safe(report), indent=2) + "\n")
+        images = {"per_class": "per_class.png", "confusion": "confusion.png"}
+        if grid is not None:
+
+            save_grid(grid.flatten(0, 1), tmp / "samples.png", nrow=grid.shape[1])
+            images["samples"] = "samples.png"
+        _plot_per_class(report, tmp / images["per_class"])
+        _plot_confusion(report, tmp / images["confusion"])
+        (tmp / "report.md").write_text(report_markdown(report, images))
+    return out_dir
+
+
+def _json_safe(value):
+    """``value`` with NaN/inf floats as None (strict JSON)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def report_markdown(report: dict, images: Optional[dict] = None) -> str:
+    """The markdown of a report dict (see :func:`run_evaluation`); ``images`` maps
+    ``per_class``/``confusion``/``samples`` to file names to embed."""
+
+    results = report["results"]
+    settings = report["settings"]
+    gen, clf = report.get("generator", {}), report["classifier"]
+    lines = [f"# Evaluation of `{gen.get('path', 'generator')}`", ""]
+    if gen.get("sha256"):
+        lines.append(f"- generator: `{gen['path']}` (SHA-256 `{gen['sha256'][:16]}`), "
+                     f"config `{json.dumps(gen.get('model_config', {}), sort_keys=True)}`")
+    lines += [
+        f"- evaluator: `{clf['path']}` (SHA-256 `{clf['sha256'][:16]}`), accuracy on real test "
+        f"{clf['test_accuracy']:.4f}",
+        f"- real data: `{report['data']['dir']}` ({report['data']['test_images']} test images)",
+        f"- {settings['n_per_class']} images per class, seed {settings['seed']}, PRDC k = "
+        f"{settings['k']}, CAS: " + (f"{settings['cas_steps']} steps" if settings["cas"] else "no"),
+        f"- wall time {report['seconds']:.1f} s",
+        "", "## Summary", "",
+        f"`{REAL_BASELINE}` is {settings['n_per_class']} real training images per class on the "
+        f"same metrics: the ceiling. The evaluator was trained on those images, so that row's "
+        f"agreement is a little optimistic: on unseen real digits it is the evaluator's test "
+        f"accuracy above.", "",
+        markdown_table(summary_table(results), "set"), "",
+    ]
+    for name, result in results.items():
+        lines += [f"## Per class: {name}", "", markdown_table(per_class_table(result), "class"), ""]
+    if GENERATOR in results:
+        matrix = pd.DataFrame(results[GENERATOR]["confusion_matrix"])
+        lines += ["## Confusion matrix: generator", "",
+                  "Rows: the class the generator was asked for; columns: the evaluator's "
+                  "prediction.", "", markdown_table(matrix, "asked \\ seen"), ""]
+    lines += ["## Metrics", ""]
+    lines += [f"- **{name}**: {text}" for name, text in METRIC_HELP.items()
+              if name != "cas" or settings["cas"]]
+    lines.append("")
+    titles = {"per_class": "Per-class metrics", "confusion": "Confusion matrix",
+              "samples": "Samples (row = class)"}
+    for key, file in (images or {}).items():
+        lines += [f"## {titles[key]}", "", f"![{titles[key]}]({file})", ""]
+    return "\n".join(lines)
+
+
+def pyplot():
+    """matplotlib.pyplot on the non-interactive Agg backend (files only, no display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _plot_per_class(report: dict, path: Path) -> None:
+    """Grouped bars per class, one panel per metric, one bar colour per evaluated set."""
+    plt = pyplot()
+    results = report["results"]
+    columns = [c for c in PER_CLASS_COLUMNS
+               if any(c in r["per_class"] for r in results.values())]
+    num_classes = len(next(iter(results.values()))["per_class"]["agreement"])
+    cols = 4
+    rows = math.ceil(len(columns) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
+    width = 0.8 / len(results)
+    x = np.arange(num_classes)
+    for ax, column in zip(axes.flat, columns):
+        for i, (name, result) in enumerate(results.items()):
+            values = np.array(result["per_class"].get(column, [math.nan] * num_classes), float)
+            ax.bar(x + (i - (len(results) - 1) / 2) * width, values, width, label=name)
+        ax.set_title(column)
+        ax.set_xticks(x)
+        ax.set_xlabel("class")
+        ax.grid(axis="y", alpha=0.3)
+    for ax in list(axes.flat)[len(columns):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=90)
+    plt.close(fig)
+
+
+def _plot_confusion(report: dict, path: Path) -> None:
+    """Row-normalised confusion matrix of the first evaluated set, counts written in."""
+    plt = pyplot()
+    name, result = next(iter(report["results"].items()))
+    counts = np.array(result["confusion_matrix"], dtype=float)
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(6, 5.2))
+    image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for (row, col), count in np.ndenumerate(counts):
+        if count:
+            ax.text(col, row, f"{int(count)}", ha="center", va="center", fontsize=7,
+                    color="white" if shares[row, col] > 0.5 else "black")
+    ax.set_xlabel("predicted by the evaluator")
+    ax.set_ylabel("class asked for")
+    ax.set_xticks(range(len(counts)))
+    ax.set_yticks(range(len(counts)))
+    ax.set_title(f"confusion matrix: {name}")
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=90)
+    plt.close(fig)

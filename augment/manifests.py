@@ -1,0 +1,51 @@
+"""Weights that ship inside the package (``augment/weights/``), each with a JSON manifest
+beside it recording its SHA-256, bytes and how it was made: the default generator
+(``augment.synthetic.shipped``) and the default evaluator (``augment.evaluation.classifier``).
+Loading a shipped file checks its checksum against the manifest, so a damaged install fails
+loudly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+from augment.errors import CheckpointError
+from augment.fileio import PathLike, atomic_write_text, sha256_file
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+
+def write_manifest(weights: PathLike, info: dict, manifest: Optional[PathLike] = None) -> Path:
+    """Write ``weights``' manifest (default: beside it, ``.json``): file name, SHA-256, bytes
+    and ``info`` (how it was made, what it scores)."""
+    weights = Path(weights)
+    manifest = Path(manifest) if manifest is not None else weights.with_suffix(".json")
+    body = {"file": weights.name, "sha256": sha256_file(weights), "bytes": weights.stat().st_size, **info}
+    atomic_write_text(manifest, json.dumps(body, indent=2, sort_keys=True) + "\n")
+    return manifest
+
+
+def read_manifest(manifest: PathLike) -> dict:
+    """The manifest dict of a weights file (``file``, ``sha256``, ``bytes``, ...)."""
+    try:
+        body = json.loads(Path(manifest).read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"manifest not found: {manifest}") from None
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{manifest}: unreadable manifest ({e})") from None
+    if not isinstance(body, dict) or not isinstance(body.get("sha256"), str):
+        raise CheckpointError(f"{manifest}: manifest lacks a sha256")
+    return body
+
+
+def verify_checksum(weights: PathLike, manifest: Optional[PathLike] = None) -> dict:
+    """Raise CheckpointError unless ``weights`` has the SHA-256 its manifest records; returns
+    the manifest."""
+    weights = Path(weights)
+    info = read_manifest(manifest if manifest is not None else weights.with_suffix(".json"))
+    if not weights.is_file():
+        raise CheckpointError(f"file not found: {weights}")
+    if sha256_file(weights) != info["sha256"]:
+        raise CheckpointError(f"{weights}: SHA-256 does not match its manifest (damaged or replaced file)")
+    return info

@@ -1,0 +1,293 @@
+"""SyntheticMNIST: item i = f(generator, seed, i), batched fetch, torchvision conventions.
+
+Latents and labels are pure functions of (seed, i): see ``augment.latents``.
+
+Images. Item i is ``generator(latent(i), label(i))``. Every forward has exactly ``chunk`` rows
+(the last one padded), so an image is computed in a batch of the same shape whatever batch
+asked for it; samples never interact (no batch statistics), and BLAS/conv kernels reduce in
+an order set by the shapes, so item i is bit-identical across batch sizes, orders, samplers,
+Subset/ConcatDataset and worker processes on a given device (tested on the CPU).
+
+Workers. ``DataLoader(num_workers > 0)`` works for a CPU dataset: each worker process holds its
+own CPU copy of the (fast) generator and, since items are pure functions of the index, yields
+the same images as ``num_workers=0``. A CUDA dataset must use ``num_workers=0`` (one batched
+forward per batch already keeps the GPU busy); a worker raises a clear error otherwise.
+"""
+
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import math
+import numbers
+import os
+from collections.abc import Sequence as SequenceABC
+from typing import Callable, Optional, Sequence, Union
+
+import torch
+from torch.utils.data import Dataset, default_collate, get_worker_info
+
+from augment.checkpoint import load_generator
+from augment.checks import check_class_ids, is_integer, item_index
+from augment.device import resolve_device
+from augment.errors import AugmentError, ConfigError
+from augment.fileio import sha256_file
+from augment.gan.models import Generator
+from augment.synthetic.fast_generator import FastGenerator, resolve_dtype
+from augment.synthetic.latents import index_latents, stratified_labels
+from augment.synthetic.shipped import verified_default_generator_path
+
+GeneratorLike = Union[None, str, os.PathLike, Generator]
+
+
+# --------------------------------------------------------------------------------- dataset
+
+
+def load_source(generator: GeneratorLike) -> tuple[Generator, dict]:
+    """(generator on the CPU or its own device, provenance dict) from a path, a module or None
+    (the shipped default). Raises AugmentError when the default is missing."""
+    if generator is None:
+        generator = verified_default_generator_path()
+    if isinstance(generator, (str, os.PathLike)):
+        model = load_generator(generator, "cpu")
+        info = {"path": str(generator), "file_sha256": sha256_file(generator)}
+    elif isinstance(generator, Generator):
+        model, info = generator, {"path": None, "file_sha256": None}
+    else:
+        raise AugmentError(f"generator must be a file path, a Generator or None, got {type(generator).__name__}")
+    info["weights_sha256"] = weights_digest(model)
+    info["model_config"] = dataclasses.asdict(model.config)
+    return model, info
+
+
+def weights_digest(module: torch.nn.Module) -> str:
+    """SHA-256 over a module's state dict (names, dtypes, shapes and bytes, in name order)."""
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def index_tensor(indices) -> torch.Tensor:
+    """Indices (an int, a sequence or a tensor of integers) as a flat int64 CPU tensor; a float
+    index is a TypeError and one beyond int64 an IndexError, as for a list."""
+    if isinstance(indices, (str, bytes, slice)) or (isinstance(indices, (list, tuple)) and any(
+            isinstance(i, (str, bytes, slice)) for i in indices)):
+        raise TypeError(f"indices must be integers, got {indices!r}"[:200])
+    try:
+        idx = torch.as_tensor(indices).cpu().reshape(-1)
+    except (OverflowError, RuntimeError, ValueError):
+        raise IndexError(f"indices out of range: {indices!r}"[:200]) from None
+    if idx.dtype == torch.bool or (len(idx) and idx.is_floating_point()) or idx.is_complex():
+        raise TypeError(f"indices must be integers, got {idx.dtype}")
+    if idx.dtype == torch.uint64:  # .long() would wrap 2**64 - 1 to -1, a valid index
+        idx = idx.view(torch.int64)
+        if bool((idx < 0).any()):
+            raise IndexError(f"indices out of range: {indices!r}"[:200])
+    return idx.long()
+
+
+def _device(device, generator: Generator) -> torch.device:
+    if device is None:
+        return next(generator.parameters()).device
+    return resolve_device(device)
+
+
+class SampleBatch(SequenceABC):
+    """A fetched batch that indexes like a list of ``(image, int label)`` items but keeps the
+    tensors whole: ``images`` (B, C, 32, 32) on the dataset's device, ``labels`` (B,) int64 CPU.
+    ``collate_batch`` turns it into ``[images, labels]`` without touching single items."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor):
+        self.images, self.labels = images, labels
+        self._labels_list: Optional[list] = None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return [self[j] for j in range(*k.indices(len(self)))]
+        if self._labels_list is None:
+            self._labels_list = self.labels.tolist()
+        return self.images[k], self._labels_list[k]
+
+
+def collate_batch(batch):
+    """collate_fn: ``[images, labels]`` straight from a SampleBatch (no per-item work), else
+    ``default_collate`` (same result for a list of items)."""
+    if isinstance(batch, SampleBatch):
+        return [batch.images, batch.labels]
+    return default_collate(batch)
+
+
+class SyntheticMNIST(Dataset):
+    """Map-style dataset of generated digits: item i = ``(image, label)`` with image
+    ``(C, 32, 32)`` float32 in [-1, 1] on ``device`` and label an int, a pure function of
+    (generator, seed, i) -- the same item format as ``RealMNIST``.
+
+    ``generator``: None (shipped default), a generator/checkpoint file, or a Generator (not
+    modified). ``device``: default the module's device, else the CPU; 'auto' = CUDA if present.
+    ``classes``: the class ids drawn (default all); ``class_weights``: their relative
+    frequencies (default equal: exactly balanced, see the module docstring). ``fast``: use
+    ``FastGenerator`` (default) or the plain generator in eval mode; ``dtype``: float32 or
+    bfloat16 (CUDA only). ``chunk``: rows of every generator forward (default 64 on CPU, 1024
+    on CUDA); a batch of B items is ceil(B / chunk) forwards, the last one padded, so item i
+    is computed in a forward of the same shape whatever batch requests it (bit-identical
+    images across batch sizes, orders and compositions on a given device). For the GPU set
+    ``chunk`` to the DataLoader's batch size: one batch is then one forward. ``targets``:
+    (N,) int64 CPU. ``transform`` gets the image tensor (as ``RealMNIST``'s does), not a PIL
+    image: use tensor transforms (e.g. ``torchvision.transforms.v2``), not ``ToTensor``.
+    """
+
+    def __init__(self, generator: GeneratorLike = None, num_samples: int = 60000,
+                 classes: Optional[Sequence[int]] = None, class_weights: Optional[Sequence[float]] = None,
+                 seed: int = 0, device: Union[str, torch.device, None] = None,
+                 transform: Optional[Callable] = None, target_transform: Optional[Callable] = None,
+                 truncation: Optional[float] = None, truncation_mode: str = "resample",
+                 dtype=None, fast: bool = True, chunk: Optional[int] = None):
+        if not is_integer(num_samples) or num_samples <= 0:
+            raise ConfigError(f"num_samples must be a positive integer, got {num_samples!r}")
+        if not is_integer(seed) or not 0 <= seed < 2 ** 64:
+            raise ConfigError(f"seed must be an integer in [0, 2**64), got {seed!r}")
+        if chunk is not None and (not is_integer(chunk) or chunk <= 0):
+            raise ConfigError(f"chunk must be a positive integer, got {chunk!r}")
+        if truncation is not None and (isinstance(truncation, bool) or not isinstance(truncation, numbers.Real)
+                                       or not truncation > 0):
+            raise ConfigError(f"truncation must be a positive number, got {truncation!r}")
+        num_samples, seed, chunk = int(num_samples), int(seed), None if chunk is None else int(chunk)
+        if truncation_mode not in ("resample", "clamp"):
+            raise ConfigError(f"truncation_mode must be 'resample' or 'clamp', got {truncation_mode!r}")
+        model, self.source = load_source(generator)
+        self.config = model.config
+        self.device = _device(device, model)
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.class_ids, self.class_weights = _check_classes(classes, class_weights, self.config.num_classes)
+        self.num_samples, self.seed = num_samples, seed
+        self.truncation, self.truncation_mode = truncation, truncation_mode
+        self.transform, self.target_transform = transform, target_transform
+        self.chunk = chunk or (1024 if self.device.type == "cuda" else 64)
+        if fast:
+            self.generator: torch.nn.Module = FastGenerator(model, device=self.device, dtype=self.dtype)
+        else:
+            if self.dtype != torch.float32:
+                raise ConfigError("the plain generator (fast=False) samples in float32 only")
+            self.generator = copy.deepcopy(model).to(self.device).eval()
+        try:
+            self.targets = stratified_labels(num_samples, self.class_ids, self.class_weights)
+        except (MemoryError, RuntimeError) as e:
+            if isinstance(e, RuntimeError) and "allocate" not in str(e):
+                raise
+            raise ConfigError(f"num_samples {num_samples:,} is too many: their labels alone (8 bytes an "
+                              f"item) do not fit in this machine's memory") from None
+        self._cached: Optional[tuple] = None  # (start, images) of the last chunk __getitem__ made
+        self.classes = [str(c) for c in range(self.config.num_classes)]
+        self.class_to_idx = {name: c for c, name in enumerate(self.classes)}
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def latents(self, indices) -> torch.Tensor:
+        """Latents (B, z_dim) float32 on the dataset's device of items ``indices``."""
+        idx = self._indices(indices).to(self.device)
+        return index_latents(self.seed, idx, self.config.z_dim, self.truncation, self.truncation_mode)
+
+    def generate(self, indices) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images (B, C, 32, 32) float32 on the device, labels (B,) int64 CPU) of ``indices``
+        (a sequence, range or 1-D tensor). Forwards always have exactly ``chunk`` rows (the
+        last padded), so an image does not depend on the batch it was requested in."""
+        if self.device.type == "cuda" and get_worker_info() is not None:
+            raise AugmentError("a SyntheticMNIST on CUDA cannot run in DataLoader worker processes; "
+                               "use num_workers=0 or device='cpu'")
+        idx = self._indices(indices)
+        labels = self.targets[idx]
+        chunks = []
+        for start in range(0, len(idx), self.chunk):
+            part = idx[start:start + self.chunk].to(self.device)
+            z = index_latents(self.seed, part, self.config.z_dim, self.truncation, self.truncation_mode)
+            y = labels[start:start + self.chunk].to(self.device)
+            pad = self.chunk - len(part)
+            if pad:
+                z = torch.cat([z, z.new_zeros((pad, z.shape[1]))])
+                y = torch.cat([y, y[:1].expand(pad)])
+            if isinstance(self.generator, FastGenerator):
+                chunks.append(self.generator(z, y)[:len(part)])
+            else:
+                with torch.no_grad():
+                    chunks.append(self.generator(z, y)[:len(part)])
+        if not chunks:
+            return torch.empty((0, self.config.channels, 32, 32), device=self.device), labels
+        return (chunks[0] if len(chunks) == 1 else torch.cat(chunks)), labels
+
+    def __getitems__(self, indices: Sequence[int]):
+        images, labels = self.generate(indices)
+        if self.transform is None and self.target_transform is None:
+            return SampleBatch(images, labels)
+        return [self._transformed(img, int(y)) for img, y in zip(images, labels.tolist())]
+
+    def __getitem__(self, index: int):
+        """One item. Computes (and keeps) the whole aligned chunk holding it, so sequential
+        single-item access costs one forward per chunk; shuffled single-item access (e.g. a
+        plain ConcatDataset under a shuffling DataLoader) costs a chunk per item: combine
+        datasets with ``augment.BatchedConcatDataset`` instead, which fetches whole batches."""
+        i = int(self._indices([item_index(index, type(self).__name__)])[0])
+        start = i - i % self.chunk
+        if self._cached is None or self._cached[0] != start:
+            images, _ = self.generate(range(start, min(start + self.chunk, self.num_samples)))
+            self._cached = (start, images)
+        return self._transformed(self._cached[1][i - start].clone(), int(self.targets[i]))
+
+    def _transformed(self, img: torch.Tensor, target: int):
+        if self.transform is not None:
+            img = self.transform(img)
+        if self.target_transform is not None:
+            target = self.target_transform(target)
+        return img, target
+
+    def _indices(self, indices) -> torch.Tensor:
+        if isinstance(indices, range):  # arange refuses an empty range such as range(5, 0)
+            idx = (torch.arange(indices.start, indices.stop, indices.step, dtype=torch.long) if len(indices)
+                   else torch.empty(0, dtype=torch.long))
+        else:
+            idx = index_tensor(indices)
+        n = self.num_samples
+        if len(idx) and (int(idx.min()) < -n or int(idx.max()) >= n):
+            raise IndexError(f"index out of range for a SyntheticMNIST of {n} items")
+        return torch.where(idx < 0, idx + n, idx)
+
+    def counts_per_class(self) -> dict:
+        """{class id: number of items} over the whole dataset."""
+        counts = torch.bincount(self.targets, minlength=self.config.num_classes)
+        return {c: int(counts[c]) for c in self.class_ids if counts[c] > 0}
+
+    def extra_repr(self) -> str:
+        src = self.source["path"] or "<Generator module>"
+        weights = "equal" if self.class_weights is None else list(self.class_weights)
+        return (f"Generator: {src} (weights sha256 {self.source['weights_sha256'][:12]})\n"
+                f"Classes: {self.class_ids}, weights: {weights}\nSeed: {self.seed}, truncation: "
+                f"{self.truncation} ({self.truncation_mode})\nDevice: {self.device}, dtype: "
+                f"{str(self.dtype).replace('torch.', '')}, sampler: "
+                f"{'fast' if isinstance(self.generator, FastGenerator) else 'plain'}")
+
+    def __repr__(self) -> str:
+        lines = [f"Number of datapoints: {len(self)}", *self.extra_repr().splitlines()]
+        return "\n".join([f"Dataset {type(self).__name__}"] + ["    " + ln for ln in lines])
+
+
+def _check_classes(classes, weights, num_classes: int) -> tuple[list, Optional[list]]:
+    ids = check_class_ids(classes, num_classes)
+    if weights is None:
+        return ids, None
+    try:
+        weights = [float(w) for w in weights]
+    except (TypeError, ValueError):
+        raise ConfigError(f"class_weights must be a sequence of numbers, got {weights!r}") from None
+    if len(weights) != len(ids):
+        raise ConfigError(f"{len(weights)} class weights for {len(ids)} classes")
+    if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
+        raise ConfigError("class weights must be finite, non-negative and not all zero")
+    return ids, weights

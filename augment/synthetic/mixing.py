@@ -1,0 +1,203 @@
+"""Real and synthetic data in one training set, at a synthetic:real ratio per class.
+
+``mix_real_synthetic(real, generator, ratio)`` adds ``round(ratio * n_c)`` synthetic items to
+each class c that has n_c real items (``ratio=math.inf``: synthetic only) and returns a
+``MixedDataset``: a ``BatchedConcatDataset`` (a ConcatDataset with ``targets`` whose batched
+fetch makes one generator forward per batch; use it, not a plain ConcatDataset, to combine
+other datasets with a SyntheticMNIST). ``synthetic_only`` gives exact per-class counts without real data.
+"""
+
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Mapping, Optional, Sequence, Union
+
+import torch
+from torch.utils.data import ConcatDataset, Dataset, Subset
+
+from augment.checks import class_ids
+from augment.errors import ConfigError
+from augment.synthetic.dataset import GeneratorLike, SampleBatch, SyntheticMNIST, index_tensor, load_source
+
+
+def dataset_targets(dataset: Dataset) -> torch.Tensor:
+    """Labels (N,) int64 on the CPU of a dataset with ``targets``, a Subset or ConcatDataset of
+    such, or (slowly) any dataset of (image, label) items."""
+    if isinstance(dataset, Subset):
+        return dataset_targets(dataset.dataset)[torch.as_tensor(list(dataset.indices), dtype=torch.long)]
+    if isinstance(dataset, ConcatDataset):
+        return torch.cat([dataset_targets(d) for d in dataset.datasets])
+    if getattr(dataset, "targets", None) is not None:
+        return torch.as_tensor(dataset.targets).long().cpu()
+    return torch.tensor([int(dataset[i][1]) for i in range(len(dataset))], dtype=torch.long)
+
+
+def class_counts(dataset: Dataset) -> dict:
+    """{class id: number of items} of a dataset (see ``dataset_targets``)."""
+    labels, counts = torch.unique(dataset_targets(dataset), return_counts=True)
+    return dict(zip(labels.tolist(), counts.tolist()))
+
+
+def fetch_items(dataset: Dataset, indices: Sequence[int]):
+    """The items at ``indices``, fetched the way a DataLoader does: one ``__getitems__`` call
+    where the dataset has one (a SampleBatch from SyntheticMNIST), else item by item."""
+    getitems = getattr(dataset, "__getitems__", None)
+    return getitems(indices) if callable(getitems) else [dataset[i] for i in indices]
+
+
+class BatchedConcatDataset(ConcatDataset):
+    """``ConcatDataset`` with batched fetch and ``targets``: a batch calls each part's
+    ``__getitems__`` once (so a SyntheticMNIST part is one generator forward per batch, where a
+    plain ConcatDataset asks it for one item at a time) and reassembles the items in order, as a
+    SampleBatch when every item is a same-shape tensor image. Items equal ConcatDataset's."""
+
+    def __init__(self, datasets: Sequence[Dataset]):
+        datasets = list(datasets)
+        if not datasets:
+            raise ConfigError("a concatenated dataset needs at least one dataset")
+        super().__init__(datasets)
+        self.targets = torch.cat([dataset_targets(d) for d in datasets])
+
+    def __getitems__(self, indices: Sequence[int]):
+        idx = index_tensor(indices)
+        idx = torch.where(idx < 0, idx + len(self), idx)
+        if len(idx) and (int(idx.min()) < 0 or int(idx.max()) >= len(self)):
+            raise IndexError(f"index out of range for a dataset of {len(self)} items")
+        ends = torch.tensor(self.cumulative_sizes)
+        part = torch.searchsorted(ends, idx, right=True)
+        results, positions = [], []
+        for k, dataset in enumerate(self.datasets):
+            where = (part == k).nonzero().flatten()
+            if len(where) == 0:
+                continue
+            local = (idx[where] - (ends[k - 1] if k else 0)).tolist()
+            results.append(fetch_items(dataset, local))
+            positions.append(where)
+        return _assemble(results, positions, len(idx))
+
+
+class MixedDataset(BatchedConcatDataset):
+    """The real and synthetic parts of a training set as one ``BatchedConcatDataset``;
+    ``real``/``synthetic`` name the parts (None when absent)."""
+
+    def __init__(self, real: Optional[Dataset], synthetic: Optional[SyntheticMNIST]):
+        parts = [d for d in (real, synthetic) if d is not None]
+        if not parts:
+            raise ConfigError("a mixed dataset needs real or synthetic data")
+        super().__init__(parts)
+        self.real, self.synthetic = real, synthetic
+
+
+def _count(n) -> int:
+    """A per-class count: an integer (2.0 is 2), never a silently truncated 2.7."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Real) or not math.isfinite(n) or int(n) != n:
+        raise ConfigError(f"per-class counts must be whole numbers, got {n!r}")
+    return int(n)
+
+
+def _positive_count(n) -> int:
+    """``per_class`` given as one count for every class: a positive whole number."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Real) or not math.isfinite(n) or n <= 0:
+        raise ConfigError(f"per_class must be a positive integer, got {n!r}")
+    return _count(n)
+
+
+def _assemble(results: list, positions: list, n: int):
+    parts = []
+    for res in results:
+        if isinstance(res, SampleBatch):
+            parts.append((res.images, res.labels))
+        elif res and all(isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], torch.Tensor)
+                         and isinstance(item[1], int) and not isinstance(item[1], bool) for item in res) \
+                and len({x.shape for x, _ in res}) == 1:
+            parts.append((torch.stack([x for x, _ in res]), torch.tensor([int(y) for _, y in res])))
+        else:
+            parts = None
+            break
+    if parts and len({(p[0].shape[1:], p[0].dtype, p[0].device) for p in parts}) == 1:
+        images = parts[0][0].new_empty((n, *parts[0][0].shape[1:]))
+        labels = torch.empty(n, dtype=torch.long)
+        for (imgs, lbls), where in zip(parts, positions):
+            images[where.to(images.device)] = imgs
+            labels[where] = lbls
+        return SampleBatch(images, labels)
+    items: list = [None] * n
+    for res, where in zip(results, positions):
+        for item, pos in zip(res, where.tolist()):
+            items[pos] = item
+    return items
+
+
+def mix_real_synthetic(real: Optional[Dataset], generator: GeneratorLike = None, ratio: float = 1.0,
+                       seed: int = 0, *, per_class: Union[None, int, Mapping[int, int]] = None,
+                       classes: Optional[Sequence[int]] = None, **synthetic_kwargs) -> MixedDataset:
+    """A training set of real and synthetic items: ``ratio`` r adds floor(r * n_c + 0.5)
+    synthetic items (rounded half up) to each class c with n_c real items; ``ratio=math.inf`` gives synthetic only, with
+    ``per_class`` items per class (an int, or {class: count}; default: the real counts).
+    ``classes`` restricts the synthetic classes (default: the real ones, else all).
+
+    The synthetic items are one ``SyntheticMNIST`` (``seed`` and ``synthetic_kwargs`` passed
+    on; ``device`` defaults to the real images' device) with exactly those per-class counts."""
+    if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real) or not ratio >= 0:
+        raise ConfigError(f"ratio must be a number >= 0 (or math.inf for synthetic only), got {ratio!r}")
+    if per_class is not None and not isinstance(per_class, Mapping):
+        _positive_count(per_class)
+    if per_class is not None and math.isfinite(ratio):
+        raise ConfigError("per_class applies to synthetic-only data (ratio=math.inf)")
+    real_counts = class_counts(real) if real is not None else {}
+    if math.isfinite(ratio):
+        wanted = {c: math.floor(ratio * n + 0.5) for c, n in sorted(real_counts.items())}
+    elif isinstance(per_class, Mapping):
+        wanted = {int(c): _count(n) for c, n in per_class.items()}
+    elif per_class is not None:
+        ids = sorted(real_counts) if real_counts else classes
+        if ids is None:
+            ids = range(load_source(generator)[0].config.num_classes)
+        wanted = {int(c): _count(per_class) for c in ids}
+    elif real_counts:
+        wanted = dict(sorted(real_counts.items()))
+    else:
+        raise ConfigError("synthetic-only data without real data needs per_class")
+    if classes is not None:
+        keep = class_ids(classes)
+        absent = [c for c in keep if c not in wanted]
+        if absent:
+            raise ConfigError(f"class {absent[0]} has nothing to mix: the classes here are {sorted(wanted)}")
+        wanted = {c: n for c, n in wanted.items() if c in set(keep)}
+    if any(n < 0 for n in wanted.values()):
+        raise ConfigError("per-class counts must be non-negative")
+    wanted = {c: n for c, n in wanted.items() if n > 0}
+    synthetic = None
+    if wanted:
+        data = getattr(real, "data", None)
+        if isinstance(data, torch.Tensor) and "device" not in synthetic_kwargs:
+            synthetic_kwargs["device"] = data.device
+        synthetic = SyntheticMNIST(generator, num_samples=sum(wanted.values()), classes=list(wanted),
+                                   class_weights=list(wanted.values()), seed=seed, **synthetic_kwargs)
+    return MixedDataset(real if math.isfinite(ratio) else None, synthetic)
+
+
+def synthetic_only(generator: GeneratorLike, per_class: Union[int, Mapping[int, int]], seed: int = 0,
+                   classes: Optional[Sequence[int]] = None, **synthetic_kwargs) -> SyntheticMNIST:
+    """A SyntheticMNIST with exactly ``per_class`` items of each class: an int for every class
+    in ``classes`` (default all, balanced as ``classes[i % K]``), or {class: count}."""
+    if isinstance(per_class, Mapping):
+        if classes is not None:
+            raise ConfigError("give the classes either as per_class's keys or as classes, not both")
+        try:
+            classes = class_ids(per_class)
+        except ConfigError:
+            raise ConfigError(f"per_class's keys must be class ids (integers), got {list(per_class)!r}") from None
+        counts = [_count(n) for n in per_class.values()]
+        if any(n < 0 for n in counts) or sum(counts) <= 0:
+            raise ConfigError("per_class counts must be non-negative and not all zero")
+        return SyntheticMNIST(generator, num_samples=sum(counts), classes=classes,
+                              class_weights=counts, seed=seed, **synthetic_kwargs)
+    per_class = _positive_count(per_class)
+    if classes is None:
+        classes = range(load_source(generator)[0].config.num_classes)
+    classes = list(classes)
+    return SyntheticMNIST(generator, num_samples=int(per_class) * len(classes), classes=classes,
+                          seed=seed, **synthetic_kwargs)

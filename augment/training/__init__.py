@@ -1,0 +1,14 @@
+"""Training a generator: one run's state and eager step (``trainer``), its real data and batch
+order (``real_data``), the same step batched and in a CUDA graph (``batched_step``), the loop
+with its run directory, logs, checkpoints and exact resume (``loop``), and data-parallel
+training over torchrun's processes (``data_parallel``).
+
+May import: the root modules, ``augment.data`` and ``augment.gan``.
+"""
+
+from augment.training.loop import (RESUME_OVERRIDABLE, TrainingInterrupted, preflight, resume, resumed_config,
+                                   train, with_overrides)
+from augment.training.trainer import Trainer
+
+__all__ = ["RESUME_OVERRIDABLE", "Trainer", "TrainingInterrupted", "preflight", "resume", "resumed_config", "train",
+           "with_overrides"]

@@ -1,0 +1,106 @@
+"""A run's real training images and the order the critic draws them in.
+
+``load_training_data`` reads the train split of the run's data directory, checks it against
+the model config and keeps the run's subset (``TrainConfig.subset``). Real batches are a pure
+function of (seed, batch counter), so a resumed run needs only its step: ``RealBatches`` draws
+every image equally often (seeded, per-epoch shuffled, drop-last passes: the data's own class
+frequencies), ``BalancedBatches`` every class equally often (rare images repeat), as
+``TrainConfig.real_sampling`` says.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+
+from augment.config import TrainConfig
+from augment.data.mnist import load_split, resolve_data_dir
+from augment.data.subsets import check_labels, infer_num_classes, subset_indices
+from augment.errors import TrainingError
+
+
+class RealBatches:
+    """Batch ``k`` of a seeded, per-epoch shuffled, drop-last pass over ``n`` examples."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, device: torch.device):
+        if n < batch_size:
+            raise TrainingError(f"{n} training images are fewer than batch_size={batch_size}")
+        self.n, self.batch_size, self.seed, self.device = n, batch_size, seed, device
+        self.per_epoch = n // batch_size
+        self._epoch, self._perm = -1, None
+
+    def indices(self, k: int) -> torch.Tensor:
+        """Indices (batch_size,) on the device of the k-th batch (k >= 0)."""
+        epoch, pos = divmod(k, self.per_epoch)
+        if epoch != self._epoch:
+            gen = torch.Generator().manual_seed(self.seed * 1_000_033 + epoch)
+            self._perm = torch.randperm(self.n, generator=gen).to(self.device)
+            self._epoch = epoch
+        return self._perm[pos * self.batch_size:(pos + 1) * self.batch_size]
+
+
+class BalancedBatches:
+    """Batch ``k`` of a class-balanced stream over ``labels`` (N,): sample t = k * B + j of the
+    stream is of class ``t mod C`` (each batch within one of every class's share), and the m-th
+    sample of class c is element ``m mod n_c`` of the ``(m div n_c)``-th seeded permutation of
+    that class's examples, so rare examples repeat, each once per pass over its class. A pure
+    function of (seed, k), like ``RealBatches``; ``per_epoch`` counts batches of N images."""
+
+    def __init__(self, labels: torch.Tensor, batch_size: int, seed: int, device: torch.device):
+        if len(labels) < batch_size:
+            raise TrainingError(f"{len(labels)} training images are fewer than batch_size={batch_size}")
+        labels = labels.cpu()
+        self.members = [(labels == c).nonzero().flatten() for c in range(int(labels.max()) + 1)]
+        self.members = [m for m in self.members if len(m)]  # classes with no example are not drawn
+        self.n, self.batch_size, self.seed, self.device = len(labels), batch_size, seed, device
+        self.per_epoch = self.n // batch_size
+        self._perms: dict = {}  # (class position, pass) -> permuted examples, the two latest per class
+
+    def _permutation(self, c: int, p: int) -> torch.Tensor:
+        key = (c, p)
+        if key not in self._perms:
+            gen = torch.Generator().manual_seed((self.seed * 1_000_033 + p) * 1_009 + c)
+            self._perms = {k: v for k, v in self._perms.items() if k[0] != c or k[1] >= p - 1}
+            self._perms[key] = self.members[c][torch.randperm(len(self.members[c]), generator=gen)]
+        return self._perms[key]
+
+    def indices(self, k: int) -> torch.Tensor:
+        """Indices (batch_size,) on the device of the k-th batch (k >= 0)."""
+        classes = len(self.members)
+        out = torch.empty(self.batch_size, dtype=torch.long)
+        for j, t in enumerate(range(k * self.batch_size, (k + 1) * self.batch_size)):
+            c, m = t % classes, t // classes
+            size = len(self.members[c])
+            out[j] = self._permutation(c, m // size)[m % size]
+        return out.to(self.device)
+
+
+def resolved_real_sampling(cfg: TrainConfig) -> str:
+    """``cfg.real_sampling`` with 'auto' resolved: 'uniform'."""
+    return "uniform" if cfg.real_sampling == "auto" else cfg.real_sampling
+
+
+def _sampling_to_save(cfg: TrainConfig) -> str:
+    """What the run's saved config says: 'auto' stays 'auto' where it means 'uniform' for good
+    (all or balanced data); for a long-tailed subset it is saved resolved, so that a resumed run
+    keeps its sampling whatever a later version's default."""
+    return resolved_real_sampling(cfg) if cfg.subset.is_long_tailed else cfg.real_sampling
+
+
+def load_training_data(cfg: TrainConfig) -> tuple[TrainConfig, torch.Tensor, torch.Tensor]:
+    """(cfg with ``num_classes`` resolved from the labels, uint8 images, int64 labels) of the
+    run's training set: the train split of ``cfg.data_dir``, checked against the model config,
+    reduced to ``cfg.subset`` when set (and ``real_sampling`` resolved). One-line errors for bad data."""
+    images, labels = load_split(resolve_data_dir(cfg.data_dir), "train", mnist=cfg.dataset == "mnist")
+    if cfg.model.num_classes is None:
+        cfg = replace(cfg, model=replace(cfg.model, num_classes=infer_num_classes(labels)))
+    check_labels(labels, cfg.model.num_classes)
+    keep = subset_indices(labels, cfg.subset, cfg.seed, cfg.model.num_classes)
+    if keep is not None:
+        images, labels = images[keep], labels[keep]
+    if cfg.real_sampling != _sampling_to_save(cfg):
+        cfg = replace(cfg, real_sampling=_sampling_to_save(cfg))
+    if images.dim() == 3 and cfg.model.channels != 1:
+        raise TrainingError(f"grayscale data but model.channels={cfg.model.channels}")
+    return cfg, images, labels
