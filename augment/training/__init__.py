@@ -6,8 +6,15 @@ training over torchrun's processes (``data_parallel``).
 May import: the root modules, ``augment.data`` and ``augment.gan``.
 """
 
-from augment.training.loop import (RESUME_OVERRIDABLE, TrainingInterrupted, preflight, resume, resumed_config,
-                                   train, with_overrides)
+from augment.training.loop import (
+                                   RESUME_OVERRIDABLE,
+                                   TrainingInterrupted,
+                                   preflight,
+                                   resume,
+                                   resumed_config,
+                                   train,
+                                   with_overrides,
+)
 from augment.training.trainer import Trainer
 
 __all__ = ["RESUME_OVERRIDABLE", "Trainer", "TrainingInterrupted", "preflight", "resume", "resumed_config", "train",

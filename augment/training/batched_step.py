@@ -10,7 +10,7 @@ forward (the critic has no batch coupling) and the penalty's interpolates in a s
 interpolates' slice; fewer kernels, but the input-gradient and double backward then run over
 3B rows instead of B). With ``critic_augment`` the reals and fakes of each critic update
 are transformed (``Trainer.critic_view``, per sample) before it. The generator update is
-``Trainer.generator_step`` unchanged. Adam steps run fused (one kernel per optimizer step, CPU
+``updates.generator_update`` unchanged. Adam steps run fused (one kernel per optimizer step, CPU
 and CUDA) while the fast step runs; the param-group flags are restored after each step, so
 checkpoints look like eager ones.
 
@@ -42,6 +42,7 @@ from augment.errors import AugmentError
 from augment.gan import diffaugment
 from augment.gan.losses import critic_loss, gradient_penalty, interpolate, penalty_from_gradients, wasserstein_estimate
 from augment.gan.models import Critic, Generator
+from augment.training.updates import StepParts, critic_view, generator_update
 
 STAT_KEYS = ("loss_d", "gp", "wasserstein", "loss_g")
 GRAPH_WARMUP_STEPS = 2  # batched steps on a side stream before the first capture
@@ -112,11 +113,11 @@ def _grouped(forward: Callable[[torch.Tensor], torch.Tensor], groups: int):
     return grouped_forward
 
 
-def critic_update(trainer, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor,
+def critic_update(parts: StepParts, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor,
                   alpha: torch.Tensor, merge_penalty: bool = False) -> dict:
     """``Trainer.critic_step`` given the fakes: real, fake (B, C, 32, 32), labels (B,), alpha
     (B, 1, 1, 1). Returns detached scalars loss_d, gp, wasserstein."""
-    D, b = trainer.D, real.shape[0]
+    D, b = parts.D, real.shape[0]
     if merge_penalty:
         x_hat = interpolate(real, fake, alpha).requires_grad_(True)
         scores = D(torch.cat([real, fake, x_hat]), torch.cat([labels, labels, labels]))
@@ -126,33 +127,32 @@ def critic_update(trainer, real: torch.Tensor, fake: torch.Tensor, labels: torch
     else:
         real_scores, fake_scores = D(torch.cat([real, fake]), torch.cat([labels, labels])).split(b)
         gp = gradient_penalty(D, real, fake, labels, alpha)
-    loss = critic_loss(real_scores, fake_scores) + trainer.cfg.gp_weight * gp
-    trainer.opt_d.zero_grad(set_to_none=True)
+    loss = critic_loss(real_scores, fake_scores) + parts.gp_weight * gp
+    parts.opt_d.zero_grad(set_to_none=True)
     loss.backward()
-    trainer.sync_gradients(D)  # average over ranks under torchrun; a no-op on one process
-    trainer.opt_d.step()
+    parts.sync_gradients(D)  # average over ranks under torchrun; a no-op on one process
+    parts.opt_d.step()
     return {"loss_d": loss.detach(), "gp": gp.detach(),
             "wasserstein": wasserstein_estimate(real_scores, fake_scores).detach()}
 
 
-def batched_step(trainer, noise: dict, indices: torch.Tensor, merge_penalty: bool = False) -> dict:
-    """One generator step of ``trainer`` from the step's ``noise`` (``Trainer.draw_noise``) and
+def batched_step(parts: StepParts, noise: dict, indices: torch.Tensor, merge_penalty: bool = False) -> dict:
+    """One generator step on ``parts`` from the step's ``noise`` (``Trainer.draw_noise``) and
     real-batch ``indices`` (n_critic, B) (``Trainer.real_indices``); the eager step's function.
     Returns detached scalars loss_d, gp, wasserstein (last critic update) and loss_g."""
     n, b = indices.shape
-    labels_all = trainer.labels.index_select(0, indices.reshape(-1))  # (n * B,)
-    with torch.no_grad(), per_group_batch_norm(trainer.G, n):
-        fakes = trainer.G(noise["z_critic"].reshape(n * b, -1), labels_all)  # (n * B, C, 32, 32)
-    shared = trainer.batches_per_step == 1  # every row of indices is the same batch
-    real = trainer.real.index_select(0, indices[0]) if shared else None
+    labels_all = parts.labels.index_select(0, indices.reshape(-1))  # (n * B,)
+    with torch.no_grad(), per_group_batch_norm(parts.G, n):
+        fakes = parts.G(noise["z_critic"].reshape(n * b, -1), labels_all)  # (n * B, C, 32, 32)
+    real = parts.real.index_select(0, indices[0]) if parts.shared_batches else None
     for i in range(n):
         rows = slice(i * b, (i + 1) * b)
-        if not shared:
-            real = trainer.real.index_select(0, indices[i])
-        real_i = trainer.critic_view(real, diffaugment.row(noise.get("aug_real"), i))
-        fake_i = trainer.critic_view(fakes[rows], diffaugment.row(noise.get("aug_fake"), i))
-        stats = critic_update(trainer, real_i, fake_i, labels_all[rows], noise["alpha"][i], merge_penalty)
-    stats["loss_g"] = trainer.generator_step(labels_all[(n - 1) * b:], noise["z_gen"], noise.get("aug_gen"))
+        if not parts.shared_batches:
+            real = parts.real.index_select(0, indices[i])
+        real_i = critic_view(parts, real, diffaugment.row(noise.get("aug_real"), i))
+        fake_i = critic_view(parts, fakes[rows], diffaugment.row(noise.get("aug_fake"), i))
+        stats = critic_update(parts, real_i, fake_i, labels_all[rows], noise["alpha"][i], merge_penalty)
+    stats["loss_g"] = generator_update(parts, labels_all[(n - 1) * b:], noise["z_gen"], noise.get("aug_gen"))
     return stats
 
 
@@ -187,7 +187,7 @@ class BatchedStep:
         t = self.trainer
         noise, indices = t.draw_noise(), t.real_indices()
         with _adam_flags((t.opt_d, t.opt_g), self.fused_adam, capturable=False):
-            return batched_step(t, noise, indices, self.merge_penalty)
+            return batched_step(t.step_parts(), noise, indices, self.merge_penalty)
 
 
 # -------------------------------------------------------------------------------- CUDA graph
@@ -238,7 +238,7 @@ class CudaGraphStep:
                               FastStepFallback, stacklevel=2)
                 self.fallback = BatchedStep(t, self.merge_penalty, self.fused_adam)
                 with _adam_flags(self.optimizers, self.fused_adam, capturable=False):
-                    return batched_step(t, noise, indices, self.merge_penalty)
+                    return batched_step(t.step_parts(), noise, indices, self.merge_penalty)
         for k, v in noise.items():
             self.static[k].copy_(v)
         self.static["indices"].copy_(indices)
@@ -251,7 +251,7 @@ class CudaGraphStep:
         side.wait_stream(main)
         with torch.cuda.stream(side), \
                 _adam_flags(self.optimizers, self.fused_adam, capturable=False):
-            stats = batched_step(self.trainer, noise, indices, self.merge_penalty)
+            stats = batched_step(self.trainer.step_parts(), noise, indices, self.merge_penalty)
         main.wait_stream(side)
         return {k: v.clone() for k, v in stats.items()}
 
@@ -270,7 +270,7 @@ class CudaGraphStep:
             with _adam_flags(self.optimizers, self.fused_adam, capturable=True), \
                     torch.cuda.graph(graph):
                 step_noise = {k: self.static[k] for k in noise}
-                stats = batched_step(t, step_noise, self.static["indices"], self.merge_penalty)
+                stats = batched_step(t.step_parts(), step_noise, self.static["indices"], self.merge_penalty)
                 self.static["out"] = torch.stack([stats[k] for k in STAT_KEYS])
         finally:
             t.D.requires_grad_(True)  # in case the capture stopped inside the generator update
@@ -304,7 +304,8 @@ class CudaGraphStep:
         ptrs = [t.real.data_ptr(), t.labels.data_ptr()]
         ptrs += [p.data_ptr() for p in self.parameters]
         ptrs += [buffers[name].data_ptr() for buffers, name in self.buffer_slots]
-        settings = [id(t.cfg), t.G.training, t.D.training]
+        parts = t.step_parts()
+        settings = [parts.gp_weight, parts.critic_augment, parts.shared_batches, t.G.training, t.D.training]
         for opt in self.optimizers:
             for g in opt.param_groups:
                 settings += [v for k, v in g.items() if k != "params"]

@@ -26,17 +26,18 @@ from augment.fileio import PathLike
 from augment.gan import diffaugment, ema
 from augment.gan.losses import critic_loss, generator_loss, gradient_penalty, wasserstein_estimate
 from augment.gan.models import Critic, Generator
-from augment.images import BACKGROUND, to_model_images
+from augment.images import to_model_images
 from augment.training import data_parallel
 from augment.training.batched_step import FastStepFallback, build_fast_step
 from augment.training.real_data import BalancedBatches, RealBatches, load_training_data, resolved_real_sampling
+from augment.training.updates import StepParts, critic_view, generator_update
 
 
 class Trainer:
     """Models, optimizers, data and RNG of one run; ``step()`` is one generator step.
 
     With a distributed context of W ranks, each rank computes its 1/W share of every global
-    batch and gradients are averaged (see ``augment.distributed``): the same function as one
+    batch and gradients are averaged (see ``augment.training.data_parallel``): the same function as one
     process on the whole batch.
     """
 
@@ -72,10 +73,8 @@ class Trainer:
         self.total_steps = cfg.max_steps or cfg.epochs * steps_per_epoch
         self.step_fn = self.eager_step
         if cfg.step_impl == "fast" or (cfg.step_impl == "auto" and self.device.type == "cuda"):
-
             self.step_fn = build_fast_step(self, required=cfg.step_impl == "fast")
         elif cfg.step_impl == "auto":
-
             warnings.warn(f"CUDA graphs are unavailable on {self.device.type}; step_impl='auto' runs the "
                           f"eager step there (the batched step is no faster on a CPU; 'fast' selects it)",
                           FastStepFallback, stacklevel=2)
@@ -111,45 +110,29 @@ class Trainer:
             idx = torch.stack([self.batches.indices(first + i) for i in range(self.cfg.n_critic)])
         return idx[:, self.local]
 
-    def sync_gradients(self, module: torch.nn.Module) -> None:
-        """Average ``module``'s gradients over ranks (no-op on one process); call after backward."""
-        data_parallel.all_reduce_gradients(module, self.dist)
-
-    def critic_view(self, images: torch.Tensor, params: Optional[torch.Tensor]) -> torch.Tensor:
-        """``images`` (B, C, 32, 32) as the critic sees them: transformed by ``critic_augment``
-        with ``params`` (B, P) from ``draw_noise``; unchanged when there are none."""
-        return diffaugment.apply(self.cfg.critic_augment, images, params, BACKGROUND)
+    def step_parts(self) -> StepParts:
+        """The networks, optimizers, data and settings a step reads and updates, named."""
+        return StepParts(self.G, self.D, self.opt_g, self.opt_d, self.real, self.labels, self.cfg.gp_weight,
+                         self.cfg.critic_augment, self.batches_per_step == 1, self.dist)
 
     def critic_step(self, real: torch.Tensor, labels: torch.Tensor, z: torch.Tensor,
                     alpha: torch.Tensor, aug_real: Optional[torch.Tensor] = None,
                     aug_fake: Optional[torch.Tensor] = None) -> dict:
         """One critic update on a real batch and fakes G(z | labels), each augmented by its
         ``aug_*`` parameters when given; the penalty interpolates the augmented pair."""
+        parts = self.step_parts()
         with torch.no_grad():
-            fake = self.critic_view(self.G(z, labels), aug_fake)
-        real = self.critic_view(real, aug_real)
+            fake = critic_view(parts, self.G(z, labels), aug_fake)
+        real = critic_view(parts, real, aug_real)
         real_scores, fake_scores = self.D(real, labels), self.D(fake, labels)
         gp = gradient_penalty(self.D, real, fake, labels, alpha)
         loss = critic_loss(real_scores, fake_scores) + self.cfg.gp_weight * gp
         self.opt_d.zero_grad(set_to_none=True)
         loss.backward()
-        self.sync_gradients(self.D)
+        parts.sync_gradients(self.D)
         self.opt_d.step()
         return {"loss_d": loss.detach(), "gp": gp.detach(),
                 "wasserstein": wasserstein_estimate(real_scores, fake_scores).detach()}
-
-    def generator_step(self, labels: torch.Tensor, z: torch.Tensor,
-                       aug: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """One generator update on latents ``z`` for ``labels`` (fakes augmented by ``aug``
-        when given); the critic is frozen."""
-        self.D.requires_grad_(False)
-        loss = generator_loss(self.D(self.critic_view(self.G(z, labels), aug), labels))
-        self.opt_g.zero_grad(set_to_none=True)
-        loss.backward()
-        self.sync_gradients(self.G)
-        self.opt_g.step()
-        self.D.requires_grad_(True)
-        return loss.detach()
 
     def critic_steps(self, noise: dict, indices: torch.Tensor) -> tuple[dict, torch.Tensor]:
         """The n_critic critic updates of one step, op by op, from its ``noise`` and real-batch
@@ -166,7 +149,7 @@ class Trainer:
         (conditioned on the labels of the last real batch). Returns detached scalars."""
         noise = self.draw_noise()
         stats, labels = self.critic_steps(noise, self.real_indices())
-        stats["loss_g"] = self.generator_step(labels, noise["z_gen"], noise.get("aug_gen"))
+        stats["loss_g"] = generator_update(self.step_parts(), labels, noise["z_gen"], noise.get("aug_gen"))
         return stats
 
     def critic_warmup_step(self) -> dict:
@@ -176,7 +159,7 @@ class Trainer:
         noise = self.draw_noise()
         stats, labels = self.critic_steps(noise, self.real_indices())
         with torch.no_grad():
-            fake = self.critic_view(self.G(noise["z_gen"], labels), noise.get("aug_gen"))
+            fake = critic_view(self.step_parts(), self.G(noise["z_gen"], labels), noise.get("aug_gen"))
             stats["loss_g"] = generator_loss(self.D(fake, labels))
         return stats
 
