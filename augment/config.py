@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from augment.checks import is_integer
 from augment.errors import ConfigError
 
 IMAGE_SIZE = 32  # the models' resolution in pixels (square); 28x28 MNIST is resized to it
@@ -223,7 +224,7 @@ def _int_tuple(value: Any, name: str) -> tuple:
     """A sequence of integers >= 0 (not bools, not a string) as a tuple of ints; ConfigError otherwise."""
     if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
         raise ConfigError(f"{name} must be a list of integers, got {value!r}")
-    if not value or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0 for v in value):
+    if not value or any(not is_integer(v) or v < 0 for v in value):
         raise ConfigError(f"{name} must be a non-empty list of integers >= 0, got {list(value)!r}")
     return tuple(int(v) for v in value)
 

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from augment import torchrun
+from augment.checks import is_integer
 from augment.config import check_device_name
 from augment.errors import ConfigError
 
@@ -28,7 +29,7 @@ def resolve_device(name: str | int | torch.device) -> torch.device:
     """'auto' -> cuda if available else cpu; otherwise the named device: 'cpu', 'cuda' or
     'cuda:N' (others, e.g. 'mps', raise ``ConfigError``, as does CUDA on a machine without it).
     Under torchrun, 'auto' and 'cuda' mean this process's GPU, cuda:LOCAL_RANK."""
-    if isinstance(name, int) and not isinstance(name, bool):  # torch's convention: an int is a GPU
+    if is_integer(name):  # torch's convention: an int is a GPU
         name = f"cuda:{name}"
     name = torchrun.local_device_name(check_device_name(str(name)))
     device = torch.device(name)

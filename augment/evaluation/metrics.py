@@ -17,6 +17,8 @@ from typing import Iterator, Sequence, Union
 import numpy as np
 import torch
 
+from augment.checks import is_integer
+
 ArrayLike = Union[np.ndarray, torch.Tensor, Sequence]
 
 # Largest number of entries one block of a pairwise distance matrix may hold
@@ -57,7 +59,7 @@ def _features(values: ArrayLike, name: str) -> np.ndarray:
 
 
 def _num_classes(num_classes: int) -> int:
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
+    if not is_integer(num_classes):
         raise ValueError(f"num_classes must be an int; got {type(num_classes).__name__}")
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1; got {num_classes}")
@@ -349,7 +351,7 @@ def _prdc(real: np.ndarray, fake: np.ndarray, k: int) -> dict:
 
 
 def _check_k(k: int) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+    if not is_integer(k) or k < 1:
         raise ValueError(f"k must be an int >= 1; got {k!r}")
     return int(k)
 

@@ -21,16 +21,16 @@ import copy
 import dataclasses
 import hashlib
 import math
-import numbers
 import os
 from collections.abc import Sequence as SequenceABC
 from typing import Callable, Optional, Sequence, Union
 
 import torch
-from torch.utils.data import Dataset, default_collate, get_worker_info
+from torch.utils.data import default_collate, get_worker_info
+from torchvision.datasets import VisionDataset
 
 from augment.checkpoint import load_generator
-from augment.checks import check_class_ids, is_integer, item_index
+from augment.checks import check_class_ids, is_integer, is_real, item_index
 from augment.device import resolve_device
 from augment.errors import AugmentError, ConfigError
 from augment.fileio import sha256_file
@@ -125,7 +125,7 @@ def collate_batch(batch):
     return default_collate(batch)
 
 
-class SyntheticMNIST(Dataset):
+class SyntheticMNIST(VisionDataset):
     """Map-style dataset of generated digits: item i = ``(image, label)`` with image
     ``(C, 32, 32)`` float32 in [-1, 1] on ``device`` and label an int, a pure function of
     (generator, seed, i) -- the same item format as ``RealMNIST``.
@@ -156,7 +156,7 @@ class SyntheticMNIST(Dataset):
             raise ConfigError(f"seed must be an integer in [0, 2**64), got {seed!r}")
         if chunk is not None and (not is_integer(chunk) or chunk <= 0):
             raise ConfigError(f"chunk must be a positive integer, got {chunk!r}")
-        if truncation is not None and (isinstance(truncation, bool) or not isinstance(truncation, numbers.Real)
+        if truncation is not None and (not is_real(truncation)
                                        or not truncation > 0):
             raise ConfigError(f"truncation must be a positive number, got {truncation!r}")
         num_samples, seed, chunk = int(num_samples), int(seed), None if chunk is None else int(chunk)
@@ -169,7 +169,7 @@ class SyntheticMNIST(Dataset):
         self.class_ids, self.class_weights = _check_classes(classes, class_weights, self.config.num_classes)
         self.num_samples, self.seed = num_samples, seed
         self.truncation, self.truncation_mode = truncation, truncation_mode
-        self.transform, self.target_transform = transform, target_transform
+        super().__init__(None, transform=transform, target_transform=target_transform)
         self.chunk = chunk or (1024 if self.device.type == "cuda" else 64)
         if fast:
             self.generator: torch.nn.Module = FastGenerator(model, device=self.device, dtype=self.dtype)
@@ -225,7 +225,7 @@ class SyntheticMNIST(Dataset):
 
     def __getitems__(self, indices: Sequence[int]):
         images, labels = self.generate(indices)
-        if self.transform is None and self.target_transform is None:
+        if self.transforms is None:
             return SampleBatch(images, labels)
         return [self._transformed(img, int(y)) for img, y in zip(images, labels.tolist())]
 
@@ -242,11 +242,7 @@ class SyntheticMNIST(Dataset):
         return self._transformed(self._cached[1][i - start].clone(), int(self.targets[i]))
 
     def _transformed(self, img: torch.Tensor, target: int):
-        if self.transform is not None:
-            img = self.transform(img)
-        if self.target_transform is not None:
-            target = self.target_transform(target)
-        return img, target
+        return self.transforms(img, target) if self.transforms is not None else (img, target)
 
     def _indices(self, indices) -> torch.Tensor:
         if isinstance(indices, range):  # arange refuses an empty range such as range(5, 0)
@@ -272,10 +268,6 @@ class SyntheticMNIST(Dataset):
                 f"{self.truncation} ({self.truncation_mode})\nDevice: {self.device}, dtype: "
                 f"{str(self.dtype).replace('torch.', '')}, sampler: "
                 f"{'fast' if isinstance(self.generator, FastGenerator) else 'plain'}")
-
-    def __repr__(self) -> str:
-        lines = [f"Number of datapoints: {len(self)}", *self.extra_repr().splitlines()]
-        return "\n".join([f"Dataset {type(self).__name__}"] + ["    " + ln for ln in lines])
 
 
 def _check_classes(classes, weights, num_classes: int) -> tuple[list, Optional[list]]:

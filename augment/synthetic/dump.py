@@ -33,7 +33,6 @@ import contextlib
 import hashlib
 import io
 import json
-import numbers
 import os
 import shutil
 import sys
@@ -47,6 +46,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from augment import __version__, torchrun
+from augment.checks import is_integer
 from augment.errors import AugmentError, ConfigError
 from augment.fileio import PathLike, atomic_directory, check_directory_target, sha256_file
 from augment.images import MNIST_SIZE, to_mnist_uint8
@@ -177,7 +177,7 @@ def _file_info(path: Path) -> dict:
 
 def _count(value, what: str, minimum: int) -> int:
     """``value`` as an int >= ``minimum`` (Python or numpy integers; not bools or floats)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+    if not is_integer(value) or value < minimum:
         raise ConfigError(f"{what} must be an integer >= {minimum}, got {value!r}")
     return int(value)
 

@@ -11,13 +11,12 @@ other datasets with a SyntheticMNIST). ``synthetic_only`` gives exact per-class 
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Mapping, Optional, Sequence, Union
 
 import torch
 from torch.utils.data import ConcatDataset, Dataset, Subset
 
-from augment.checks import class_ids
+from augment.checks import class_ids, is_integer, is_real
 from augment.errors import ConfigError
 from augment.synthetic.dataset import GeneratorLike, SampleBatch, SyntheticMNIST, index_tensor, load_source
 
@@ -92,14 +91,14 @@ class MixedDataset(BatchedConcatDataset):
 
 def _count(n) -> int:
     """A per-class count: an integer (2.0 is 2), never a silently truncated 2.7."""
-    if isinstance(n, bool) or not isinstance(n, numbers.Real) or not math.isfinite(n) or int(n) != n:
+    if not is_real(n) or not math.isfinite(n) or int(n) != n:
         raise ConfigError(f"per-class counts must be whole numbers, got {n!r}")
     return int(n)
 
 
 def _positive_count(n) -> int:
     """``per_class`` given as one count for every class: a positive whole number."""
-    if isinstance(n, bool) or not isinstance(n, numbers.Real) or not math.isfinite(n) or n <= 0:
+    if not is_real(n) or not math.isfinite(n) or n <= 0:
         raise ConfigError(f"per_class must be a positive integer, got {n!r}")
     return _count(n)
 
@@ -110,7 +109,7 @@ def _assemble(results: list, positions: list, n: int):
         if isinstance(res, SampleBatch):
             parts.append((res.images, res.labels))
         elif res and all(isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], torch.Tensor)
-                         and isinstance(item[1], int) and not isinstance(item[1], bool) for item in res) \
+                         and is_integer(item[1]) for item in res) \
                 and len({x.shape for x, _ in res}) == 1:
             parts.append((torch.stack([x for x, _ in res]), torch.tensor([int(y) for _, y in res])))
         else:
@@ -140,7 +139,7 @@ def mix_real_synthetic(real: Optional[Dataset], generator: GeneratorLike = None,
 
     The synthetic items are one ``SyntheticMNIST`` (``seed`` and ``synthetic_kwargs`` passed
     on; ``device`` defaults to the real images' device) with exactly those per-class counts."""
-    if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real) or not ratio >= 0:
+    if not is_real(ratio) or not ratio >= 0:
         raise ConfigError(f"ratio must be a number >= 0 (or math.inf for synthetic only), got {ratio!r}")
     if per_class is not None and not isinstance(per_class, Mapping):
         _positive_count(per_class)
