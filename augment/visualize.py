@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
+from matplotlib.figure import Figure
 from PIL import Image
 from torchvision.utils import make_grid
 
@@ -85,16 +86,12 @@ def run_frames(run_dir: PathLike) -> list[Path]:
 
 def save_loss_plot(metrics_path: PathLike, path: PathLike) -> Path:
     """Plot critic loss, generator loss, GP and the Wasserstein estimate against step."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     rows = [json.loads(line) for line in Path(metrics_path).read_text().splitlines() if line.strip()]
     steps = [r["step"] for r in rows]
     keys = [("loss_d", "critic loss"), ("loss_g", "generator loss"), ("gp", "gradient penalty"),
             ("wasserstein", "Wasserstein estimate")]
-    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2))
+    fig = Figure(figsize=(4 * len(keys), 3.2))
+    axes = fig.subplots(1, len(keys))
     for ax, (key, title) in zip(axes, keys):
         ax.plot(steps, [r[key] for r in rows], lw=1)
         ax.set_title(title)
@@ -104,5 +101,4 @@ def save_loss_plot(metrics_path: PathLike, path: PathLike) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
     return path

@@ -8,10 +8,11 @@ import math
 from pathlib import Path
 
 import pandas as pd
+from matplotlib.figure import Figure
 
 from augment.downstream.grid import AUGMENTATIONS
 from augment.downstream.records import REAL_CEILING
-from augment.evaluation.report import markdown_table, pyplot
+from augment.evaluation.report import markdown_table
 from augment.fileio import atomic_path, atomic_write_text
 
 
@@ -40,11 +41,8 @@ def _seeds_label(method: str, group) -> str:
 
 
 def _save(fig, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
 
 
 def _finish_accuracy_panels(fig, axes, path: Path) -> None:
@@ -71,13 +69,13 @@ def _mean_std_line(ax, group, x: str, fmt: str, label: str, colour: str) -> None
 def plot_accuracy_vs_n(rows, path: Path) -> None:
     """One panel per ratio: test accuracy against real images per class, one line per method
     (real-only baselines repeated in every panel); error bars are the std over seeds."""
-    plt = pyplot()
     df = _frame(rows)
     finite = df[df["ratio"].map(math.isfinite)]
     base = finite[finite["regime"] == "-"]
     ratios = sorted(finite[finite["regime"] != "-"]["ratio"].unique()) or [0.0]
     colours = _method_colours(df)
-    fig, axes = plt.subplots(1, len(ratios), figsize=(4.6 * len(ratios), 3.6), squeeze=False, sharey=True)
+    fig = Figure(figsize=(4.6 * len(ratios), 3.6))
+    axes = fig.subplots(1, len(ratios), squeeze=False, sharey=True)
     for ax, r in zip(axes[0], ratios):
         part = finite[(finite["ratio"] == r) | (finite["regime"] == "-")]
         for method, g in sorted(part.groupby("method")):
@@ -92,12 +90,12 @@ def plot_accuracy_vs_n(rows, path: Path) -> None:
 def plot_accuracy_vs_ratio(rows, path: Path) -> None:
     """One panel per n: accuracy against the synthetic:real ratio per synthetic method, with
     the real-only baselines as horizontal lines."""
-    plt = pyplot()
     df = _frame(rows)
     finite = df[df["ratio"].map(math.isfinite)]
     ns = sorted(finite["n"].unique())
     colours = _method_colours(df)
-    fig, axes = plt.subplots(1, len(ns), figsize=(4.4 * len(ns), 3.6), squeeze=False, sharey=True)
+    fig = Figure(figsize=(4.4 * len(ns), 3.6))
+    axes = fig.subplots(1, len(ns), squeeze=False, sharey=True)
     for ax, n in zip(axes[0], ns):
         part = finite[finite["n"] == n]
         for method, g in sorted(part.groupby("method")):
@@ -116,13 +114,13 @@ def plot_accuracy_vs_ratio(rows, path: Path) -> None:
 def plot_per_class(rows, path: Path) -> None:
     """Per-class test accuracy, one panel per n (real images per class): each method at its
     largest ratio, mean over seeds."""
-    plt = pyplot()
     df = _frame(rows)
     colour = _method_colours(df)  # one colour per method in every panel and plot
     df = df[df["ratio"].map(math.isfinite)]
     ns = sorted(df["n"].unique())
     cols = sorted([c for c in df.columns if c.startswith("acc_")], key=lambda c: int(c[4:]))
-    fig, axes = plt.subplots(len(ns), 1, figsize=(10, 3.0 * len(ns)), squeeze=False)
+    fig = Figure(figsize=(10, 3.0 * len(ns)))
+    axes = fig.subplots(len(ns), 1, squeeze=False)
     for ax, n in zip(axes[:, 0], ns):
         part = df[df["n"] == n]
         part = part[part["ratio"] == part.groupby("method")["ratio"].transform("max")]
@@ -149,10 +147,10 @@ def plot_per_class(rows, path: Path) -> None:
 def plot_diversity(diversity, path: Path) -> None:
     """Per-class intra-class diversity (synthetic/real) and coverage of each generator."""
 
-    plt = pyplot()
     df = pd.DataFrame(diversity)
     keys = [k for k in ("diversity", "coverage", "agreement") if k in df.columns]
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.6 * len(keys), 3.4), squeeze=False)
+    fig = Figure(figsize=(4.6 * len(keys), 3.4))
+    axes = fig.subplots(1, len(keys), squeeze=False)
     gens = sorted(g for g in df["generator"].unique() if g != REAL_CEILING)
     ceiling = df[df["generator"] == REAL_CEILING].sort_values("class")
     width = 0.8 / max(1, len(gens))

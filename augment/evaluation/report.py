@@ -17,6 +17,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 import torch
+from matplotlib.figure import Figure
 
 from augment.fileio import PathLike, atomic_directory, check_directory_target
 from augment.visualize import save_grid
@@ -185,26 +186,16 @@ def report_markdown(report: dict, images: Optional[dict] = None) -> str:
     return "\n".join(lines)
 
 
-def pyplot():
-    """matplotlib.pyplot on the non-interactive Agg backend (files only, no display)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _plot_per_class(report: dict, path: Path) -> None:
     """Grouped bars per class, one panel per metric, one bar colour per evaluated set."""
-    plt = pyplot()
     results = report["results"]
     columns = [c for c in PER_CLASS_COLUMNS
                if any(c in r["per_class"] for r in results.values())]
     num_classes = len(next(iter(results.values()))["per_class"]["agreement"])
     cols = 4
     rows = math.ceil(len(columns) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
+    fig = Figure(figsize=(4 * cols, 3 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     width = 0.8 / len(results)
     x = np.arange(num_classes)
     for ax, column in zip(axes.flat, columns):
@@ -220,16 +211,15 @@ def _plot_per_class(report: dict, path: Path) -> None:
     axes.flat[0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=90)
-    plt.close(fig)
 
 
 def _plot_confusion(report: dict, path: Path) -> None:
     """Row-normalised confusion matrix of the first evaluated set, counts written in."""
-    plt = pyplot()
     name, result = next(iter(report["results"].items()))
     counts = np.array(result["confusion_matrix"], dtype=float)
     shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(6, 5.2))
+    fig = Figure(figsize=(6, 5.2))
+    ax = fig.subplots()
     image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
     for (row, col), count in np.ndenumerate(counts):
         if count:
@@ -243,4 +233,3 @@ def _plot_confusion(report: dict, path: Path) -> None:
     fig.colorbar(image, ax=ax, fraction=0.046)
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=90)
-    plt.close(fig)

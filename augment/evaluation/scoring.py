@@ -203,9 +203,28 @@ def evaluate_generator(generator: torch.nn.Module, n_per_class: int = 1000, seed
                        mnist: bool = True, k: int = 5, cas_steps: int = CAS_STEPS,
                        log: Log = _quiet) -> dict:
     """Metrics (see :func:`evaluate_samples`) of ``n_per_class`` seeded samples per class of a
-    conditional generator (``generator(z, labels)``, ``generator.config``) against the real
-    test set. ``classifier`` defaults to the shipped evaluator on ``device`` (default: the
-    generator's device); ``reference`` (from :func:`load_reference`) skips re-embedding."""
+    conditional generator against the real test set, as ``augment evaluate`` reports them.
+
+    Args:
+        generator: a conditional generator module (``generator(z, labels)``, ``.config``),
+            e.g. from ``augment.load_generator``.
+        n_per_class: samples per class (latents from a CPU ``torch.Generator`` seeded with
+            ``seed``, so the same on any device).
+        seed: the seed of the latents (and of CAS training and diversity's subsampling).
+        classifier: the evaluator; default the shipped one, on ``device``.
+        data_dir: where the real test split is (default: ``$AUGMENT_DATA``, else the cache).
+        cas: also train a classifier on the samples alone and test it on real test (slow).
+        device: the evaluator's device (default: the generator's).
+        reference: the real test set already embedded (:func:`load_reference`); skips it.
+        mnist: check MNIST's checksums (False: any IDX data).
+        k: neighbours of precision/recall/density/coverage.
+        cas_steps: training steps of the CAS classifier.
+        log: called with progress messages.
+
+    Returns:
+        ``{"count", "overall": {metric: float}, "per_class": {metric: [C floats]},
+        "confusion_matrix", "seconds"}`` (metrics: ``augment.evaluation.report.METRIC_HELP``).
+    """
     classifier, reference = _prepare(classifier, reference, data_dir, mnist,
                                      device or module_device(generator))
     _check_classes(generator.config.num_classes, reference.num_classes)

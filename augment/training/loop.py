@@ -56,10 +56,21 @@ RESUME_OVERRIDABLE = ("epochs", "max_steps", "max_minutes", "step_impl", "device
 
 def train(cfg: TrainConfig, run_dir: PathLike, progress: bool = True,
           device: Optional[torch.device | str] = None) -> Path:
-    """Train a new run in ``run_dir`` (absent or empty); returns the exported generator file.
-    ``device`` (a ``torch.device`` or a name such as 'cpu') overrides ``cfg.device``.
+    """Train a new run in ``run_dir``; returns the path of its generator file.
 
-    Under torchrun (WORLD_SIZE > 1) every process calls this; see ``augment.distributed``.
+    Under torchrun (WORLD_SIZE > 1) every process calls this; see
+    ``augment.training.data_parallel``.
+
+    Args:
+        cfg: the whole run (``TrainConfig``: model, data, subset, optimiser, length, logging);
+            saved in the run directory and in every checkpoint.
+        run_dir: the run directory, absent or empty (see the module docstring for its files).
+        progress: show a progress bar (rank 0 only).
+        device: a ``torch.device`` or a name ('cpu', 'cuda', 'cuda:N', 'auto') that overrides
+            ``cfg.device``.
+
+    Returns:
+        ``run_dir/generator.safetensors`` (the weight average when ``cfg.ema_decay`` is set).
     """
     return _run(cfg, Path(run_dir), None, progress, device)
 
@@ -74,7 +85,18 @@ def resumed_config(run_dir: PathLike, overrides: Optional[dict] = None) -> Train
 def resume(run_dir: PathLike, overrides: Optional[dict] = None, progress: bool = True,
            device: Optional[torch.device | str] = None) -> Path:
     """Continue ``run_dir`` from ``checkpoints/last.pt``; the result equals an uninterrupted
-    run (bitwise on CPU), with any world size."""
+    run (bitwise on CPU), with any world size.
+
+    Args:
+        run_dir: a run directory with a checkpoint.
+        overrides: ``{field: value}`` for fields in ``RESUME_OVERRIDABLE`` (e.g. a larger
+            ``max_steps`` to extend a run); any other field is refused.
+        progress: show a progress bar (rank 0 only).
+        device: overrides the saved ``device`` (same device type: the noise state is per type).
+
+    Returns:
+        ``run_dir/generator.safetensors``.
+    """
     run_dir = Path(run_dir)
     state = ckpt.load_checkpoint(_last_checkpoint(run_dir))
     cfg = with_overrides(state["train_config"], overrides)
