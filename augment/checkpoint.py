@@ -10,7 +10,6 @@ safetensors whose metadata carries ``format``, ``format_version`` and the ``mode
 JSON, so it alone rebuilds the generator. Both are written atomically.
 """
 
-
 from __future__ import annotations
 
 import dataclasses
@@ -113,7 +112,6 @@ def write_safetensors(path: PathLike, state: dict, metadata: dict) -> str:
     rewritten with the metadata keys sorted (tensor entries and data untouched). The metadata
     also gets ``data_sha256``, the SHA-256 of the tensor data, which ``read_safetensors`` checks:
     safetensors itself has no checksum, so a flipped bit in a weight would load silently."""
-
     tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
     raw = save(tensors, metadata=metadata)
     n = int.from_bytes(raw[:8], "little")
@@ -132,7 +130,6 @@ def read_safetensors(path: PathLike, expected_format: str, what: str) -> tuple[d
     """(state dict on the CPU, metadata) of a safetensors file whose metadata ``format`` is
     ``expected_format`` and whose ``format_version`` this library reads; one-line
     CheckpointError otherwise (``what`` names the kind of file in messages)."""
-
     path = _existing_file(path)
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
@@ -179,7 +176,6 @@ def read_generator_file(path: PathLike) -> tuple[ModelConfig, dict, dict]:
 def load_generator(path: PathLike, device: Union[str, torch.device] = "cpu") -> Generator:
     """A generator in eval mode on ``device`` ('cpu', 'cuda', 'cuda:N', 'auto' or a
     ``torch.device``) from a generator file (.safetensors) or a training checkpoint."""
-
     device = resolve_device(device)
     path = _existing_file(path)
     if _is_safetensors(path):

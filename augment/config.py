@@ -6,7 +6,6 @@ saved inside every checkpoint, so a checkpoint alone rebuilds its models. Field 
 options.
 """
 
-
 from __future__ import annotations
 
 import dataclasses

@@ -23,8 +23,6 @@ def module_device(module: nn.Module, default: str = "cpu") -> torch.device:
     return tensor.device if tensor is not None else torch.device(default)
 
 
-
-
 def resolve_device(name: str | int | torch.device) -> torch.device:
     """'auto' -> cuda if available else cpu; otherwise the named device: 'cpu', 'cuda' or
     'cuda:N' (others, e.g. 'mps', raise ``ConfigError``, as does CUDA on a machine without it).

@@ -1,6 +1,5 @@
 """Atomic file writes: a file appears complete or not at all (temp file, fsync, os.replace)."""
 
-
 from __future__ import annotations
 
 import contextlib

@@ -3,7 +3,6 @@
 Every file is written atomically.
 """
 
-
 from __future__ import annotations
 
 import json
@@ -22,7 +21,6 @@ from augment.fileio import PathLike, atomic_path
 
 def grid_image(images: torch.Tensor, nrow: int, padding: int = 2):
     """A PIL image of ``images`` (N, C, H, W) in [-1, 1], ``nrow`` images per row."""
-
     grid = make_grid(images.detach().float().cpu().clamp(-1, 1), nrow=nrow, padding=padding,
                      normalize=True, value_range=(-1, 1), pad_value=1.0)
     array = grid.mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
@@ -63,7 +61,6 @@ def class_grid(generator: torch.nn.Module, per_class: int = 10, seed: int = 0,
 
 def save_gif(frames: Sequence[PathLike], path: PathLike, duration_ms: int = 250) -> Path:
     """Assemble PNG frames (in order) into a looping GIF; the last frame is held longer."""
-
     if not frames:
         raise AugmentError("no frames to assemble into a GIF")
     images = [Image.open(f).convert("L") for f in frames]

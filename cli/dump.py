@@ -7,15 +7,15 @@ from pathlib import Path
 
 import click
 
-from .options import DEVICE, int_list
+from .options import DEVICE, INT_LIST, int_list
 
 
 @click.command("dump")
 @click.argument("generator", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="output directory (created atomically; see --overwrite)")
-@click.option("-n", "--num-samples", type=click.IntRange(1), default=60000,
-              help="number of images to write")
+@click.option("-n", "--num-samples", type=click.IntRange(1), default=None,
+              help="number of images to write  [default: 60000; with --class-counts their sum]")
 @click.option("-f", "--format", "formats", type=click.Choice(["idx", "png", "npz"]), multiple=True,
               default=("idx",), help="output format (repeat for several): idx = torchvision MNIST "
               "layout, png = ImageFolder tree, npz = x uint8 / y int64")
@@ -28,6 +28,9 @@ from .options import DEVICE, int_list
 @click.option("--classes", type=str, default=None, help="comma-separated classes (default: all)")
 @click.option("--class-weights", type=str, default=None,
               help="comma-separated relative class frequencies, one per class (default: equal)")
+@click.option("--class-counts", type=INT_LIST, default=None,
+              help="exact images per class (of --classes, default all), e.g. the synthetic top-up of a "
+                   "long-tailed set: 0,2003,3203,...")
 @click.option("--truncation", type=click.FloatRange(0, min_open=True), default=None,
               help="latent components beyond +-T are redrawn or clipped (fidelity over diversity)")
 @click.option("--truncation-mode", type=click.Choice(["resample", "clamp"]), default="resample",
@@ -41,7 +44,7 @@ from .options import DEVICE, int_list
 @click.option("-q", "--quiet", is_flag=True, help="no progress bar")
 def dump(generator: Path | None, out: Path, num_samples: int, formats: tuple, split: str,
          test_samples: int, seed: int,
-         classes: str | None, class_weights: str | None, truncation: float | None,
+         classes: str | None, class_weights: str | None, class_counts: tuple | None, truncation: float | None,
          truncation_mode: str, device: str,
          batch_size: int, dtype: str, overwrite: bool, quiet: bool) -> None:
     """Write -n generated digits from GENERATOR (a generator or checkpoint file;
@@ -55,7 +58,7 @@ def dump(generator: Path | None, out: Path, num_samples: int, formats: tuple, sp
         test_samples=test_samples,
         device=device, batch_size=batch_size, dtype=dtype, truncation=truncation,
         truncation_mode=truncation_mode,
-        overwrite=overwrite, progress=not quiet)
+        overwrite=overwrite, progress=not quiet, class_counts=class_counts)
     if manifest is None:  # a rank other than 0 under torchrun
         return
     click.echo(json.dumps({"out": str(out), "num_samples": manifest["num_samples"],

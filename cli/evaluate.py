@@ -92,11 +92,12 @@ def train_classifier(out: Path, data_dir: Path | None, dataset: str, n_per_class
 
     from augment.device import resolve_device
     from augment.evaluation import classifier as clf
+    from augment.evaluation import classifier_files
 
     given = {"epochs": epochs, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed}
     recipe = dataclasses.replace(clf.ClassifierTrainConfig(),
                                  **{k: v for k, v in given.items() if v is not None})
-    info = clf.train_and_save(out, recipe, data_dir=data_dir, mnist=dataset == "mnist",
+    info = classifier_files.train_and_save(out, recipe, data_dir=data_dir, mnist=dataset == "mnist",
                               n_per_class=n_per_class, device=resolve_device(device),
                               progress=not quiet, command=_command_line(click.get_current_context()))
     click.echo(json.dumps({"out": str(out), "manifest": info["manifest"], "sha256": info["sha256"],

@@ -23,7 +23,7 @@ from .options import config_options, pick
 @click.option("-q", "--quiet", is_flag=True, help="no progress bar")
 @click.option("--nproc", type=click.IntRange(1, 1024), default=1,
               help="processes on this machine (launches torchrun --standalone); for several "
-                   "machines run torchrun yourself (see README)")
+                   "machines run torchrun yourself (see docs/distributed.md)")
 @config_options(TrainConfig)
 @config_options(ModelConfig, defaults={"num_classes": None})
 @click.pass_context

@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from augment.checkpoint import load_generator
-from augment.evaluation.classifier import default_classifier
+from augment.evaluation.classifier_files import default_classifier
 from augment.evaluation.scoring import evaluate_generator, load_reference
 from augment.fileio import atomic_write_text
 from augment.synthetic.shipped import default_generator_path

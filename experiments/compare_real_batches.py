@@ -26,7 +26,7 @@ import torch
 from augment.checkpoint import load_generator
 from augment.config import ModelConfig, TrainConfig
 from augment.device import resolve_device
-from augment.evaluation.classifier import default_classifier
+from augment.evaluation.classifier_files import default_classifier
 from augment.evaluation.scoring import evaluate_generator, load_reference
 from augment.training.loop import train
 

@@ -1,7 +1,7 @@
 """Does a weight average of the generator (``--ema-decay``) make better samples than its live weights?
 
 One training run keeps both: the live generator G and its exponential moving average
-(``augment.ema``). Every ``--eval-every`` generator steps the script samples
+(``augment.gan.ema``). Every ``--eval-every`` generator steps the script samples
 ``--n-per-class`` digits per class from each, with the same latents, and scores them against
 the real test set with the shipped classifier (``augment.evaluation.scoring.evaluate_samples``):
 classifier agreement, per-class Fréchet distance, precision, recall and coverage. With
@@ -33,7 +33,7 @@ from bn_recalibration import recalibrated  # noqa: E402
 
 from augment.config import ModelConfig, TrainConfig
 from augment.device import machine_description
-from augment.evaluation.classifier import default_classifier
+from augment.evaluation.classifier_files import default_classifier
 from augment.evaluation.scoring import evaluate_samples, load_reference, sample_generator
 from augment.fileio import atomic_write_text
 from augment.gan.ema import decay_at

@@ -74,8 +74,8 @@ say "env: $(tr '\n' ' ' <"$WORK/logs/env.log")"
 for name in $STAGES; do
   case $name in
   cuda_tests)
-    stage cuda_tests 90 300 python3 -m pytest -q -rs -p no:cacheprovider tests/test_fast.py \
-      tests/test_sampling.py tests/test_synthetic.py -k cuda ;;
+    stage cuda_tests 90 300 python3 -m pytest -q -rs -p no:cacheprovider tests/training/test_batched_step.py \
+      tests/synthetic/test_fast_generator.py tests/synthetic/test_dataset.py -k cuda ;;
   profile)
     stage profile 90 300 python3 experiments/profile_train_step.py --device "$DEVICE" \
       --steps 20 --out "$WORK/profile_train_step.json" ;;

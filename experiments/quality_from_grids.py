@@ -23,7 +23,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from augment.evaluation.classifier import default_classifier, predict
+from augment.evaluation.classifier import predict
+from augment.evaluation.classifier_files import default_classifier
 from augment.fileio import atomic_write_text
 
 TILE, PAD = 32, 2  # augment.visualize.grid_image: make_grid padding 2

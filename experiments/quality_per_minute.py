@@ -39,7 +39,8 @@ from augment.checkpoint import load_checkpoint, load_generator, save_generator
 from augment.config import TrainConfig
 from augment.data.mnist import resolve_data_dir
 from augment.evaluation import metrics
-from augment.evaluation.classifier import default_classifier, predict
+from augment.evaluation.classifier import predict
+from augment.evaluation.classifier_files import default_classifier
 from augment.evaluation.scoring import sample_generator
 from augment.fileio import atomic_write_text
 from augment.training.loop import train

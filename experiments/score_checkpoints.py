@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from augment.checkpoint import checkpoint_generator_state, load_checkpoint, load_generator
 from augment.device import machine_description
-from augment.evaluation.classifier import default_classifier
+from augment.evaluation.classifier_files import default_classifier
 from augment.evaluation.scoring import evaluate_samples, load_reference, sample_generator
 from augment.fileio import atomic_write_text
 from augment.gan.models import Generator

@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from augment.downstream.runner import materialize
-from augment.evaluation.classifier import default_classifier
+from augment.evaluation.classifier_files import default_classifier
 from augment.evaluation.scoring import evaluate_samples, load_reference
 from augment.fileio import atomic_write_text
 from augment.synthetic.dataset import SyntheticMNIST

@@ -18,11 +18,10 @@ from augment.errors import TrainingError
 from augment.training.loop import train
 from augment.training.trainer import Trainer
 from cli import main
-
-from .conftest import script_env
+from tests.conftest import script_env
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "tests" / "killable_train.py"
+SCRIPT = ROOT / "tests" / "scripts" / "killable_train.py"
 STEPS = 8
 
 

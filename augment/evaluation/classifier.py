@@ -1,28 +1,21 @@
-"""The evaluator CNN: a small MNIST classifier, its seeded training loop and its weights file.
+"""The evaluator CNN: a small MNIST classifier and its seeded training loop (its files and the
+shipped weights: ``augment.evaluation.classifier_files``).
 
 ``Classifier`` maps images ``(B, C, 32, 32)`` in [-1, 1] to logits ``(B, num_classes)``;
 ``features`` gives its penultimate embedding ``(B, feature_dim)`` (post-ReLU), the feature
 space of the Frechet/PRDC/diversity metrics. ``train_classifier`` keeps the whole data set on
 the device, shuffles and shifts with an explicit ``torch.Generator`` and initialises under
 ``torch.random.fork_rng``, so a (data, configs, seed, device) tuple always gives the same
-model. The trained weights of the default evaluator ship in ``augment/weights/`` with a
-manifest holding their SHA-256, checked on every load.
-
-A classifier file is safetensors whose metadata carries ``format`` = ``augment.classifier``,
-``format_version`` and the ``classifier_config`` JSON, so the file alone rebuilds the model.
+model. ``ClassifierTrainConfig`` also holds the two long-tail baselines, class-balanced
+sampling and the logit-adjusted loss.
 """
-
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
-import platform
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Optional, Union
 
 import torch
@@ -30,20 +23,12 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from augment.checkpoint import read_safetensors, write_safetensors
-from augment.config import IMAGE_SIZE, config_from_dict
-from augment.data.mnist import load_split, resolve_data_dir
-from augment.data.subsets import per_class_subset
+from augment.config import IMAGE_SIZE
 from augment.device import module_device
-from augment.errors import AugmentError, CheckpointError, ConfigError, DataError
-from augment.fileio import PathLike, check_writable, sha256_file
+from augment.errors import AugmentError, ConfigError, DataError
 from augment.images import BACKGROUND, to_model_images
-from augment.manifests import WEIGHTS_DIR, verify_checksum, write_manifest
 
-CLASSIFIER_FORMAT = "augment.classifier"
-FORMAT_VERSION = 1
-DEFAULT_WEIGHTS = WEIGHTS_DIR / "classifier.safetensors"
-DEFAULT_MANIFEST = WEIGHTS_DIR / "classifier.json"
+CLASSIFIER_SAMPLINGS = ("uniform", "balanced")
 
 Device = Union[str, torch.device]
 
@@ -74,7 +59,13 @@ class ClassifierConfig:
 class ClassifierTrainConfig:
     """How to train: ``steps`` (if set) overrides ``epochs``; AdamW whose learning rate warms
     up linearly to ``lr`` over the first quarter of the steps, then decays on a cosine (see
-    :func:`lr_factor`); each batch shifted by up to ``max_shift`` pixels (0 = none)."""
+    :func:`lr_factor`); each batch shifted by up to ``max_shift`` pixels (0 = none).
+
+    For imbalanced training sets: ``sampling="balanced"`` draws every batch class-balanced
+    (each image with probability 1 / (C n_c), with replacement; "uniform": seeded per-epoch
+    permutations, every image once per epoch); ``logit_adjust_tau`` tau > 0 trains on the
+    logit-adjusted loss of Menon et al. (ICLR 2021), cross-entropy of ``logits + tau * log(pi)``
+    with pi the training set's class frequencies, while predictions use the plain logits."""
 
     epochs: int = 6
     steps: Optional[int] = None
@@ -84,6 +75,8 @@ class ClassifierTrainConfig:
     label_smoothing: float = 0.05
     max_shift: int = 2
     seed: int = 0
+    sampling: str = "uniform"
+    logit_adjust_tau: float = 0.0
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or (self.steps is not None and self.steps < 1):
@@ -94,6 +87,10 @@ class ClassifierTrainConfig:
             raise ConfigError("lr must be > 0, weight_decay >= 0, label_smoothing in [0, 1)")
         if not 0 <= self.max_shift <= 8:
             raise ConfigError(f"max_shift must lie in [0, 8], got {self.max_shift}")
+        if self.sampling not in CLASSIFIER_SAMPLINGS:
+            raise ConfigError(f"sampling must be one of {', '.join(CLASSIFIER_SAMPLINGS)}, got {self.sampling!r}")
+        if not self.logit_adjust_tau >= 0:
+            raise ConfigError(f"logit_adjust_tau must be >= 0, got {self.logit_adjust_tau}")
 
 
 # -------------------------------------------------------------------------------------- model
@@ -234,7 +231,7 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor,
 
     ``images`` may also be an index-able source with ``shape`` (N, C, 32, 32) whose
     ``source[idx]`` (int64 ``(B,)`` on ``device``) gives float32 ``(B, C, 32, 32)`` in [-1, 1]
-    on ``device``, e.g. ``experiment.OnDemandImages``, which makes items only when drawn."""
+    on ``device``, e.g. ``augment.downstream.runner.OnDemandImages``, which makes items only when drawn."""
     device = torch.device(device) if device is not None else labels.device
     x = as_model_images(images, device) if isinstance(images, torch.Tensor) else images
     y = labels.to(device=device, dtype=torch.int64)
@@ -259,7 +256,11 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor,
                                   weight_decay=train.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, total))
     rng = torch.Generator(device=device).manual_seed(train.seed)
-
+    counts = torch.bincount(y, minlength=cfg.num_classes).to(torch.float64)
+    # the logit adjustment tau * log(pi) (0 for absent classes' columns: never a target) and the
+    # per-image weights of class-balanced sampling, 1 / n_c
+    log_prior = torch.where(counts > 0, (counts / n).clamp_min(1e-300).log(), 0.0).float() * train.logit_adjust_tau
+    image_weights = (1.0 / counts)[y] if train.sampling == "balanced" else None
 
     bar = tqdm(total=total, file=sys.stderr, disable=not progress, unit="step",
                dynamic_ncols=True, desc="classifier")
@@ -272,14 +273,18 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor,
     try:
         for step in range(total):
             pos = step % per_epoch
-            if pos == 0:
-                perm = torch.randperm(n, generator=rng, device=device)
-            idx = perm[pos * batch_size:(pos + 1) * batch_size]
+            if image_weights is not None:
+                idx = torch.multinomial(image_weights, batch_size, replacement=True, generator=rng)
+            else:
+                if pos == 0:
+                    perm = torch.randperm(n, generator=rng, device=device)
+                idx = perm[pos * batch_size:(pos + 1) * batch_size]
             batch = random_shift(x[idx], train.max_shift, rng)
             if batch_transform is not None:
                 batch = batch_transform(batch, rng)
             logits = model(batch)
-            loss = F.cross_entropy(logits, y[idx], label_smoothing=train.label_smoothing)
+            adjusted = logits + log_prior if train.logit_adjust_tau else logits
+            loss = F.cross_entropy(adjusted, y[idx], label_smoothing=train.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -307,89 +312,3 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor,
     finally:
         bar.close()
     return model.eval(), history
-
-
-# ------------------------------------------------------------------------------------- files
-
-
-def save_classifier(path: PathLike, model: Classifier, extra: Optional[dict] = None) -> str:
-    """Atomically write weights + config (+ ``extra`` metadata) as safetensors; returns SHA-256."""
-
-    metadata = {"format": CLASSIFIER_FORMAT, "format_version": str(FORMAT_VERSION),
-                "classifier_config": json.dumps(dataclasses.asdict(model.config), sort_keys=True)}
-    for k, v in (extra or {}).items():
-        metadata[k] = v if isinstance(v, str) else json.dumps(v, sort_keys=True)
-    return write_safetensors(path, model.state_dict(), metadata)
-
-
-def load_classifier(path: PathLike, device: Device = "cpu",
-                    sha256: Optional[str] = None) -> Classifier:
-    """A classifier in eval mode from a classifier file; if ``sha256`` is given the file's
-    digest must equal it. Raises a one-line CheckpointError for any bad file."""
-
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"classifier file not found: {path}")
-    if sha256 is not None and sha256_file(path) != sha256:
-        raise CheckpointError(f"{path}: SHA-256 does not match its manifest (corrupt or "
-                              f"replaced); retrain with 'augment train-classifier'")
-    state, metadata = read_safetensors(path, CLASSIFIER_FORMAT, "classifier")
-    try:
-        cfg = config_from_dict(ClassifierConfig, json.loads(metadata["classifier_config"]))
-    except (KeyError, json.JSONDecodeError, AugmentError, TypeError) as e:
-        raise CheckpointError(f"{path}: bad classifier config in metadata ({e})") from None
-    model = Classifier(cfg)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        raise CheckpointError(f"{path}: weights do not fit the classifier config "
-                              f"({' '.join(str(e).split())[:200]})") from None
-    return model.to(device).eval()
-
-
-def load_verified_classifier(weights: PathLike, device: Device = "cpu",
-                             manifest: Optional[PathLike] = None) -> tuple[Classifier, dict]:
-    """(classifier, manifest) for a weights file whose SHA-256 its manifest vouches for."""
-    info = verify_checksum(weights, manifest)
-    return load_classifier(weights, device), info
-
-
-def default_classifier(device: Device = "cpu") -> Classifier:
-    """The shipped evaluator (trained on real MNIST train), checksum verified."""
-    return load_verified_classifier(DEFAULT_WEIGHTS, device, DEFAULT_MANIFEST)[0]
-
-
-def train_and_save(out: PathLike, recipe: ClassifierTrainConfig = ClassifierTrainConfig(),
-                   data_dir: Optional[PathLike] = None, mnist: bool = True,
-                   n_per_class: Optional[int] = None, device: Device = "cpu", progress: bool = False,
-                   command: str = "") -> dict:
-    """Train the evaluator on real train (optionally ``n_per_class`` per class), test it on
-    real test, write ``out`` (safetensors) and its manifest; returns the manifest's info plus
-    ``sha256`` and ``manifest`` (path). ``augment train-classifier`` is this function."""
-
-
-    check_writable(out)  # before training, not after
-    directory = resolve_data_dir(data_dir)
-    images, labels = load_split(directory, "train", mnist=mnist)
-    if n_per_class is not None:
-        keep = per_class_subset(labels, n_per_class, recipe.seed)
-        images, labels = images[keep], labels[keep]
-    test_images, test_labels = load_split(directory, "test", mnist=mnist)
-    model_cfg = ClassifierConfig(num_classes=max(int(labels.max()), int(test_labels.max())) + 1)
-    started = time.time()
-    model, history = train_classifier(images, labels, model_cfg, recipe, device=device,
-                                      eval_images=test_images, eval_labels=test_labels,
-                                      progress=progress)
-    seconds = round(time.time() - started, 1)
-    accuracy = evaluate_accuracy(model, test_images, test_labels)
-    info = {
-        "test_accuracy": accuracy, "train_images": int(len(labels)),
-        "classifier_config": dataclasses.asdict(model_cfg), "train_config": dataclasses.asdict(recipe),
-        "train_seconds": seconds, "history": history, "command": command,
-        "machine": {"device": str(device), "torch": torch.__version__,
-                    "threads": torch.get_num_threads(), "platform": platform.platform()},
-    }
-    digest = save_classifier(out, model, {"test_accuracy": accuracy,
-                                          "train_config": dataclasses.asdict(recipe)})
-    manifest = write_manifest(out, info)
-    return {**info, "sha256": digest, "manifest": str(manifest)}

@@ -8,7 +8,6 @@ Shapes: features are ``(N, D)`` floats, labels are ``(N,)`` integers in
 ``[0, num_classes)``. Invalid input raises ``ValueError``.
 """
 
-
 from __future__ import annotations
 
 import math
@@ -28,9 +27,7 @@ DISTANCE_BLOCK_ENTRIES = 2**22
 PRDC_KEYS = ("precision", "recall", "density", "coverage")
 
 
-# --------------------------------------------------------------------------
-# Input conversion and validation
-# --------------------------------------------------------------------------
+# Input conversion and validation -----------------------------------------------------------
 
 
 def _to_numpy(values: ArrayLike) -> np.ndarray:
@@ -128,9 +125,7 @@ def _real_fake_classes(real_feats: ArrayLike, real_labels: ArrayLike, fake_feats
                            ("real_feats", "real_labels", "fake_feats", "fake_labels"), num_classes)
 
 
-# --------------------------------------------------------------------------
-# Classification
-# --------------------------------------------------------------------------
+# Classification ----------------------------------------------------------------------------
 
 
 def accuracy(true: ArrayLike, pred: ArrayLike) -> float:
@@ -172,9 +167,7 @@ def classifier_agreement(
     return {"overall": float(np.mean(agrees)), "per_class": per_class}
 
 
-# --------------------------------------------------------------------------
-# Frechet distance
-# --------------------------------------------------------------------------
+# Frechet distance --------------------------------------------------------------------------
 
 
 def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
@@ -231,9 +224,7 @@ def per_class_frechet(
     return [_frechet(a, b) if len(a) >= 2 and len(b) >= 2 else math.nan for a, b in classes]
 
 
-# --------------------------------------------------------------------------
-# Pairwise distances
-# --------------------------------------------------------------------------
+# Pairwise distances ------------------------------------------------------------------------
 
 
 def _distance_blocks(
@@ -319,9 +310,7 @@ def intra_class_diversity(
     return ratios
 
 
-# --------------------------------------------------------------------------
-# Precision, recall, density, coverage (Naeem et al. 2020)
-# --------------------------------------------------------------------------
+# Precision, recall, density, coverage (Naeem et al. 2020) ----------------------------------
 
 
 def _prdc(real: np.ndarray, fake: np.ndarray, k: int) -> dict:

@@ -6,7 +6,6 @@ optional sample grid into a temporary sibling directory that is renamed into pla
 directory appears complete or not at all.
 """
 
-
 from __future__ import annotations
 
 import json
@@ -57,7 +56,6 @@ PER_CLASS_COLUMNS = ("agreement", "frechet", "precision", "recall", "density", "
 def summary_table(results: dict):
     """pandas DataFrame: one row per evaluated set (``results`` maps name -> result dict),
     the overall metrics as columns (``cas`` only when computed)."""
-
     rows = {name: {c: r["overall"].get(c, math.nan) for c in SUMMARY_COLUMNS}
             for name, r in results.items()}
     frame = pd.DataFrame.from_dict(rows, orient="index")
@@ -66,7 +64,6 @@ def summary_table(results: dict):
 
 def per_class_table(result: dict):
     """pandas DataFrame: one row per class, the per-class metrics as columns."""
-
     columns = {c: result["per_class"][c] for c in PER_CLASS_COLUMNS if c in result["per_class"]}
     frame = pd.DataFrame(columns)
     frame.index.name = "class"
@@ -123,7 +120,6 @@ def write_report(report: dict, out_dir: PathLike, grid: Optional[torch.Tensor] =
         (tmp / "results.json").write_text(json.dumps(_json_safe(report), indent=2) + "\n")
         images = {"per_class": "per_class.png", "confusion": "confusion.png"}
         if grid is not None:
-
             save_grid(grid.flatten(0, 1), tmp / "samples.png", nrow=grid.shape[1])
             images["samples"] = "samples.png"
         _plot_per_class(report, tmp / images["per_class"])
@@ -146,7 +142,6 @@ def _json_safe(value):
 def report_markdown(report: dict, images: Optional[dict] = None) -> str:
     """The markdown of a report dict (see :func:`run_evaluation`); ``images`` maps
     ``per_class``/``confusion``/``samples`` to file names to embed."""
-
     results = report["results"]
     settings = report["settings"]
     gen, clf = report.get("generator", {}), report["classifier"]

@@ -6,9 +6,8 @@ overall and per class (see ``METRIC_HELP``): agreement (right digits), Frechet c
 distance, precision/recall/density/coverage (sharp and varied), intra-class diversity, the
 confusion matrix and, on request, CAS (a fresh classifier trained on the samples only, tested
 on real test). The same metrics on a real-train subset of the same size give the ceiling row.
-``augment.report`` turns the results into tables, markdown and plots (one report directory).
+``augment.evaluation.report`` turns the results into tables, markdown and plots (one report directory).
 """
-
 
 from __future__ import annotations
 
@@ -28,15 +27,12 @@ from augment.data.subsets import per_class_subset
 from augment.device import module_device
 from augment.errors import AugmentError, DataError
 from augment.evaluation import metrics
-from augment.evaluation.classifier import (
+from augment.evaluation.classifier import Classifier, ClassifierTrainConfig, features_and_predictions, train_classifier
+from augment.evaluation.classifier_files import (
     DEFAULT_WEIGHTS,
-    Classifier,
-    ClassifierTrainConfig,
     default_classifier,
-    features_and_predictions,
     load_classifier,
     load_verified_classifier,
-    train_classifier,
 )
 from augment.evaluation.report import GENERATOR, METRIC_HELP, REAL_BASELINE, check_out_dir, write_report
 from augment.fileio import PathLike, sha256_file
@@ -251,7 +247,6 @@ def _prepare(classifier: Optional[Classifier], reference: Optional[RealReference
              data_dir: Optional[PathLike], mnist: bool, device: Device
              ) -> tuple[Classifier, RealReference]:
     if classifier is None:
-
         classifier = default_classifier(device)
     if reference is None:
         reference = load_reference(classifier, data_dir, mnist)
@@ -274,7 +269,6 @@ def run_evaluation(generator_path: PathLike, out_dir: PathLike, n_per_class: int
                    device: Device = "cpu", overwrite: bool = False, log: Log = _quiet) -> dict:
     """``augment evaluate``: load the generator file (or checkpoint) and the evaluator, score
     the generator and the real baseline, write the report directory; returns the report."""
-
     started = time.time()
     if n_per_class <= k:
         raise AugmentError(f"n_per_class ({n_per_class}) must exceed k ({k}) for per-class "

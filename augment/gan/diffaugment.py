@@ -17,7 +17,6 @@ Their parameters are drawn up front by ``draw_params`` from the trainer's noise 
 every step implementation (eager, batched, CUDA graph) applies the same transforms.
 """
 
-
 from __future__ import annotations
 
 from typing import Optional

@@ -13,7 +13,6 @@ Buffers (BatchNorm running statistics, counters) are copied, not averaged, as St
 they describe the activations of the live weights, which the average tracks.
 """
 
-
 from __future__ import annotations
 
 import copy

@@ -5,7 +5,6 @@ Generator loss: -E[D(G(z|y))]
 GP:             E[(||grad_x D(x_hat)||_2 - 1)^2], x_hat = a * real + (1 - a) * fake, a ~ U(0, 1)
 """
 
-
 from __future__ import annotations
 
 from typing import Callable

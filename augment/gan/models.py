@@ -10,7 +10,6 @@ hidden layers after the first, LeakyReLU(0.2). No BatchNorm in the critic: the g
 penalty is per sample, and InstanceNorm keeps every sample's score independent of the batch.
 """
 
-
 from __future__ import annotations
 
 import torch

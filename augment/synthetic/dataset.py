@@ -1,6 +1,6 @@
 """SyntheticMNIST: item i = f(generator, seed, i), batched fetch, torchvision conventions.
 
-Latents and labels are pure functions of (seed, i): see ``augment.latents``.
+Latents and labels are pure functions of (seed, i): see ``augment.synthetic.latents``.
 
 Images. Item i is ``generator(latent(i), label(i))``. Every forward has exactly ``chunk`` rows
 (the last one padded), so an image is computed in a batch of the same shape whatever batch
@@ -13,7 +13,6 @@ own CPU copy of the (fast) generator and, since items are pure functions of the 
 the same images as ``num_workers=0``. A CUDA dataset must use ``num_workers=0`` (one batched
 forward per batch already keeps the GPU busy); a worker raises a clear error otherwise.
 """
-
 
 from __future__ import annotations
 

@@ -26,150 +26,31 @@ previous dump (``not_a_dump``). Images stream to disk one
 batch at a time, so memory is bounded by ``batch_size``.
 """
 
-
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import io
 import json
 import os
 import shutil
 import sys
-import zipfile
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 from tqdm import tqdm
 
 from augment import __version__, torchrun
 from augment.checks import is_integer
 from augment.errors import AugmentError, ConfigError
-from augment.fileio import PathLike, atomic_directory, check_directory_target, sha256_file
+from augment.fileio import PathLike, atomic_directory, check_directory_target
 from augment.images import MNIST_SIZE, to_mnist_uint8
 from augment.synthetic.dataset import GeneratorLike, SyntheticMNIST
+from augment.synthetic.dump_formats import SPLITS, IdxWriter, NpzWriter, PngTreeWriter, check_formats, write_empty_idx
 
-FORMATS = ("idx", "png", "npz")
-SPLITS = {"train": "train", "test": "t10k"}  # split -> IDX file prefix
 DUMP_FORMAT = "augment.synthetic-dump"
 DUMP_FORMAT_VERSION = 1
 IDX_MAX_COUNT = 2 ** 32 - 1  # an IDX header stores each dimension as a 32-bit big-endian count
-_ZIP_DATE = (1980, 1, 1, 0, 0, 0)
-
-
-# ------------------------------------------------------------------------------- writers
-
-
-class IdxWriter:
-    """Streams MNIST/raw/<prefix>-images-idx3-ubyte and -labels-idx1-ubyte (header first)."""
-
-    def __init__(self, root: Path, split: str, num_samples: int):
-        raw = root / "MNIST" / "raw"
-        raw.mkdir(parents=True, exist_ok=True)
-        prefix = SPLITS[split]
-        self.paths = [raw / f"{prefix}-images-idx3-ubyte", raw / f"{prefix}-labels-idx1-ubyte"]
-        self.images = open(self.paths[0], "wb")
-        self.labels = open(self.paths[1], "wb")
-        self.images.write(_idx_header((num_samples, MNIST_SIZE, MNIST_SIZE)))
-        self.labels.write(_idx_header((num_samples,)))
-        self.raw = raw
-
-    def write(self, images: torch.Tensor, labels: torch.Tensor, start: int) -> None:
-        self.images.write(images.contiguous().numpy().tobytes())
-        self.labels.write(labels.to(torch.uint8).numpy().tobytes())
-
-    def close(self) -> None:
-        self.images.close()
-        self.labels.close()
-
-    def files(self, root: Path) -> dict:
-        return {p.relative_to(root).as_posix(): _file_info(p) for p in self.paths}
-
-
-def _write_empty_idx(root: Path, split: str) -> dict:
-    """A valid IDX pair of 0 items for a split not dumped (torchvision wants all four files)."""
-    raw = root / "MNIST" / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
-    images, labels = raw / f"{SPLITS[split]}-images-idx3-ubyte", raw / f"{SPLITS[split]}-labels-idx1-ubyte"
-    images.write_bytes(_idx_header((0, MNIST_SIZE, MNIST_SIZE)))
-    labels.write_bytes(_idx_header((0,)))
-    return {p.relative_to(root).as_posix(): _file_info(p) for p in (images, labels)}
-
-
-def _idx_header(dims: Sequence[int]) -> bytes:
-    return bytes([0, 0, 0x08, len(dims)]) + b"".join(int(d).to_bytes(4, "big") for d in dims)
-
-
-class PngTreeWriter:
-    """png/<split>/<class>/<index>.png, 8-bit grayscale, fixed compression, no metadata."""
-
-    def __init__(self, root: Path, split: str, num_samples: int, num_classes: int):
-        self.base = root / "png" / split
-        self.width = max(5, len(str(num_samples - 1)))
-        self.class_width = len(str(num_classes - 1))
-        self.digest = hashlib.sha256()
-        self.count = 0
-
-    def class_dir(self, label: int) -> Path:
-        return self.base / str(label).zfill(self.class_width)
-
-    def write(self, images: torch.Tensor, labels: torch.Tensor, start: int) -> None:
-
-        for k, (img, label) in enumerate(zip(images.numpy(), labels.tolist())):
-            buf = io.BytesIO()
-            Image.fromarray(img).save(buf, format="PNG", compress_level=6, optimize=False)
-            folder = self.class_dir(label)
-            folder.mkdir(parents=True, exist_ok=True)
-            name = f"{start + k:0{self.width}d}.png"
-            data = buf.getvalue()
-            (folder / name).write_bytes(data)
-            self.digest.update(f"{folder.name}/{name}:{len(data)}:".encode() + data)
-            self.count += 1
-
-    def close(self) -> None:
-        pass
-
-    def files(self, root: Path) -> dict:
-        return {self.base.relative_to(root).as_posix() + "/": {
-            "count": self.count, "sha256_of_files_in_index_order": self.digest.hexdigest()}}
-
-
-class NpzWriter:
-    """<split>.npz with y (labels, written first) and x (images, streamed): np.load reads it."""
-
-    def __init__(self, root: Path, split: str, num_samples: int, labels: torch.Tensor):
-        self.path = root / f"{split}.npz"
-        self.zip = zipfile.ZipFile(self.path, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
-        with self.zip.open(_zip_info("y.npy"), "w", force_zip64=True) as f:
-            np.lib.format.write_array(f, labels.numpy().astype("<i8"), version=(1, 0))
-        self.x = self.zip.open(_zip_info("x.npy"), "w", force_zip64=True)
-        np.lib.format.write_array_header_1_0(
-            self.x, {"descr": "|u1", "fortran_order": False, "shape": (num_samples, MNIST_SIZE, MNIST_SIZE)})
-
-    def write(self, images: torch.Tensor, labels: torch.Tensor, start: int) -> None:
-        self.x.write(images.contiguous().numpy().tobytes())
-
-    def close(self) -> None:
-        self.x.close()
-        self.zip.close()
-
-    def files(self, root: Path) -> dict:
-        return {self.path.relative_to(root).as_posix(): _file_info(self.path)}
-
-
-def _zip_info(name: str) -> zipfile.ZipInfo:
-    info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
-    info.compress_type = zipfile.ZIP_STORED
-    info.create_system = 3
-    info.external_attr = 0o644 << 16
-    return info
-
-
-def _file_info(path: Path) -> dict:
-    return {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
 
 
 # ---------------------------------------------------------------------------------- dump
@@ -182,20 +63,57 @@ def _count(value, what: str, minimum: int) -> int:
     return int(value)
 
 
-def dump_synthetic(out: PathLike, generator: GeneratorLike = None, num_samples: int = 60000,
+def dump_synthetic(out: PathLike, generator: GeneratorLike = None, num_samples: Optional[int] = None,
                    formats: Sequence[str] = ("idx",), *, seed: int = 0,
                    classes: Optional[Sequence[int]] = None,
                    class_weights: Optional[Sequence[float]] = None, split: str = "train",
                    test_samples: int = 0, device="cpu", batch_size: int = 256, dtype=None,
                    truncation: Optional[float] = None, truncation_mode: str = "resample",
-                   overwrite: bool = False, progress: bool = False) -> dict:
-    """Write SyntheticMNIST items 0..num_samples-1 to ``out`` in ``formats`` as ``split``
-    (and, with ``test_samples`` M > 0 and split "train", items num_samples..num_samples+M-1 as
-    the test split); returns the manifest. Every argument is checked (and the generator loaded)
-    before anything is written.
+                   overwrite: bool = False, progress: bool = False,
+                   class_counts: Optional[Sequence[int]] = None) -> dict:
+    """Write SyntheticMNIST items 0..N-1 to ``out`` in ``formats`` as ``split`` (and, with
+    ``test_samples`` M > 0 and split "train", items N..N+M-1 as the test split), with a
+    manifest.json. Every argument is checked (and the generator loaded) before anything is
+    written; the directory appears complete or not at all.
+
     Under torchrun every rank calls this: each generates a strided share, rank 0 writes (and
-    alone returns the manifest; the others return None)."""
-    formats = _check_formats(formats)
+    alone returns the manifest; the others return None).
+
+    Args:
+        out: the output directory (absent, empty, or with ``overwrite`` an earlier dump).
+        generator: a generator or checkpoint file, a ``Generator``, or None (the shipped one).
+        num_samples: N, the items of ``split`` (default 60,000; with ``class_counts``, their sum).
+        formats: any of "idx" (torchvision's MNIST layout), "png" (an ImageFolder tree), "npz".
+        seed: the seed of the per-index latents.
+        classes: the class ids drawn (default all).
+        class_weights: their relative frequencies (default equal), one per class.
+        split: "train" or "test": the file names the items are written under.
+        test_samples: M further items written as the test split (with split "train").
+        device: where the generator runs ('cpu', 'cuda', 'auto', ...).
+        batch_size: items generated and written per step (bounds memory).
+        dtype: "float32" or "bfloat16" (CUDA only).
+        truncation: latent components beyond +-truncation are redrawn (or clamped).
+        truncation_mode: "resample" or "clamp".
+        overwrite: replace an earlier dump at ``out``.
+        progress: show a progress bar.
+        class_counts: exact items per class (of ``classes``, default all, in order), e.g. the
+            synthetic top-up of a long-tailed set (``augment.synthetic.mixing.top_up_counts``);
+            N is their sum. Not with ``class_weights`` or ``test_samples``.
+
+    Returns:
+        The manifest (also written as ``out/manifest.json``).
+    """
+    if class_counts is not None:
+        if class_weights is not None or test_samples:
+            raise ConfigError("class counts give the exact items per class: not with class weights or test samples")
+        counts = [_count(n, "a class count", 0) for n in class_counts]
+        if not counts or sum(counts) == 0:
+            raise ConfigError("class counts are empty or all 0")
+        if num_samples is not None and num_samples != sum(counts):
+            raise ConfigError(f"{num_samples} samples asked for, but the class counts sum to {sum(counts)}")
+        num_samples, class_weights = sum(counts), counts
+    num_samples = 60000 if num_samples is None else num_samples
+    formats = check_formats(formats)
     num_samples = _count(num_samples, "number of samples", 1)
     batch_size = _count(batch_size, "batch size", 1)
     if split not in SPLITS:
@@ -295,7 +213,6 @@ def _sharded_dump(out: Path, overwrite: bool, dataset: SyntheticMNIST, formats: 
 def _write_all(root: Path, dataset: SyntheticMNIST, formats: list, parts: list, batch_size: int,
                progress: bool, fetch: Callable[[int, int], tuple]) -> dict:
     """Write each part ``(split, first item, count)`` in every format, then manifest.json."""
-
     files: dict = {}
     with tqdm(total=len(dataset), unit="img", desc="dump", file=sys.stderr, disable=not progress,
               dynamic_ncols=True) as bar:
@@ -326,7 +243,7 @@ def _write_all(root: Path, dataset: SyntheticMNIST, formats: list, parts: list, 
     if "idx" in formats:
         for split in SPLITS:
             if split not in {p[0] for p in parts}:
-                files.update(_write_empty_idx(root, split))
+                files.update(write_empty_idx(root, split))
     manifest = _manifest(dataset, formats, parts, dict(sorted(files.items())))
     (root / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
@@ -371,15 +288,3 @@ def _manifest(dataset: SyntheticMNIST, formats: list, parts: list, files: dict) 
         "formats": formats,
         "files": files,
     }
-
-
-def _check_formats(formats: Sequence[str]) -> list:
-    if isinstance(formats, str):
-        formats = [formats]
-    formats = [str(f).lower() for f in formats]
-    if not formats:
-        raise ConfigError(f"no output format given; choose from {', '.join(FORMATS)}")
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown:
-        raise ConfigError(f"unknown format {unknown[0]!r}; choose from {', '.join(FORMATS)}")
-    return [f for f in FORMATS if f in formats]

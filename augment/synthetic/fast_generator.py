@@ -29,7 +29,6 @@ Every sample is computed independently (no batch statistics), so a sample does n
 the rest of its batch beyond floating-point reassociation inside the BLAS/conv kernels.
 """
 
-
 from __future__ import annotations
 
 from typing import Optional, Sequence, Union

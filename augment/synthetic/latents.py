@@ -22,7 +22,6 @@ rounds any remainder is clamped) or clamped to +-t (``"clamp"``). Smaller t: mor
 less varied images.
 """
 
-
 from __future__ import annotations
 
 import math

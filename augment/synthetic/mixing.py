@@ -1,4 +1,5 @@
-"""Real and synthetic data in one training set, at a synthetic:real ratio per class.
+"""Real and synthetic data in one training set: at a synthetic:real ratio per class, or every
+class topped up to one count (rebalancing a long-tailed set).
 
 ``mix_real_synthetic(real, generator, ratio)`` adds ``round(ratio * n_c)`` synthetic items to
 each class c that has n_c real items (``ratio=math.inf``: synthetic only) and returns a
@@ -6,7 +7,6 @@ each class c that has n_c real items (``ratio=math.inf``: synthetic only) and re
 fetch makes one generator forward per batch; use it, not a plain ConcatDataset, to combine
 other datasets with a SyntheticMNIST). ``synthetic_only`` gives exact per-class counts without real data.
 """
-
 
 from __future__ import annotations
 
@@ -132,13 +132,27 @@ def _assemble(results: list, positions: list, n: int):
 def mix_real_synthetic(real: Optional[Dataset], generator: GeneratorLike = None, ratio: float = 1.0,
                        seed: int = 0, *, per_class: Union[None, int, Mapping[int, int]] = None,
                        classes: Optional[Sequence[int]] = None, **synthetic_kwargs) -> MixedDataset:
-    """A training set of real and synthetic items: ``ratio`` r adds floor(r * n_c + 0.5)
-    synthetic items (rounded half up) to each class c with n_c real items; ``ratio=math.inf`` gives synthetic only, with
-    ``per_class`` items per class (an int, or {class: count}; default: the real counts).
-    ``classes`` restricts the synthetic classes (default: the real ones, else all).
+    """A training set of real and synthetic items, at a synthetic:real ratio per class.
 
-    The synthetic items are one ``SyntheticMNIST`` (``seed`` and ``synthetic_kwargs`` passed
-    on; ``device`` defaults to the real images' device) with exactly those per-class counts."""
+    The synthetic items are one ``SyntheticMNIST`` with exactly the per-class counts asked for
+    (``top_up_real_synthetic`` fills every class up to a target count instead).
+
+    Args:
+        real: a dataset of (image, label) items with ``targets`` (e.g. ``RealMNIST``), a
+            Subset/ConcatDataset of such, or None for synthetic only.
+        generator: a generator file, a ``Generator``, or None for the shipped one.
+        ratio: r adds ``floor(r * n_c + 0.5)`` synthetic items to each class c with n_c real
+            items (rounded half up); ``math.inf`` gives synthetic only.
+        seed: the seed of the synthetic items' latents.
+        per_class: with ``ratio=math.inf``, items per class: an int, or {class: count}
+            (default: the real counts).
+        classes: restricts the synthetic classes (default: the real ones, else all).
+        **synthetic_kwargs: passed on to ``SyntheticMNIST`` (``device`` defaults to the real
+            images' device; ``truncation``, ``dtype``, ``chunk``, ...).
+
+    Returns:
+        A ``MixedDataset`` (``.real``, ``.synthetic``, ``.targets``), fetched a batch at a time.
+    """
     if not is_real(ratio) or not ratio >= 0:
         raise ConfigError(f"ratio must be a number >= 0 (or math.inf for synthetic only), got {ratio!r}")
     if per_class is not None and not isinstance(per_class, Mapping):
@@ -167,6 +181,51 @@ def mix_real_synthetic(real: Optional[Dataset], generator: GeneratorLike = None,
         wanted = {c: n for c, n in wanted.items() if c in set(keep)}
     if any(n < 0 for n in wanted.values()):
         raise ConfigError("per-class counts must be non-negative")
+    return _with_synthetic(real if math.isfinite(ratio) else None, generator, wanted, seed, synthetic_kwargs)
+
+
+def top_up_counts(real_counts: Mapping[int, int], target: Optional[int] = None) -> dict:
+    """{class: synthetic items} that bring every class of ``real_counts`` ({class: n_c}) up to
+    ``target`` items (default: the largest class's count); a class already there gets 0."""
+    if not real_counts:
+        raise ConfigError("no real items to top up")
+    goal = max(real_counts.values()) if target is None else _count(target)
+    if goal < 0:
+        raise ConfigError(f"target must be >= 0, got {target!r}")
+    return {int(c): max(goal - int(n), 0) for c, n in sorted(real_counts.items())}
+
+
+def top_up_real_synthetic(real: Dataset, generator: GeneratorLike = None, target: Optional[int] = None,
+                          seed: int = 0, *, classes: Optional[Sequence[int]] = None,
+                          **synthetic_kwargs) -> MixedDataset:
+    """A class-balanced training set from an imbalanced one: every class of ``real`` is
+    topped up to ``target`` items with synthetic items of that class (``top_up_counts``).
+
+    Args:
+        real: the real (e.g. long-tailed) dataset, as for ``mix_real_synthetic``.
+        generator: a generator file, a ``Generator``, or None for the shipped one.
+        target: items per class after the top-up (default: the largest class's count); a
+            class with at least that many real items gets no synthetic one.
+        seed: the seed of the synthetic items' latents.
+        classes: top up only these classes (default: every class of ``real``).
+        **synthetic_kwargs: passed on to ``SyntheticMNIST``.
+
+    Returns:
+        A ``MixedDataset`` of all real items and the synthetic top-up.
+    """
+    wanted = top_up_counts(class_counts(real), target)
+    if classes is not None:
+        keep = class_ids(classes)
+        absent = [c for c in keep if c not in wanted]
+        if absent:
+            raise ConfigError(f"class {absent[0]} has no real item to top up: the classes here are {sorted(wanted)}")
+        wanted = {c: n for c, n in wanted.items() if c in set(keep)}
+    return _with_synthetic(real, generator, wanted, seed, synthetic_kwargs)
+
+
+def _with_synthetic(real: Optional[Dataset], generator: GeneratorLike, wanted: dict, seed: int,
+                    synthetic_kwargs: dict) -> MixedDataset:
+    """``real`` plus one SyntheticMNIST with exactly ``wanted`` ({class: count}) items."""
     wanted = {c: n for c, n in wanted.items() if n > 0}
     synthetic = None
     if wanted:
@@ -175,7 +234,7 @@ def mix_real_synthetic(real: Optional[Dataset], generator: GeneratorLike = None,
             synthetic_kwargs["device"] = data.device
         synthetic = SyntheticMNIST(generator, num_samples=sum(wanted.values()), classes=list(wanted),
                                    class_weights=list(wanted.values()), seed=seed, **synthetic_kwargs)
-    return MixedDataset(real if math.isfinite(ratio) else None, synthetic)
+    return MixedDataset(real, synthetic)
 
 
 def synthetic_only(generator: GeneratorLike, per_class: Union[int, Mapping[int, int]], seed: int = 0,

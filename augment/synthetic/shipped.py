@@ -36,8 +36,6 @@ def verified_default_generator_path() -> Path:
 def verify_model_config(weights: PathLike, info: dict) -> None:
     """Raise CheckpointError when the manifest ``info`` records a model config
     (``train_config.model``) other than the generator file's own."""
-
-
     recorded = (info.get("train_config") or {}).get("model")
     if recorded is None:
         return
@@ -49,5 +47,4 @@ def verify_model_config(weights: PathLike, info: dict) -> None:
 
 def load_default_generator(device: Union[str, torch.device] = "cpu"):
     """The shipped generator (eval mode), its checksum verified against its manifest."""
-
     return load_generator(verified_default_generator_path(), device)

@@ -28,7 +28,6 @@ warning) when it cannot use CUDA graphs; ``required=True`` raises ``AugmentError
 falling back to the eager step.
 """
 
-
 from __future__ import annotations
 
 import contextlib

@@ -18,7 +18,6 @@ Run directory::
     checkpoints/last.pt  generator.safetensors  tensorboard/ (when tensorboard is installed)
 """
 
-
 from __future__ import annotations
 
 import contextlib

@@ -1,4 +1,4 @@
-"""Tests for augment.metrics: hand-checkable values, limiting cases, input checks."""
+"""Tests for augment.evaluation.metrics: hand-checkable values, limiting cases, input checks."""
 
 import math
 

@@ -20,8 +20,7 @@ from augment.torchrun import DistContext, strided_indices
 from augment.training.data_parallel import local_slice, use_global_batchnorm
 from augment.training.loop import resume, train
 from augment.training.trainer import Trainer
-
-from .conftest import script_env
+from tests.conftest import script_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -174,7 +173,7 @@ def test_cli_nproc_trains_and_resumes_with_another_world_size(tmp_path, idx_dir,
 def _dying_ranks(idx_dir, run, *args):
     return subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-         str(ROOT / "tests" / "dying_rank.py"), str(idx_dir), str(run), *map(str, args)],
+         str(ROOT / "tests" / "scripts" / "dying_rank.py"), str(idx_dir), str(run), *map(str, args)],
         cwd=ROOT, env=script_env(), capture_output=True, text=True, timeout=240)
 
 

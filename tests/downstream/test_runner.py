@@ -140,8 +140,8 @@ def test_new_cells_refuse_another_fair_generator_than_earlier_cells_used(tmp_pat
 
 def test_each_cell_trains_with_its_own_augmentation_and_synthetic_seed(tmp_path, idx_dir, tiny_generator,
                                                                        monkeypatch):
-    import augment.evaluation.classifier as classifier
     import augment.downstream.runner as experiment
+    import augment.evaluation.classifier as classifier
     import augment.synthetic.mixing as mixing
     from augment.downstream.affine import random_affine
 

@@ -16,21 +16,15 @@ from augment.data.idx import encode_idx
 from augment.errors import AugmentError
 from augment.evaluation import metrics, report
 from augment.evaluation import scoring as ev
-from augment.evaluation.classifier import (
-    ClassifierConfig,
-    ClassifierTrainConfig,
-    extract_features,
-    save_classifier,
-    train_classifier,
-)
+from augment.evaluation.classifier import ClassifierConfig, ClassifierTrainConfig, extract_features, train_classifier
+from augment.evaluation.classifier_files import save_classifier
 from augment.gan.models import Generator
 from augment.images import to_model_images
-
-from .conftest import bar_digits
+from tests.conftest import SHARED_MNIST, bar_digits
 
 TINY_MODEL = ModelConfig(z_dim=8, embed_dim=4, g_width=8, d_width=8)
 TINY_CLASSIFIER = ClassifierConfig(widths=(4, 8), feature_dim=16)
-MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"  # beside the checkout
+MNIST_DIR = SHARED_MNIST  # beside the checkout
 IDX_NAMES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
              "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 
@@ -276,7 +270,7 @@ def mnist_test():
     from types import SimpleNamespace
 
     from augment.data.mnist import load_split
-    from augment.evaluation.classifier import default_classifier
+    from augment.evaluation.classifier_files import default_classifier
 
     classifier = default_classifier()
     images_u8, labels = load_split(MNIST_DIR, "test")

@@ -1,4 +1,4 @@
-"""Run by tests/test_distributed.py under torchrun: ranks die on purpose in the middle of training.
+"""Run by tests/test_torchrun.py under torchrun: ranks die on purpose in the middle of training.
 
     python -m torch.distributed.run --nproc-per-node=2 dying_rank.py IDX_DIR RUN_DIR [RANKS [STEP]]
 

@@ -1,8 +1,7 @@
-"""Tests for augment.classifier: shapes, seeded training, shifts, weight files, shipped weights."""
+"""Tests for augment.evaluation.classifier: shapes, seeded training, shifts, weight files, shipped weights."""
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,14 +12,14 @@ from augment.config import ModelConfig
 from augment.data.idx import encode_idx
 from augment.errors import CheckpointError, ConfigError, DataError
 from augment.evaluation import classifier as clf
+from augment.evaluation import classifier_files
 from augment.fileio import sha256_file
 from augment.gan.models import Generator
 from augment.manifests import read_manifest, write_manifest
-
-from .conftest import bar_digits
+from tests.conftest import SHARED_MNIST, bar_digits
 
 TINY = clf.ClassifierConfig(widths=(4, 8), feature_dim=16)
-MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"  # beside the checkout
+MNIST_DIR = SHARED_MNIST  # beside the checkout
 
 
 def test_forward_shapes_and_features():
@@ -129,54 +128,54 @@ def test_features_and_predictions_batching_and_mode():
 def test_save_load_roundtrip_and_checks(tmp_path):
     model = clf.build_classifier(TINY, seed=1).eval()
     path = tmp_path / "c.safetensors"
-    digest = clf.save_classifier(path, model, {"note": "x"})
+    digest = classifier_files.save_classifier(path, model, {"note": "x"})
     assert digest == sha256_file(path)
-    loaded = clf.load_classifier(path, sha256=digest)
+    loaded = classifier_files.load_classifier(path, sha256=digest)
     assert loaded.config == TINY and not loaded.training
     x = torch.rand(3, 1, 32, 32) * 2 - 1
     assert torch.equal(loaded(x), model(x))
     with pytest.raises(CheckpointError, match="SHA-256"):
-        clf.load_classifier(path, sha256="0" * 64)
+        classifier_files.load_classifier(path, sha256="0" * 64)
     gen_path = tmp_path / "g.safetensors"
     save_generator(gen_path, Generator(ModelConfig(z_dim=8, embed_dim=4, g_width=8, d_width=8)))
     with pytest.raises(CheckpointError, match="not an augment classifier"):
-        clf.load_classifier(gen_path)
+        classifier_files.load_classifier(gen_path)
     junk = tmp_path / "junk.safetensors"
     junk.write_bytes(b"not a weights file at all")
     with pytest.raises(CheckpointError, match="not a readable"):
-        clf.load_classifier(junk)
+        classifier_files.load_classifier(junk)
     with pytest.raises(CheckpointError, match="not found"):
-        clf.load_classifier(tmp_path / "missing.safetensors")
+        classifier_files.load_classifier(tmp_path / "missing.safetensors")
 
 
 def test_manifest_roundtrip(tmp_path):
     path = tmp_path / "c.safetensors"
-    clf.save_classifier(path, clf.build_classifier(TINY))
+    classifier_files.save_classifier(path, clf.build_classifier(TINY))
     manifest = write_manifest(path, {"test_accuracy": 0.5})
     assert manifest == tmp_path / "c.json"
     body = json.loads(manifest.read_text())
     assert body["sha256"] == sha256_file(path) and body["file"] == "c.safetensors"
-    model, info = clf.load_verified_classifier(path)
+    model, info = classifier_files.load_verified_classifier(path)
     assert info["test_accuracy"] == 0.5 and model.config == TINY
     manifest.write_text("{broken")
     with pytest.raises(CheckpointError, match="unreadable"):
-        clf.load_verified_classifier(path)
+        classifier_files.load_verified_classifier(path)
 
 
 def test_shipped_classifier_loads_and_corruption_is_caught(tmp_path):
-    info = read_manifest(clf.DEFAULT_MANIFEST)
-    assert info["sha256"] == sha256_file(clf.DEFAULT_WEIGHTS)
+    info = read_manifest(classifier_files.DEFAULT_MANIFEST)
+    assert info["sha256"] == sha256_file(classifier_files.DEFAULT_WEIGHTS)
     assert info["test_accuracy"] >= 0.992
-    model = clf.default_classifier()
+    model = classifier_files.default_classifier()
     assert model.config.num_classes == 10 and not model.training
     bad = tmp_path / "classifier.safetensors"
-    shutil.copy(clf.DEFAULT_WEIGHTS, bad)
-    shutil.copy(clf.DEFAULT_MANIFEST, tmp_path / "classifier.json")
+    shutil.copy(classifier_files.DEFAULT_WEIGHTS, bad)
+    shutil.copy(classifier_files.DEFAULT_MANIFEST, tmp_path / "classifier.json")
     raw = bytearray(bad.read_bytes())
     raw[-100] ^= 0xFF  # one flipped byte in the weights
     bad.write_bytes(bytes(raw))
     with pytest.raises(CheckpointError) as excinfo:
-        clf.load_verified_classifier(bad)
+        classifier_files.load_verified_classifier(bad)
     message = str(excinfo.value)
     assert "SHA-256" in message and "\n" not in message
 
@@ -186,7 +185,7 @@ def test_shipped_classifier_accuracy_on_real_test():
     from augment.data.mnist import load_split
 
     images, labels = load_split(MNIST_DIR, "test")
-    assert clf.evaluate_accuracy(clf.default_classifier(), images, labels) >= 0.992
+    assert clf.evaluate_accuracy(classifier_files.default_classifier(), images, labels) >= 0.992
 
 
 def test_train_classifier_command(tmp_path):
@@ -206,6 +205,6 @@ def test_train_classifier_command(tmp_path):
     assert result.exit_code == 0, result.output
     printed = json.loads(result.output.strip().splitlines()[-1])
     assert printed["sha256"] == sha256_file(out)
-    model, info = clf.load_verified_classifier(out)
+    model, info = classifier_files.load_verified_classifier(out)
     assert info["train_images"] == 30 and info["train_config"]["steps"] == 2
     assert "train-classifier" in info["command"] and 0 <= info["test_accuracy"] <= 1

@@ -73,7 +73,7 @@ CASES = [
 
 @pytest.fixture
 def workspace(tmp_path, tiny_model_config):
-    from .conftest import write_idx_dir
+    from tests.conftest import write_idx_dir
 
     write_idx_dir(tmp_path / "idx")
     write_idx_dir(tmp_path / "truncated")

@@ -1,0 +1,347 @@
+"""The long-tailed grid: does a conditional generator trained on a long-tailed set rebalance
+its rare classes better than the baselines a long-tail practitioner would use?
+
+A cell is one classifier run on the MNIST-LT subset of imbalance ratio rho (``SubsetSpec``:
+class c keeps ``round(n_max * rho^(-c/(C-1)))`` images) with one method, a generator regime and
+a seed. Methods (``METHODS``; each a '+'-joined set of parts):
+
+* ``erm``: plain training on the long-tailed images (every image equally often);
+* ``balanced``: class-balanced resampling (every class equally often);
+* ``logit-adjusted``: the logit-adjusted loss (Menon et al., ICLR 2021), tau = ``logit_adjust_tau``;
+* ``classical``: the per-sample random affine of ``augment.downstream.affine``, and its
+  combinations ``classical+balanced`` and ``classical+logit-adjusted``;
+* ``top-up``: every class topped up with synthetic images to the largest class's count
+  (``augment.synthetic.mixing.top_up_real_synthetic``), with or without ``classical``;
+* ``classical+synthetic+logit-adjusted``: ``synthetic_ratio`` x n_c synthetic images added to
+  each class (the imbalance kept), trained with the logit-adjusted loss.
+
+Regimes: ``fair`` (a generator trained by this project's trainer on exactly the cell's
+long-tailed images: same subset spec, same seed), ``shipped`` (trained on all 60,000 balanced
+labels: the upper bound), ``-`` for cells without synthetic data. Every cell trains the same
+classifier for the same steps and is tested on the balanced MNIST test set: accuracy, balanced
+accuracy (mean per-class recall), worst-class recall, the mean recall of the three rarest
+classes and every class's recall. ``results.csv`` is rewritten after each cell, so a stopped
+grid resumes; ``run.json``, ``diversity.csv`` (per-class quality of each fair generator against
+the real-train ceiling at the same n) and the summary (``augment.downstream.longtail_summary``)
+come at the end.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, ClassVar, Optional
+
+import torch
+from tqdm.auto import tqdm
+
+from augment.checkpoint import load_generator
+from augment.config import CLASS_ORDERS, LONG_TAIL_N_MAX, REAL_SAMPLINGS, SubsetSpec
+from augment.data.mnist import load_split, resolve_data_dir
+from augment.data.real import RealMNIST
+from augment.data.subsets import subset_counts, subset_indices
+from augment.downstream.affine import random_affine
+from augment.downstream.grid import read_results, write_results
+from augment.downstream.longtail_summary import RARE, rarest_classes, write_longtail_summary
+from augment.downstream.records import (
+    check_same_budget,
+    describe_generator,
+    missing_generator,
+    record_budget,
+    recorded_generator_sha256,
+    write_run_info,
+)
+from augment.downstream.runner import OnDemandImages, fair_train_config, per_class_diversity, train_or_resume
+from augment.errors import ConfigError
+from augment.evaluation.classifier import ClassifierTrainConfig, predict, train_classifier
+from augment.evaluation.metrics import classifier_agreement
+from augment.fileio import PathLike, exclusive_lock, sha256_file
+from augment.synthetic.mixing import dataset_targets, mix_real_synthetic, top_up_real_synthetic
+from augment.synthetic.shipped import verified_default_generator_path
+
+PARTS = ("classical", "balanced", "logit-adjusted", "top-up", "synthetic")
+METHODS = ("erm", "balanced", "logit-adjusted", "classical", "classical+balanced", "classical+logit-adjusted",
+           "top-up", "classical+top-up", "classical+synthetic+logit-adjusted")
+REGIMES = ("fair", "shipped")
+RESULT_COLUMNS = ("imbalance_ratio", "method", "regime", "seed", "test_accuracy", "balanced_accuracy",
+                  "worst_recall", "rare_recall", "train_images", "seconds")
+
+
+def method_parts(method: str) -> set:
+    """The parts of a method id ('erm' has none); a ConfigError for an unknown method."""
+    if method not in METHODS:
+        raise ConfigError(f"unknown long-tail method {method!r}; choose from {', '.join(METHODS)}")
+    return set() if method == "erm" else set(method.split("+"))
+
+
+def uses_synthetic(method: str) -> bool:
+    return bool(method_parts(method) & {"top-up", "synthetic"})
+
+
+@dataclass(frozen=True)
+class LongTailGridConfig:
+    """A long-tailed grid and its fixed classifier budget. Fair generators (the ``fair_*``
+    fields) are trained here when ``fair_dir`` does not hold them: ``fair_widths`` (g_width,
+    d_width), ``fair_gan_steps`` generator steps, critic real batches drawn as
+    ``fair_real_sampling`` says."""
+
+    budget_fields: ClassVar[tuple] = ("classifier_steps", "classifier_batch", "n_max", "class_order",
+                                      "logit_adjust_tau", "synthetic_ratio")
+
+    imbalance_ratios: tuple = (10.0, 100.0)
+    n_max: int = LONG_TAIL_N_MAX
+    class_order: str = "index"
+    methods: tuple = METHODS
+    regimes: tuple = REGIMES
+    seeds: tuple = (0, 1, 2)
+    classifier_steps: int = 1000
+    classifier_batch: int = 128
+    logit_adjust_tau: float = 1.0
+    synthetic_ratio: float = 1.0  # of classical+synthetic+logit-adjusted: synthetic x n_c added per class
+    fair_gan_steps: int = 4000
+    fair_widths: tuple = (64, 32)
+    fair_real_sampling: str = "auto"
+    fair_critic_augment: str = "none"
+    diversity_per_class: int = 200
+
+    def __post_init__(self) -> None:
+        for m in self.methods:
+            method_parts(m)
+        bad = [r for r in self.regimes if r not in REGIMES]
+        if bad:
+            raise ConfigError(f"unknown regime(s) {bad}; choose from {', '.join(REGIMES)}")
+        if not self.imbalance_ratios or any(not r >= 1 for r in self.imbalance_ratios):
+            raise ConfigError(f"imbalance ratios must be >= 1, got {self.imbalance_ratios}")
+        if not self.seeds:
+            raise ConfigError("seeds is empty")
+        if self.class_order not in CLASS_ORDERS or self.fair_real_sampling not in REAL_SAMPLINGS:
+            raise ConfigError(f"class_order must be one of {CLASS_ORDERS}, fair_real_sampling one of {REAL_SAMPLINGS}")
+        if not self.logit_adjust_tau > 0 or not self.synthetic_ratio > 0:
+            raise ConfigError("logit_adjust_tau and synthetic_ratio must be > 0")
+        if len(self.fair_widths) != 2 or any(not isinstance(w, int) or w < 1 for w in self.fair_widths):
+            raise ConfigError(f"fair_widths must be two widths >= 1 (g_width, d_width), got {self.fair_widths!r}")
+
+    def subset(self, imbalance_ratio: float) -> SubsetSpec:
+        return SubsetSpec(imbalance_ratio=float(imbalance_ratio), n_max=self.n_max, class_order=self.class_order)
+
+
+PRESETS = {
+    # 2 CPU cores: fair generators at half width (64/32) for 4,000 steps (about 1.5 h each on an
+    # idle core), 1,000 classifier steps a cell; about ten hours in all.
+    "longtail-cpu": LongTailGridConfig(),
+    # a GPU: reference-size fair generators, 10,000 steps, 2,000 classifier steps a cell.
+    "longtail-gpu": LongTailGridConfig(classifier_steps=2000, fair_gan_steps=10000, fair_widths=(128, 64)),
+}
+
+
+@dataclass(frozen=True)
+class LongTailCell:
+    imbalance_ratio: float
+    method: str
+    regime: str  # "fair", "shipped", or "-" without synthetic data
+    seed: int
+
+    @property
+    def key(self) -> str:
+        return f"rho={self.imbalance_ratio:g}|{self.method}|{self.regime}|seed={self.seed}"
+
+
+def grid_cells(grid: LongTailGridConfig) -> list[LongTailCell]:
+    """All cells, in a stable order: per seed and ratio, the baselines, then each regime's
+    synthetic methods."""
+    cells = []
+    for seed in grid.seeds:
+        for rho in grid.imbalance_ratios:
+            cells += [LongTailCell(float(rho), m, "-", seed) for m in grid.methods if not uses_synthetic(m)]
+            cells += [LongTailCell(float(rho), m, regime, seed) for regime in grid.regimes
+                      for m in grid.methods if uses_synthetic(m)]
+    return cells
+
+
+def row_key(row: dict) -> str:
+    return f"rho={float(row['imbalance_ratio']):g}|{row['method']}|{row['regime']}|seed={int(row['seed'])}"
+
+
+def fair_run_name(subset: SubsetSpec, seed: int) -> str:
+    """The directory of a fair generator under the fair directory, e.g. ``lt100_seed0``."""
+    return f"{subset.label()}_seed{seed}"
+
+
+# ----------------------------------------------------------------------------------- running
+
+
+@dataclass
+class LongTailContext:
+    grid: LongTailGridConfig
+    out_dir: Path
+    device: torch.device
+    data_dir: Optional[Path]
+    shipped_generator: Optional[Path]
+    fair_dir: Path
+    test: tuple  # (images (N, C, 32, 32), labels (N,)) of the real test set, on the device
+    num_classes: int
+    mnist: bool = True
+    progress: bool = False
+    log: Callable[[str], None] = print
+
+    def generator_for(self, cell: LongTailCell) -> Path:
+        if cell.regime == "shipped":
+            return self.shipped_generator or verified_default_generator_path()
+        return fair_generator(self, cell.imbalance_ratio, cell.seed)
+
+
+def fair_generator(ctx: LongTailContext, imbalance_ratio: float, seed: int) -> Path:
+    """Reuse, resume or train the generator of exactly the cell's long-tailed images."""
+    subset = ctx.grid.subset(imbalance_ratio)
+    run = ctx.fair_dir / fair_run_name(subset, seed)
+    if (run / "generator.safetensors").exists():
+        return run / "generator.safetensors"
+    cfg = fair_train_config(ctx.grid.fair_widths, ctx.grid.fair_gan_steps, seed, ctx.data_dir, ctx.mnist, ctx.device,
+                            imbalance_ratio=subset.imbalance_ratio, n_max=subset.n_max, class_order=subset.class_order,
+                            real_sampling=ctx.grid.fair_real_sampling, critic_augment=ctx.grid.fair_critic_augment)
+    ctx.log(f"training the fair generator {run.name} ({cfg.max_steps} steps, widths "
+            f"{cfg.model.g_width}/{cfg.model.d_width}) in {run}")
+    return train_or_resume(run, cfg, ctx.progress, ctx.log)
+
+
+def cell_training_set(cell: LongTailCell, ctx: LongTailContext):
+    """(images, labels) of a cell: the long-tailed real images as one tensor, or with their
+    synthetic part as ``OnDemandImages`` (made as the classifier draws them)."""
+    real = RealMNIST(ctx.data_dir, train=True, device=ctx.device, subset=ctx.grid.subset(cell.imbalance_ratio),
+                     seed=cell.seed, mnist=ctx.mnist)
+    parts = method_parts(cell.method)
+    if not parts & {"top-up", "synthetic"}:
+        return real.data, real.targets
+    synth_seed = 10_000 + cell.seed  # synthetic items differ from seed to seed, as in the balanced grid
+    generator = ctx.generator_for(cell)
+    if "top-up" in parts:
+        mixed = top_up_real_synthetic(real, generator, seed=synth_seed, device=ctx.device)
+    else:
+        mixed = mix_real_synthetic(real, generator, ctx.grid.synthetic_ratio, seed=synth_seed, device=ctx.device)
+    return OnDemandImages(mixed, ctx.device), dataset_targets(mixed)
+
+
+def long_tail_scores(pred: torch.Tensor, true: torch.Tensor, train_counts: list[int]) -> dict:
+    """Accuracy, balanced accuracy (mean per-class recall), worst-class recall, the mean recall
+    of the ``RARE`` classes with the fewest training images, and ``recall_c`` per class."""
+    recall = classifier_agreement(pred, true, num_classes=len(train_counts))["per_class"]
+    rare = rarest_classes(train_counts, RARE)
+    return {"test_accuracy": float((pred == true).double().mean()), "balanced_accuracy": sum(recall) / len(recall),
+            "worst_recall": min(recall), "rare_recall": sum(recall[c] for c in rare) / RARE,
+            **{f"recall_{c}": r for c, r in enumerate(recall)}}
+
+
+def run_cell(cell: LongTailCell, ctx: LongTailContext) -> dict:
+    """Train the fixed classifier for the fixed budget on the cell's data; score it on real test."""
+    started = time.time()
+    images, labels = cell_training_set(cell, ctx)
+    parts = method_parts(cell.method)
+    budget = ClassifierTrainConfig(
+        steps=ctx.grid.classifier_steps, batch_size=ctx.grid.classifier_batch, seed=cell.seed, max_shift=0,
+        sampling="balanced" if "balanced" in parts else "uniform",
+        logit_adjust_tau=ctx.grid.logit_adjust_tau if "logit-adjusted" in parts else 0.0)
+    model, _ = train_classifier(images, labels, train=budget, device=ctx.device,
+                                batch_transform=random_affine if "classical" in parts else None)
+    test_x, test_y = ctx.test
+    counts = train_counts(ctx, cell)
+    scores = long_tail_scores(predict(model, test_x).cpu(), test_y.cpu(), counts)
+    return {"imbalance_ratio": cell.imbalance_ratio, "method": cell.method, "regime": cell.regime, "seed": cell.seed,
+            **{k: round(v, 6) for k, v in scores.items()}, "train_images": len(labels),
+            "seconds": round(time.time() - started, 2),
+            **{f"count_{c}": n for c, n in enumerate(counts)}}
+
+
+def train_counts(ctx: LongTailContext, cell: LongTailCell) -> list[int]:
+    """The real training images per class of a cell's subset."""
+    return subset_counts(ctx.grid.subset(cell.imbalance_ratio), ctx.num_classes, cell.seed)
+
+
+def run_longtail_grid(grid: LongTailGridConfig, out_dir: PathLike, device: torch.device,
+                      data_dir: Optional[PathLike] = None, generator: Optional[PathLike] = None,
+                      progress: bool = True, log: Callable[[str], None] = print, command: str = "",
+                      mnist: bool = True, fair_dir: Optional[PathLike] = None) -> Path:
+    """Run every unfinished cell of ``grid`` into ``out_dir``; then the diversity table, the
+    summary and its plots. Returns results.csv. Fair generators live in
+    ``fair_dir/lt{rho}_seed{S}/`` (default ``out_dir/fair_generators``): one found there is used
+    as it is; a missing one is trained (or its run resumed) with the grid's ``fair_*`` settings.
+
+    Args:
+        grid: the grid and its budget (``LongTailGridConfig``, e.g. ``PRESETS["longtail-cpu"]``).
+        out_dir: the results directory; a rerun skips finished cells.
+        device: where the classifiers (and any fair generator trained here) run.
+        data_dir: the MNIST directory (default: ``$AUGMENT_DATA``, else the cache).
+        generator: the "shipped" regime's generator (default: the shipped one).
+        progress: show progress bars.
+        log: called with progress messages.
+        command: the command line, recorded in run.json.
+        mnist: check MNIST's checksums (False: any IDX data, e.g. test fixtures).
+        fair_dir: where the fair generators are (see above).
+    """
+    started = time.time()
+    out_dir = Path(out_dir)
+    fair_root = Path(fair_dir) if fair_dir else out_dir / "fair_generators"
+    test = RealMNIST(data_dir, train=False, device=device, mnist=mnist)  # bad data fails before writing
+    _, labels = load_split(resolve_data_dir(data_dir), "train", mnist=mnist)
+    for rho in grid.imbalance_ratios:  # every subset exists (a class with too few images: its error now)
+        subset_indices(labels, grid.subset(rho), 0, test.num_classes)
+    if "shipped" in grid.regimes:
+        load_generator(generator if generator is not None else verified_default_generator_path())
+    results_path = out_dir / "results.csv"
+    rows = read_results(results_path)
+    check_same_budget(out_dir, grid, rows, generator)
+    _check_fair_generators(grid, out_dir, fair_root, rows)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(out_dir / ".lock", f"experiment directory {out_dir}"):
+        rows = read_results(results_path)
+        done = {row_key(r) for r in rows}
+        cells = [c for c in grid_cells(grid) if c.key not in done]
+        record_budget(out_dir, grid, rows, generator)
+        ctx = LongTailContext(grid, out_dir, device, Path(data_dir) if data_dir else None,
+                              Path(generator) if generator else None, fair_root, (test.data, test.targets),
+                              test.num_classes, mnist, progress, log)
+        log(f"{len(done)} cells done, {len(cells)} to run -> {results_path}")
+        for cell in tqdm(cells, disable=not progress, unit="cell", dynamic_ncols=True):
+            rows.append(run_cell(cell, ctx))
+            write_results(results_path, rows, RESULT_COLUMNS)
+        generators = used_generators(ctx, rows)
+        found = [(name, path) for name, path, ok in generators if ok]
+        diversity = per_class_diversity(found, grid.diversity_per_class, device, ctx.data_dir, mnist)
+        fair = {(float(r["imbalance_ratio"]), int(r["seed"])): ctx.fair_dir / fair_run_name(
+            grid.subset(float(r["imbalance_ratio"])), int(r["seed"])) / "generator.safetensors"
+            for r in rows if r["regime"] == "fair"}
+        write_longtail_summary(out_dir, rows, diversity, grid, ctx.data_dir, mnist,
+                               {k: v for k, v in fair.items() if v.is_file()})
+        write_run_info(out_dir, grid, device, command, time.time() - started, len(cells),
+                       {name: describe_generator(path) if ok else missing_generator(out_dir, name, path)
+                        for name, path, ok in generators}, rows)
+    return results_path
+
+
+def _check_fair_generators(grid: LongTailGridConfig, out_dir: Path, fair_root: Path, rows: list[dict]) -> None:
+    """Before anything is written: where earlier rows used a fair generator, the one there now
+    must be that one (run.json records its SHA-256); a retrained one would mix two under one name."""
+    used = {(float(r["imbalance_ratio"]), int(r["seed"])) for r in rows if r["regime"] == "fair"}
+    for rho, seed in sorted(used):
+        name = fair_run_name(grid.subset(rho), seed)
+        recorded = recorded_generator_sha256(out_dir, f"fair {name}")
+        weights = fair_root / name / "generator.safetensors"
+        if recorded is not None and (not weights.is_file() or sha256_file(weights) != recorded):
+            raise ConfigError(f"earlier cells used the fair generator {name} with SHA-256 {recorded[:12]}, which is "
+                              f"not at {weights}; pass --fair-dir where it is, or use another --out")
+
+
+def used_generators(ctx: LongTailContext, rows: list[dict]) -> list[tuple[str, Path, bool]]:
+    """(name, path, found) of each generator the rows used: "shipped", "fair lt100_seed0", ..."""
+    out, seen = [], set()
+    for regime, rho, seed in sorted({(r["regime"], float(r["imbalance_ratio"]), int(r["seed"]))
+                                     for r in rows if r["regime"] != "-"}):
+        if regime == "shipped":
+            name, path = "shipped", ctx.shipped_generator or verified_default_generator_path()
+        else:
+            run = fair_run_name(ctx.grid.subset(rho), seed)
+            name, path = f"fair {run}", ctx.fair_dir / run / "generator.safetensors"
+        if name not in seen:
+            seen.add(name)
+            out.append((name, path, path.is_file()))
+    return out

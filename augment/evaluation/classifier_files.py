@@ -1,0 +1,121 @@
+"""Classifier files and the shipped evaluator.
+
+A classifier file is safetensors whose metadata carries ``format`` = ``augment.classifier``,
+``format_version`` and the ``classifier_config`` JSON, so the file alone rebuilds the model.
+The shipped evaluator (``augment/weights/classifier.safetensors``) has a manifest holding its
+SHA-256, checked on every load; ``train_and_save`` is ``augment train-classifier``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from augment.checkpoint import read_safetensors, write_safetensors
+from augment.config import config_from_dict
+from augment.data.mnist import load_split, resolve_data_dir
+from augment.data.subsets import per_class_subset
+from augment.errors import AugmentError, CheckpointError
+from augment.evaluation.classifier import (
+    Classifier,
+    ClassifierConfig,
+    ClassifierTrainConfig,
+    Device,
+    evaluate_accuracy,
+    train_classifier,
+)
+from augment.fileio import PathLike, check_writable, sha256_file
+from augment.manifests import WEIGHTS_DIR, verify_checksum, write_manifest
+
+CLASSIFIER_FORMAT = "augment.classifier"
+FORMAT_VERSION = 1
+DEFAULT_WEIGHTS = WEIGHTS_DIR / "classifier.safetensors"
+DEFAULT_MANIFEST = WEIGHTS_DIR / "classifier.json"
+
+
+# ------------------------------------------------------------------------------------- files
+
+
+def save_classifier(path: PathLike, model: Classifier, extra: Optional[dict] = None) -> str:
+    """Atomically write weights + config (+ ``extra`` metadata) as safetensors; returns SHA-256."""
+    metadata = {"format": CLASSIFIER_FORMAT, "format_version": str(FORMAT_VERSION),
+                "classifier_config": json.dumps(dataclasses.asdict(model.config), sort_keys=True)}
+    for k, v in (extra or {}).items():
+        metadata[k] = v if isinstance(v, str) else json.dumps(v, sort_keys=True)
+    return write_safetensors(path, model.state_dict(), metadata)
+
+
+def load_classifier(path: PathLike, device: Device = "cpu",
+                    sha256: Optional[str] = None) -> Classifier:
+    """A classifier in eval mode from a classifier file; if ``sha256`` is given the file's
+    digest must equal it. Raises a one-line CheckpointError for any bad file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"classifier file not found: {path}")
+    if sha256 is not None and sha256_file(path) != sha256:
+        raise CheckpointError(f"{path}: SHA-256 does not match its manifest (corrupt or "
+                              f"replaced); retrain with 'augment train-classifier'")
+    state, metadata = read_safetensors(path, CLASSIFIER_FORMAT, "classifier")
+    try:
+        cfg = config_from_dict(ClassifierConfig, json.loads(metadata["classifier_config"]))
+    except (KeyError, json.JSONDecodeError, AugmentError, TypeError) as e:
+        raise CheckpointError(f"{path}: bad classifier config in metadata ({e})") from None
+    model = Classifier(cfg)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: weights do not fit the classifier config "
+                              f"({' '.join(str(e).split())[:200]})") from None
+    return model.to(device).eval()
+
+
+def load_verified_classifier(weights: PathLike, device: Device = "cpu",
+                             manifest: Optional[PathLike] = None) -> tuple[Classifier, dict]:
+    """(classifier, manifest) for a weights file whose SHA-256 its manifest vouches for."""
+    info = verify_checksum(weights, manifest)
+    return load_classifier(weights, device), info
+
+
+def default_classifier(device: Device = "cpu") -> Classifier:
+    """The shipped evaluator (trained on real MNIST train), checksum verified."""
+    return load_verified_classifier(DEFAULT_WEIGHTS, device, DEFAULT_MANIFEST)[0]
+
+
+def train_and_save(out: PathLike, recipe: ClassifierTrainConfig = ClassifierTrainConfig(),
+                   data_dir: Optional[PathLike] = None, mnist: bool = True,
+                   n_per_class: Optional[int] = None, device: Device = "cpu", progress: bool = False,
+                   command: str = "") -> dict:
+    """Train the evaluator on real train (optionally ``n_per_class`` per class), test it on
+    real test, write ``out`` (safetensors) and its manifest; returns the manifest's info plus
+    ``sha256`` and ``manifest`` (path). ``augment train-classifier`` is this function."""
+    check_writable(out)  # before training, not after
+    directory = resolve_data_dir(data_dir)
+    images, labels = load_split(directory, "train", mnist=mnist)
+    if n_per_class is not None:
+        keep = per_class_subset(labels, n_per_class, recipe.seed)
+        images, labels = images[keep], labels[keep]
+    test_images, test_labels = load_split(directory, "test", mnist=mnist)
+    model_cfg = ClassifierConfig(num_classes=max(int(labels.max()), int(test_labels.max())) + 1)
+    started = time.time()
+    model, history = train_classifier(images, labels, model_cfg, recipe, device=device,
+                                      eval_images=test_images, eval_labels=test_labels,
+                                      progress=progress)
+    seconds = round(time.time() - started, 1)
+    accuracy = evaluate_accuracy(model, test_images, test_labels)
+    info = {
+        "test_accuracy": accuracy, "train_images": int(len(labels)),
+        "classifier_config": dataclasses.asdict(model_cfg), "train_config": dataclasses.asdict(recipe),
+        "train_seconds": seconds, "history": history, "command": command,
+        "machine": {"device": str(device), "torch": torch.__version__,
+                    "threads": torch.get_num_threads(), "platform": platform.platform()},
+    }
+    digest = save_classifier(out, model, {"test_accuracy": accuracy,
+                                          "train_config": dataclasses.asdict(recipe)})
+    manifest = write_manifest(out, info)
+    return {**info, "sha256": digest, "manifest": str(manifest)}

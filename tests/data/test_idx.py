@@ -1,0 +1,41 @@
+"""IDX files: round trip, malformed and corrupt files."""
+
+import gzip
+
+import pytest
+import torch
+
+from augment.data.idx import encode_idx, parse_idx, read_idx
+from augment.errors import DataError
+from tests.conftest import bar_digits
+
+
+def test_idx_round_trip_raw_and_gzip(tmp_path):
+    images, _ = bar_digits(7)
+    raw = encode_idx(images)
+    (tmp_path / "a").write_bytes(raw)
+    (tmp_path / "b.gz").write_bytes(gzip.compress(raw))
+    assert torch.equal(read_idx(tmp_path / "a"), images)
+    assert torch.equal(read_idx(tmp_path / "b.gz"), images)
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda b: b[:-5], "truncated"),
+    (lambda b: b + b"\0", "trailing"),
+    (lambda b: b"\x01" + b[1:], "magic"),
+    (lambda b: b[:1] + b"\x01" + b[2:], "magic"),  # both zero bytes of the magic are checked
+    (lambda b: b[:2] + b"\x0d" + b[3:], "element type"),
+    (lambda b: b[:6], "truncated IDX header"),
+    (lambda b: b[:2], "not an IDX"),
+])
+def test_malformed_idx_is_refused(mutate, message):
+    raw = encode_idx(bar_digits(3)[0])
+    with pytest.raises(DataError, match=message):
+        parse_idx(mutate(raw))
+
+
+def test_corrupt_gzip_is_refused(tmp_path):
+    blob = gzip.compress(encode_idx(bar_digits(30)[0]))
+    (tmp_path / "x.gz").write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(DataError, match="corrupt gzip"):
+        read_idx(tmp_path / "x.gz")

@@ -1,0 +1,48 @@
+"""MNIST's files: loading a split, checksums, where the data directory is, verifying it."""
+
+
+import pytest
+import torch
+
+from augment.data.idx import encode_idx
+from augment.data.mnist import load_split, resolve_data_dir, verify_dir
+from augment.errors import DataError
+
+
+def test_load_split_validates_counts(idx_dir):
+    images, labels = load_split(idx_dir, "train", mnist=False)
+    assert images.shape == (80, 28, 28) and labels.dtype == torch.int64
+    (idx_dir / "train-labels-idx1-ubyte").write_bytes(encode_idx(torch.zeros(79, dtype=torch.uint8)))
+    with pytest.raises(DataError, match="80 images but 79 labels"):
+        load_split(idx_dir, "train", mnist=False)
+
+
+def test_missing_file_and_directory(tmp_path, idx_dir):
+    with pytest.raises(DataError, match="does not exist"):
+        resolve_data_dir(tmp_path / "nope")
+    (idx_dir / "t10k-labels-idx1-ubyte").unlink()
+    with pytest.raises(DataError, match="missing t10k-labels"):
+        load_split(idx_dir, "test", mnist=False)
+
+
+def test_mnist_checksum_catches_non_mnist(idx_dir):
+    with pytest.raises(DataError, match="SHA-256"):
+        load_split(idx_dir, "train", mnist=True)
+
+
+def test_data_dir_resolution(tmp_path, monkeypatch):
+    from tests.conftest import write_idx_dir
+
+    tv_root = tmp_path / "root"
+    write_idx_dir(tv_root / "MNIST" / "raw")
+    assert resolve_data_dir(tv_root) == tv_root / "MNIST" / "raw"
+    monkeypatch.setenv("AUGMENT_DATA", str(tv_root))
+    assert resolve_data_dir() == tv_root / "MNIST" / "raw"
+    monkeypatch.setenv("AUGMENT_DATA", str(tmp_path / "empty"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="augment data fetch"):
+        resolve_data_dir()
+
+
+def test_verify_dir_reports_counts(idx_dir):
+    assert verify_dir(idx_dir, mnist=False) == {"train": 80, "test": 40}

@@ -1,0 +1,55 @@
+"""RealMNIST: items, copies, checksums and bad arguments."""
+
+
+import numpy as np
+import pytest
+import torch
+
+from augment.data.mnist import load_split, verify_dir
+from augment.data.real import RealMNIST
+from augment.errors import ConfigError
+
+
+def test_real_mnist_dataset(idx_dir):
+    ds = RealMNIST(idx_dir, train=False, mnist=False)
+    assert len(ds) == 40 and ds.classes == [str(c) for c in range(10)]
+    img, label = ds[3]
+    assert img.shape == (1, 32, 32) and isinstance(label, int) and label == 3
+    batch = ds.__getitems__([0, 5, 7])
+    assert [lbl for _, lbl in batch] == [0, 5, 7]
+    loader = torch.utils.data.DataLoader(ds, batch_size=8, shuffle=False)
+    x, y = next(iter(loader))
+    assert x.shape == (8, 1, 32, 32) and y.tolist() == list(range(8))
+    sub = RealMNIST(idx_dir, train=True, mnist=False, n_per_class=2)
+    assert len(sub) == 20
+    assert "Split: Test" in repr(ds)
+
+
+def test_real_mnist_items_are_copies_and_lists_are_not_indices(idx_dir):
+    def negate_in_place(img):
+        return img.neg_()
+
+    ds = RealMNIST(idx_dir, train=False, mnist=False, transform=negate_in_place)
+    first, again = ds[0][0], ds[0][0]
+    assert torch.equal(first, again)  # the transform did not change the stored image
+    assert ds[np.int64(2)][1] == ds[torch.tensor(2)][1] == 2
+    with pytest.raises(TypeError, match="indices must be integers"):
+        ds[[1, 2]]
+
+
+def test_real_mnist_checksums(shared_mnist):
+    assert verify_dir(shared_mnist) == {"train": 60000, "test": 10000}
+    _, labels = load_split(shared_mnist, "test")
+    assert torch.bincount(labels).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+@pytest.mark.parametrize("n, match", [(0, "positive integer"), (-1, "positive integer"), (1.5, "positive integer"),
+                                      ("5", "positive integer"), (True, "positive integer")])
+def test_real_mnist_refuses_a_subset_size_that_is_not_a_positive_integer(idx_dir, n, match):
+    with pytest.raises(ConfigError, match=match):
+        RealMNIST(idx_dir, mnist=False, n_per_class=n)
+
+
+def test_real_mnist_refuses_devices_it_cannot_run_on(idx_dir):
+    with pytest.raises(ConfigError, match="device must be"):
+        RealMNIST(idx_dir, mnist=False, device="gpu")
