@@ -98,8 +98,8 @@ def train_classifier(out: Path, data_dir: Path | None, dataset: str, n_per_class
     recipe = dataclasses.replace(clf.ClassifierTrainConfig(),
                                  **{k: v for k, v in given.items() if v is not None})
     info = classifier_files.train_and_save(out, recipe, data_dir=data_dir, mnist=dataset == "mnist",
-                              n_per_class=n_per_class, device=resolve_device(device),
-                              progress=not quiet, command=_command_line(click.get_current_context()))
+                                           n_per_class=n_per_class, device=resolve_device(device),
+                                           progress=not quiet, command=_command_line(click.get_current_context()))
     click.echo(json.dumps({"out": str(out), "manifest": info["manifest"], "sha256": info["sha256"],
                            "test_accuracy": round(info["test_accuracy"], 4),
                            "train_seconds": info["train_seconds"]}))

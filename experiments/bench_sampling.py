@@ -33,12 +33,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from augment.config import ModelConfig
-from augment.device import cpu_model
-from augment.gan.models import Generator
-from augment.synthetic.dataset import SyntheticMNIST, collate_batch
-from augment.synthetic.fast_generator import FastGenerator, plain_forward
-from augment.synthetic.latents import index_latents
+from augment.config import ModelConfig  # noqa: E402
+from augment.device import cpu_model  # noqa: E402
+from augment.gan.models import Generator  # noqa: E402
+from augment.synthetic.dataset import SyntheticMNIST, collate_batch  # noqa: E402
+from augment.synthetic.fast_generator import FastGenerator, plain_forward  # noqa: E402
+from augment.synthetic.latents import index_latents  # noqa: E402
 
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")

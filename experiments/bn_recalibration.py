@@ -24,11 +24,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from augment.checkpoint import load_generator
-from augment.evaluation.classifier_files import default_classifier
-from augment.evaluation.scoring import evaluate_generator, load_reference
-from augment.fileio import atomic_write_text
-from augment.synthetic.shipped import default_generator_path
+from augment.checkpoint import load_generator  # noqa: E402
+from augment.evaluation.classifier_files import default_classifier  # noqa: E402
+from augment.evaluation.scoring import evaluate_generator, load_reference  # noqa: E402
+from augment.fileio import atomic_write_text  # noqa: E402
+from augment.synthetic.shipped import default_generator_path  # noqa: E402
 
 
 def recalibrated(generator: torch.nn.Module, batches: int, batch_size: int = 64, seed: int = 123):

@@ -31,13 +31,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bn_recalibration import recalibrated  # noqa: E402
 
-from augment.config import ModelConfig, TrainConfig
-from augment.device import machine_description
-from augment.evaluation.classifier_files import default_classifier
-from augment.evaluation.scoring import evaluate_samples, load_reference, sample_generator
-from augment.fileio import atomic_write_text
-from augment.gan.ema import decay_at
-from augment.training.trainer import Trainer
+from augment.config import ModelConfig, TrainConfig  # noqa: E402
+from augment.device import machine_description  # noqa: E402
+from augment.evaluation.classifier_files import default_classifier  # noqa: E402
+from augment.evaluation.scoring import evaluate_samples, load_reference, sample_generator  # noqa: E402
+from augment.fileio import atomic_write_text  # noqa: E402
+from augment.gan.ema import decay_at  # noqa: E402
+from augment.training.trainer import Trainer  # noqa: E402
 
 COLUMNS = ("agreement", "class_frechet", "precision", "recall", "coverage")
 

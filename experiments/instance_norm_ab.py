@@ -23,10 +23,10 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from augment.config import ModelConfig, TrainConfig
-from augment.data.mnist import resolve_data_dir
-from augment.training import batched_step as fast
-from augment.training.trainer import Trainer
+from augment.config import ModelConfig, TrainConfig  # noqa: E402
+from augment.data.mnist import resolve_data_dir  # noqa: E402
+from augment.training import batched_step as fast  # noqa: E402
+from augment.training.trainer import Trainer  # noqa: E402
 
 
 class CompositeInstanceNorm(nn.Module):

@@ -23,11 +23,11 @@ from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from augment.config import TrainConfig
-from augment.data.mnist import resolve_data_dir
-from augment.fileio import atomic_write_text
-from augment.training.batched_step import FastStepFallback, build_fast_step
-from augment.training.trainer import Trainer
+from augment.config import TrainConfig  # noqa: E402
+from augment.data.mnist import resolve_data_dir  # noqa: E402
+from augment.fileio import atomic_write_text  # noqa: E402
+from augment.training.batched_step import FastStepFallback, build_fast_step  # noqa: E402
+from augment.training.trainer import Trainer  # noqa: E402
 
 VIEW_OPS = {"aten::empty", "aten::empty_strided", "aten::view", "aten::as_strided", "aten::as_strided_",
             "aten::slice", "aten::select", "aten::transpose", "aten::t", "aten::expand", "aten::permute",

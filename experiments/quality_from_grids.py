@@ -23,9 +23,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from augment.evaluation.classifier import predict
-from augment.evaluation.classifier_files import default_classifier
-from augment.fileio import atomic_write_text
+from augment.evaluation.classifier import predict  # noqa: E402
+from augment.evaluation.classifier_files import default_classifier  # noqa: E402
+from augment.fileio import atomic_write_text  # noqa: E402
 
 TILE, PAD = 32, 2  # augment.visualize.grid_image: make_grid padding 2
 

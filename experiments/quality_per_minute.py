@@ -35,15 +35,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_train import ReferenceLoop, sync  # noqa: E402
 
-from augment.checkpoint import load_checkpoint, load_generator, save_generator
-from augment.config import TrainConfig
-from augment.data.mnist import resolve_data_dir
-from augment.evaluation import metrics
-from augment.evaluation.classifier import predict
-from augment.evaluation.classifier_files import default_classifier
-from augment.evaluation.scoring import sample_generator
-from augment.fileio import atomic_write_text
-from augment.training.loop import train
+from augment.checkpoint import load_checkpoint, load_generator, save_generator  # noqa: E402
+from augment.config import TrainConfig  # noqa: E402
+from augment.data.mnist import resolve_data_dir  # noqa: E402
+from augment.evaluation import metrics  # noqa: E402
+from augment.evaluation.classifier import predict  # noqa: E402
+from augment.evaluation.classifier_files import default_classifier  # noqa: E402
+from augment.evaluation.scoring import sample_generator  # noqa: E402
+from augment.fileio import atomic_write_text  # noqa: E402
+from augment.training.loop import train  # noqa: E402
 
 
 def train_reference(data_dir: Path, device: torch.device, budget_s: float, seed: int) -> tuple:

@@ -26,12 +26,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from augment.checkpoint import checkpoint_generator_state, load_checkpoint, load_generator
-from augment.device import machine_description
-from augment.evaluation.classifier_files import default_classifier
-from augment.evaluation.scoring import evaluate_samples, load_reference, sample_generator
-from augment.fileio import atomic_write_text
-from augment.gan.models import Generator
+from augment.checkpoint import checkpoint_generator_state, load_checkpoint, load_generator  # noqa: E402
+from augment.device import machine_description  # noqa: E402
+from augment.evaluation.classifier_files import default_classifier  # noqa: E402
+from augment.evaluation.scoring import evaluate_samples, load_reference, sample_generator  # noqa: E402
+from augment.fileio import atomic_write_text  # noqa: E402
+from augment.gan.models import Generator  # noqa: E402
 
 COLUMNS = ("agreement", "frechet", "class_frechet", "precision", "recall", "coverage")
 

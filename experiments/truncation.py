@@ -22,11 +22,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from augment.downstream.runner import materialize
-from augment.evaluation.classifier_files import default_classifier
-from augment.evaluation.scoring import evaluate_samples, load_reference
-from augment.fileio import atomic_write_text
-from augment.synthetic.dataset import SyntheticMNIST
+from augment.downstream.runner import materialize  # noqa: E402
+from augment.evaluation.classifier_files import default_classifier  # noqa: E402
+from augment.evaluation.scoring import evaluate_samples, load_reference  # noqa: E402
+from augment.fileio import atomic_write_text  # noqa: E402
+from augment.synthetic.dataset import SyntheticMNIST  # noqa: E402
 
 COLUMNS = ("agreement", "frechet", "class_frechet", "precision", "recall", "coverage", "diversity")
 
