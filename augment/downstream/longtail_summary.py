@@ -37,7 +37,8 @@ def rarest_classes(counts: list[int], k: int = RARE) -> list[int]:
     return sorted(range(len(counts)), key=lambda c: (counts[c], c))[:k]
 
 
-def _frame(rows: list[dict]) -> pd.DataFrame:
+def longtail_frame(rows: list[dict]) -> pd.DataFrame:
+    """results.csv rows as a frame: scores in percent, a display name per (method, regime)."""
     df = pd.DataFrame(rows)
     for k in list(SCORES) + [c for c in df.columns if c.startswith("recall_")]:
         df[k] = df[k].astype(float) * 100
@@ -48,8 +49,9 @@ def _frame(rows: list[dict]) -> pd.DataFrame:
     return df
 
 
-def _cell(mean: float, std: float, count: int) -> str:
-    return f"{mean:.2f} ± {std:.2f}" if count > 1 else f"{mean:.2f} (1 seed)"
+def _cell(mean: float, std: float, count: int, signed: bool = False) -> str:
+    value = f"{mean:+.2f}" if signed else f"{mean:.2f}"
+    return f"{value} ± {std:.2f}" if count > 1 else f"{value} (1 seed)"
 
 
 def score_table(df: pd.DataFrame, methods: tuple) -> pd.DataFrame:
@@ -82,15 +84,15 @@ def paired_gains(df: pd.DataFrame, baselines: dict) -> pd.DataFrame:
         base = base.set_index("seed")
         cells = df[(df["imbalance_ratio"] == rho) & (df["regime"] != "-")]
         for (m, regime), g in cells.groupby(["method", "regime"]):
-            g = g.set_index("seed").join(base[["balanced_accuracy", "rare_recall"]], rsuffix="_base", how="inner")
+            g = g.set_index("seed").join(base[["balanced_accuracy", "rare_recall"]].add_suffix("_base"), how="inner")
             if not len(g):
                 continue
             bal = g["balanced_accuracy"] - g["balanced_accuracy_base"]
             rare = g["rare_recall"] - g["rare_recall_base"]
             out.append({"rho": f"{rho:g}", "method": METHOD_LABELS.get(m, m), "regime": regime,
                         "over": METHOD_LABELS.get(method, method),
-                        "balanced accuracy gain": _cell(bal.mean(), bal.std(), len(g)),
-                        f"rarest-{RARE} recall gain": _cell(rare.mean(), rare.std(), len(g)),
+                        "balanced accuracy gain": _cell(bal.mean(), bal.std(), len(g), signed=True),
+                        f"rarest-{RARE} recall gain": _cell(rare.mean(), rare.std(), len(g), signed=True),
                         "seeds above": f"{int((bal > 0).sum())} of {len(g)}"})
     return pd.DataFrame(out)
 
@@ -127,7 +129,7 @@ def write_longtail_summary(out_dir: Path, rows: list[dict], diversity: list[dict
     {(rho, seed): generator file} of the fair generators there are."""
     if not rows:
         return
-    df = _frame(rows)
+    df = longtail_frame(rows)
     lines = ["# Long-tailed MNIST: scores on the balanced real test set (%), mean ± std over seeds", "",
              f"Rows: imbalance ratio rho (MNIST-LT, n_max = {grid.n_max}), method, generator regime ('-': no "
              f"synthetic data). Balanced accuracy is the mean per-class recall; the rarest classes are the {RARE} "
@@ -208,7 +210,8 @@ def plot_recall_vs_count(df: pd.DataFrame, path: Path) -> None:
     classes = sorted(int(c[len("recall_"):]) for c in df.columns if c.startswith("recall_"))
     for ax, rho in zip(axes, rhos):
         part = df[df["imbalance_ratio"] == rho]
-        shown = part[(part["method"].isin(["erm", baselines[rho]]) & (part["regime"] == "-")) | (part["regime"] != "-")]
+        best = baselines.get(rho, "erm")
+        shown = part[(part["method"].isin(["erm", best]) & (part["regime"] == "-")) | (part["regime"] != "-")]
         for i, (name, g) in enumerate(sorted(shown.groupby("name"))):
             points = sorted((g[f"count_{c}"].astype(int).mean(), g[f"recall_{c}"].mean()) for c in classes)
             ax.plot([p[0] for p in points], [p[1] for p in points], "o-" if "(" in name else "s--", ms=3, lw=1,

@@ -208,3 +208,65 @@ def test_train_classifier_command(tmp_path):
     model, info = classifier_files.load_verified_classifier(out)
     assert info["train_images"] == 30 and info["train_config"]["steps"] == 2
     assert "train-classifier" in info["command"] and 0 <= info["test_accuracy"] <= 1
+
+
+def imbalanced_digits() -> tuple[torch.Tensor, torch.Tensor]:
+    """96 toy digits: 80 of class 0, 12 of class 1, 4 of class 2."""
+    images, labels = bar_digits(900, seed=3)
+    keep = torch.cat([(labels == c).nonzero()[:n] for c, n in ((0, 80), (1, 12), (2, 4))]).flatten()
+    return images[keep], labels[keep]
+
+
+def drawn_classes(sampling: str) -> torch.Tensor:
+    """How often each class was drawn in 40 batches of 16 (each drawn image told by its pixels)."""
+    images, labels = imbalanced_digits()
+    model_images = clf.as_model_images(images, "cpu")
+    drawn = []
+
+    def spy(batch, generator):
+        match = (batch[:, None] == model_images[None]).flatten(2).all(2)  # (B, N): which training image
+        drawn.append(labels[match.float().argmax(1)])
+        return batch
+
+    train = clf.ClassifierTrainConfig(steps=40, batch_size=16, max_shift=0, sampling=sampling)
+    clf.train_classifier(images, labels, clf.ClassifierConfig(num_classes=3, widths=(4,), feature_dim=8), train,
+                         device="cpu", batch_transform=spy)
+    return torch.bincount(torch.cat(drawn).long(), minlength=3)
+
+
+def test_class_balanced_sampling_draws_every_class_equally_often():
+    uniform, balanced = drawn_classes("uniform"), drawn_classes("balanced")
+    assert uniform[0] > 5 * uniform[2]  # the data's own frequencies: 80 : 12 : 4
+    assert balanced.min() > 0.7 * balanced.max(), balanced.tolist()  # about 213 each of 640
+
+
+def test_the_logit_adjusted_loss_adds_tau_log_prior_to_the_logits(monkeypatch):
+    images, labels = imbalanced_digits()
+    given, plain = [], []
+    real_cross_entropy, real_forward = clf.F.cross_entropy, clf.Classifier.forward
+
+    def cross_entropy(logits, y, **kwargs):
+        given.append(logits.detach())
+        return real_cross_entropy(logits, y, **kwargs)
+
+    def forward(self, x):
+        out = real_forward(self, x)
+        plain.append(out.detach())
+        return out
+
+    monkeypatch.setattr(clf.F, "cross_entropy", cross_entropy)
+    monkeypatch.setattr(clf.Classifier, "forward", forward)
+    cfg = clf.ClassifierConfig(num_classes=3, widths=(4,), feature_dim=8)
+    clf.train_classifier(images, labels, cfg, clf.ClassifierTrainConfig(steps=3, batch_size=16, max_shift=0,
+                                                                        logit_adjust_tau=1.5), device="cpu")
+    prior = torch.tensor([80, 12, 4]) / 96
+    assert len(given) == len(plain) == 3
+    for adjusted, logits in zip(given, plain):
+        torch.testing.assert_close(adjusted - logits, (1.5 * prior.log()).expand_as(logits))
+
+
+def test_long_tail_options_are_checked():
+    with pytest.raises(ConfigError, match="sampling"):
+        clf.ClassifierTrainConfig(sampling="sqrt")
+    with pytest.raises(ConfigError, match="logit_adjust_tau"):
+        clf.ClassifierTrainConfig(logit_adjust_tau=-1.0)

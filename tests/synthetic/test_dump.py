@@ -16,6 +16,7 @@ from augment.checkpoint import save_generator
 from augment.config import ModelConfig
 from augment.data.mnist import verify_dir
 from augment.errors import AugmentError, CheckpointError, ConfigError
+from augment.fileio import sha256_file
 from augment.gan.models import Generator
 from augment.synthetic import dump as D
 from augment.synthetic.dataset import SyntheticMNIST
@@ -71,11 +72,11 @@ def test_round_trip_through_torchvision_readers(tmp_path, generator_path):
     assert manifest["seed"] == 5 and manifest["num_samples"] == 45 and manifest["split"] == "train"
     assert manifest["counts_per_class"] == {str(c): 5 if c < 5 else 4 for c in range(10)}
     assert manifest["generator"]["model_config"]["z_dim"] == 8
-    assert manifest["generator"]["file_sha256"] == D.sha256_file(generator_path)
+    assert manifest["generator"]["file_sha256"] == sha256_file(generator_path)
     assert manifest["formats"] == ["idx", "png", "npz"] and manifest["library_version"]
     for name, info in manifest["files"].items():
         if "sha256" in info:
-            assert D.sha256_file(out / name) == info["sha256"]
+            assert sha256_file(out / name) == info["sha256"]
     assert leftovers(tmp_path) == []
 
 
@@ -183,6 +184,11 @@ def test_a_failing_final_flush_fails_the_dump(tmp_path, generator_path, monkeypa
     (dict(split="valid"), ConfigError, "unknown split"),
     (dict(batch_size=0), ConfigError, "batch size"),
     (dict(dtype="bfloat16"), ConfigError, "CUDA"),
+    (dict(num_samples=None, class_counts=[1, 2]), ConfigError, "2 class weights for 10 classes"),
+    (dict(num_samples=None, class_counts=[0] * 10), ConfigError, "empty or all 0"),
+    (dict(num_samples=None, class_counts=[1, -1] + [0] * 8), ConfigError, "integer >= 0"),
+    (dict(num_samples=None, class_counts=[1] * 10, test_samples=3), ConfigError, "or test samples"),
+    (dict(num_samples=None, class_counts=[1] * 10, class_weights=[1] * 10), ConfigError, "not with class weights"),
 ])
 def test_bad_arguments_write_nothing(tmp_path, generator_path, kwargs, error, match):
     args = {"generator": generator_path, "num_samples": 5, "formats": ["idx"], **kwargs}
@@ -324,3 +330,14 @@ def test_the_manifest_digests_the_png_tree_in_index_order(tmp_path, generator_pa
         data = path.read_bytes()
         digest.update(f"{path.parent.name}/{path.name}:{len(data)}:".encode() + data)
     assert manifest["files"]["png/train/"] == {"count": 12, "sha256_of_files_in_index_order": digest.hexdigest()}
+
+
+def test_class_counts_write_exactly_those_counts(tmp_path, generator_path):
+    """A long-tailed set's synthetic top-up: exact per-class counts, N their sum."""
+    counts = [0, 3, 1, 0, 0, 0, 0, 0, 2, 4]
+    manifest = D.dump_synthetic(tmp_path / "out", generator_path, formats=["npz"], class_counts=counts)
+    assert manifest["num_samples"] == 10
+    y = np.load(tmp_path / "out" / "train.npz")["y"]
+    assert np.bincount(y, minlength=10).tolist() == counts
+    with pytest.raises(ConfigError, match="class counts sum to 10"):
+        D.dump_synthetic(tmp_path / "again", generator_path, num_samples=12, formats=["npz"], class_counts=counts)

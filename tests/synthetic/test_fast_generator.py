@@ -8,7 +8,12 @@ import torch
 from augment.config import ModelConfig
 from augment.errors import ConfigError
 from augment.gan.models import Generator
-from augment.synthetic.fast_generator import STRATEGIES, FastGenerator, default_strategies, plain_forward
+from augment.synthetic.fast_generator import (
+    STRATEGIES,
+    FastGenerator,
+    default_strategies,
+    plain_forward,
+)
 
 TINY = ModelConfig(z_dim=8, embed_dim=4, g_width=8, d_width=8)
 

@@ -7,7 +7,14 @@ from torch.utils.data import ConcatDataset, DataLoader, Subset
 from augment.data.real import RealMNIST
 from augment.errors import ConfigError
 from augment.synthetic.dataset import SyntheticMNIST, collate_batch
-from augment.synthetic.mixing import BatchedConcatDataset, class_counts, mix_real_synthetic, synthetic_only
+from augment.synthetic.mixing import (
+    BatchedConcatDataset,
+    class_counts,
+    mix_real_synthetic,
+    synthetic_only,
+    top_up_counts,
+    top_up_real_synthetic,
+)
 
 
 def all_images(dataset, batch_size: int) -> torch.Tensor:
@@ -123,3 +130,23 @@ def test_mixing_arguments_are_checked(generator, idx_dir):
     with pytest.raises(ConfigError, match="keys must be class ids"):
         synthetic_only(generator, {"x": 2})
     assert len(mix_real_synthetic(real, generator, ratio=0.25, device="cpu")) == 80 + 10 * 2  # 8 x 0.25 = 2
+
+
+def test_top_up_fills_every_class_to_the_largest_or_a_target(generator, idx_dir):
+    real = RealMNIST(idx_dir, mnist=False)  # 8 per class
+    keep = [i for c in range(10) for i in (real.targets == c).nonzero().flatten().tolist()[:max(1, 8 - c)]]
+    long_tailed = Subset(real, keep)
+    counts = class_counts(long_tailed)
+    topped = top_up_real_synthetic(long_tailed, generator, seed=4)
+    assert class_counts(topped) == {c: 8 for c in counts}  # every class as large as the largest
+    assert class_counts(topped.synthetic) == {c: 8 - n for c, n in counts.items() if n < 8}
+    assert topped.real is long_tailed
+    assert class_counts(top_up_real_synthetic(long_tailed, generator, target=10)) == {c: 10 for c in counts}
+    only = top_up_real_synthetic(long_tailed, generator, classes=[9])
+    assert class_counts(only.synthetic) == {9: 8 - counts[9]}
+    assert top_up_real_synthetic(real, generator).synthetic is None  # balanced already
+    assert top_up_counts({0: 5, 1: 2, 2: 9}, target=6) == {0: 1, 1: 4, 2: 0}
+    with pytest.raises(ConfigError, match="no real item to top up"):
+        top_up_real_synthetic(long_tailed, generator, classes=[11])
+    with pytest.raises(ConfigError, match="whole numbers"):
+        top_up_counts({0: 5}, target=2.5)

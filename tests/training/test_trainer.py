@@ -119,3 +119,16 @@ def test_the_training_subset_is_the_classifiers_subset(tiny_train_config):
     trainer = Trainer(cfg)
     real = RealMNIST(cfg.data_dir, train=True, n_per_class=3, seed=5, mnist=False)
     assert torch.equal(trainer.real, real.data) and torch.equal(trainer.labels, real.targets)
+
+
+def test_a_long_tailed_fair_generator_trains_on_the_classifiers_long_tailed_subset(tiny_train_config):
+    from augment.config import SubsetSpec
+    from augment.data.real import RealMNIST
+    from augment.data.subsets import long_tail_counts
+
+    cfg = dataclasses.replace(tiny_train_config, imbalance_ratio=4.0, n_max=8, seed=2, batch_size=8)
+    trainer = Trainer(cfg)
+    real = RealMNIST(cfg.data_dir, train=True, subset=SubsetSpec(imbalance_ratio=4.0, n_max=8), seed=2, mnist=False)
+    assert torch.equal(trainer.real, real.data) and torch.equal(trainer.labels, real.targets)
+    assert torch.bincount(trainer.labels).tolist() == long_tail_counts(10, 4.0, n_max=8)
+    assert trainer.cfg.real_sampling == "uniform"  # 'auto' saved resolved for a long-tailed run

@@ -1,0 +1,183 @@
+"""The long-tailed grid: cells, methods, scores, fair generators on exactly the cell's images."""
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from augment.checkpoint import save_generator
+from augment.config import SubsetSpec
+from augment.data.real import RealMNIST
+from augment.data.subsets import long_tail_counts
+from augment.downstream import longtail
+from augment.downstream.grid import read_results
+from augment.downstream.longtail import LongTailGridConfig, grid_cells, long_tail_scores, run_longtail_grid
+from augment.downstream.longtail_summary import best_baseline, longtail_frame, paired_gains, rarest_classes
+from augment.errors import ConfigError
+from augment.gan.models import Generator
+from augment.synthetic.mixing import class_counts
+from tests.conftest import write_idx_dir
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture
+def lt_data(tmp_path):
+    """300 toy train digits (30 a class): MNIST-LT with n_max 16 fits."""
+    return write_idx_dir(tmp_path / "data", n_train=300, n_test=100)
+
+
+@pytest.fixture
+def tiny_generator(tmp_path, tiny_model_config):
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        g = Generator(tiny_model_config)
+    path = tmp_path / "g.safetensors"
+    save_generator(path, g)
+    return path
+
+
+def tiny_grid(**changes) -> LongTailGridConfig:
+    base = LongTailGridConfig(imbalance_ratios=(4.0,), n_max=16, seeds=(0,), classifier_steps=3, classifier_batch=8,
+                              fair_gan_steps=2, fair_widths=(8, 8), diversity_per_class=6)
+    return dataclasses.replace(base, **changes)
+
+
+def test_cells_cover_baselines_once_and_synthetic_methods_per_regime():
+    grid = tiny_grid(imbalance_ratios=(10.0, 100.0), seeds=(0, 1))
+    cells = grid_cells(grid)
+    assert len(cells) == 2 * 2 * (6 + 3 * 2)
+    assert len({c.key for c in cells}) == len(cells)
+    assert {c.regime for c in cells if c.method in ("erm", "balanced", "classical+logit-adjusted")} == {"-"}
+    assert {c.regime for c in cells if c.method == "classical+top-up"} == {"fair", "shipped"}
+    assert grid_cells(tiny_grid(regimes=("fair",), methods=("erm", "top-up")))[1].regime == "fair"
+
+
+@pytest.mark.parametrize("changes, match", [
+    ({"methods": ("erm", "mixup")}, "unknown long-tail method"),
+    ({"regimes": ("leaky",)}, "unknown regime"),
+    ({"imbalance_ratios": (0.5,)}, ">= 1"),
+    ({"fair_widths": (8,)}, "fair_widths"),
+    ({"logit_adjust_tau": 0.0}, "> 0"),
+])
+def test_a_bad_grid_is_refused(changes, match):
+    with pytest.raises(ConfigError, match=match):
+        tiny_grid(**changes)
+
+
+def test_presets_are_valid_and_the_cpu_preset_is_the_issues():
+    cpu = longtail.PRESETS["longtail-cpu"]
+    assert cpu.imbalance_ratios == (10.0, 100.0) and cpu.seeds == (0, 1, 2) and cpu.logit_adjust_tau == 1.0
+    assert set(cpu.methods) == set(longtail.METHODS) and cpu.regimes == ("fair", "shipped")
+    assert longtail.PRESETS["longtail-gpu"].fair_widths == (128, 64)  # the reference size
+
+
+def test_scores_balanced_worst_and_rarest():
+    true = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    pred = torch.tensor([0, 0, 1, 0, 2, 0, 0, 0])
+    scores = long_tail_scores(pred, true, train_counts=[100, 10, 50, 5])
+    assert scores["test_accuracy"] == pytest.approx(4 / 8)
+    assert [scores[f"recall_{c}"] for c in range(4)] == [1.0, 0.5, 0.5, 0.0]
+    assert scores["balanced_accuracy"] == pytest.approx(0.5) and scores["worst_recall"] == 0.0
+    assert scores["rare_recall"] == pytest.approx((0.0 + 0.5 + 0.5) / 3)  # classes 3, 1, 2 by count
+    assert rarest_classes([100, 10, 50, 5]) == [3, 1, 2]
+
+
+def test_each_method_trains_on_its_data_with_its_loss_and_sampling(tmp_path, lt_data, tiny_generator, monkeypatch):
+    """Baselines see the long-tailed images only; top-up balances every class with synthetic
+    ones; 'synthetic' adds r x n_c; the resampling, logit-adjustment and classical parts reach the
+    classifier's budget."""
+    seen = {}
+    real_train = longtail.train_classifier
+
+    def spy(images, labels, *args, train=None, batch_transform=None, **kwargs):
+        seen[len(seen)] = (torch.bincount(labels.cpu(), minlength=10).tolist(), train, batch_transform)
+        return real_train(images, labels, *args, train=train, batch_transform=batch_transform, **kwargs)
+
+    monkeypatch.setattr(longtail, "train_classifier", spy)
+    grid = tiny_grid(regimes=("shipped",), synthetic_ratio=2.0)
+    run_longtail_grid(grid, tmp_path / "exp", CPU, data_dir=lt_data, generator=tiny_generator, progress=False,
+                      log=lambda m: None, mnist=False)
+    counts = long_tail_counts(10, 4.0, n_max=16)
+    by_method = {cell.method: seen[k] for k, cell in enumerate(grid_cells(grid))}
+    for method in ("erm", "balanced", "logit-adjusted", "classical"):
+        assert by_method[method][0] == counts
+    assert by_method["top-up"][0] == [16] * 10 and by_method["classical+top-up"][0] == [16] * 10
+    assert by_method["classical+synthetic+logit-adjusted"][0] == [3 * n for n in counts]
+    assert by_method["balanced"][1].sampling == "balanced" and by_method["erm"][1].sampling == "uniform"
+    assert by_method["logit-adjusted"][1].logit_adjust_tau == 1.0 and by_method["erm"][1].logit_adjust_tau == 0.0
+    assert by_method["classical"][2] is longtail.random_affine and by_method["erm"][2] is None
+    assert by_method["classical+synthetic+logit-adjusted"][1].logit_adjust_tau == 1.0
+
+
+def test_grid_trains_a_fair_generator_on_the_cells_images_resumes_and_reports(tmp_path, lt_data, tiny_generator):
+    grid = tiny_grid(methods=("erm", "classical", "top-up"))
+    out = tmp_path / "exp"
+    results = run_longtail_grid(grid, out, CPU, data_dir=lt_data, generator=tiny_generator, progress=False,
+                                log=lambda m: None, mnist=False)
+    rows = read_results(results)
+    assert len(rows) == len(grid_cells(grid)) == 4
+    assert {"balanced_accuracy", "worst_recall", "rare_recall", "recall_9", "count_9"} <= set(rows[0])
+    assert [int(rows[0][f"count_{c}"]) for c in range(10)] == long_tail_counts(10, 4.0, n_max=16)
+    run = out / "fair_generators" / "lt4-n16_seed0"
+    config = json.loads((run / "config.json").read_text())
+    assert (config["imbalance_ratio"], config["n_max"], config["seed"]) == (4.0, 16, 0)
+    assert config["real_sampling"] in ("uniform", "balanced")  # resolved and saved
+    for name in ("summary.md", "diversity.csv", "run.json", "balanced_accuracy.png", "recall_vs_count.png",
+                 "rare_class_samples.png"):
+        assert (out / name).exists(), name
+    summary = (out / "summary.md").read_text()
+    assert "Gains over the best non-generative baseline" in summary and "fair lt4-n16_seed0" in summary
+    info = json.loads((out / "run.json").read_text())
+    assert info["budget"]["classifier_steps"] == 3 and "fair lt4-n16_seed0" in info["generators"]
+    assert info["generators"]["fair lt4-n16_seed0"]["training"]["imbalance_ratio"] == 4.0
+
+    mtime = results.stat().st_mtime_ns  # a rerun runs no cell; another budget is refused
+    run_longtail_grid(grid, out, CPU, data_dir=lt_data, generator=tiny_generator, progress=False, log=lambda m: None,
+                      mnist=False)
+    assert len(read_results(results)) == 4 and results.stat().st_mtime_ns >= mtime
+    with pytest.raises(ConfigError, match="classifier_steps=3"):
+        run_longtail_grid(dataclasses.replace(grid, classifier_steps=4), out, CPU, data_dir=lt_data,
+                          generator=tiny_generator, progress=False, log=lambda m: None, mnist=False)
+    (run / "generator.safetensors").write_bytes(tiny_generator.read_bytes())  # another generator under its name
+    with pytest.raises(ConfigError, match="not at"):
+        run_longtail_grid(dataclasses.replace(grid, seeds=(0, 1)), out, CPU, data_dir=lt_data,
+                          generator=tiny_generator, progress=False, log=lambda m: None, mnist=False)
+
+
+def test_a_fair_generator_in_the_fair_dir_is_used_as_it_is(tmp_path, lt_data, tiny_generator):
+    fair = tmp_path / "fair" / "lt4-n16_seed0"
+    fair.mkdir(parents=True)
+    (fair / "generator.safetensors").write_bytes(tiny_generator.read_bytes())
+    grid = tiny_grid(methods=("top-up",), regimes=("fair",))
+    run_longtail_grid(grid, tmp_path / "exp", CPU, data_dir=lt_data, progress=False, log=lambda m: None, mnist=False,
+                      fair_dir=tmp_path / "fair")
+    assert not (fair / "config.json").exists()  # not retrained
+    assert read_results(tmp_path / "exp" / "results.csv")[0]["regime"] == "fair"
+
+
+def test_a_subset_the_data_cannot_hold_fails_before_anything_is_written(tmp_path, lt_data, tiny_generator):
+    with pytest.raises(Exception, match="fewer than"):
+        run_longtail_grid(tiny_grid(n_max=31), tmp_path / "exp", CPU, data_dir=lt_data, generator=tiny_generator,
+                          progress=False, log=lambda m: None, mnist=False)
+    assert not (tmp_path / "exp").exists()
+
+
+def test_gains_are_paired_with_the_best_baseline_by_seed():
+    rows = []
+    for seed, (erm, la, top) in enumerate([(0.80, 0.85, 0.88), (0.70, 0.80, 0.79)]):
+        for method, regime, bal in (("erm", "-", erm), ("logit-adjusted", "-", la), ("top-up", "fair", top)):
+            rows.append({"imbalance_ratio": 100.0, "method": method, "regime": regime, "seed": seed,
+                         "test_accuracy": bal, "balanced_accuracy": bal, "worst_recall": 0.5, "rare_recall": bal - 0.1})
+    frame = longtail_frame(rows)
+    assert best_baseline(frame) == {100.0: "logit-adjusted"}
+    gains = paired_gains(frame, best_baseline(frame))
+    assert gains.iloc[0]["balanced accuracy gain"].startswith("+1.00 ± ")  # (+3, -1) / 2 points
+    assert gains.iloc[0]["seeds above"] == "1 of 2"
+
+
+def test_the_real_images_of_a_cell_are_its_long_tailed_subset(lt_data):
+    spec = SubsetSpec(imbalance_ratio=4.0, n_max=16)
+    real = RealMNIST(lt_data, subset=spec, seed=1, mnist=False)
+    assert class_counts(real) == dict(enumerate(long_tail_counts(10, 4.0, n_max=16)))
