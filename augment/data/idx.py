@@ -44,16 +44,18 @@ def parse_idx(raw: bytes, name: str = "<bytes>") -> torch.Tensor:
         count *= d
     expected += count
     if len(raw) != expected:
-        kind = "truncated" if len(raw) < expected else "has trailing bytes"
+        kind = "truncated" if len(raw) < expected else "has trailing bytes (or inflates past its header)"
         raise DataError(f"{name}: IDX file {kind}: header {dims} needs {expected} bytes, "
                         f"file has {len(raw)}")
-    data = torch.frombuffer(bytearray(raw[header:]), dtype=torch.uint8) if count else \
+    data = torch.frombuffer(bytearray(memoryview(raw)[header:]), dtype=torch.uint8) if count else \
         torch.empty(0, dtype=torch.uint8)
     return data.reshape(dims)
 
 
 def read_file_bytes(path: PathLike) -> bytes:
-    """Bytes of a file, gunzipped if it starts with the gzip magic."""
+    """Bytes of an IDX file, gunzipped if it starts with the gzip magic. A gzip file is inflated
+    no further than its IDX header declares (plus one byte, to tell that it holds more), so a
+    small file that would inflate to gigabytes costs no more memory than its header claims."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -65,10 +67,45 @@ def read_file_bytes(path: PathLike) -> bytes:
         raise DataError(f"cannot read {path}: {e.strerror}") from None
     if raw[:2] == b"\x1f\x8b":
         try:
-            raw = gzip.decompress(raw)
+            raw = _gunzip_declared(raw, path)
         except (OSError, EOFError, zlib.error) as e:
             raise DataError(f"{path}: corrupt gzip data ({e})") from None
     return raw
+
+
+def _gunzip_declared(data: bytes, path: Path) -> bytes:
+    """Inflate gzip ``data`` (one or more members) up to the size its IDX header declares; a
+    ``DataError`` when it holds more. A file that is not IDX inside stops after its first bytes."""
+    out = bytearray()
+    stream = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    pending = data
+
+    def want() -> int:  # bytes the header says the file has (+1), once known
+        if len(out) < 4 or out[0] or out[1] or not 1 <= out[3] <= 4:
+            return 4 if len(out) < 4 else len(out)  # no (valid) header: nothing more to read
+        header = 4 + 4 * out[3]
+        if len(out) < header:
+            return header
+        count = 1
+        for i in range(out[3]):
+            count *= int.from_bytes(out[4 + 4 * i:8 + 4 * i], "big")
+        return header + count + 1
+
+    while len(out) < want():
+        chunk = stream.decompress(pending, min(want() - len(out), 1 << 24))
+        out += chunk
+        pending = stream.unconsumed_tail
+        if stream.eof:
+            if not stream.unused_data.strip(b"\0"):
+                break
+            stream, pending = zlib.decompressobj(16 + zlib.MAX_WBITS), stream.unused_data
+        elif not chunk and not pending:
+            raise EOFError("compressed file ended before the end-of-stream marker was reached")
+    declared = want() - 1
+    if len(out) >= 8 and len(out) > declared:
+        raise DataError(f"{path}: gzip data inflates past the {declared:,} bytes its IDX header declares "
+                        f"(corrupt, or not an IDX file)")
+    return bytes(out)
 
 
 def read_idx(path: PathLike) -> torch.Tensor:

@@ -1,6 +1,7 @@
 """IDX files: round trip, malformed and corrupt files."""
 
 import gzip
+import tracemalloc
 
 import pytest
 import torch
@@ -39,3 +40,24 @@ def test_corrupt_gzip_is_refused(tmp_path):
     (tmp_path / "x.gz").write_bytes(blob[: len(blob) // 2])
     with pytest.raises(DataError, match="corrupt gzip"):
         read_idx(tmp_path / "x.gz")
+
+
+def test_a_gzip_that_inflates_past_its_header_is_refused_in_bounded_memory(tmp_path):
+    """A small .gz whose header declares 10 items but that inflates to 64 MB: refused after
+    inflating ~the declared size, not after inflating everything."""
+    header = bytes([0, 0, 8, 1]) + (10).to_bytes(4, "big")
+    path = tmp_path / "bomb-labels-idx1-ubyte.gz"
+    path.write_bytes(gzip.compress(header + bytes(10) + bytes(64 << 20), compresslevel=9))
+    tracemalloc.start()
+    with pytest.raises(DataError, match="inflates past the 18 bytes its IDX header declares"):
+        read_idx(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 4 << 20, peak  # the file is ~64 KB; inflating it all would take 64 MB
+
+
+def test_a_multi_member_gzip_is_read_whole(tmp_path):
+    raw = encode_idx(torch.arange(12, dtype=torch.uint8))
+    path = tmp_path / "two-members.gz"
+    path.write_bytes(gzip.compress(raw[:7]) + gzip.compress(raw[7:]))
+    assert torch.equal(read_idx(path), torch.arange(12, dtype=torch.uint8))
