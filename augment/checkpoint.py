@@ -2,7 +2,7 @@
 
 A checkpoint is one dict saved with ``torch.save`` and loaded with ``weights_only=True``:
 ``{"format": "augment.checkpoint", "format_version", "train_config", "generator", "critic",
-"opt_g", "opt_d", "step", "rng", "elapsed", "log_window"}`` plus ``"generator_ema"`` (the
+"opt_g", "opt_d", "step", "rng", "elapsed", "log_window", "class_names"}`` plus ``"generator_ema"`` (the
 weight average) in runs with ``ema_decay`` (elapsed: training wall time in seconds, counted
 across resumes; log_window: per-step stats not yet logged, ``{name: (m,)}``; older
 checkpoints lack both); RNG states are uint8 tensors. A generator file is
@@ -216,8 +216,33 @@ def export_generator(checkpoint: PathLike, out: PathLike, averaged: bool = True)
     averaged = averaged and "generator_ema" in ckpt
     generator = _build_generator(Path(checkpoint), ckpt["train_config"].model,
                                  checkpoint_generator_state(ckpt, averaged))
+    names = ckpt.get("class_names")
     return save_generator(out, generator, {"step": ckpt["step"], **weights_metadata(
-        ckpt["train_config"].ema_decay if averaged else None, ckpt["step"])})
+        ckpt["train_config"].ema_decay if averaged else None, ckpt["step"]),
+        **({"class_names": list(names)} if names else {})})
+
+
+def class_names(metadata: dict, num_classes: int) -> list:
+    """The class names a generator or classifier file's metadata records (``class_names``, a
+    JSON list of C strings), else "0".."C-1" (files written before names travelled)."""
+    try:
+        names = json.loads(metadata.get("class_names", "null"))
+    except (TypeError, json.JSONDecodeError):
+        names = None
+    if isinstance(names, list) and len(names) == num_classes and all(isinstance(n, str) for n in names):
+        return names
+    return [str(c) for c in range(num_classes)]
+
+
+def generator_class_names(path: PathLike) -> list:
+    """The class names of a generator file or a training checkpoint's run."""
+    path = _existing_file(path)
+    if _is_safetensors(path):
+        cfg, _, metadata = read_generator_file(path)
+        return class_names(metadata, cfg.num_classes)
+    state = load_checkpoint(path)
+    names = state.get("class_names")
+    return class_names({"class_names": json.dumps(names)} if names else {}, state["train_config"].model.num_classes)
 
 
 def weights_metadata(ema_decay: float | None, step: int) -> dict:

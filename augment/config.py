@@ -22,6 +22,7 @@ IMAGE_SIZE = 32  # the models' resolution in pixels (square); 28x28 MNIST is res
 CRITIC_AUGMENT_POLICIES = ("none", "translation", "cutout", "translation,cutout")
 CLASS_ORDERS = ("index", "permuted")
 REAL_SAMPLINGS = ("auto", "uniform", "balanced")
+DATASETS = ("mnist", "idx", "folder", "npz")  # the kinds of data source (augment.data.sources)
 LONG_TAIL_N_MAX = 5000  # images of the largest class of a long-tailed subset (MNIST-LT)
 
 
@@ -53,10 +54,11 @@ class TrainConfig:
     """Everything a training run needs; ``model`` holds the architecture."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
-    data_dir: Optional[str] = _opt(None, "IDX directory (default: $AUGMENT_DATA, else "
-                                   "~/.cache/augment/mnist)", metavar="DIR")
-    dataset: str = _opt("mnist", "'mnist' verifies MNIST's SHA-256; 'idx' takes any IDX pair",
-                        choices=("mnist", "idx"))
+    data_dir: Optional[str] = _opt(None, "the data: an IDX directory (default: $AUGMENT_DATA, else "
+                                   "~/.cache/augment/mnist), an image folder or an .npz file", metavar="PATH")
+    dataset: str = _opt("mnist", "what --data-dir holds: 'mnist' (MNIST's IDX files, SHA-256 checked), 'idx' (any "
+                        "IDX pair), 'folder' (a folder per class of PNG/JPEG/BMP), 'npz' (x, y, class_names)",
+                        choices=DATASETS)
     n_per_class: Optional[int] = _opt(None, "train on a seeded subset of N images per class", min=1)
     imbalance_ratio: Optional[float] = _opt(
         None, "train on a seeded long-tailed subset (MNIST-LT): class of rank r keeps "

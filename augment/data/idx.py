@@ -7,7 +7,6 @@ gzip-compressed, detected by their magic bytes, not their name.
 
 from __future__ import annotations
 
-import gzip
 import zlib
 from pathlib import Path
 from typing import Optional

@@ -1,5 +1,6 @@
-"""``RealMNIST``: the real digits of a data directory as a Dataset, resident on a device, in
-the item format of ``SyntheticMNIST`` (``(C, 32, 32)`` float32 in [-1, 1], int label)."""
+"""``RealMNIST``: the real images of a data source (MNIST, any IDX pair, an image folder, an
+npz; ``augment.data.sources``) as a Dataset, resident on a device, in the item format of
+``SyntheticMNIST`` (``(C, 32, 32)`` float32 in [-1, 1], int label)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from torchvision.datasets import VisionDataset
 
 from augment.checks import is_integer, item_index
 from augment.config import SubsetSpec
-from augment.data.mnist import load_split, resolve_data_dir
-from augment.data.subsets import infer_num_classes, subset_indices
+from augment.data.sources import dataset_name, load_labelled, source_path
+from augment.data.subsets import subset_indices
 from augment.device import resolve_device
 from augment.errors import ConfigError
 from augment.fileio import PathLike
@@ -28,11 +29,12 @@ class RealMNIST(VisionDataset):
     when the dataset is built (``augment.images.to_model_images``).
 
     Args:
-        root: the data directory (``augment.data.mnist.resolve_data_dir``: default
-            ``$AUGMENT_DATA``, else ``~/.cache/augment/mnist``).
+        root: the data: an IDX directory (default ``$AUGMENT_DATA``, else
+            ``~/.cache/augment/mnist``), an image folder or an ``.npz`` file, as ``dataset`` says.
         train: the train split (True) or the test split.
         device: where the images live ('cpu', 'cuda', 'cuda:N', 'auto' or a ``torch.device``).
-        mnist: check MNIST's SHA-256 (False: any IDX pair with MNIST's file names).
+        mnist: check MNIST's SHA-256 (False: any IDX pair with MNIST's file names); ``dataset``
+            says the same and more.
         n_per_class: keep a seeded subset of this many images per class (shorthand for
             ``subset=SubsetSpec(n_per_class=...)``).
         seed: the seed of the subset's draw (the same seed draws the same images as a
@@ -41,13 +43,15 @@ class RealMNIST(VisionDataset):
         target_transform: applied to each int label.
         subset: which images per class (``augment.config.SubsetSpec``: balanced, long-tailed
             or explicit counts); default all.
+        dataset: the kind of source, 'mnist', 'idx', 'folder' or 'npz' (default: from ``mnist``).
+            A source with one split is split by a seeded, stratified hold-out.
     """
 
     def __init__(self, root: Optional[PathLike] = None, train: bool = True,
                  device: Union[str, torch.device] = "cpu", mnist: bool = True,
                  n_per_class: Optional[int] = None, seed: int = 0,
                  transform: Optional[Callable] = None, target_transform: Optional[Callable] = None,
-                 subset: Optional[SubsetSpec] = None):
+                 subset: Optional[SubsetSpec] = None, dataset: Optional[str] = None):
         if n_per_class is not None and (not is_integer(n_per_class) or n_per_class < 1):
             raise ConfigError(f"n_per_class must be a positive integer (or None for all), got {n_per_class!r}")
         if subset is not None and not isinstance(subset, SubsetSpec):
@@ -56,18 +60,20 @@ class RealMNIST(VisionDataset):
             raise ConfigError("give n_per_class or subset, not both")
         subset = subset if subset is not None else SubsetSpec(n_per_class=n_per_class)
         device = resolve_device(device)
-        directory = resolve_data_dir(root)
-        super().__init__(directory, transform=transform, target_transform=target_transform)
-        self.train = train
-        images, labels = load_split(directory, "train" if train else "test", mnist=mnist)
-        self.num_classes = infer_num_classes(labels)
+        self.dataset = dataset_name(dataset, mnist)
+        source = load_labelled(root, "train" if train else "test", self.dataset)
+        super().__init__(source_path(root, self.dataset), transform=transform, target_transform=target_transform)
+        self.train, self.split_origin = train, source.origin
+        images, labels = source.images, source.labels
+        self.num_classes = source.num_classes
         keep = subset_indices(labels, subset, seed, self.num_classes)
         if keep is not None:
             images, labels = images[keep], labels[keep]
         self.subset = subset
         self.data = to_model_images(images, device)  # (N, C, 32, 32) in [-1, 1]
         self.targets = labels.to(device)  # (N,) int64
-        self.classes = [str(c) for c in range(self.num_classes)]
+        self.classes = list(source.class_names)
+        self.class_to_idx = {name: c for c, name in enumerate(self.classes)}
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -86,4 +92,5 @@ class RealMNIST(VisionDataset):
         return list(zip(self.data[idx], self.targets[idx].tolist()))
 
     def extra_repr(self) -> str:
-        return f"Split: {'Train' if self.train else 'Test'}"
+        held = " (seeded hold-out of a one-split source)" if self.split_origin == "held out" else ""
+        return f"Split: {'Train' if self.train else 'Test'}{held}\nDataset: {self.dataset}"

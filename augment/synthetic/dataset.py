@@ -28,7 +28,7 @@ import torch
 from torch.utils.data import default_collate, get_worker_info
 from torchvision.datasets import VisionDataset
 
-from augment.checkpoint import load_generator
+from augment.checkpoint import generator_class_names, load_generator
 from augment.checks import check_class_ids, is_integer, is_real, item_index
 from augment.device import resolve_device
 from augment.errors import AugmentError, ConfigError
@@ -51,9 +51,11 @@ def load_source(generator: GeneratorLike) -> tuple[Generator, dict]:
         generator = verified_default_generator_path()
     if isinstance(generator, (str, os.PathLike)):
         model = load_generator(generator, "cpu")
-        info = {"path": str(generator), "file_sha256": sha256_file(generator)}
+        info = {"path": str(generator), "file_sha256": sha256_file(generator),
+                "class_names": generator_class_names(generator)}
     elif isinstance(generator, Generator):
-        model, info = generator, {"path": None, "file_sha256": None}
+        model, info = generator, {"path": None, "file_sha256": None,
+                                  "class_names": [str(c) for c in range(generator.config.num_classes)]}
     else:
         raise AugmentError(f"generator must be a file path, a Generator or None, got {type(generator).__name__}")
     info["weights_sha256"] = weights_digest(model)
@@ -184,7 +186,7 @@ class SyntheticMNIST(VisionDataset):
             raise ConfigError(f"num_samples {num_samples:,} is too many: their labels alone (8 bytes an "
                               f"item) do not fit in this machine's memory") from None
         self._cached: Optional[tuple] = None  # (start, images) of the last chunk __getitem__ made
-        self.classes = [str(c) for c in range(self.config.num_classes)]
+        self.classes = list(self.source["class_names"])  # from the generator file (else "0".."C-1")
         self.class_to_idx = {name: c for c, name in enumerate(self.classes)}
 
     def __len__(self) -> int:

@@ -222,7 +222,7 @@ def _write_all(root: Path, dataset: SyntheticMNIST, formats: list, parts: list, 
             if "idx" in formats:
                 writers.append(IdxWriter(root, split, n))
             if "png" in formats:
-                writers.append(PngTreeWriter(root, split, n, dataset.config.num_classes))
+                writers.append(PngTreeWriter(root, split, n, dataset.config.num_classes, dataset.classes))
             if "npz" in formats:
                 writers.append(NpzWriter(root, split, n, targets))
             try:
@@ -274,8 +274,10 @@ def _manifest(dataset: SyntheticMNIST, formats: list, parts: list, files: dict) 
                    for name, a, k in parts},
         "labels": "item i has the i-th label of the Sainte-Lague sequence over the class weights "
                   "(equal weights: classes[i % K])",
-        "png_class_folders": "png/<split>/<class id>/: ImageFolder numbers the folders present 0..k-1 in "
-                             "sorted order, which equals the class id only when every class is present",
+        "class_names": dataset.classes,
+        "png_class_folders": "png/<split>/<class id>/ (<class id>_<name>/ when the classes have names): "
+                             "ImageFolder numbers the folders present 0..k-1 in sorted order, which equals the "
+                             "class id only when every class is present",
         "truncation": dataset.truncation,
         "truncation_mode": dataset.truncation_mode,
         "sampling": {"device": dataset.device.type, "dtype": str(dataset.dtype).replace("torch.", ""),

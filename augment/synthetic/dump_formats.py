@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import zipfile
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -76,20 +77,25 @@ def _idx_header(dims: Sequence[int]) -> bytes:
 
 
 class PngTreeWriter:
-    """png/<split>/<class>/<index>.png, 8-bit grayscale, fixed compression, no metadata."""
+    """png/<split>/<class>/<index>.png, 8-bit grayscale, fixed compression, no metadata.
 
-    def __init__(self, root: Path, split: str, num_samples: int, num_classes: int):
+    A class folder is its zero-padded id (``3``, or ``03`` with 10+ classes), followed by
+    ``_<name>`` when the classes have names other than their ids (``3_cat``), so that sorting
+    the folders, as ``ImageFolder`` does, keeps the class order."""
+
+    def __init__(self, root: Path, split: str, num_samples: int, num_classes: int,
+                 class_names: Optional[Sequence[str]] = None):
         self.base = root / "png" / split
         self.width = max(5, len(str(num_samples - 1)))
         self.class_width = len(str(num_classes - 1))
+        self.names = class_names
         self.digest = hashlib.sha256()
         self.count = 0
 
     def class_dir(self, label: int) -> Path:
-        return self.base / str(label).zfill(self.class_width)
+        return self.base / class_folder_name(label, self.class_width, self.names)
 
     def write(self, images: torch.Tensor, labels: torch.Tensor, start: int) -> None:
-
         for k, (img, label) in enumerate(zip(images.numpy(), labels.tolist())):
             buf = io.BytesIO()
             Image.fromarray(img).save(buf, format="PNG", compress_level=6, optimize=False)
@@ -107,6 +113,14 @@ class PngTreeWriter:
     def files(self, root: Path) -> dict:
         return {self.base.relative_to(root).as_posix() + "/": {
             "count": self.count, "sha256_of_files_in_index_order": self.digest.hexdigest()}}
+
+
+def class_folder_name(label: int, width: int, names: Optional[Sequence[str]] = None) -> str:
+    """``3`` (names that are the ids, or none), else ``3_cat`` (the name made file-safe)."""
+    folder = str(label).zfill(width)
+    if names is None or list(names) == [str(c) for c in range(len(names))]:
+        return folder
+    return f"{folder}_{re.sub(r'[^A-Za-z0-9._-]+', '-', names[label]).strip('-.') or 'class'}"
 
 
 class NpzWriter:

@@ -266,7 +266,8 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: Optional[dict], progress: bool
     generator_path = run_dir / "generator.safetensors"
     if main:
         ckpt.save_generator(generator_path, trainer.sampling_generator,
-                            {"step": trainer.step_count, **ckpt.weights_metadata(cfg.ema_decay, trainer.step_count)})
+                            {"step": trainer.step_count, **ckpt.weights_metadata(cfg.ema_decay, trainer.step_count),
+                             "class_names": trainer.class_names})
         save_gif(run_frames(run_dir), run_dir / "samples.gif")
         if metrics_path.exists():
             save_loss_plot(metrics_path, run_dir / "losses.png")

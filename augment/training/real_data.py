@@ -15,8 +15,8 @@ from dataclasses import replace
 import torch
 
 from augment.config import TrainConfig
-from augment.data.mnist import load_split, resolve_data_dir
-from augment.data.subsets import check_labels, infer_num_classes, subset_indices
+from augment.data.sources import load_labelled
+from augment.data.subsets import check_labels, subset_indices
 from augment.errors import TrainingError
 
 
@@ -88,13 +88,15 @@ def _sampling_to_save(cfg: TrainConfig) -> str:
     return resolved_real_sampling(cfg) if cfg.subset.is_long_tailed else cfg.real_sampling
 
 
-def load_training_data(cfg: TrainConfig) -> tuple[TrainConfig, torch.Tensor, torch.Tensor]:
-    """(cfg with ``num_classes`` resolved from the labels, uint8 images, int64 labels) of the
-    run's training set: the train split of ``cfg.data_dir``, checked against the model config,
-    reduced to ``cfg.subset`` when set (and ``real_sampling`` resolved). One-line errors for bad data."""
-    images, labels = load_split(resolve_data_dir(cfg.data_dir), "train", mnist=cfg.dataset == "mnist")
+def load_training_data(cfg: TrainConfig) -> tuple[TrainConfig, torch.Tensor, torch.Tensor, list]:
+    """(cfg with ``num_classes`` resolved from the source, uint8 images, int64 labels, class
+    names) of the run's training set: the train split of ``cfg.data_dir`` (a source of kind
+    ``cfg.dataset``, ``augment.data.sources``), checked against the model config, reduced to
+    ``cfg.subset`` when set (and ``real_sampling`` resolved). One-line errors for bad data."""
+    source = load_labelled(cfg.data_dir, "train", cfg.dataset)
+    images, labels = source.images, source.labels
     if cfg.model.num_classes is None:
-        cfg = replace(cfg, model=replace(cfg.model, num_classes=infer_num_classes(labels)))
+        cfg = replace(cfg, model=replace(cfg.model, num_classes=source.num_classes))
     check_labels(labels, cfg.model.num_classes)
     keep = subset_indices(labels, cfg.subset, cfg.seed, cfg.model.num_classes)
     if keep is not None:
@@ -103,4 +105,6 @@ def load_training_data(cfg: TrainConfig) -> tuple[TrainConfig, torch.Tensor, tor
         cfg = replace(cfg, real_sampling=_sampling_to_save(cfg))
     if images.dim() == 3 and cfg.model.channels != 1:
         raise TrainingError(f"grayscale data but model.channels={cfg.model.channels}")
-    return cfg, images, labels
+    names = source.class_names if len(source.class_names) == cfg.model.num_classes else \
+        [str(c) for c in range(cfg.model.num_classes)]
+    return cfg, images, labels, names

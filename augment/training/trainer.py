@@ -46,7 +46,7 @@ class Trainer:
         self.device = device or resolve_device(cfg.device)
         self.dist = dist_ctx
         self.local = data_parallel.local_slice(cfg.batch_size, dist_ctx)
-        cfg, images, labels = load_training_data(cfg)
+        cfg, images, labels, self.class_names = load_training_data(cfg)
         self.cfg = cfg
         self.real = to_model_images(images, self.device)  # (N, C, 32, 32) in [-1, 1]
         self.labels = labels.to(self.device)
@@ -205,6 +205,7 @@ class Trainer:
             "opt_d": self.opt_d.state_dict(),
             "step": self.step_count,
             "rng": {"noise": self.noise.get_state()},
+            "class_names": list(self.class_names),
             **({} if self.G_ema is None else {"generator_ema": self.G_ema.state_dict()}),
         }
 

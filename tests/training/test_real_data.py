@@ -49,10 +49,11 @@ def test_uniform_batches_follow_the_data_frequencies():
 
 
 def test_real_sampling_auto_is_saved_resolved_only_for_a_long_tailed_run(tiny_train_config):
-    cfg, _, labels = load_training_data(tiny_train_config)
+    cfg, _, labels, names = load_training_data(tiny_train_config)
+    assert names == [str(c) for c in range(10)]
     assert cfg.real_sampling == "auto"  # balanced data: 'auto' keeps its meaning (uniform) for good
     lt = dataclasses.replace(tiny_train_config, class_counts=(8, 6, 5, 4, 3, 3, 2, 2, 2, 1))
-    cfg, _, labels = load_training_data(lt)
+    cfg, _, labels, _ = load_training_data(lt)
     assert cfg.real_sampling in ("uniform", "balanced")
     assert torch.bincount(labels).tolist() == [8, 6, 5, 4, 3, 3, 2, 2, 2, 1]
     explicit = dataclasses.replace(lt, real_sampling="balanced")

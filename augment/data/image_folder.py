@@ -1,0 +1,93 @@
+"""An ImageFolder-style directory as labelled grayscale images: one folder per class (its name
+is the class name; classes numbered in sorted order, as torchvision's ``ImageFolder`` does),
+holding PNG, JPEG or BMP files of any size.
+
+Conversions, each stated once by a warning when it happens: a colour image becomes grayscale
+(PIL's ``convert("L")``, ITU-R 601-2 luma); when the images do not all share one size, each is
+resized to the models' 32x32 with antialiased bilinear interpolation (half-pixel centres), as
+``augment.images.to_model_images`` resizes MNIST's 28x28. Images of one common size are kept
+as they are (and resized with everything else when they enter a model). Hidden files (a name
+starting with '.') are skipped; any other file that is not an image is an error.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+
+from augment.config import IMAGE_SIZE
+from augment.errors import DataError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+class ConversionWarning(UserWarning):
+    """Images were converted (to grayscale, or resized) to be read as a data set."""
+
+
+def class_folders(root: Path) -> list[Path]:
+    """The class folders of ``root`` in class order (sorted by name); a one-line DataError when
+    there are fewer than two, or a class folder holds no image."""
+    if not root.is_dir():
+        raise DataError(f"image folder {'is not a directory' if root.exists() else 'does not exist'}: {root}")
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    stray = sorted(p.name for p in root.iterdir() if p.is_file() and not p.name.startswith("."))
+    if stray:
+        raise DataError(f"{root}: expected one folder per class, found the file {stray[0]} beside them")
+    if len(folders) < 2:
+        raise DataError(f"{root}: an image folder needs a folder per class and at least 2 classes, found "
+                        f"{len(folders)} folder{'s' if len(folders) != 1 else ''}")
+    return folders
+
+
+def _image_files(folder: Path) -> list[Path]:
+    files = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    for p in files:
+        if p.is_dir():
+            raise DataError(f"{folder}: class folders hold images, not folders ({p.name})")
+        if p.suffix.lower() not in IMAGE_SUFFIXES:
+            raise DataError(f"not an image file (PNG, JPEG or BMP): {p}")
+    if not files:
+        raise DataError(f"class folder {folder} holds no image")
+    return files
+
+
+def read_image_folder(root: Path) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """(images (N, H, W) uint8, labels (N,) int64, class names) of an image folder; images of
+    mixed sizes come back 32x32 (see the module docstring)."""
+    names, arrays, labels = [], [], []
+    converted = set()
+    for label, folder in enumerate(class_folders(root)):
+        names.append(folder.name)
+        for path in _image_files(folder):
+            try:
+                with Image.open(path) as img:
+                    if img.mode != "L":
+                        converted.add(img.mode)
+                        img = img.convert("L")
+                    arrays.append(np.asarray(img, dtype=np.uint8))
+            except (UnidentifiedImageError, OSError, ValueError) as e:
+                raise DataError(f"cannot read the image {path} ({type(e).__name__})") from None
+            labels.append(label)
+    if converted:
+        warnings.warn(f"{root}: {', '.join(sorted(converted))} images converted to grayscale (L)", ConversionWarning,
+                      stacklevel=2)
+    sizes = {a.shape for a in arrays}
+    if len(sizes) == 1:
+        images = torch.from_numpy(np.stack(arrays))
+    else:
+        warnings.warn(f"{root}: images of {len(sizes)} sizes resized to {IMAGE_SIZE}x{IMAGE_SIZE} (antialiased "
+                      f"bilinear)", ConversionWarning, stacklevel=2)
+        images = torch.stack([_resized(a) for a in arrays])
+    return images, torch.tensor(labels, dtype=torch.long), names
+
+
+def _resized(array: np.ndarray) -> torch.Tensor:
+    x = torch.from_numpy(array).float()[None, None]
+    x = F.interpolate(x, size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear", align_corners=False, antialias=True)
+    return x[0, 0].round_().clamp_(0, 255).to(torch.uint8)
