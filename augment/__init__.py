@@ -30,7 +30,9 @@ _EXPORTS = {
     "mix_real_synthetic": "synthetic.mixing", "synthetic_only": "synthetic.mixing",
     "BatchedConcatDataset": "synthetic.mixing",
     "FastGenerator": "synthetic.fast_generator", "dump_synthetic": "synthetic.dump",
-    "evaluate_generator": "evaluation.scoring",
+    "evaluate_generator": "evaluation.scoring", "quality_filter": "evaluation.classifier_files",
+    "top_up_real_synthetic": "synthetic.mixing", "to_mnist_uint8": "images", "to_mnist_tensor": "images",
+    "QualityFilter": "synthetic.quality_filter",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

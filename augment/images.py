@@ -48,3 +48,11 @@ def to_mnist_uint8(images: torch.Tensor) -> torch.Tensor:
     x = F.interpolate(images.float(), size=(MNIST_SIZE, MNIST_SIZE), mode="bilinear",
                       align_corners=False, antialias=True)
     return ((x.clamp(-1.0, 1.0) + 1.0) * 127.5).round_().to(torch.uint8)[:, 0].cpu()
+
+
+def to_mnist_tensor(image: torch.Tensor) -> torch.Tensor:
+    """One model image ``(1, 32, 32)`` in [-1, 1] -> ``(1, 28, 28)`` float32 in [0, 1]: what
+    ``torchvision.transforms.ToTensor()`` makes of the same item as a 28x28 MNIST PIL image (the
+    transform an MNIST script needs for ``SyntheticMNIST``'s tensor items; ``output="pil"``
+    needs none)."""
+    return to_mnist_uint8(image[None])[None, 0].float() / 255.0

@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 
 import torch
 from matplotlib.figure import Figure
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 from torchvision.utils import make_grid
 
 from augment.checks import check_class_ids
@@ -29,12 +29,28 @@ def grid_image(images: torch.Tensor, nrow: int, padding: int = 2):
     return Image.fromarray(array)
 
 
-def save_grid(images: torch.Tensor, path: PathLike, nrow: int) -> Path:
-    """Save ``images`` (N, C, H, W) in [-1, 1] as a PNG grid, ``nrow`` images per row."""
+def save_grid(images: torch.Tensor, path: PathLike, nrow: int, row_labels: Optional[Sequence[str]] = None) -> Path:
+    """Save ``images`` (N, C, H, W) in [-1, 1] as a PNG grid, ``nrow`` images per row; with
+    ``row_labels`` (one per row), each row is labelled on its left."""
     path = Path(path)
+    image = grid_image(images, nrow)
+    if row_labels is not None:
+        image = _labelled_rows(image, list(row_labels))
     with atomic_path(path) as tmp:
-        grid_image(images, nrow).save(tmp, format="PNG")
+        image.save(tmp, format="PNG")
     return path
+
+
+def _labelled_rows(image, labels: list):
+    """``image`` with a white margin on its left holding one label per row (PIL's default font)."""
+    font = ImageFont.load_default()
+    width = max(int(ImageDraw.Draw(image).textlength(t, font=font)) for t in labels) + 8
+    out = Image.new(image.mode, (image.width + width, image.height), 255)
+    out.paste(image, (width, 0))
+    draw, row = ImageDraw.Draw(out), image.height / len(labels)
+    for k, text in enumerate(labels):
+        draw.text((4, row * (k + 0.5)), text, fill=0, font=font, anchor="lm")
+    return out
 
 
 @torch.inference_mode()

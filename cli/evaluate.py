@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from .options import DEVICE
+from .options import DEVICE, INT_LIST, data_options
 
 
 @click.command()
@@ -28,10 +28,7 @@ from .options import DEVICE
 @click.option("--k", "k", type=click.IntRange(1, 100), default=5, help="neighbours for PRDC")
 @click.option("--classifier", "classifier_path", type=click.Path(path_type=Path), default=None,
               help="evaluator weights (default: the shipped, checksummed classifier)")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
-              help="IDX directory (default: $AUGMENT_DATA, else ~/.cache/augment/mnist)")
-@click.option("--dataset", type=click.Choice(["mnist", "idx"]), default="mnist",
-              help="'mnist' verifies MNIST's SHA-256; 'idx' takes any IDX pair")
+@data_options
 @click.option("--device", type=DEVICE, default="auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'")
 @click.option("--overwrite", is_flag=True, help="replace a previous report in --out-dir")
 @click.option("-q", "--quiet", is_flag=True, help="no progress lines on stderr")
@@ -53,7 +50,7 @@ def evaluate(generator: Path, out_dir: Path, n_per_class: int, cas: bool, cas_st
 
     published = scoring.run_evaluation(
         generator, out_dir, n_per_class=n_per_class, seed=seed, cas=cas, cas_steps=cas_steps,
-        k=k, classifier_path=classifier_path, data_dir=data_dir, mnist=dataset == "mnist",
+        k=k, classifier_path=classifier_path, data_dir=data_dir, dataset=dataset,
         device=resolve_device(device), overwrite=overwrite, log=log)
     results = published["results"]
     click.echo(report.format_table(report.summary_table(results)))
@@ -69,10 +66,7 @@ def evaluate(generator: Path, out_dir: Path, n_per_class: int, cas: bool, cas_st
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="weights file to write (.safetensors); its manifest goes beside it (.json). "
                    "Use augment/weights/classifier.safetensors to replace the shipped evaluator")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
-              help="IDX directory (default: $AUGMENT_DATA, else ~/.cache/augment/mnist)")
-@click.option("--dataset", type=click.Choice(["mnist", "idx"]), default="mnist",
-              help="'mnist' verifies MNIST's SHA-256; 'idx' takes any IDX pair")
+@data_options
 @click.option("--n-per-class", type=click.IntRange(1), default=None,
               help="train on a seeded subset of N images per class (default: the full train set)")
 @click.option("--epochs", type=click.IntRange(1), default=None, help="passes over the data")
@@ -80,11 +74,13 @@ def evaluate(generator: Path, out_dir: Path, n_per_class: int, cas: bool, cas_st
 @click.option("--batch-size", type=click.IntRange(2), default=None, help="images per batch")
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=None, help="peak learning rate")
 @click.option("--seed", type=click.IntRange(0), default=None, help="seed of init, order and shifts")
+@click.option("--widths", type=INT_LIST, default=None,
+              help="widths of the conv blocks, 1 to 5 of them (default: 16,32,64, the shipped evaluator's)")
 @click.option("--device", type=DEVICE, default="auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'")
 @click.option("-q", "--quiet", is_flag=True, help="no progress bar")
 def train_classifier(out: Path, data_dir: Path | None, dataset: str, n_per_class: int | None,
                      epochs: int | None, steps: int | None, batch_size: int | None,
-                     lr: float | None, seed: int | None, device: str, quiet: bool) -> None:
+                     lr: float | None, seed: int | None, widths: tuple | None, device: str, quiet: bool) -> None:
     """Train the evaluator CNN on real train, test it on real test, write weights + manifest.
 
     Defaults are the recipe of the shipped weights."""
@@ -97,7 +93,7 @@ def train_classifier(out: Path, data_dir: Path | None, dataset: str, n_per_class
     given = {"epochs": epochs, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed}
     recipe = dataclasses.replace(clf.ClassifierTrainConfig(),
                                  **{k: v for k, v in given.items() if v is not None})
-    info = classifier_files.train_and_save(out, recipe, data_dir=data_dir, mnist=dataset == "mnist",
+    info = classifier_files.train_and_save(out, recipe, data_dir=data_dir, dataset=dataset, widths=widths,
                                            n_per_class=n_per_class, device=resolve_device(device),
                                            progress=not quiet, command=_command_line(click.get_current_context()))
     click.echo(json.dumps({"out": str(out), "manifest": info["manifest"], "sha256": info["sha256"],

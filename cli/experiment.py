@@ -11,7 +11,7 @@ import click
 from augment.config import CRITIC_AUGMENT_POLICIES
 from augment.errors import ConfigError
 
-from .options import DEVICE, int_list
+from .options import DEVICE, data_options, int_list
 
 BALANCED_PRESETS = ("quick", "cpu", "full")
 LONGTAIL_PRESETS = ("longtail-cpu", "longtail-gpu")
@@ -33,8 +33,7 @@ ONLY_LONGTAIL = ("imbalance_ratios", "methods", "logit_adjust_tau", "fair_real_s
               help="directory of fair-regime runs (n{N}_seed{S}/, long-tailed: lt{RHO}_seed{S}/; a "
                    "generator.safetensors there is used as it is; missing ones are trained there); "
                    "default: OUT/fair_generators")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
-              help="MNIST IDX directory (default: $AUGMENT_DATA, else ~/.cache/augment/mnist)")
+@data_options
 @click.option("--seeds", type=click.IntRange(1, 20), default=None, help="override the preset's seed count")
 @click.option("--n-per-class", "n_list", default=None,
               help="override the preset's real images per class, e.g. '10,100,all'")
@@ -67,7 +66,7 @@ ONLY_LONGTAIL = ("imbalance_ratios", "methods", "logit_adjust_tau", "fair_real_s
 @click.option("-q", "--quiet", is_flag=True, help="no progress bar")
 @click.pass_context
 def experiment(ctx: click.Context, preset: str, out: Path, generator: Path | None, fair_dir: Path | None,
-               data_dir: Path | None, seeds: int | None, n_list: str | None, ratios: str | None,
+               data_dir: Path | None, dataset: str, seeds: int | None, n_list: str | None, ratios: str | None,
                regimes: str | None, fair_n: str | None, fair_seeds: str | None, imbalance_ratios: str | None,
                methods: str | None, logit_adjust_tau: float | None, fair_real_sampling: str | None,
                fair_critic_augment: str | None, classifier_steps: int | None, fair_gan_steps: int | None,
@@ -126,5 +125,5 @@ def experiment(ctx: click.Context, preset: str, out: Path, generator: Path | Non
     run = longtail.run_longtail_grid if long_tailed else run_grid
     results = run(grid, out, resolve_device(device), data_dir=data_dir, generator=generator,
                   progress=not quiet, log=lambda m: click.echo(m, err=True),
-                  command="augment " + " ".join(sys.argv[1:]), fair_dir=fair_dir)
+                  command="augment " + " ".join(sys.argv[1:]), fair_dir=fair_dir, dataset=dataset)
     click.echo(str(results))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any, Callable
 
 import click
@@ -47,6 +48,74 @@ class IntList(click.ParamType):
 INT_LIST = IntList()
 
 
+class Count(click.ParamType):
+    """A count >= ``minimum``: '60000', '60_000' or '6e4' (a number that is a whole count)."""
+
+    name = "N"
+
+    def __init__(self, minimum: int = 1):
+        self.minimum = minimum
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            n = value
+        else:
+            text = str(value).replace("_", "").strip()
+            try:
+                n = int(text)
+            except ValueError:
+                try:
+                    f = float(text)
+                except ValueError:
+                    self.fail(f"{value!r} is not a count", param, ctx)
+                if not f.is_integer():
+                    self.fail(f"{value!r} is not a whole count", param, ctx)
+                n = int(f)
+        if n < self.minimum:
+            self.fail(f"{value!r} is below {self.minimum}", param, ctx)
+        return n
+
+
+class ChoiceList(click.ParamType):
+    """One or more of ``choices``, comma-separated ('idx,npz'); the option may also repeat."""
+
+    name = "LIST"
+
+    def __init__(self, choices: tuple):
+        self.choices = choices
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> tuple:
+        if isinstance(value, tuple):
+            return value
+        items = tuple(t.strip().lower() for t in str(value).split(",") if t.strip())
+        bad = [t for t in items if t not in self.choices]
+        if not items or bad:
+            self.fail(f"{value!r}: choose from {', '.join(self.choices)}", param, ctx)
+        return items
+
+
+def quality_filter_options(fn: Callable) -> Callable:
+    """``--min-confidence P``, ``--filter-classifier FILE``, ``--max-attempts N`` (quality-filtered sampling)."""
+    fn = click.option("--max-attempts", type=click.IntRange(1, 1000), default=16, show_default=True,
+                      help="with --min-confidence: latents tried per image before the best-scored is kept")(fn)
+    fn = click.option("--filter-classifier", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                      help="with --min-confidence: the judge (a classifier file; default the shipped evaluator)")(fn)
+    return click.option("--min-confidence", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+                        help="keep an image only if a judge classifier labels it as its class with at least this "
+                             "probability; others are redrawn from new latents, the same ones every time")(fn)
+
+
+def quality_filter_from(min_confidence, filter_classifier, max_attempts, device: str):
+    """The ``QualityFilter`` the options ask for, or None."""
+    if min_confidence is None:
+        if filter_classifier is not None:
+            raise click.UsageError("--filter-classifier needs --min-confidence")
+        return None
+    from augment.evaluation.classifier_files import quality_filter
+
+    return quality_filter(min_confidence, filter_classifier, max_attempts)
+
+
 def _click_type(f: dataclasses.Field) -> Any:
     hint = f.type if not isinstance(f.type, str) else f.type.replace("Optional[", "").rstrip("]")
     meta = f.metadata
@@ -62,6 +131,18 @@ def _click_type(f: dataclasses.Field) -> Any:
     if base is float:
         return click.FloatRange(meta.get("min"), meta.get("max"), max_open=meta.get("max_open", False))
     return base
+
+
+def data_options(fn: Callable) -> Callable:
+    """``--data-dir PATH`` and ``--dataset KIND``: the same two options, with the same help, on
+    every command that reads real data (``augment train`` gets them from ``TrainConfig``)."""
+    from augment.config import DATASETS, TrainConfig
+
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    fn = click.option("--dataset", type=click.Choice(DATASETS), default="mnist", show_default=True,
+                      help=fields["dataset"].metadata["help"])(fn)
+    return click.option("--data-dir", type=click.Path(path_type=Path), default=None, metavar="PATH",
+                        help=fields["data_dir"].metadata["help"])(fn)
 
 
 def config_options(cls: type, prefix: str = "", skip: tuple = (), defaults: dict | None = None

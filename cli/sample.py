@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .options import DEVICE, int_list
+from .options import DEVICE, int_list, quality_filter_from, quality_filter_options
 
 
 @click.command()
@@ -21,10 +21,15 @@ from .options import DEVICE, int_list
 @click.option("--device", type=DEVICE, default="cpu",
               help="'cpu' (default: a grid is small), 'auto', 'cuda' or 'cuda:N'")
 @click.option("--duration-ms", type=click.IntRange(10, 10_000), default=250, help="GIF frame time")
+@quality_filter_options
+@click.option("--json", "as_json", is_flag=True, help="print the output path as one JSON line (for scripts)")
 def sample(source: Path | None, out: Path, per_class: int, classes: str | None, seed: int, device: str,
-           duration_ms: int) -> None:
-    """Make a per-class sample grid from a generator (default: the shipped one), or a GIF from
-    a run directory's grids."""
+           duration_ms: int, min_confidence: float | None, filter_classifier: Path | None, max_attempts: int,
+           as_json: bool) -> None:
+    """Make a per-class sample grid from a generator (default: the shipped one; rows labelled
+    with its class names when it has any), or a GIF from a run directory's grids. With
+    --min-confidence the grid shows the quality-filtered items of a SyntheticMNIST (other
+    latents than the unfiltered grid's)."""
     from augment import visualize
 
     suffix = out.suffix.lower()
@@ -34,8 +39,9 @@ def sample(source: Path | None, out: Path, per_class: int, classes: str | None, 
             raise click.UsageError(f"a .gif output needs SOURCE, a run directory with sample grids ({got})")
         path = visualize.save_gif(visualize.run_frames(source), out, duration_ms)
     elif suffix == ".png":
-        from augment.checkpoint import load_generator
+        from augment.checkpoint import generator_class_names, load_generator
         from augment.device import resolve_device
+        from augment.synthetic.dataset import SyntheticMNIST
 
         wanted = int_list(classes, "--classes")
         if source is None:
@@ -44,11 +50,21 @@ def sample(source: Path | None, out: Path, per_class: int, classes: str | None, 
             generator = load_default_generator(resolve_device(device))
         else:
             generator = load_generator(source, resolve_device(device))
-        images = visualize.class_grid(generator, per_class=per_class, seed=seed, classes=wanted)
-        path = visualize.save_grid(images, out, nrow=per_class)
+        quality = quality_filter_from(min_confidence, filter_classifier, max_attempts, device)
+        names = generator_class_names(source) if source is not None else None
+        if quality is None:
+            images = visualize.class_grid(generator, per_class=per_class, seed=seed, classes=wanted)
+        else:
+            ids = wanted if wanted is not None else list(range(generator.config.num_classes))
+            dataset = SyntheticMNIST(generator, num_samples=per_class * len(ids), classes=ids, seed=seed,
+                                     quality_filter=quality, device=resolve_device(device))
+            images = dataset.class_rows(per_class)
+        shown = wanted if wanted is not None else list(range(generator.config.num_classes))
+        labels = [f"{c} {names[c]}" for c in shown] if names and names != [str(c) for c in range(len(names))] else None
+        path = visualize.save_grid(images, out, nrow=per_class, row_labels=labels)
     else:
         raise click.UsageError(f"--out must end in .png or .gif, got {out.name!r}")
-    click.echo(json.dumps({"out": str(path)}))
+    click.echo(json.dumps({"out": str(path)}) if as_json else f"wrote {path}")
 
 
 @click.command()

@@ -70,7 +70,7 @@ def read_image_folder(root: Path) -> tuple[torch.Tensor, torch.Tensor, list[str]
                     if img.mode != "L":
                         converted.add(img.mode)
                         img = img.convert("L")
-                    arrays.append(np.asarray(img, dtype=np.uint8))
+                    arrays.append(np.array(img, dtype=np.uint8))
             except (UnidentifiedImageError, OSError, ValueError) as e:
                 raise DataError(f"cannot read the image {path} ({type(e).__name__})") from None
             labels.append(label)

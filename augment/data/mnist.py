@@ -60,7 +60,7 @@ def check_mnist_checksum(name: str, raw: bytes, where: str) -> None:
     size, digest = MNIST_FILES[name]
     if len(raw) != size or hashlib.sha256(raw).hexdigest() != digest:
         raise DataError(f"{where}: SHA-256 does not match MNIST's {name} (corrupt, or not MNIST: "
-                        f"for other IDX data, use --dataset idx, or --any-idx with 'augment data verify')")
+                        f"for other IDX data, use --dataset idx)")
 
 
 def verify_dir(directory: PathLike, mnist: bool = True) -> dict:

@@ -25,7 +25,7 @@ def read_npz(path: Path) -> dict:
     if not path.is_file():
         raise DataError(f"npz file {'is not a file' if path.exists() else 'does not exist'}: {path}")
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        with open(path, "rb") as file, np.load(file, allow_pickle=False) as archive:
             unknown = sorted(set(archive.files) - set(KEYS))
             if unknown:
                 raise DataError(f"{path}: unexpected arrays {unknown}; an npz data set holds {', '.join(KEYS)}")
@@ -70,7 +70,7 @@ def check_label_range(path: Path, labels: torch.Tensor, names: Optional[list], s
     classes = len(names) if names is not None else hi + 1
     if lo < 0 or hi >= classes:
         raise DataError(f"{path}: {split} labels span [{lo}, {hi}]; they must lie in 0..{classes - 1}"
-                        + (f" (one per class name)" if names is not None else ""))
+                        + (" (one per class name)" if names is not None else ""))
     if split == "train":
         missing = sorted(set(range(classes)) - set(torch.unique(labels).tolist()))
         if missing:

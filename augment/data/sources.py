@@ -142,6 +142,7 @@ def describe_source(data_dir: Optional[PathLike], dataset: str = "mnist") -> dic
     split and where the test split comes from, and the class names; every check of
     ``load_labelled`` runs."""
     train, test = (load_labelled(data_dir, split, dataset) for split in ("train", "test"))
-    return {"dataset": dataset, "path": str(source_path(data_dir, dataset)), "examples": {"train": len(train.labels), "test": len(test.labels)},
+    return {"dataset": dataset, "path": str(source_path(data_dir, dataset)),
+            "examples": {"train": len(train.labels), "test": len(test.labels)},
             "test_split": test.origin, "classes": train.class_names,
             "image_size": list(train.images.shape[1:])}

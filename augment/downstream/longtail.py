@@ -38,8 +38,8 @@ from tqdm.auto import tqdm
 
 from augment.checkpoint import load_generator
 from augment.config import CLASS_ORDERS, LONG_TAIL_N_MAX, REAL_SAMPLINGS, SubsetSpec
-from augment.data.mnist import load_split, resolve_data_dir
 from augment.data.real import RealMNIST
+from augment.data.sources import dataset_name, load_labelled
 from augment.data.subsets import subset_counts, subset_indices
 from augment.downstream.affine import random_affine
 from augment.downstream.grid import read_results, write_results
@@ -181,7 +181,7 @@ class LongTailContext:
     fair_dir: Path
     test: tuple  # (images (N, C, 32, 32), labels (N,)) of the real test set, on the device
     num_classes: int
-    mnist: bool = True
+    dataset: str = "mnist"
     progress: bool = False
     log: Callable[[str], None] = print
 
@@ -197,7 +197,7 @@ def fair_generator(ctx: LongTailContext, imbalance_ratio: float, seed: int) -> P
     run = ctx.fair_dir / fair_run_name(subset, seed)
     if (run / "generator.safetensors").exists():
         return run / "generator.safetensors"
-    cfg = fair_train_config(ctx.grid.fair_widths, ctx.grid.fair_gan_steps, seed, ctx.data_dir, ctx.mnist, ctx.device,
+    cfg = fair_train_config(ctx.grid.fair_widths, ctx.grid.fair_gan_steps, seed, ctx.data_dir, ctx.dataset, ctx.device,
                             imbalance_ratio=subset.imbalance_ratio, n_max=subset.n_max, class_order=subset.class_order,
                             real_sampling=ctx.grid.fair_real_sampling, critic_augment=ctx.grid.fair_critic_augment)
     ctx.log(f"training the fair generator {run.name} ({cfg.max_steps} steps, widths "
@@ -209,7 +209,7 @@ def cell_training_set(cell: LongTailCell, ctx: LongTailContext):
     """(images, labels) of a cell: the long-tailed real images as one tensor, or with their
     synthetic part as ``OnDemandImages`` (made as the classifier draws them)."""
     real = RealMNIST(ctx.data_dir, train=True, device=ctx.device, subset=ctx.grid.subset(cell.imbalance_ratio),
-                     seed=cell.seed, mnist=ctx.mnist)
+                     seed=cell.seed, dataset=ctx.dataset)
     parts = method_parts(cell.method)
     if not parts & {"top-up", "synthetic"}:
         return real.data, real.targets
@@ -260,7 +260,7 @@ def train_counts(ctx: LongTailContext, cell: LongTailCell) -> list[int]:
 def run_longtail_grid(grid: LongTailGridConfig, out_dir: PathLike, device: torch.device,
                       data_dir: Optional[PathLike] = None, generator: Optional[PathLike] = None,
                       progress: bool = True, log: Callable[[str], None] = print, command: str = "",
-                      mnist: bool = True, fair_dir: Optional[PathLike] = None) -> Path:
+                      mnist: bool = True, fair_dir: Optional[PathLike] = None, dataset: Optional[str] = None) -> Path:
     """Run every unfinished cell of ``grid`` into ``out_dir``; then the diversity table, the
     summary and its plots. Returns results.csv. Fair generators live in
     ``fair_dir/lt{rho}_seed{S}/`` (default ``out_dir/fair_generators``): one found there is used
@@ -276,13 +276,15 @@ def run_longtail_grid(grid: LongTailGridConfig, out_dir: PathLike, device: torch
         log: called with progress messages.
         command: the command line, recorded in run.json.
         mnist: check MNIST's checksums (False: any IDX data, e.g. test fixtures).
+        dataset: the kind of data source (``augment.data.sources``); overrides ``mnist``.
         fair_dir: where the fair generators are (see above).
     """
     started = time.time()
     out_dir = Path(out_dir)
     fair_root = Path(fair_dir) if fair_dir else out_dir / "fair_generators"
-    test = RealMNIST(data_dir, train=False, device=device, mnist=mnist)  # bad data fails before writing
-    _, labels = load_split(resolve_data_dir(data_dir), "train", mnist=mnist)
+    dataset = dataset_name(dataset, mnist)
+    test = RealMNIST(data_dir, train=False, device=device, dataset=dataset)  # bad data fails before writing
+    labels = load_labelled(data_dir, "train", dataset).labels
     for rho in grid.imbalance_ratios:  # every subset exists (a class with too few images: its error now)
         subset_indices(labels, grid.subset(rho), 0, test.num_classes)
     if "shipped" in grid.regimes:
@@ -299,18 +301,18 @@ def run_longtail_grid(grid: LongTailGridConfig, out_dir: PathLike, device: torch
         record_budget(out_dir, grid, rows, generator)
         ctx = LongTailContext(grid, out_dir, device, Path(data_dir) if data_dir else None,
                               Path(generator) if generator else None, fair_root, (test.data, test.targets),
-                              test.num_classes, mnist, progress, log)
+                              test.num_classes, dataset, progress, log)
         log(f"{len(done)} cells done, {len(cells)} to run -> {results_path}")
         for cell in tqdm(cells, disable=not progress, unit="cell", dynamic_ncols=True):
             rows.append(run_cell(cell, ctx))
             write_results(results_path, rows, RESULT_COLUMNS)
         generators = used_generators(ctx, rows)
         found = [(name, path) for name, path, ok in generators if ok]
-        diversity = per_class_diversity(found, grid.diversity_per_class, device, ctx.data_dir, mnist)
+        diversity = per_class_diversity(found, grid.diversity_per_class, device, ctx.data_dir, dataset)
         fair = {(float(r["imbalance_ratio"]), int(r["seed"])): ctx.fair_dir / fair_run_name(
             grid.subset(float(r["imbalance_ratio"])), int(r["seed"])) / "generator.safetensors"
             for r in rows if r["regime"] == "fair"}
-        write_longtail_summary(out_dir, rows, diversity, grid, ctx.data_dir, mnist,
+        write_longtail_summary(out_dir, rows, diversity, grid, ctx.data_dir, dataset,
                                {k: v for k, v in fair.items() if v.is_file()})
         write_run_info(out_dir, grid, device, command, time.time() - started, len(cells),
                        {name: describe_generator(path) if ok else missing_generator(out_dir, name, path)

@@ -124,7 +124,7 @@ def _markdown(df: pd.DataFrame) -> str:
 
 
 def write_longtail_summary(out_dir: Path, rows: list[dict], diversity: list[dict], grid, data_dir: Optional[Path],
-                           mnist: bool, fair_generators: dict) -> None:
+                           dataset: str, fair_generators: dict) -> None:
     """summary.md, diversity.csv and the plots of a long-tailed grid. ``fair_generators``:
     {(rho, seed): generator file} of the fair generators there are."""
     if not rows:
@@ -158,7 +158,7 @@ def write_longtail_summary(out_dir: Path, rows: list[dict], diversity: list[dict
     plot_balanced_accuracy(df, grid.methods, out_dir / "balanced_accuracy.png")
     plot_recall_vs_count(df, out_dir / "recall_vs_count.png")
     if fair_generators:
-        plot_rare_class_samples(grid, fair_generators, data_dir, mnist, out_dir / "rare_class_samples.png")
+        plot_rare_class_samples(grid, fair_generators, data_dir, dataset, out_dir / "rare_class_samples.png")
 
 
 def _row_counts(row: dict) -> list[int]:
@@ -226,7 +226,7 @@ def plot_recall_vs_count(df: pd.DataFrame, path: Path) -> None:
 
 
 @torch.inference_mode()
-def plot_rare_class_samples(grid, fair_generators: dict, data_dir: Optional[Path], mnist: bool, path: Path) -> None:
+def plot_rare_class_samples(grid, fair_generators: dict, data_dir: Optional[Path], dataset: str, path: Path) -> None:
     """For each rho (the lowest seed with a fair generator): the rarest classes' real training
     images (all of them when fewer) next to the fair generator's samples of the class."""
     chosen = {}
@@ -235,7 +235,7 @@ def plot_rare_class_samples(grid, fair_generators: dict, data_dir: Optional[Path
     fig = Figure(figsize=(7.5, 1.6 * len(chosen) * RARE / 3 + 0.6))
     axes = fig.subplots(len(chosen), 1, squeeze=False)[:, 0]
     for ax, (rho, seed) in zip(axes, sorted(chosen.items())):
-        real = RealMNIST(data_dir, train=True, subset=grid.subset(rho), seed=seed, mnist=mnist)
+        real = RealMNIST(data_dir, train=True, subset=grid.subset(rho), seed=seed, dataset=dataset)
         counts = torch.bincount(real.targets, minlength=real.num_classes).tolist()
         generator = load_generator(fair_generators[(rho, seed)])
         rows, labels = [], []

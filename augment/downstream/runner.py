@@ -23,8 +23,8 @@ from tqdm.auto import tqdm
 
 from augment.checkpoint import load_generator
 from augment.config import ModelConfig, TrainConfig
-from augment.data.mnist import load_split, resolve_data_dir
 from augment.data.real import RealMNIST
+from augment.data.sources import dataset_name, load_labelled
 from augment.data.subsets import per_class_subset
 from augment.downstream.affine import random_affine
 from augment.downstream.grid import Cell, GridConfig, cell_key, grid_cells, read_results, write_results
@@ -65,7 +65,7 @@ class ExperimentContext:
     shipped_generator: Optional[Path]
     progress: bool = False
     log: Callable[[str], None] = print
-    mnist: bool = True  # verify MNIST's checksums (False: any IDX data, e.g. test fixtures)
+    dataset: str = "mnist"  # the kind of data source (augment.data.sources)
     fair_dir: Optional[Path] = None  # fair runs n{N}_seed{S}/ (default: out_dir/fair_generators)
     test: Optional[tuple] = None  # (images, labels) of the real test set, on the device
 
@@ -85,14 +85,14 @@ def fair_generator(ctx: ExperimentContext, n_per_class: int, seed: int) -> Path:
     generator = run / "generator.safetensors"  # its critic_augment was checked by run_grid
     if generator.exists():
         return generator
-    cfg = fair_train_config(ctx.grid.fair_widths, ctx.grid.fair_gan_steps, seed, ctx.data_dir, ctx.mnist,
+    cfg = fair_train_config(ctx.grid.fair_widths, ctx.grid.fair_gan_steps, seed, ctx.data_dir, ctx.dataset,
                             ctx.device, critic_augment=ctx.grid.fair_critic_augment, n_per_class=n_per_class)
     ctx.log(f"training the fair generator n={n_per_class} seed={seed} ({cfg.max_steps} steps, widths "
             f"{cfg.model.g_width}/{cfg.model.d_width}) in {run}")
     return train_or_resume(run, cfg, ctx.progress, ctx.log)
 
 
-def fair_train_config(widths: tuple, steps: int, seed: int, data_dir: Optional[Path], mnist: bool,
+def fair_train_config(widths: tuple, steps: int, seed: int, data_dir: Optional[Path], dataset: str,
                       device: torch.device, **subset_and_options) -> TrainConfig:
     """The ``TrainConfig`` of a fair generator: widths (g_width, d_width), ``steps`` generator
     steps, the cell's seed (so the same real images as its classifier), the step that is
@@ -100,7 +100,7 @@ def fair_train_config(widths: tuple, steps: int, seed: int, data_dir: Optional[P
     further ``TrainConfig`` fields (the subset, critic_augment, real_sampling)."""
     g_width, d_width = widths
     return TrainConfig(model=ModelConfig(g_width=g_width, d_width=d_width),
-                       data_dir=str(data_dir) if data_dir else None, dataset="mnist" if mnist else "idx",
+                       data_dir=str(data_dir) if data_dir else None, dataset=dataset,
                        seed=seed, max_steps=steps, step_impl="auto", device=str(device),
                        sample_every=max(1, steps // 10), checkpoint_every=max(1, steps // 10), tensorboard=False,
                        **subset_and_options)
@@ -206,7 +206,7 @@ def cell_training_set(cell: Cell, ctx: ExperimentContext) -> tuple[torch.Tensor 
     real = None
     if math.isfinite(cell.ratio):
         real = RealMNIST(ctx.data_dir, train=True, device=ctx.device, n_per_class=cell.n_per_class,
-                         seed=cell.seed, mnist=ctx.mnist)
+                         seed=cell.seed, dataset=ctx.dataset)
         if not cell.uses_synthetic:
             return real.data, real.targets
     synth_seed = 10_000 + cell.seed  # synthetic items differ from seed to seed
@@ -238,7 +238,8 @@ def run_cell(cell: Cell, ctx: ExperimentContext) -> dict:
 def run_grid(grid: GridConfig, out_dir: PathLike, device: torch.device,
              data_dir: Optional[PathLike] = None, generator: Optional[PathLike] = None,
              progress: bool = True, log: Callable[[str], None] = print,
-             command: str = "", mnist: bool = True, fair_dir: Optional[PathLike] = None) -> Path:
+             command: str = "", mnist: bool = True, fair_dir: Optional[PathLike] = None,
+             dataset: Optional[str] = None) -> Path:
     """Run every unfinished cell of ``grid`` into ``out_dir``; then write the summary, the
     diversity table and the plots. Returns the path of results.csv. Fair generators live in
     ``fair_dir/n{N}_seed{S}/`` (default ``out_dir/fair_generators``): one found there
@@ -246,8 +247,9 @@ def run_grid(grid: GridConfig, out_dir: PathLike, device: torch.device,
     trained (or its run resumed)."""
     started = time.time()  # the invocation's wall time: loading, cells, diversity and plots
     out_dir = Path(out_dir)
-    test = RealMNIST(data_dir, train=False, device=device, mnist=mnist)  # fail before writing
-    _check_subsets_exist(grid, data_dir, mnist)
+    dataset = dataset_name(dataset, mnist)
+    test = RealMNIST(data_dir, train=False, device=device, dataset=dataset)  # fail before writing
+    _check_subsets_exist(grid, data_dir, dataset)
     if "shipped" in grid.regimes:  # a bad --generator or install fails now, not after the real-only cells
 
         load_generator(generator if generator is not None else verified_default_generator_path())
@@ -269,7 +271,7 @@ def run_grid(grid: GridConfig, out_dir: PathLike, device: torch.device,
         record_budget(out_dir, grid, rows, generator)
         ctx = ExperimentContext(grid, out_dir, device, Path(data_dir) if data_dir else None,
                                 Path(generator) if generator else None, log=log,
-                                mnist=mnist, test=(test.data, test.targets),
+                                dataset=dataset, test=(test.data, test.targets),
                                 fair_dir=Path(fair_dir) if fair_dir else None)
         log(f"{len(done)} cells done, {len(cells)} to run -> {results_path}")
         for cell in tqdm(cells, disable=not progress, unit="cell", dynamic_ncols=True):
@@ -290,12 +292,12 @@ def run_grid(grid: GridConfig, out_dir: PathLike, device: torch.device,
         return results_path
 
 
-def _check_subsets_exist(grid: GridConfig, data_dir: Optional[PathLike], mnist: bool) -> None:
+def _check_subsets_exist(grid: GridConfig, data_dir: Optional[PathLike], dataset: str) -> None:
     """Every n-per-class subset of the grid exists in the training data (else the one-line
     ``DataError`` of ``per_class_subset``, before anything is written)."""
     ns = [n for n in grid.n_per_class if n is not None]
     if ns:
-        _, labels = load_split(resolve_data_dir(data_dir), "train", mnist=mnist)
+        labels = load_labelled(data_dir, "train", dataset).labels
         per_class_subset(labels, max(ns))
 
 
@@ -318,11 +320,11 @@ def used_generators(ctx: ExperimentContext, rows: Iterable[dict]) -> list[tuple[
 
 def generator_diversity(ctx: ExperimentContext, generators: list[tuple[str, Path]]) -> list[dict]:
     """``per_class_diversity`` of the generators the grid used, at its ``diversity_per_class``."""
-    return per_class_diversity(generators, ctx.grid.diversity_per_class, ctx.device, ctx.data_dir, ctx.mnist)
+    return per_class_diversity(generators, ctx.grid.diversity_per_class, ctx.device, ctx.data_dir, ctx.dataset)
 
 
 def per_class_diversity(generators: list[tuple[str, Path]], n_per_class: int, device: torch.device,
-                        data_dir: Optional[Path], mnist: bool) -> list[dict]:
+                        data_dir: Optional[Path], dataset: str) -> list[dict]:
     """Per-class agreement, intra-class diversity, coverage and Fréchet of each ``(name, path)``
     generator, and of as many real training images per class (``REAL_CEILING``), one row per
     (generator, class). Coverage and Fréchet depend strongly on the number of samples (a perfect
@@ -332,7 +334,7 @@ def per_class_diversity(generators: list[tuple[str, Path]], n_per_class: int, de
     if not generators:
         return []
     classifier = default_classifier(device)
-    reference = load_reference(classifier, data_dir, mnist)
+    reference = load_reference(classifier, data_dir, dataset=dataset)
     results = [(name, evaluate_generator(load_generator(path, device), n_per_class=n_per_class, seed=0,
                                          classifier=classifier, reference=reference))
                for name, path in generators]

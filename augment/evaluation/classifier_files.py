@@ -19,7 +19,7 @@ import torch
 
 from augment.checkpoint import read_safetensors, write_safetensors
 from augment.config import config_from_dict
-from augment.data.mnist import load_split, resolve_data_dir
+from augment.data.sources import dataset_name, load_labelled
 from augment.data.subsets import per_class_subset
 from augment.errors import AugmentError, CheckpointError
 from augment.evaluation.classifier import (
@@ -32,6 +32,7 @@ from augment.evaluation.classifier import (
 )
 from augment.fileio import PathLike, check_writable, sha256_file
 from augment.manifests import WEIGHTS_DIR, verify_checksum, write_manifest
+from augment.synthetic.quality_filter import QualityFilter
 
 CLASSIFIER_FORMAT = "augment.classifier"
 FORMAT_VERSION = 1
@@ -90,18 +91,22 @@ def default_classifier(device: Device = "cpu") -> Classifier:
 def train_and_save(out: PathLike, recipe: ClassifierTrainConfig = ClassifierTrainConfig(),
                    data_dir: Optional[PathLike] = None, mnist: bool = True,
                    n_per_class: Optional[int] = None, device: Device = "cpu", progress: bool = False,
-                   command: str = "") -> dict:
-    """Train the evaluator on real train (optionally ``n_per_class`` per class), test it on
-    real test, write ``out`` (safetensors) and its manifest; returns the manifest's info plus
-    ``sha256`` and ``manifest`` (path). ``augment train-classifier`` is this function."""
+                   command: str = "", dataset: Optional[str] = None, widths: Optional[tuple] = None) -> dict:
+    """Train the evaluator on a source's train split (optionally ``n_per_class`` per class),
+    test it on its test split, write ``out`` (safetensors, with the class names) and its
+    manifest; returns the manifest's info plus ``sha256`` and ``manifest`` (path).
+    ``augment train-classifier`` is this function; ``widths`` sets the conv blocks' widths
+    (default ``ClassifierConfig``'s), e.g. for a second, differently built judge."""
     check_writable(out)  # before training, not after
-    directory = resolve_data_dir(data_dir)
-    images, labels = load_split(directory, "train", mnist=mnist)
+    dataset = dataset_name(dataset, mnist)
+    train, test = load_labelled(data_dir, "train", dataset), load_labelled(data_dir, "test", dataset)
+    images, labels = train.images, train.labels
     if n_per_class is not None:
-        keep = per_class_subset(labels, n_per_class, recipe.seed)
+        keep = per_class_subset(labels, n_per_class, recipe.seed, train.num_classes)
         images, labels = images[keep], labels[keep]
-    test_images, test_labels = load_split(directory, "test", mnist=mnist)
-    model_cfg = ClassifierConfig(num_classes=max(int(labels.max()), int(test_labels.max())) + 1)
+    test_images, test_labels = test.images, test.labels
+    model_cfg = ClassifierConfig(num_classes=train.num_classes,
+                                 **({} if widths is None else {"widths": tuple(widths)}))
     started = time.time()
     model, history = train_classifier(images, labels, model_cfg, recipe, device=device,
                                       eval_images=test_images, eval_labels=test_labels,
@@ -115,7 +120,27 @@ def train_and_save(out: PathLike, recipe: ClassifierTrainConfig = ClassifierTrai
         "machine": {"device": str(device), "torch": torch.__version__,
                     "threads": torch.get_num_threads(), "platform": platform.platform()},
     }
-    digest = save_classifier(out, model, {"test_accuracy": accuracy,
+    info["class_names"] = train.class_names
+    digest = save_classifier(out, model, {"test_accuracy": accuracy, "class_names": train.class_names,
                                           "train_config": dataclasses.asdict(recipe)})
     manifest = write_manifest(out, info)
     return {**info, "sha256": digest, "manifest": str(manifest)}
+
+
+def quality_filter(min_confidence: float, classifier: Optional[PathLike] = None, max_attempts: int = 16,
+                   device: Device = "cpu") -> QualityFilter:
+    """A ``QualityFilter`` for ``SyntheticMNIST(quality_filter=...)`` and dumps: keep an item when
+    the judge gives its class probability >= ``min_confidence``.
+
+    Args:
+        min_confidence: p in (0, 1).
+        classifier: a classifier file (``augment train-classifier``); default the shipped
+            evaluator (checksum verified).
+        max_attempts: latents tried per item before the best-scored one is kept.
+        device: where the judge is loaded (the dataset moves it to its own device).
+    """
+    if classifier is None:
+        model, name = default_classifier(device), f"shipped evaluator {sha256_file(DEFAULT_WEIGHTS)[:16]}"
+    else:
+        model, name = load_classifier(classifier, device), f"{Path(classifier).name} {sha256_file(classifier)[:16]}"
+    return QualityFilter(model, min_confidence, max_attempts, name)

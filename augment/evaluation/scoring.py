@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from augment.checkpoint import load_generator
-from augment.data.mnist import load_split, resolve_data_dir
+from augment.data.sources import dataset_name, load_labelled, source_path
 from augment.data.subsets import per_class_subset
 from augment.device import module_device
 from augment.errors import AugmentError, DataError
@@ -64,8 +64,9 @@ class RealReference:
     features: torch.Tensor
     predictions: torch.Tensor
     num_classes: int
-    data_dir: Path
-    mnist: bool
+    data_dir: Optional[Path]
+    dataset: str = "mnist"
+    class_names: Optional[list] = None
 
     @property
     def classifier_accuracy(self) -> float:
@@ -74,24 +75,28 @@ class RealReference:
 
 
 def load_reference(classifier: Classifier, data_dir: Optional[PathLike] = None,
-                   mnist: bool = True) -> RealReference:
-    """Load the real test split of ``data_dir`` (see ``data.resolve_data_dir``) and embed it."""
-    directory = resolve_data_dir(data_dir)
-    images_u8, labels = load_split(directory, "test", mnist=mnist)
+                   mnist: bool = True, dataset: Optional[str] = None) -> RealReference:
+    """Load the real test split of a source (``augment.data.sources``: ``data_dir`` of kind
+    ``dataset``, default MNIST, else IDX when not ``mnist``) and embed it."""
+    dataset = dataset_name(dataset, mnist)
+    test = load_labelled(data_dir, "test", dataset)
+    images_u8, labels = test.images, test.labels
     num_classes = classifier.config.num_classes
     if int(labels.max()) >= num_classes:
         raise DataError(f"test labels reach {int(labels.max())} but the classifier has "
                         f"{num_classes} classes")
     images = to_model_images(images_u8)
     features, predictions = features_and_predictions(classifier, images)
-    return RealReference(images, labels, features, predictions, num_classes, directory, mnist)
+    return RealReference(images, labels, features, predictions, num_classes,
+                         Path(data_dir) if data_dir is not None else None, dataset, test.class_names)
 
 
 def real_train_subset(reference: RealReference, n_per_class: int, seed: int = 0
                       ) -> tuple[torch.Tensor, torch.Tensor]:
     """``n_per_class`` real training images per class (seeded): images ``(C*n, C, 32, 32)`` in
     [-1, 1] and labels ``(C*n,)``, on the CPU."""
-    images_u8, labels = load_split(reference.data_dir, "train", mnist=reference.mnist)
+    train = load_labelled(reference.data_dir, "train", reference.dataset)
+    images_u8, labels = train.images, train.labels
     keep = per_class_subset(labels, n_per_class, seed, reference.num_classes)
     return to_model_images(images_u8[keep]), labels[keep]
 
@@ -197,7 +202,7 @@ def evaluate_generator(generator: torch.nn.Module, n_per_class: int = 1000, seed
                        data_dir: Optional[PathLike] = None, cas: bool = False,
                        device: Optional[Device] = None, reference: Optional[RealReference] = None,
                        mnist: bool = True, k: int = 5, cas_steps: int = CAS_STEPS,
-                       log: Log = _quiet) -> dict:
+                       log: Log = _quiet, dataset: Optional[str] = None) -> dict:
     """Metrics (see :func:`evaluate_samples`) of ``n_per_class`` seeded samples per class of a
     conditional generator against the real test set, as ``augment evaluate`` reports them.
 
@@ -213,6 +218,7 @@ def evaluate_generator(generator: torch.nn.Module, n_per_class: int = 1000, seed
         device: the evaluator's device (default: the generator's).
         reference: the real test set already embedded (:func:`load_reference`); skips it.
         mnist: check MNIST's checksums (False: any IDX data).
+        dataset: the kind of source (``augment.data.sources``); overrides ``mnist``.
         k: neighbours of precision/recall/density/coverage.
         cas_steps: training steps of the CAS classifier.
         log: called with progress messages.
@@ -221,7 +227,7 @@ def evaluate_generator(generator: torch.nn.Module, n_per_class: int = 1000, seed
         ``{"count", "overall": {metric: float}, "per_class": {metric: [C floats]},
         "confusion_matrix", "seconds"}`` (metrics: ``augment.evaluation.report.METRIC_HELP``).
     """
-    classifier, reference = _prepare(classifier, reference, data_dir, mnist,
+    classifier, reference = _prepare(classifier, reference, data_dir, dataset_name(dataset, mnist),
                                      device or module_device(generator))
     _check_classes(generator.config.num_classes, reference.num_classes)
     log(f"sampling {n_per_class} images per class")
@@ -234,22 +240,22 @@ def evaluate_real_baseline(n_per_class: int = 1000, seed: int = 0,
                            data_dir: Optional[PathLike] = None, cas: bool = False,
                            device: Device = "cpu", reference: Optional[RealReference] = None,
                            mnist: bool = True, k: int = 5, cas_steps: int = CAS_STEPS,
-                           log: Log = _quiet) -> dict:
+                           log: Log = _quiet, dataset: Optional[str] = None) -> dict:
     """The same metrics for ``n_per_class`` seeded real training images per class against
     real test: the ceiling a perfect generator would reach at this sample size."""
-    classifier, reference = _prepare(classifier, reference, data_dir, mnist, device)
+    classifier, reference = _prepare(classifier, reference, data_dir, dataset_name(dataset, mnist), device)
     log(f"real baseline: {n_per_class} training images per class")
     images, labels = real_train_subset(reference, n_per_class, seed)
     return evaluate_samples(images, labels, classifier, reference, k, seed, cas, cas_steps, log)
 
 
 def _prepare(classifier: Optional[Classifier], reference: Optional[RealReference],
-             data_dir: Optional[PathLike], mnist: bool, device: Device
+             data_dir: Optional[PathLike], dataset: str, device: Device
              ) -> tuple[Classifier, RealReference]:
     if classifier is None:
         classifier = default_classifier(device)
     if reference is None:
-        reference = load_reference(classifier, data_dir, mnist)
+        reference = load_reference(classifier, data_dir, dataset=dataset)
     return classifier, reference
 
 
@@ -266,9 +272,11 @@ def run_evaluation(generator_path: PathLike, out_dir: PathLike, n_per_class: int
                    seed: int = 0, cas: bool = False, cas_steps: int = CAS_STEPS, k: int = 5,
                    classifier_path: Optional[PathLike] = None,
                    data_dir: Optional[PathLike] = None, mnist: bool = True,
-                   device: Device = "cpu", overwrite: bool = False, log: Log = _quiet) -> dict:
+                   device: Device = "cpu", overwrite: bool = False, log: Log = _quiet,
+                   dataset: Optional[str] = None) -> dict:
     """``augment evaluate``: load the generator file (or checkpoint) and the evaluator, score
     the generator and the real baseline, write the report directory; returns the report."""
+    dataset = dataset_name(dataset, mnist)
     started = time.time()
     if n_per_class <= k:
         raise AugmentError(f"n_per_class ({n_per_class}) must exceed k ({k}) for per-class "
@@ -280,9 +288,9 @@ def run_evaluation(generator_path: PathLike, out_dir: PathLike, n_per_class: int
         classifier, _ = load_verified_classifier(classifier_path, device)
     else:
         classifier = load_classifier(classifier_path, device)
-    data_dir = resolve_data_dir(data_dir)  # a missing directory: its error before any progress line
+    source_path(data_dir, dataset)  # a missing directory: its error before any progress line
     log("embedding the real test set")
-    reference = load_reference(classifier, data_dir, mnist)
+    reference = load_reference(classifier, data_dir, dataset=dataset)
     _check_classes(generator.config.num_classes, reference.num_classes)
 
     real_images, real_labels = real_train_subset(reference, n_per_class, seed)  # fails early
@@ -303,7 +311,9 @@ def run_evaluation(generator_path: PathLike, out_dir: PathLike, n_per_class: int
                       "model_config": dataclasses.asdict(generator.config)},
         "classifier": {"path": str(classifier_path), "sha256": sha256_file(classifier_path),
                        "test_accuracy": reference.classifier_accuracy},
-        "data": {"dir": str(reference.data_dir), "test_images": int(len(reference.labels))},
+        "data": {"dir": str(source_path(data_dir, dataset)), "dataset": dataset,
+                 "test_images": int(len(reference.labels)),
+                 "class_names": reference.class_names},
         "settings": {"n_per_class": n_per_class, "seed": seed, "k": k, "cas": cas,
                      "cas_steps": cas_steps if cas else None, "device": str(device)},
         "results": results,

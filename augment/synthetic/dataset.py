@@ -21,10 +21,12 @@ import dataclasses
 import hashlib
 import math
 import os
+import warnings
 from collections.abc import Sequence as SequenceABC
 from typing import Callable, Optional, Sequence, Union
 
 import torch
+from PIL import Image
 from torch.utils.data import default_collate, get_worker_info
 from torchvision.datasets import VisionDataset
 
@@ -34,11 +36,18 @@ from augment.device import resolve_device
 from augment.errors import AugmentError, ConfigError
 from augment.fileio import sha256_file
 from augment.gan.models import Generator
+from augment.images import to_mnist_uint8
 from augment.synthetic.fast_generator import FastGenerator, resolve_dtype
 from augment.synthetic.latents import index_latents, stratified_labels
+from augment.synthetic.quality_filter import QualityFilter, attempt_seed, filtered_images
 from augment.synthetic.shipped import verified_default_generator_path
 
 GeneratorLike = Union[None, str, os.PathLike, Generator]
+OUTPUTS = ("tensor", "pil")
+
+
+class RandomAccessWarning(UserWarning):
+    """A SyntheticMNIST is read item by item in random order: a chunk forward per item."""
 
 
 # --------------------------------------------------------------------------------- dataset
@@ -127,22 +136,42 @@ def collate_batch(batch):
 
 
 class SyntheticMNIST(VisionDataset):
-    """Map-style dataset of generated digits: item i = ``(image, label)`` with image
-    ``(C, 32, 32)`` float32 in [-1, 1] on ``device`` and label an int, a pure function of
-    (generator, seed, i) -- the same item format as ``RealMNIST``.
+    """Map-style dataset of generated images: item i = ``(image, label)``, a pure function of
+    (generator, seed, i) -- whatever the batch, order, sampler, worker or process.
 
-    ``generator``: None (shipped default), a generator/checkpoint file, or a Generator (not
-    modified). ``device``: default the module's device, else the CPU; 'auto' = CUDA if present.
-    ``classes``: the class ids drawn (default all); ``class_weights``: their relative
-    frequencies (default equal: exactly balanced, see the module docstring). ``fast``: use
-    ``FastGenerator`` (default) or the plain generator in eval mode; ``dtype``: float32 or
-    bfloat16 (CUDA only). ``chunk``: rows of every generator forward (default 64 on CPU, 1024
-    on CUDA); a batch of B items is ceil(B / chunk) forwards, the last one padded, so item i
-    is computed in a forward of the same shape whatever batch requests it (bit-identical
-    images across batch sizes, orders and compositions on a given device). For the GPU set
-    ``chunk`` to the DataLoader's batch size: one batch is then one forward. ``targets``:
-    (N,) int64 CPU. ``transform`` gets the image tensor (as ``RealMNIST``'s does), not a PIL
-    image: use tensor transforms (e.g. ``torchvision.transforms.v2``), not ``ToTensor``.
+    With ``output="tensor"`` (default) image is ``(C, 32, 32)`` float32 in [-1, 1] on ``device``,
+    the item format of ``RealMNIST``. With ``output="pil"`` it is exactly what
+    ``torchvision.datasets.MNIST`` yields: a ``PIL.Image`` of mode 'L', 28x28 (32 -> 28 with
+    antialiased bilinear, then ``round((x + 1) * 127.5)``, as a dump writes it), so an MNIST
+    training script runs unchanged with ``ToTensor()``/``Normalize`` and mixes it with
+    torchvision's MNIST in a ``ConcatDataset``. ``targets`` is ``(N,)`` int64 on the CPU;
+    ``classes``/``class_to_idx`` carry the generator file's class names.
+
+    Args:
+        generator: None (the shipped generator), a generator or checkpoint file, or a
+            ``Generator`` (not modified).
+        num_samples: N, the number of items.
+        classes: the class ids drawn (default all).
+        class_weights: their relative frequencies (default equal: exactly balanced; integer
+            weights summing to N give exactly those counts).
+        seed: the seed of the per-index latents, in [0, 2**64).
+        device: default the module's device, else the CPU; 'auto' = CUDA if present.
+        transform: applied to each image (a tensor, or with ``output="pil"`` a PIL image).
+        target_transform: applied to each int label.
+        truncation: latent components beyond +-t are redrawn (``truncation_mode="resample"``)
+            or clamped ("clamp"): fidelity over diversity.
+        truncation_mode: "resample" or "clamp".
+        dtype: float32 (default) or bfloat16 (CUDA only).
+        fast: sample with ``FastGenerator`` (default) or the plain generator in eval mode.
+        chunk: rows of every generator forward (default 64 on CPU, 1024 on CUDA); a batch of B
+            items is ceil(B / chunk) forwards, the last one padded, so item i is computed in a
+            forward of the same shape whatever batch requests it. On a GPU set it to the
+            DataLoader's batch size: one batch is then one forward.
+        output: "tensor" or "pil" (see above).
+        quality_filter: keep only items a judge classifier labels as their class with
+            probability >= p, redrawing the others' latents deterministically
+            (``augment.synthetic.quality_filter``; ``augment.quality_filter(p)`` builds one
+            around the shipped evaluator). None: no filter.
     """
 
     def __init__(self, generator: GeneratorLike = None, num_samples: int = 60000,
@@ -150,7 +179,8 @@ class SyntheticMNIST(VisionDataset):
                  seed: int = 0, device: Union[str, torch.device, None] = None,
                  transform: Optional[Callable] = None, target_transform: Optional[Callable] = None,
                  truncation: Optional[float] = None, truncation_mode: str = "resample",
-                 dtype=None, fast: bool = True, chunk: Optional[int] = None):
+                 dtype=None, fast: bool = True, chunk: Optional[int] = None, output: str = "tensor",
+                 quality_filter: Optional[QualityFilter] = None):
         if not is_integer(num_samples) or num_samples <= 0:
             raise ConfigError(f"num_samples must be a positive integer, got {num_samples!r}")
         if not is_integer(seed) or not 0 <= seed < 2 ** 64:
@@ -163,8 +193,17 @@ class SyntheticMNIST(VisionDataset):
         num_samples, seed, chunk = int(num_samples), int(seed), None if chunk is None else int(chunk)
         if truncation_mode not in ("resample", "clamp"):
             raise ConfigError(f"truncation_mode must be 'resample' or 'clamp', got {truncation_mode!r}")
+        if output not in OUTPUTS:
+            raise ConfigError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
+        if quality_filter is not None and not isinstance(quality_filter, QualityFilter):
+            raise ConfigError(f"quality_filter must be a QualityFilter (augment.quality_filter(p)), got "
+                              f"{type(quality_filter).__name__}")
         model, self.source = load_source(generator)
         self.config = model.config
+        if output == "pil" and self.config.channels != 1:
+            raise ConfigError(f"output='pil' makes grayscale images; this generator makes "
+                              f"{self.config.channels} channels")
+        self.output, self.quality_filter = output, quality_filter
         self.device = _device(device, model)
         self.dtype = resolve_dtype(dtype, self.device)
         self.class_ids, self.class_weights = _check_classes(classes, class_weights, self.config.num_classes)
@@ -186,6 +225,9 @@ class SyntheticMNIST(VisionDataset):
             raise ConfigError(f"num_samples {num_samples:,} is too many: their labels alone (8 bytes an "
                               f"item) do not fit in this machine's memory") from None
         self._cached: Optional[tuple] = None  # (start, images) of the last chunk __getitem__ made
+        self._chunk_misses = 0  # single-item reads that each made a whole chunk for one item
+        if quality_filter is not None:
+            self._judge = copy.deepcopy(quality_filter.classifier).to(self.device).eval().requires_grad_(False)
         self.classes = list(self.source["class_names"])  # from the generator file (else "0".."C-1")
         self.class_to_idx = {name: c for c, name in enumerate(self.classes)}
 
@@ -199,17 +241,28 @@ class SyntheticMNIST(VisionDataset):
 
     def generate(self, indices) -> tuple[torch.Tensor, torch.Tensor]:
         """(images (B, C, 32, 32) float32 on the device, labels (B,) int64 CPU) of ``indices``
-        (a sequence, range or 1-D tensor). Forwards always have exactly ``chunk`` rows (the
-        last padded), so an image does not depend on the batch it was requested in."""
+        (a sequence, range or 1-D tensor), before ``output`` and transforms. Forwards always
+        have exactly ``chunk`` rows (the last padded), so an image does not depend on the batch
+        it was requested in; with a quality filter, failing items are redrawn."""
         if self.device.type == "cuda" and get_worker_info() is not None:
             raise AugmentError("a SyntheticMNIST on CUDA cannot run in DataLoader worker processes; "
                                "use num_workers=0 or device='cpu'")
         idx = self._indices(indices)
         labels = self.targets[idx]
+        if self.quality_filter is None or not len(idx):
+            return self._render(self.seed, idx, labels), labels
+        judge = dataclasses.replace(self.quality_filter, classifier=self._judge)
+        images = filtered_images(lambda a, rows: self._render(attempt_seed(self.seed, a), idx[rows], labels[rows]),
+                                 labels, judge, self.chunk)
+        return images, labels
+
+    def _render(self, seed: int, idx: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Images (B, C, 32, 32) of items ``idx`` from the latents of ``seed``, in forwards of
+        exactly ``chunk`` rows."""
         chunks = []
         for start in range(0, len(idx), self.chunk):
             part = idx[start:start + self.chunk].to(self.device)
-            z = index_latents(self.seed, part, self.config.z_dim, self.truncation, self.truncation_mode)
+            z = index_latents(seed, part, self.config.z_dim, self.truncation, self.truncation_mode)
             y = labels[start:start + self.chunk].to(self.device)
             pad = self.chunk - len(part)
             if pad:
@@ -221,28 +274,49 @@ class SyntheticMNIST(VisionDataset):
                 with torch.no_grad():
                     chunks.append(self.generator(z, y)[:len(part)])
         if not chunks:
-            return torch.empty((0, self.config.channels, 32, 32), device=self.device), labels
-        return (chunks[0] if len(chunks) == 1 else torch.cat(chunks)), labels
+            return torch.empty((0, self.config.channels, 32, 32), device=self.device)
+        return chunks[0] if len(chunks) == 1 else torch.cat(chunks)
 
     def __getitems__(self, indices: Sequence[int]):
         images, labels = self.generate(indices)
-        if self.transforms is None:
+        if self.output == "tensor" and self.transforms is None:
             return SampleBatch(images, labels)
-        return [self._transformed(img, int(y)) for img, y in zip(images, labels.tolist())]
+        return [self._item(img, int(y)) for img, y in zip(self._output_images(images), labels.tolist())]
 
     def __getitem__(self, index: int):
         """One item. Computes (and keeps) the whole aligned chunk holding it, so sequential
         single-item access costs one forward per chunk; shuffled single-item access (e.g. a
-        plain ConcatDataset under a shuffling DataLoader) costs a chunk per item: combine
-        datasets with ``augment.BatchedConcatDataset`` instead, which fetches whole batches."""
+        plain ConcatDataset under a shuffling DataLoader) costs a chunk per item, and says so
+        once: combine datasets with ``augment.BatchedConcatDataset`` instead, which fetches
+        whole batches, or use ``chunk=1``."""
         i = int(self._indices([item_index(index, type(self).__name__)])[0])
         start = i - i % self.chunk
         if self._cached is None or self._cached[0] != start:
+            self._note_chunk_miss()
             images, _ = self.generate(range(start, min(start + self.chunk, self.num_samples)))
-            self._cached = (start, images)
-        return self._transformed(self._cached[1][i - start].clone(), int(self.targets[i]))
+            self._cached, self._cached_used = (start, images), 0
+        self._cached_used += 1
+        return self._item(self._output_images(self._cached[1][i - start:i - start + 1])[0], int(self.targets[i]))
 
-    def _transformed(self, img: torch.Tensor, target: int):
+    def _note_chunk_miss(self) -> None:
+        """Warn once when single items keep missing the chunk made for the last one: each of
+        the last 8 reads made a whole chunk (of more than one row) and used one item of it."""
+        used = getattr(self, "_cached_used", None)
+        self._chunk_misses = self._chunk_misses + 1 if used == 1 and self.chunk > 1 else 0
+        if self._chunk_misses == 8 and not getattr(self, "_warned_random_access", False):
+            self._warned_random_access = True
+            warnings.warn(f"SyntheticMNIST is read one item at a time in random order (e.g. under torch's "
+                          f"ConcatDataset with shuffle=True): each item costs a forward of {self.chunk} images. "
+                          f"Combine datasets with augment.BatchedConcatDataset, or pass chunk=1", RandomAccessWarning,
+                          stacklevel=3)
+
+    def _output_images(self, images: torch.Tensor) -> list:
+        """(C, 32, 32) tensors (copies) or, with ``output="pil"``, 28x28 PIL images of mode 'L'."""
+        if self.output == "pil":
+            return [Image.fromarray(row, mode="L") for row in to_mnist_uint8(images).numpy()]
+        return [img.clone() for img in images]
+
+    def _item(self, img, target: int):
         return self.transforms(img, target) if self.transforms is not None else (img, target)
 
     def _indices(self, indices) -> torch.Tensor:
@@ -256,6 +330,14 @@ class SyntheticMNIST(VisionDataset):
             raise IndexError(f"index out of range for a SyntheticMNIST of {n} items")
         return torch.where(idx < 0, idx + n, idx)
 
+    def class_rows(self, per_class: int) -> torch.Tensor:
+        """Images (K * per_class, C, 32, 32) in [-1, 1]: the first ``per_class`` items of each
+        of the K classes, a class per row in ``class_ids`` order (a sample grid)."""
+        rows = [(self.targets == c).nonzero().flatten()[:per_class] for c in self.class_ids]
+        if any(len(r) < per_class for r in rows):
+            raise ConfigError(f"fewer than {per_class} items of some class among the {self.num_samples}")
+        return self.generate(torch.cat(rows))[0]
+
     def counts_per_class(self) -> dict:
         """{class id: number of items} over the whole dataset."""
         counts = torch.bincount(self.targets, minlength=self.config.num_classes)
@@ -268,7 +350,8 @@ class SyntheticMNIST(VisionDataset):
                 f"Classes: {self.class_ids}, weights: {weights}\nSeed: {self.seed}, truncation: "
                 f"{self.truncation} ({self.truncation_mode})\nDevice: {self.device}, dtype: "
                 f"{str(self.dtype).replace('torch.', '')}, sampler: "
-                f"{'fast' if isinstance(self.generator, FastGenerator) else 'plain'}")
+                f"{'fast' if isinstance(self.generator, FastGenerator) else 'plain'}\nOutput: {self.output}"
+                + ("" if self.quality_filter is None else f"\nQuality filter: {self.quality_filter.describe()}"))
 
 
 def _check_classes(classes, weights, num_classes: int) -> tuple[list, Optional[list]]:

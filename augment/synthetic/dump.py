@@ -33,6 +33,7 @@ import json
 import os
 import shutil
 import sys
+import warnings
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -47,10 +48,17 @@ from augment.fileio import PathLike, atomic_directory, check_directory_target
 from augment.images import MNIST_SIZE, to_mnist_uint8
 from augment.synthetic.dataset import GeneratorLike, SyntheticMNIST
 from augment.synthetic.dump_formats import SPLITS, IdxWriter, NpzWriter, PngTreeWriter, check_formats, write_empty_idx
+from augment.synthetic.quality_filter import QualityFilter
 
 DUMP_FORMAT = "augment.synthetic-dump"
 DUMP_FORMAT_VERSION = 1
+
+
 IDX_MAX_COUNT = 2 ** 32 - 1  # an IDX header stores each dimension as a 32-bit big-endian count
+
+
+class PlaceholderWarning(UserWarning):
+    """A dump's other split is an empty IDX placeholder that torchvision cannot read."""
 
 
 # ---------------------------------------------------------------------------------- dump
@@ -67,10 +75,11 @@ def dump_synthetic(out: PathLike, generator: GeneratorLike = None, num_samples: 
                    formats: Sequence[str] = ("idx",), *, seed: int = 0,
                    classes: Optional[Sequence[int]] = None,
                    class_weights: Optional[Sequence[float]] = None, split: str = "train",
-                   test_samples: int = 0, device="cpu", batch_size: int = 256, dtype=None,
+                   test_samples: Optional[int] = None, device="cpu", batch_size: int = 256, dtype=None,
                    truncation: Optional[float] = None, truncation_mode: str = "resample",
                    overwrite: bool = False, progress: bool = False,
-                   class_counts: Optional[Sequence[int]] = None) -> dict:
+                   class_counts: Optional[Sequence[int]] = None,
+                   quality_filter: Optional[QualityFilter] = None) -> dict:
     """Write SyntheticMNIST items 0..N-1 to ``out`` in ``formats`` as ``split`` (and, with
     ``test_samples`` M > 0 and split "train", items N..N+M-1 as the test split), with a
     manifest.json. Every argument is checked (and the generator loaded) before anything is
@@ -88,7 +97,9 @@ def dump_synthetic(out: PathLike, generator: GeneratorLike = None, num_samples: 
         classes: the class ids drawn (default all).
         class_weights: their relative frequencies (default equal), one per class.
         split: "train" or "test": the file names the items are written under.
-        test_samples: M further items written as the test split (with split "train").
+        test_samples: M further items written as the test split (with split "train"); default
+            ceil(N / 6), MNIST's 10,000 per 60,000 (0 with ``class_counts`` or split "test": the
+            test files are then an empty placeholder that torchvision's MNIST cannot read).
         device: where the generator runs ('cpu', 'cuda', 'auto', ...).
         batch_size: items generated and written per step (bounds memory).
         dtype: "float32" or "bfloat16" (CUDA only).
@@ -99,6 +110,8 @@ def dump_synthetic(out: PathLike, generator: GeneratorLike = None, num_samples: 
         class_counts: exact items per class (of ``classes``, default all, in order), e.g. the
             synthetic top-up of a long-tailed set (``augment.synthetic.mixing.top_up_counts``);
             N is their sum. Not with ``class_weights`` or ``test_samples``.
+        quality_filter: keep only items a judge classifier labels as their class with
+            probability >= p (``augment.quality_filter(p)``), others redrawn deterministically.
 
     Returns:
         The manifest (also written as ``out/manifest.json``).
@@ -113,6 +126,9 @@ def dump_synthetic(out: PathLike, generator: GeneratorLike = None, num_samples: 
             raise ConfigError(f"{num_samples} samples asked for, but the class counts sum to {sum(counts)}")
         num_samples, class_weights = sum(counts), counts
     num_samples = 60000 if num_samples is None else num_samples
+    if test_samples is None:
+        test_samples = -(-num_samples // 6) if split == "train" and class_counts is None and is_integer(num_samples) \
+            and num_samples > 0 else 0
     formats = check_formats(formats)
     num_samples = _count(num_samples, "number of samples", 1)
     batch_size = _count(batch_size, "batch size", 1)
@@ -130,11 +146,23 @@ def dump_synthetic(out: PathLike, generator: GeneratorLike = None, num_samples: 
         device = torchrun.local_device_name(device)
     dataset = SyntheticMNIST(generator, num_samples=num_samples + test_samples, classes=classes,
                              class_weights=class_weights, seed=seed, device=device, dtype=dtype,
-                             truncation=truncation, truncation_mode=truncation_mode)
+                             truncation=truncation, truncation_mode=truncation_mode, quality_filter=quality_filter)
     if dataset.config.channels != 1:
         raise ConfigError(f"dump writes grayscale digits; this generator makes {dataset.config.channels} channels")
     if "idx" in formats and dataset.config.num_classes > 256:
         raise ConfigError("IDX labels are bytes: at most 256 classes")
+    weights = dataset.class_weights or [1.0] * len(dataset.class_ids)
+    drawn = torch.bincount(dataset.targets[:num_samples], minlength=dataset.config.num_classes)
+    empty = [c for c, w in zip(dataset.class_ids, weights) if w > 0 and drawn[c] == 0]
+    if empty and (classes is not None or class_weights is not None):  # classes asked for by name get images
+        raise ConfigError(f"{num_samples} samples leave class {empty[0]} without an image (of {len(dataset.class_ids)} "
+                          f"classes asked for); ask for more samples or fewer classes")
+    if "idx" in formats and len(parts) == 1:
+        other = "test" if split == "train" else "train"
+        warnings.warn(f"no {other} split: its IDX files are an empty placeholder, which torchvision's "
+                      f"MNIST(root, train={other == 'train'}) cannot read"
+                      + (" (write one with test samples, --test-samples M)" if split == "train" else ""),
+                      PlaceholderWarning, stacklevel=2)
     started_group = torchrun.launched_by_torchrun() and not torch.distributed.is_initialized()
     ctx = torchrun.init_from_env(dataset.device.type) if torchrun.launched_by_torchrun() \
         else torchrun.SINGLE
@@ -279,6 +307,7 @@ def _manifest(dataset: SyntheticMNIST, formats: list, parts: list, files: dict) 
                              "ImageFolder numbers the folders present 0..k-1 in sorted order, which equals the "
                              "class id only when every class is present",
         "truncation": dataset.truncation,
+        "quality_filter": None if dataset.quality_filter is None else dataset.quality_filter.describe(),
         "truncation_mode": dataset.truncation_mode,
         "sampling": {"device": dataset.device.type, "dtype": str(dataset.dtype).replace("torch.", ""),
                      "chunk": dataset.chunk,

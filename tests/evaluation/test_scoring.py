@@ -278,7 +278,7 @@ def mnist_test():
     feats, preds = ev.features_and_predictions(classifier, images)
     ref, bank = slice(1, None, 5), slice(0, None, 5)
     reference = ev.RealReference(images[ref], labels[ref], feats[ref], preds[ref], 10,
-                                 MNIST_DIR, True)
+                                 MNIST_DIR, "mnist")
     return SimpleNamespace(classifier=classifier, labels=labels, features=feats,
                            reference=reference, bank_images=images[bank],
                            bank_labels=labels[bank])

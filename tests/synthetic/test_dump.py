@@ -51,7 +51,7 @@ def test_round_trip_through_torchvision_readers(tmp_path, generator_path):
     import torchvision
 
     out = tmp_path / "out"
-    manifest = D.dump_synthetic(out, generator_path, 45, ["idx", "png", "npz"], seed=5, batch_size=16)
+    manifest = D.dump_synthetic(out, generator_path, 45, ["idx", "png", "npz"], seed=5, batch_size=16, test_samples=0)
     ds = SyntheticMNIST(generator_path, num_samples=45, seed=5)
     expected = D.to_mnist_uint8(ds.generate(range(45))[0])
     mnist = torchvision.datasets.MNIST(out, train=True, download=False)
@@ -127,7 +127,7 @@ def test_manifest_does_not_depend_on_how_the_generator_path_is_written(tmp_path,
 
 def test_repeated_dumps_are_byte_identical(tmp_path, generator_path):
     args = dict(generator=generator_path, num_samples=37, formats=["npz", "png", "idx"], seed=9,
-                class_weights=[3, 1, 1, 1, 1, 1, 1, 1, 1, 1])
+                class_weights=[3, 1, 1, 1, 1, 1, 1, 1, 1, 1], test_samples=0)
     D.dump_synthetic(tmp_path / "a", batch_size=8, **args)
     D.dump_synthetic(tmp_path / "b", batch_size=37, **args)
     a, b = tree(tmp_path / "a"), tree(tmp_path / "b")
@@ -247,7 +247,7 @@ def test_idx_is_streamed_batch_by_batch(tmp_path, generator_path, monkeypatch):
         original(self, images, labels, start)
 
     monkeypatch.setattr(D.IdxWriter, "write", spy)
-    D.dump_synthetic(tmp_path / "out", generator_path, 21, ["idx"], batch_size=8)
+    D.dump_synthetic(tmp_path / "out", generator_path, 21, ["idx"], batch_size=8, test_samples=0)
     assert sizes == [8, 8, 5]
 
 
@@ -341,3 +341,20 @@ def test_class_counts_write_exactly_those_counts(tmp_path, generator_path):
     assert np.bincount(y, minlength=10).tolist() == counts
     with pytest.raises(ConfigError, match="class counts sum to 10"):
         D.dump_synthetic(tmp_path / "again", generator_path, num_samples=12, formats=["npz"], class_counts=counts)
+
+
+def test_a_train_dump_has_a_test_split_torchvision_reads_by_default(tmp_path, generator_path):
+    import torchvision
+
+    manifest = D.dump_synthetic(tmp_path / "out", generator_path, 60, ["idx"])
+    assert manifest["splits"]["test"] == {"first_item": 60, "num_samples": 10,
+                                          "counts_per_class": manifest["splits"]["test"]["counts_per_class"]}
+    assert len(torchvision.datasets.MNIST(tmp_path / "out", train=False)) == 10  # MNIST's 1 per 6
+    with pytest.warns(D.PlaceholderWarning, match=r"MNIST\(root, train=False\) cannot read"):
+        D.dump_synthetic(tmp_path / "none", generator_path, 6, ["idx"], test_samples=0)
+
+
+def test_classes_asked_for_by_name_each_get_an_image(tmp_path, generator_path):
+    with pytest.raises(ConfigError, match="leave class 2 without an image"):
+        D.dump_synthetic(tmp_path / "out", generator_path, 3, ["npz"], classes=[3, 7, 1, 2])
+    assert not (tmp_path / "out").exists()

@@ -24,13 +24,15 @@ TINY = ModelConfig(z_dim=8, embed_dim=4, g_width=8, d_width=8)
 
 @pytest.fixture(scope="module")
 def idx_dir(tmp_path_factory):
-    """48 random 28x28 'digits' with labels 0..9 as an IDX train split."""
+    """48 random 28x28 'digits' with labels 0..9 as an IDX train split (and a test split of 10,
+    so that training uses all 48: a train split alone would be held out from)."""
     d = tmp_path_factory.mktemp("idx")
     gen = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (48, 28, 28), generator=gen, dtype=torch.uint8)
     labels = (torch.arange(48) % 10).to(torch.uint8)
-    (d / "train-images-idx3-ubyte").write_bytes(encode_idx(images))
-    (d / "train-labels-idx1-ubyte").write_bytes(encode_idx(labels))
+    for prefix, n in (("train", 48), ("t10k", 10)):
+        (d / f"{prefix}-images-idx3-ubyte").write_bytes(encode_idx(images[:n]))
+        (d / f"{prefix}-labels-idx1-ubyte").write_bytes(encode_idx(labels[:n]))
     return d
 
 
