@@ -47,6 +47,8 @@ class RealMNIST(VisionDataset):
             A source with one split is split by a seeded, stratified hold-out.
     """
 
+    value_range = (-1.0, 1.0)  # of the image tensors, before transforms
+
     def __init__(self, root: Optional[PathLike] = None, train: bool = True,
                  device: Union[str, torch.device] = "cpu", mnist: bool = True,
                  n_per_class: Optional[int] = None, seed: int = 0,

@@ -22,6 +22,7 @@ import hashlib
 import math
 import os
 import warnings
+from collections.abc import Mapping
 from collections.abc import Sequence as SequenceABC
 from typing import Callable, Optional, Sequence, Union
 
@@ -31,7 +32,7 @@ from torch.utils.data import default_collate, get_worker_info
 from torchvision.datasets import VisionDataset
 
 from augment.checkpoint import generator_class_names, load_generator
-from augment.checks import check_class_ids, is_integer, is_real, item_index
+from augment.checks import check_class_ids, class_ids, is_integer, is_real, item_index
 from augment.device import resolve_device
 from augment.errors import AugmentError, ConfigError
 from augment.fileio import sha256_file
@@ -153,7 +154,7 @@ class SyntheticMNIST(VisionDataset):
         num_samples: N, the number of items.
         classes: the class ids drawn (default all).
         class_weights: their relative frequencies (default equal: exactly balanced; integer
-            weights summing to N give exactly those counts).
+            weights summing to N give exactly those counts), or a {class: weight} mapping.
         seed: the seed of the per-index latents, in [0, 2**64).
         device: default the module's device, else the CPU; 'auto' = CUDA if present.
         transform: applied to each image (a tensor, or with ``output="pil"`` a PIL image).
@@ -195,6 +196,9 @@ class SyntheticMNIST(VisionDataset):
             raise ConfigError(f"truncation_mode must be 'resample' or 'clamp', got {truncation_mode!r}")
         if output not in OUTPUTS:
             raise ConfigError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
+        if output == "tensor" and _has_to_tensor(transform):
+            raise ConfigError("transform has ToTensor, which takes PIL images: pass output='pil' (items as "
+                              "torchvision's MNIST yields them), or use tensor transforms")
         if quality_filter is not None and not isinstance(quality_filter, QualityFilter):
             raise ConfigError(f"quality_filter must be a QualityFilter (augment.quality_filter(p)), got "
                               f"{type(quality_filter).__name__}")
@@ -233,6 +237,11 @@ class SyntheticMNIST(VisionDataset):
 
     def __len__(self) -> int:
         return self.num_samples
+
+    @property
+    def value_range(self) -> Optional[tuple]:
+        """(-1.0, 1.0), the range of the image tensors before transforms; None for PIL output."""
+        return (-1.0, 1.0) if self.output == "tensor" else None
 
     def latents(self, indices) -> torch.Tensor:
         """Latents (B, z_dim) float32 on the dataset's device of items ``indices``."""
@@ -354,7 +363,20 @@ class SyntheticMNIST(VisionDataset):
                 + ("" if self.quality_filter is None else f"\nQuality filter: {self.quality_filter.describe()}"))
 
 
+def _has_to_tensor(transform) -> bool:
+    """Whether ``transform`` is, or composes, torchvision's ``ToTensor`` (or v2's ``ToImage``)."""
+    if transform is None:
+        return False
+    if type(transform).__name__ in ("ToTensor", "ToImage", "PILToTensor"):
+        return True
+    return any(_has_to_tensor(t) for t in getattr(transform, "transforms", ()) if t is not transform)
+
+
 def _check_classes(classes, weights, num_classes: int) -> tuple[list, Optional[list]]:
+    if isinstance(weights, Mapping):  # {class: weight}: the classes are its keys
+        if classes is not None and list(class_ids(classes)) != list(class_ids(weights)):
+            raise ConfigError("give the classes either as class_weights' keys or as classes, not both")
+        classes, weights = list(weights), list(weights.values())
     ids = check_class_ids(classes, num_classes)
     if weights is None:
         return ids, None

@@ -8,7 +8,9 @@ Layout of the output directory (each format optional)::
     MNIST/raw/t10k-images-idx3-ubyte         (``test_samples`` > 0 writes both splits; otherwise the
     MNIST/raw/t10k-labels-idx1-ubyte          split not dumped is a valid IDX pair of 0 items, which
                                               torchvision needs to exist but cannot load)
-    png/<split>/<class>/<index>.png     png: an ImageFolder root (folder per class present)
+    png/<split>/<class>/<index>.png     png: an ImageFolder root, ImageFolder(OUT/png/train) (folder per
+                                        class present; an empty folder use-ImageFolder-on-png-train/
+                                        beside it makes ImageFolder(OUT) fail, not read 1 class)
     <split>.npz                         npz: x uint8 (N, 28, 28), y int64 (N,)
 
 The ``split`` holds SyntheticMNIST items ``0 .. N-1``; with ``test_samples=M`` (and split
@@ -54,6 +56,7 @@ DUMP_FORMAT = "augment.synthetic-dump"
 DUMP_FORMAT_VERSION = 1
 
 
+IMAGE_FOLDER_HINT = "use-ImageFolder-on-png-train"  # an empty folder beside png/ (see _write_all)
 IDX_MAX_COUNT = 2 ** 32 - 1  # an IDX header stores each dimension as a 32-bit big-endian count
 
 
@@ -272,6 +275,10 @@ def _write_all(root: Path, dataset: SyntheticMNIST, formats: list, parts: list, 
         for split in SPLITS:
             if split not in {p[0] for p in parts}:
                 files.update(write_empty_idx(root, split))
+    if "png" in formats:
+        # ImageFolder(OUT) would take MNIST/ and png/ for two classes; an empty folder makes it fail
+        # at once, with this folder's name in its error
+        (root / IMAGE_FOLDER_HINT).mkdir()
     manifest = _manifest(dataset, formats, parts, dict(sorted(files.items())))
     (root / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest

@@ -57,6 +57,7 @@ class BatchedConcatDataset(ConcatDataset):
         if not datasets:
             raise ConfigError("a concatenated dataset needs at least one dataset")
         super().__init__(datasets)
+        check_compatible_items(datasets)
         self.targets = torch.cat([dataset_targets(d) for d in datasets])
 
     def __getitems__(self, indices: Sequence[int]):
@@ -75,6 +76,53 @@ class BatchedConcatDataset(ConcatDataset):
             results.append(fetch_items(dataset, local))
             positions.append(where)
         return _assemble(results, positions, len(idx))
+
+
+def check_compatible_items(datasets: Sequence[Dataset]) -> None:
+    """Refuse parts whose items a DataLoader could not batch together, or could batch silently
+    wrong: a PIL image beside a tensor, tensors of other shapes or dtypes, or tensors on another
+    value scale than the models' [-1, 1] beside a part known to be on it (``RealMNIST`` and a
+    tensor ``SyntheticMNIST`` without transforms): e.g. a ``Normalize``d real set, background
+    -0.42, or ``ToTensor``'s [0, 1]. Judged from each part's first item; one line naming them."""
+    seen = []
+    for k, dataset in enumerate(datasets):
+        if len(dataset) == 0:
+            continue
+        image = dataset[0][0]
+        tensor = isinstance(image, torch.Tensor)
+        scale = None
+        if tensor:
+            x = image.detach().float()
+            scale = (float(x.min()), float(x.max()))
+        seen.append({"part": k, "name": type(dataset).__name__, "kind": "tensor" if tensor else type(image).__name__,
+                     "shape": tuple(image.shape) if tensor else getattr(image, "size", None),
+                     "dtype": str(image.dtype).replace("torch.", "") if tensor else None, "range": scale,
+                     "model_range": tensor and _on_model_range(dataset)})
+    if len({(p["kind"], p["shape"], p["dtype"]) for p in seen}) > 1:
+        parts = "; ".join(f"part {p['part']} ({p['name']}): {p['kind']} {p['shape'] or ''} {p['dtype'] or ''}".strip()
+                          for p in seen)
+        raise ConfigError(f"the parts' items differ, so their batches would not stack: {parts}; give every part "
+                          f"the same item format (e.g. SyntheticMNIST(output='pil', transform=...) beside "
+                          f"torchvision's MNIST)")
+    if any(p["model_range"] for p in seen):
+        off = [p for p in seen if p["range"] is not None and not p["model_range"]
+               and (p["range"][0] < -1.001 or p["range"][1] > 1.001 or p["range"][0] >= 0.0)]
+        if off:
+            p = off[0]
+            low, high = p["range"]
+            raise ConfigError(f"part {p['part']} ({p['name']}) has images in [{low:.2f}, {high:.2f}], not the "
+                              f"[-1, 1] of the other parts: their backgrounds would differ; apply the same "
+                              f"transform to every part (or none)")
+
+
+def _on_model_range(dataset: Dataset) -> bool:
+    """A part whose tensor images are in [-1, 1] by construction (``value_range``: RealMNIST,
+    a tensor SyntheticMNIST), without transforms."""
+    if isinstance(dataset, Subset):
+        return _on_model_range(dataset.dataset)
+    if isinstance(dataset, ConcatDataset):
+        return all(_on_model_range(d) for d in dataset.datasets)
+    return getattr(dataset, "value_range", None) == (-1.0, 1.0) and getattr(dataset, "transforms", None) is None
 
 
 class MixedDataset(BatchedConcatDataset):
@@ -155,6 +203,7 @@ def mix_real_synthetic(real: Optional[Dataset], generator: GeneratorLike = None,
     """
     if not is_real(ratio) or not ratio >= 0:
         raise ConfigError(f"ratio must be a number >= 0 (or math.inf for synthetic only), got {ratio!r}")
+    synthetic_kwargs = _matching_items(real, synthetic_kwargs)
     if per_class is not None and not isinstance(per_class, Mapping):
         _positive_count(per_class)
     if per_class is not None and math.isfinite(ratio):
@@ -213,6 +262,7 @@ def top_up_real_synthetic(real: Dataset, generator: GeneratorLike = None, target
     Returns:
         A ``MixedDataset`` of all real items and the synthetic top-up.
     """
+    synthetic_kwargs = _matching_items(real, synthetic_kwargs)
     wanted = top_up_counts(class_counts(real), target)
     if classes is not None:
         keep = class_ids(classes)
@@ -221,6 +271,26 @@ def top_up_real_synthetic(real: Dataset, generator: GeneratorLike = None, target
             raise ConfigError(f"class {absent[0]} has no real item to top up: the classes here are {sorted(wanted)}")
         wanted = {c: n for c, n in wanted.items() if c in set(keep)}
     return _with_synthetic(real, generator, wanted, seed, synthetic_kwargs)
+
+
+RESERVED = ("num_samples", "classes", "class_weights", "seed")
+
+
+def _matching_items(real: Optional[Dataset], synthetic_kwargs: dict) -> dict:
+    """``synthetic_kwargs`` checked (the counts and classes are the mixing's own) and, for a real
+    part of PIL images (torchvision's MNIST), completed so that the synthetic part yields the
+    same items: ``output="pil"`` and the real part's ``transform``/``target_transform``."""
+    taken = sorted(set(synthetic_kwargs) & set(RESERVED))
+    if taken:
+        raise ConfigError(f"the mixing sets {', '.join(taken)} of the synthetic part itself (from the real counts "
+                          f"and ratio); use synthetic_only or SyntheticMNIST directly to choose them")
+    if real is None or len(real) == 0 or isinstance(real[0][0], torch.Tensor) or "output" in synthetic_kwargs:
+        return synthetic_kwargs
+    matched = {"output": "pil", **synthetic_kwargs}
+    for name in ("transform", "target_transform"):
+        if getattr(real, name, None) is not None:
+            matched.setdefault(name, getattr(real, name))
+    return matched
 
 
 def _with_synthetic(real: Optional[Dataset], generator: GeneratorLike, wanted: dict, seed: int,
@@ -237,10 +307,11 @@ def _with_synthetic(real: Optional[Dataset], generator: GeneratorLike, wanted: d
     return MixedDataset(real, synthetic)
 
 
-def synthetic_only(generator: GeneratorLike, per_class: Union[int, Mapping[int, int]], seed: int = 0,
+def synthetic_only(generator: GeneratorLike = None, per_class: Union[int, Mapping[int, int]] = 1000, seed: int = 0,
                    classes: Optional[Sequence[int]] = None, **synthetic_kwargs) -> SyntheticMNIST:
     """A SyntheticMNIST with exactly ``per_class`` items of each class: an int for every class
-    in ``classes`` (default all, balanced as ``classes[i % K]``), or {class: count}."""
+    in ``classes`` (default all, balanced as ``classes[i % K]``), or {class: count}. The
+    generator defaults to the shipped one, as for ``SyntheticMNIST``."""
     if isinstance(per_class, Mapping):
         if classes is not None:
             raise ConfigError("give the classes either as per_class's keys or as classes, not both")

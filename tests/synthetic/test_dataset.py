@@ -207,3 +207,84 @@ def test_numpy_integers_are_integers_and_other_types_are_clear_errors(generator)
         with pytest.raises(ConfigError, match=match):
             SyntheticMNIST(generator, num_samples=10, device="cpu", **kwargs)
     assert SyntheticMNIST(generator, num_samples=10, device="cpu", classes=torch.tensor([1, 2])).class_ids == [1, 2]
+
+
+# --------------------------------------------------------------------- torchvision drop-in
+
+
+def test_pil_items_are_what_torchvision_mnist_yields(generator, tmp_path):
+    """output='pil': (PIL 'L' 28x28, int), the transform applied to the PIL image; the same
+    pixels a dump writes, so torchvision's MNIST of a dump and the drop-in agree item by item."""
+    import torchvision
+    from torchvision import transforms as T
+
+    from augment.synthetic.dump import dump_synthetic
+
+    pil = SyntheticMNIST(generator, num_samples=24, seed=3, output="pil")
+    img, label = pil[5]
+    assert img.mode == "L" and img.size == (28, 28) and type(label) is int and label == 5
+    dump_synthetic(tmp_path / "d", generator, 24, ["idx"], seed=3, test_samples=0)
+    mnist = torchvision.datasets.MNIST(tmp_path / "d", train=True)
+    for i in (0, 5, 23):
+        mine, theirs = pil[i], mnist[i]
+        assert list(mine[0].getdata()) == list(theirs[0].getdata()) and mine[1] == theirs[1]
+    usual = T.Compose([T.ToTensor(), T.Normalize((0.1307,), (0.3081,))])  # the standard MNIST script's
+    both = ConcatDataset([torchvision.datasets.MNIST(tmp_path / "d", train=True, transform=usual),
+                          SyntheticMNIST(generator, num_samples=24, seed=3, output="pil", transform=usual)])
+    for workers in (0, 2):
+        x, y = next(iter(DataLoader(both, batch_size=48, num_workers=workers)))
+        assert x.shape == (48, 1, 28, 28) and torch.equal(x[:24], x[24:]) and torch.equal(y[:24], y[24:])
+    batched = pil.__getitems__([3, 1])
+    assert [b[1] for b in batched] == [3, 1] and list(batched[0][0].getdata()) == list(pil[3][0].getdata())
+
+
+def test_a_tensor_dataset_refuses_to_tensor_and_names_the_fix(generator):
+    from torchvision import transforms as T
+
+    with pytest.raises(ConfigError, match="output='pil'"):
+        SyntheticMNIST(generator, num_samples=4, transform=T.Compose([T.ToTensor()]))
+    with pytest.raises(ConfigError, match="output must be one of"):
+        SyntheticMNIST(generator, num_samples=4, output="numpy")
+
+
+def test_to_mnist_tensor_is_to_tensor_of_the_pil_item(generator):
+    from torchvision import transforms as T
+
+    from augment.images import to_mnist_tensor
+
+    tensor, pil = SyntheticMNIST(generator, 8, seed=2), SyntheticMNIST(generator, 8, seed=2, output="pil")
+    assert torch.equal(to_mnist_tensor(tensor[4][0]), T.ToTensor()(pil[4][0]))
+
+
+def test_random_single_item_reads_warn_once(generator):
+    from augment.synthetic.dataset import RandomAccessWarning
+
+    ds = SyntheticMNIST(generator, num_samples=640, seed=0)  # chunks of 64
+    with pytest.warns(RandomAccessWarning, match="BatchedConcatDataset") as caught:
+        for i in torch.randperm(640, generator=torch.Generator().manual_seed(0))[:40].tolist():
+            ds[i]
+    assert len([w for w in caught if issubclass(w.category, RandomAccessWarning)]) == 1
+    quiet = SyntheticMNIST(generator, num_samples=640, seed=0)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RandomAccessWarning)
+        for i in range(200):  # sequential: one forward per chunk, no warning
+            quiet[i]
+
+
+def test_class_weights_may_be_a_mapping(generator):
+    ds = SyntheticMNIST(generator, num_samples=6, class_weights={4: 2, 7: 1})
+    assert ds.class_ids == [4, 7] and ds.counts_per_class() == {4: 4, 7: 2}
+    with pytest.raises(ConfigError, match="not both"):
+        SyntheticMNIST(generator, num_samples=6, classes=[1, 2], class_weights={4: 2, 7: 1})
+
+
+def test_class_names_come_from_the_generator_file(tmp_path, generator):
+    from augment.checkpoint import save_generator
+
+    names = [f"c{k}" for k in range(10)]
+    save_generator(tmp_path / "g.safetensors", generator, {"class_names": names})
+    ds = SyntheticMNIST(tmp_path / "g.safetensors", num_samples=4)
+    assert ds.classes == names and ds.class_to_idx["c3"] == 3
+    assert SyntheticMNIST(generator, num_samples=4).classes == [str(k) for k in range(10)]

@@ -272,7 +272,7 @@ def test_cli_dump(tmp_path, generator_path):
         "dump", str(generator_path), "--out", str(out), "-n", "12", "--format", "idx",
         "--format", "npz", "--seed", "2", "--classes", "1,2,3", "--device", "cpu",
         "--batch-size", "5", "--test-samples", "3", "--truncation", "1.5", "--truncation-mode", "clamp",
-        "--quiet"])
+        "--quiet", "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["counts_per_class"] == {"1": 4, "2": 4, "3": 4}
