@@ -62,6 +62,9 @@ ONLY_LONGTAIL = ("imbalance_ratios", "methods", "logit_adjust_tau", "fair_real_s
 @click.option("--fair-widths", default=None,
               help="G,D base widths of the fair generators this grid trains (default: the preset's; "
                    "full: 128,64 = the reference, cpu: 32,16, longtail-cpu: 64,32)")
+@click.option("--classifier", "evaluator", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="classifier file that scores the generators' samples in the diversity table (default: the "
+                   "shipped evaluator, for MNIST; other data without one gets no table)")
 @click.option("--device", type=DEVICE, default="auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'")
 @click.option("-q", "--quiet", is_flag=True, help="no progress bar")
 @click.pass_context
@@ -70,7 +73,7 @@ def experiment(ctx: click.Context, preset: str, out: Path, generator: Path | Non
                regimes: str | None, fair_n: str | None, fair_seeds: str | None, imbalance_ratios: str | None,
                methods: str | None, logit_adjust_tau: float | None, fair_real_sampling: str | None,
                fair_critic_augment: str | None, classifier_steps: int | None, fair_gan_steps: int | None,
-               fair_widths: str | None, device: str, quiet: bool) -> None:
+               fair_widths: str | None, evaluator: Path | None, device: str, quiet: bool) -> None:
     """Train one fixed classifier on real, classical-augmented, synthetic and mixed data: the
     balanced grid (n images per class), or a long-tailed one (MNIST-LT) with its baselines."""
     from augment.device import resolve_device
@@ -125,5 +128,6 @@ def experiment(ctx: click.Context, preset: str, out: Path, generator: Path | Non
     run = longtail.run_longtail_grid if long_tailed else run_grid
     results = run(grid, out, resolve_device(device), data_dir=data_dir, generator=generator,
                   progress=not quiet, log=lambda m: click.echo(m, err=True),
-                  command="augment " + " ".join(sys.argv[1:]), fair_dir=fair_dir, dataset=dataset)
+                  command="augment " + " ".join(sys.argv[1:]), fair_dir=fair_dir, dataset=dataset,
+                  evaluator=evaluator)
     click.echo(str(results))

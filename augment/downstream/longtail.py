@@ -260,7 +260,8 @@ def train_counts(ctx: LongTailContext, cell: LongTailCell) -> list[int]:
 def run_longtail_grid(grid: LongTailGridConfig, out_dir: PathLike, device: torch.device,
                       data_dir: Optional[PathLike] = None, generator: Optional[PathLike] = None,
                       progress: bool = True, log: Callable[[str], None] = print, command: str = "",
-                      mnist: bool = True, fair_dir: Optional[PathLike] = None, dataset: Optional[str] = None) -> Path:
+                      mnist: bool = True, fair_dir: Optional[PathLike] = None, dataset: Optional[str] = None,
+                      evaluator: Optional[PathLike] = None) -> Path:
     """Run every unfinished cell of ``grid`` into ``out_dir``; then the diversity table, the
     summary and its plots. Returns results.csv. Fair generators live in
     ``fair_dir/lt{rho}_seed{S}/`` (default ``out_dir/fair_generators``): one found there is used
@@ -277,6 +278,8 @@ def run_longtail_grid(grid: LongTailGridConfig, out_dir: PathLike, device: torch
         command: the command line, recorded in run.json.
         mnist: check MNIST's checksums (False: any IDX data, e.g. test fixtures).
         dataset: the kind of data source (``augment.data.sources``); overrides ``mnist``.
+        evaluator: the classifier file that scores the generators' samples (default: the shipped
+            evaluator, for MNIST; other data without one gets no diversity table).
         fair_dir: where the fair generators are (see above).
     """
     started = time.time()
@@ -308,7 +311,7 @@ def run_longtail_grid(grid: LongTailGridConfig, out_dir: PathLike, device: torch
             write_results(results_path, rows, RESULT_COLUMNS)
         generators = used_generators(ctx, rows)
         found = [(name, path) for name, path, ok in generators if ok]
-        diversity = per_class_diversity(found, grid.diversity_per_class, device, ctx.data_dir, dataset)
+        diversity = per_class_diversity(found, grid.diversity_per_class, device, ctx.data_dir, dataset, evaluator)
         fair = {(float(r["imbalance_ratio"]), int(r["seed"])): ctx.fair_dir / fair_run_name(
             grid.subset(float(r["imbalance_ratio"])), int(r["seed"])) / "generator.safetensors"
             for r in rows if r["regime"] == "fair"}

@@ -42,7 +42,7 @@ from augment.downstream.records import (
 from augment.downstream.summary import write_summary
 from augment.errors import ConfigError
 from augment.evaluation.classifier import ClassifierTrainConfig, predict, train_classifier
-from augment.evaluation.classifier_files import default_classifier
+from augment.evaluation.classifier_files import default_classifier, load_classifier
 from augment.evaluation.metrics import accuracy, classifier_agreement
 from augment.evaluation.scoring import evaluate_generator, evaluate_real_baseline, load_reference
 from augment.fileio import PathLike, exclusive_lock, sha256_file
@@ -68,6 +68,7 @@ class ExperimentContext:
     dataset: str = "mnist"  # the kind of data source (augment.data.sources)
     fair_dir: Optional[Path] = None  # fair runs n{N}_seed{S}/ (default: out_dir/fair_generators)
     test: Optional[tuple] = None  # (images, labels) of the real test set, on the device
+    evaluator: Optional[Path] = None  # classifier file of the diversity table (default: the shipped one)
 
     def generator_for(self, cell: Cell) -> Path:
         if cell.regime == "shipped":
@@ -239,7 +240,7 @@ def run_grid(grid: GridConfig, out_dir: PathLike, device: torch.device,
              data_dir: Optional[PathLike] = None, generator: Optional[PathLike] = None,
              progress: bool = True, log: Callable[[str], None] = print,
              command: str = "", mnist: bool = True, fair_dir: Optional[PathLike] = None,
-             dataset: Optional[str] = None) -> Path:
+             dataset: Optional[str] = None, evaluator: Optional[PathLike] = None) -> Path:
     """Run every unfinished cell of ``grid`` into ``out_dir``; then write the summary, the
     diversity table and the plots. Returns the path of results.csv. Fair generators live in
     ``fair_dir/n{N}_seed{S}/`` (default ``out_dir/fair_generators``): one found there
@@ -272,7 +273,8 @@ def run_grid(grid: GridConfig, out_dir: PathLike, device: torch.device,
         ctx = ExperimentContext(grid, out_dir, device, Path(data_dir) if data_dir else None,
                                 Path(generator) if generator else None, log=log,
                                 dataset=dataset, test=(test.data, test.targets),
-                                fair_dir=Path(fair_dir) if fair_dir else None)
+                                fair_dir=Path(fair_dir) if fair_dir else None,
+                                evaluator=Path(evaluator) if evaluator else None)
         log(f"{len(done)} cells done, {len(cells)} to run -> {results_path}")
         for cell in tqdm(cells, disable=not progress, unit="cell", dynamic_ncols=True):
             rows.append(run_cell(cell, ctx))
@@ -320,20 +322,22 @@ def used_generators(ctx: ExperimentContext, rows: Iterable[dict]) -> list[tuple[
 
 def generator_diversity(ctx: ExperimentContext, generators: list[tuple[str, Path]]) -> list[dict]:
     """``per_class_diversity`` of the generators the grid used, at its ``diversity_per_class``."""
-    return per_class_diversity(generators, ctx.grid.diversity_per_class, ctx.device, ctx.data_dir, ctx.dataset)
+    return per_class_diversity(generators, ctx.grid.diversity_per_class, ctx.device, ctx.data_dir, ctx.dataset,
+                               ctx.evaluator)
 
 
 def per_class_diversity(generators: list[tuple[str, Path]], n_per_class: int, device: torch.device,
-                        data_dir: Optional[Path], dataset: str) -> list[dict]:
+                        data_dir: Optional[Path], dataset: str, evaluator: Optional[Path] = None) -> list[dict]:
     """Per-class agreement, intra-class diversity, coverage and Fréchet of each ``(name, path)``
     generator, and of as many real training images per class (``REAL_CEILING``), one row per
     (generator, class). Coverage and Fréchet depend strongly on the number of samples (a perfect
     generator's coverage is ~0.3 at 100 a class against ~1,000 real test images), so a
     generator's row is read against that ceiling at the same n, not against 1. [] without
-    generators."""
-    if not generators:
+    generators, and for data other than MNIST without an ``evaluator`` (a classifier file of that
+    data: the shipped evaluator knows only digits)."""
+    if not generators or (evaluator is None and dataset != "mnist"):
         return []
-    classifier = default_classifier(device)
+    classifier = default_classifier(device) if evaluator is None else load_classifier(evaluator, device)
     reference = load_reference(classifier, data_dir, dataset=dataset)
     results = [(name, evaluate_generator(load_generator(path, device), n_per_class=n_per_class, seed=0,
                                          classifier=classifier, reference=reference))
