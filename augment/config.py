@@ -62,7 +62,7 @@ class TrainConfig:
     n_per_class: Optional[int] = _opt(None, "train on a seeded subset of N images per class", min=1)
     imbalance_ratio: Optional[float] = _opt(
         None, "train on a seeded long-tailed subset (MNIST-LT): class of rank r keeps "
-        "round(n_max * ratio^(-r/(C-1))) images, so the largest class has ratio times the smallest's",
+        "n_max * ratio^(-r/(C-1)) images (rounded half up), so the largest class has ratio times the smallest's",
         min=1.0)
     n_max: int = _opt(LONG_TAIL_N_MAX, "images of the largest class of a long-tailed subset "
                       "(with --imbalance-ratio)", min=1)
@@ -148,7 +148,7 @@ class TrainConfig:
 class SubsetSpec:
     """Which images of a split per class: all (no option), ``n_per_class`` of each class, a
     long-tailed profile (``imbalance_ratio`` rho: the class of rank r keeps
-    ``round(n_max * rho^(-r/(C-1)))``, ranks in class order or a seeded permutation), or explicit
+    ``n_max * rho^(-r/(C-1))`` rounded half up, ranks in class order or a seeded permutation), or explicit
     ``class_counts``. The images are drawn by ``augment.data.subsets.subset_indices``: seeded and nested
     (for one seed, a class's smaller subset is a prefix of its larger one, whatever the option).
     """

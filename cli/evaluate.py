@@ -35,7 +35,8 @@ from .options import DEVICE, INT_LIST, data_options
 def evaluate(generator: Path, out_dir: Path, n_per_class: int, cas: bool, cas_steps: int,
              seed: int, k: int, classifier_path: Path | None, data_dir: Path | None,
              dataset: str, device: str, overwrite: bool, quiet: bool) -> None:
-    """Score GENERATOR (file or checkpoint) class by class against real MNIST test.
+    """Score GENERATOR (file or checkpoint) class by class against the real test split (MNIST by
+    default; an image folder or npz needs --classifier).
 
     Prints a summary (generator and a real-train ceiling row) and the generator's per-class
     table; writes results.json, report.md, per_class.png, confusion.png and samples.png."""

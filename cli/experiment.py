@@ -64,7 +64,7 @@ ONLY_LONGTAIL = ("imbalance_ratios", "methods", "logit_adjust_tau", "fair_real_s
                    "full: 128,64 = the reference, cpu: 32,16, longtail-cpu: 64,32)")
 @click.option("--classifier", "evaluator", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="classifier file that scores the generators' samples in the diversity table (default: the "
-                   "shipped evaluator, for MNIST; other data without one gets no table)")
+                   "shipped evaluator, for digits; --dataset folder or npz without one gets no table)")
 @click.option("--device", type=DEVICE, default="auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'")
 @click.option("-q", "--quiet", is_flag=True, help="no progress bar")
 @click.pass_context

@@ -212,7 +212,7 @@ def test_two_rank_dump_is_byte_identical_to_one_process(tmp_path, tiny_model_con
         torch.manual_seed(0)
         save_generator(tmp_path / "g.safetensors", Generator(tiny_model_config))
     args = ["dump", tmp_path / "g.safetensors", "-n", 37, "-f", "idx", "-f", "png", "-f", "npz",
-            "--device", "cpu", "--batch-size", 8, "-q"]
+            "--device", "cpu", "--batch-size", 8, "-q", "--json"]
     single = subprocess.run([sys.executable, "-m", "augment", *map(str, args), "-o", tmp_path / "one"],
                             cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert single.returncode == 0, single.stderr[-2000:]

@@ -2,7 +2,7 @@
 its rare classes better than the baselines a long-tail practitioner would use?
 
 A cell is one classifier run on the MNIST-LT subset of imbalance ratio rho (``SubsetSpec``:
-class c keeps ``round(n_max * rho^(-c/(C-1)))`` images) with one method, a generator regime and
+class c keeps ``n_max * rho^(-c/(C-1))`` images, rounded half up) with one method, a generator regime and
 a seed. Methods (``METHODS``; each a '+'-joined set of parts):
 
 * ``erm``: plain training on the long-tailed images (every image equally often);
@@ -279,7 +279,7 @@ def run_longtail_grid(grid: LongTailGridConfig, out_dir: PathLike, device: torch
         mnist: check MNIST's checksums (False: any IDX data, e.g. test fixtures).
         dataset: the kind of data source (``augment.data.sources``); overrides ``mnist``.
         evaluator: the classifier file that scores the generators' samples (default: the shipped
-            evaluator, for MNIST; other data without one gets no diversity table).
+            evaluator, for digits; an image folder or npz without one gets no diversity table).
         fair_dir: where the fair generators are (see above).
     """
     started = time.time()

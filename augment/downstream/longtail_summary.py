@@ -150,7 +150,8 @@ def write_longtail_summary(out_dir: Path, rows: list[dict], diversity: list[dict
         atomic_write_text(out_dir / "diversity.csv", pd.DataFrame(diversity).to_csv(index=False))
         per_class, grouped = diversity_tables(diversity, counts)
         lines += ["", f"# The generators' samples, class by class ({grid.diversity_per_class} per class)", "",
-                  f"Scored by the shipped evaluator; read each against '{REAL_CEILING}', real training images scored "
+                  f"Scored by the evaluator (the shipped one unless --classifier); read each "
+                  f"against '{REAL_CEILING}', real training images scored "
                   "the same way at the same n. Rarest vs most frequent classes of each fair generator's training set:",
                   "", _markdown(grouped), "", "Per class (train_images: the generator's training images of the class):",
                   "", _markdown(per_class)]

@@ -333,9 +333,9 @@ def per_class_diversity(generators: list[tuple[str, Path]], n_per_class: int, de
     (generator, class). Coverage and Fréchet depend strongly on the number of samples (a perfect
     generator's coverage is ~0.3 at 100 a class against ~1,000 real test images), so a
     generator's row is read against that ceiling at the same n, not against 1. [] without
-    generators, and for data other than MNIST without an ``evaluator`` (a classifier file of that
-    data: the shipped evaluator knows only digits)."""
-    if not generators or (evaluator is None and dataset != "mnist"):
+    generators, and for an image folder or npz without an ``evaluator`` (a classifier file of that
+    data: the shipped evaluator knows only digits; IDX data is taken for MNIST-like digits)."""
+    if not generators or (evaluator is None and dataset in ("folder", "npz")):
         return []
     classifier = default_classifier(device) if evaluator is None else load_classifier(evaluator, device)
     reference = load_reference(classifier, data_dir, dataset=dataset)

@@ -1,4 +1,5 @@
-"""Judging a generator: the evaluator CNN and its training (``classifier``), pure metrics over
+"""Judging a generator: the evaluator CNN and its training (``classifier``), classifier files,
+the shipped evaluator and its quality filter (``classifier_files``), pure metrics over
 features and labels (``metrics``), scoring a generator against real data (``scoring``:
 ``augment evaluate``) and its report directory (``report``).
 

@@ -25,7 +25,7 @@ from augment.checkpoint import load_generator
 from augment.data.sources import dataset_name, load_labelled, source_path
 from augment.data.subsets import per_class_subset
 from augment.device import module_device
-from augment.errors import AugmentError, DataError
+from augment.errors import AugmentError, ConfigError, DataError
 from augment.evaluation import metrics
 from augment.evaluation.classifier import Classifier, ClassifierTrainConfig, features_and_predictions, train_classifier
 from augment.evaluation.classifier_files import (
@@ -277,6 +277,12 @@ def run_evaluation(generator_path: PathLike, out_dir: PathLike, n_per_class: int
     """``augment evaluate``: load the generator file (or checkpoint) and the evaluator, score
     the generator and the real baseline, write the report directory; returns the report."""
     dataset = dataset_name(dataset, mnist)
+    if classifier_path is None and dataset in ("folder", "npz"):
+        raise ConfigError("the shipped evaluator knows MNIST's digits; to evaluate on other data pass a classifier of "
+                          "it (--classifier, made by augment train-classifier --dataset ...)")
+    if classifier_path is None and dataset in ("folder", "npz"):
+        raise ConfigError("the shipped evaluator knows MNIST's digits; to evaluate on other data pass a classifier of "
+                          "it (--classifier, made by augment train-classifier --dataset ...)")
     started = time.time()
     if n_per_class <= k:
         raise AugmentError(f"n_per_class ({n_per_class}) must exceed k ({k}) for per-class "

@@ -79,7 +79,7 @@ def _idx_header(dims: Sequence[int]) -> bytes:
 class PngTreeWriter:
     """png/<split>/<class>/<index>.png, 8-bit grayscale, fixed compression, no metadata.
 
-    A class folder is its zero-padded id (``3``, or ``03`` with 10+ classes), followed by
+    A class folder is its zero-padded id (``3``, or ``03`` with 11+ classes), followed by
     ``_<name>`` when the classes have names other than their ids (``3_cat``), so that sorting
     the folders, as ``ImageFolder`` does, keeps the class order."""
 
