@@ -107,7 +107,8 @@ class TrainConfig:
     real_sampling: str = _opt(
         "auto", "how the critic's real batches draw images: 'uniform' (every image equally often: the "
         "data's own class frequencies), 'balanced' (every class equally often; rare images repeat), "
-        "'auto' (uniform; resolved when the run starts and saved so)", choices=REAL_SAMPLINGS)
+        "'auto' (balanced for a long-tailed subset, where it made far better rare classes; uniform otherwise; "
+        "a long-tailed run saves it resolved)", choices=REAL_SAMPLINGS)
     step_impl: str = _opt(
         "auto", "'eager': the reference computation op by op; 'fast': the same function with "
         "batched forwards (and CUDA graphs on a GPU); 'auto': fast on a GPU, eager on a CPU "

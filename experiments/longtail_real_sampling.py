@@ -54,7 +54,7 @@ def main(argv=None) -> None:
     grid = PRESETS["longtail-cpu"]
     counts = subset_counts(grid.subset(args.ratio), 10, args.seed)
     started = time.time()
-    diversity = per_class_diversity(generators, args.per_class, device, data_dir, True)
+    diversity = per_class_diversity(generators, args.per_class, device, data_dir, "mnist")
     per_class, grouped = diversity_tables(diversity, {name: counts for name, _ in generators})
 
     images, labels = load_split(data_dir, "train")

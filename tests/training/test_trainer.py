@@ -131,4 +131,4 @@ def test_a_long_tailed_fair_generator_trains_on_the_classifiers_long_tailed_subs
     real = RealMNIST(cfg.data_dir, train=True, subset=SubsetSpec(imbalance_ratio=4.0, n_max=8), seed=2, mnist=False)
     assert torch.equal(trainer.real, real.data) and torch.equal(trainer.labels, real.targets)
     assert torch.bincount(trainer.labels).tolist() == long_tail_counts(10, 4.0, n_max=8)
-    assert trainer.cfg.real_sampling == "uniform"  # 'auto' saved resolved for a long-tailed run
+    assert trainer.cfg.real_sampling == "balanced"  # 'auto' saved resolved for a long-tailed run
