@@ -105,9 +105,7 @@ def per_group_batch_norm(module: nn.Module, groups: int) -> Iterator[None]:
 
 
 def _grouped(forward: Callable[[torch.Tensor], torch.Tensor], groups: int):
-    def grouped_forward(x: torch.Tensor) -> torch.Tensor:
-        if x.shape[0] % groups:
-            raise AugmentError(f"batch of {x.shape[0]} does not split into {groups} groups")
+    def grouped_forward(x: torch.Tensor) -> torch.Tensor:  # x: (groups * B, ...), from batched_step
         return torch.cat([forward(chunk) for chunk in x.chunk(groups)])
     return grouped_forward
 
