@@ -13,7 +13,7 @@ from augment.config import DATASETS, TrainConfig
 
 @click.group()
 def data() -> None:
-    """Fetch and verify IDX data."""
+    """Fetch MNIST, and check any data source."""
 
 
 @data.command()

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from augment.config import ModelConfig, TrainConfig
+from augment.errors import ConfigError
 
 from .options import config_options, pick
 
@@ -46,7 +47,10 @@ def train(ctx: click.Context, run_dir: Path, resume: bool, dry_run: bool, quiet:
         overrides = {k: values[k] for k in given if k in allowed and not _same_setting(saved, k, values[k])}
         cfg = training.with_overrides(saved, overrides)
     else:
-        cfg = TrainConfig(model=ModelConfig(**pick(ModelConfig, values)), **pick(TrainConfig, values))
+        try:  # options that contradict each other: a usage error, as an option out of range is
+            cfg = TrainConfig(model=ModelConfig(**pick(ModelConfig, values)), **pick(TrainConfig, values))
+        except ConfigError as e:
+            raise click.UsageError(str(e)) from None
     if dry_run:
         click.echo(cfg.to_json())
         return

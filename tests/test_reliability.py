@@ -17,7 +17,7 @@ from augment.checkpoint import load_checkpoint
 from augment.errors import TrainingError
 from augment.training.loop import train
 from augment.training.trainer import Trainer
-from cli import main
+from augment.cli import main
 from tests.conftest import script_env
 
 ROOT = Path(__file__).resolve().parents[1]

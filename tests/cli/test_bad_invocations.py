@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from augment.checkpoint import save_generator
 from augment.gan.models import Generator
-from cli import main
+from augment.cli import main
 
 T = "{tmp}"
 G = "{tmp}/g.safetensors"  # a valid tiny generator
@@ -65,6 +65,32 @@ CASES = [
     (["data", "verify", f"{T}/truncated", "--any-idx"], 1, "truncated"),
     (["data", "verify", f"{T}/idx"], 1, "SHA-256"),
     (["data", "fetch", "--timeout", "0"], 2, "--timeout"),
+    (["data", "verify", f"{T}/idx", "--dataset", "folder"], 1, "one folder per class"),
+    (["data", "verify", f"{T}/cfg.json", "--dataset", "npz"], 1, "cfg.json"),
+    (["data", "verify", f"{T}/idx", "--dataset", "csv"], 2, "--dataset"),
+    # long tails, data sources
+    (["train", "--run-dir", f"{T}/r", "--imbalance-ratio", "0.5"], 2, "--imbalance-ratio"),
+    (["train", "--run-dir", f"{T}/r", "--imbalance-ratio", "10", "--n-per-class", "5"], 2, "choose one subset"),
+    (["train", "--run-dir", f"{T}/r", "--class-counts", "3,-1"], 2, "--class-counts"),
+    (["train", "--run-dir", f"{T}/r", "--data-dir", f"{T}/idx", "--dataset", "idx", "--class-counts", "1,2"], 1,
+     "2 class counts for 10 classes"),
+    (["train", "--run-dir", f"{T}/r", "--data-dir", f"{T}/idx", "--dataset", "idx", "--imbalance-ratio", "10",
+      "--n-max", "9"], 1, "fewer than the 9"),
+    (["train", "--run-dir", f"{T}/r", "--data-dir", f"{T}/idx", "--dataset", "idx", "--imbalance-ratio", "100",
+      "--n-max", "8"], 1, "rarest class no image"),
+    (["train", "--run-dir", f"{T}/r", "--dataset", "npz"], 1, "needs a path"),
+    (["dump", G, "-o", f"{T}/d", "-n", "1.5"], 2, "whole count"),
+    (["dump", G, "-o", f"{T}/d", "-n", "10", "-f", "idx,tiff"], 2, "--format"),
+    (["dump", G, "-o", f"{T}/d", "-n", "3", "--classes", "3,7,1,2"], 1, "without an image"),
+    (["dump", G, "-o", f"{T}/d", "--class-counts", "1,2"], 1, "2 class weights for 10 classes"),
+    (["dump", G, "-o", f"{T}/d", "-n", "10", "--min-confidence", "1.5"], 2, "--min-confidence"),
+    (["dump", G, "-o", f"{T}/d", "-n", "10", "--filter-classifier", f"{T}/cfg.json"], 2, "--min-confidence"),
+    (["evaluate", G, "-o", f"{T}/ev", "--data-dir", f"{T}/cfg.json", "--dataset", "npz"], 1, "--classifier"),
+    (["experiment", "--out", f"{T}/x", "--preset", "longtail-cpu", "--ratios", "1"], 2, "does not apply"),
+    (["experiment", "--out", f"{T}/x", "--preset", "longtail-cpu", "--methods", "erm,mixup"], 2, "mixup"),
+    (["experiment", "--out", f"{T}/x", "--preset", "cpu", "--imbalance-ratios", "10"], 2, "does not apply"),
+    (["experiment", "--out", f"{T}/x", "--preset", "longtail-cpu", "--imbalance-ratios", "0.5"], 2, ">= 1"),
+    (["train-classifier", "-o", f"{T}/c.safetensors", "--widths", "4,x"], 2, "--widths"),
     (["nonsense"], 2, "nonsense"),
     (["--bogus"], 2, "--bogus"),
     (["data", "verify", "--bogus"], 2, "--bogus"),

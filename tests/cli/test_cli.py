@@ -5,7 +5,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from cli import main
+from augment.cli import main
 
 
 def run(*args):
@@ -22,7 +22,7 @@ def test_help_lists_commands():
 
 def test_cas_steps_default_is_the_library_default():
     from augment.evaluation.scoring import CAS_STEPS
-    from cli.evaluate import evaluate
+    from augment.cli.evaluate import evaluate
     option = next(p for p in evaluate.params if p.name == "cas_steps")
     assert option.default == CAS_STEPS
 

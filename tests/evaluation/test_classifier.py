@@ -189,7 +189,7 @@ def test_shipped_classifier_accuracy_on_real_test():
 
 
 def test_train_classifier_command(tmp_path):
-    from cli.evaluate import train_classifier
+    from augment.cli.evaluate import train_classifier
 
     data = tmp_path / "data"
     data.mkdir()

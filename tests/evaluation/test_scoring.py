@@ -212,7 +212,7 @@ def test_failed_report_leaves_nothing(files, tiny_data, tmp_path, monkeypatch):
 
 
 def test_evaluate_command(files, tiny_data, tmp_path):
-    from cli.evaluate import evaluate
+    from augment.cli.evaluate import evaluate
 
     out = tmp_path / "cli-report"
     generator_path, classifier_path = files

@@ -256,8 +256,8 @@ def test_idx_is_streamed_batch_by_batch(tmp_path, generator_path, monkeypatch):
 
 def cli_group() -> click.Group:
     """``cli.main`` once ``dump`` is registered there, else an AugmentGroup holding it."""
-    import cli
-    from cli.dump import dump
+    import augment.cli as cli
+    from augment.cli.dump import dump
 
     if "dump" in cli.main.commands:
         return cli.main
