@@ -112,8 +112,12 @@ class TrainConfig:
     step_impl: str = _opt(
         "auto", "'eager': the reference computation op by op; 'fast': the same function with "
         "batched forwards (and CUDA graphs on a GPU); 'auto': fast on a GPU, eager on a CPU "
-        "(where batching measured no faster)",
-        choices=("auto", "eager", "fast"))
+        "(where batching measured no faster); 'explicit-gp': the fast step with the penalty's input gradient "
+        "written out (one backward, no double backward; see --compile-step)",
+        choices=("auto", "eager", "fast", "explicit-gp"))
+    compile_step: bool = _opt(
+        False, "with --step-impl explicit-gp: compile the critic's and generator's updates with torch.compile "
+        "(falls back, with one warning, where compilation is unavailable)")
     seed: int = _opt(0, "seed for data order, noise and initialisation", min=0)
     device: str = _opt("auto", "'auto', 'cpu', 'cuda' or 'cuda:N'", kind="device")
     log_every: int = _opt(50, "generator steps between log lines", min=1)

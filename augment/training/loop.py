@@ -46,7 +46,8 @@ from augment.visualize import class_grid, run_frames, save_gif, save_grid, save_
 
 SAMPLE_SEED_OFFSET = 1_000_003  # fixed-noise grid seed = cfg.seed + this
 # Settings a resumed run may change: its length, and how (not what) it computes and logs.
-RESUME_OVERRIDABLE = ("epochs", "max_steps", "max_minutes", "step_impl", "device", "log_every", "sample_every",
+RESUME_OVERRIDABLE = ("epochs", "max_steps", "max_minutes", "step_impl", "compile_step", "device", "log_every",
+                      "sample_every",
                       "checkpoint_every", "tensorboard")
 
 

@@ -29,6 +29,7 @@ from augment.gan.models import Critic, Generator
 from augment.images import to_model_images
 from augment.training import data_parallel
 from augment.training.batched_step import FastStepFallback, build_fast_step
+from augment.training.explicit_step import ExplicitGPStep
 from augment.training.real_data import BalancedBatches, RealBatches, load_training_data, resolved_real_sampling
 from augment.training.updates import StepParts, critic_view, generator_update
 
@@ -72,7 +73,9 @@ class Trainer:
         steps_per_epoch = max(1, self.batches.per_epoch // self.batches_per_step)
         self.total_steps = cfg.max_steps or cfg.epochs * steps_per_epoch
         self.step_fn = self.eager_step
-        if cfg.step_impl == "fast" or (cfg.step_impl == "auto" and self.device.type == "cuda"):
+        if cfg.step_impl == "explicit-gp":
+            self.step_fn = ExplicitGPStep(self, compile_step=cfg.compile_step)
+        elif cfg.step_impl == "fast" or (cfg.step_impl == "auto" and self.device.type == "cuda"):
             self.step_fn = build_fast_step(self, required=cfg.step_impl == "fast")
         elif cfg.step_impl == "auto":
             warnings.warn(f"CUDA graphs are unavailable on {self.device.type}; step_impl='auto' runs the "

@@ -1,0 +1,122 @@
+"""The explicit-penalty step (``step_impl="explicit-gp"``): the batched step's function with the
+gradient penalty's input gradient written out (``augment.gan.critic_gradient``), so each critic
+update is one forward and ONE backward, no double backward, and the whole update can go
+through ``torch.compile``.
+
+As in ``augment.training.batched_step``: one generator forward makes the fakes of all n_critic
+critic updates (BatchNorm per group of B), each update scores ``cat(real, fake)`` in one
+forward, Adam runs fused. Here the penalty's forward also yields its input gradient, and its
+training gradient flows through ordinary autograd. With ``compile_step`` the critic's and the
+generator's loss computations (forward and, through AOTAutograd, backward) are compiled with
+``torch.compile`` (inductor, CPU or CUDA); where compilation is unavailable the step says so
+once (``FastStepFallback``) and runs uncompiled: the same function.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Callable, Optional
+
+import torch
+
+from augment.gan import diffaugment
+from augment.gan.critic_gradient import explicit_gradient_penalty
+from augment.gan.losses import critic_loss, generator_loss, wasserstein_estimate
+from augment.training.batched_step import FUSED_ADAM_DEVICES, FastStepFallback, _adam_flags, per_group_batch_norm
+from augment.training.updates import StepParts, critic_view
+
+
+def critic_terms(D, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor, alpha: torch.Tensor,
+                 gp_weight: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(critic loss, penalty, Wasserstein estimate) of one critic update: real, fake (B, C, 32, 32)
+    as the critic sees them, labels (B,), alpha (B, 1, 1, 1)."""
+    b = real.shape[0]
+    real_scores, fake_scores = D(torch.cat([real, fake]), torch.cat([labels, labels])).split(b)
+    gp = explicit_gradient_penalty(D, real, fake, labels, alpha)
+    return critic_loss(real_scores, fake_scores) + gp_weight * gp, gp, wasserstein_estimate(real_scores, fake_scores)
+
+
+def generator_term(G, D, z: torch.Tensor, labels: torch.Tensor, aug: Optional[torch.Tensor], policy: str
+                   ) -> torch.Tensor:
+    """The generator loss -E[D(G(z|y))] of one generator update (fakes augmented by ``aug``)."""
+    return generator_loss(D(diffaugment.apply(policy, G(z, labels), aug), labels))
+
+
+class CompiledOrPlain:
+    """``torch.compile(fn)``, or ``fn`` itself from the first call on where compilation fails
+    (then one ``FastStepFallback`` warning). A failed compilation runs nothing, so the call is
+    made again, uncompiled, with the same arguments."""
+
+    def __init__(self, fn: Callable):
+        self.fn, self.compiled = fn, torch.compile(fn, dynamic=False)
+
+    def __call__(self, *args):
+        if self.compiled is None:
+            return self.fn(*args)
+        try:
+            return self.compiled(*args)
+        except Exception as e:
+            if not _is_compile_failure(e):
+                raise
+            warnings.warn(f"torch.compile is unavailable here ({type(e).__name__}: {str(e).splitlines()[0][:160]}); "
+                          f"the explicit-gp step runs {self.fn.__name__} uncompiled (same function)",
+                          FastStepFallback, stacklevel=2)
+            self.compiled = None
+            return self.fn(*args)
+
+
+class ExplicitGPStep:
+    """Zero-argument step callable: one generator step of ``trainer`` with the explicit penalty
+    (the eager step's function), compiled with ``torch.compile`` when ``compile_step``."""
+
+    def __init__(self, trainer, compile_step: bool = False):
+        self.trainer = trainer
+        self.fused_adam = trainer.device.type in FUSED_ADAM_DEVICES
+        self.critic_terms: Callable = CompiledOrPlain(critic_terms) if compile_step else critic_terms
+        self.generator_term: Callable = CompiledOrPlain(generator_term) if compile_step else generator_term
+
+    def __call__(self) -> dict:
+        t = self.trainer
+        noise, indices = t.draw_noise(), t.real_indices()
+        with _adam_flags((t.opt_d, t.opt_g), self.fused_adam, capturable=False):
+            return self._step(t.step_parts(), noise, indices)
+
+    def _step(self, parts: StepParts, noise: dict, indices: torch.Tensor) -> dict:
+        n, b = indices.shape
+        labels_all = parts.labels.index_select(0, indices.reshape(-1))
+        with torch.no_grad(), per_group_batch_norm(parts.G, n):
+            fakes = parts.G(noise["z_critic"].reshape(n * b, -1), labels_all)
+        real = parts.real.index_select(0, indices[0]) if parts.shared_batches else None
+        for i in range(n):
+            rows = slice(i * b, (i + 1) * b)
+            if not parts.shared_batches:
+                real = parts.real.index_select(0, indices[i])
+            real_i = critic_view(parts, real, diffaugment.row(noise.get("aug_real"), i))
+            fake_i = critic_view(parts, fakes[rows], diffaugment.row(noise.get("aug_fake"), i))
+            loss, gp, w = self.critic_terms(parts.D, real_i, fake_i, labels_all[rows], noise["alpha"][i],
+                                            parts.gp_weight)
+            parts.opt_d.zero_grad(set_to_none=True)
+            loss.backward()
+            parts.sync_gradients(parts.D)
+            parts.opt_d.step()
+            stats = {"loss_d": loss.detach(), "gp": gp.detach(), "wasserstein": w.detach()}
+        labels = labels_all[(n - 1) * b:]
+        parts.D.requires_grad_(False)
+        try:
+            loss_g = self.generator_term(parts.G, parts.D, noise["z_gen"], labels, noise.get("aug_gen"),
+                                         parts.critic_augment)
+            parts.opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            parts.sync_gradients(parts.G)
+            parts.opt_g.step()
+        finally:
+            parts.D.requires_grad_(True)
+        stats["loss_g"] = loss_g.detach()
+        return stats
+
+
+def _is_compile_failure(error: Exception) -> bool:
+    """Whether ``error`` came from torch.compile's machinery (dynamo, inductor, a missing C
+    compiler), not from the step's own maths."""
+    module = type(error).__module__ or ""
+    return module.startswith(("torch._dynamo", "torch._inductor")) or "compile" in str(error).lower()
