@@ -14,8 +14,8 @@ from augment.training.trainer import Trainer
 from tests.training.test_batched_step import assert_same_state, config, idx_dir, in_float64  # noqa: F401
 
 
-@pytest.mark.parametrize("real_batches,critic_augment", [("fresh", "none"), ("shared", "none"),
-                                                          ("fresh", "translation,cutout")])
+@pytest.mark.parametrize("real_batches,critic_augment",
+                         [("fresh", "none"), ("shared", "none"), ("fresh", "translation,cutout")])
 def test_the_explicit_step_equals_the_eager_step_in_float64(idx_dir, real_batches, critic_augment):  # noqa: F811
     kw = dict(real_batches=real_batches, critic_augment=critic_augment)
     eager = in_float64(Trainer(config(idx_dir, **kw)))
