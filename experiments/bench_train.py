@@ -18,6 +18,14 @@ Paths:
   fast         Trainer(step_impl='fast'): batched forwards; one CUDA graph on a GPU.
   fast-merged  the fast step with real, fake and interpolates in one critic forward.
   batched      the fast step without CUDA graphs (on a CPU it is 'fast').
+  explicit-gp  Trainer(step_impl='explicit-gp'): the batched step with the penalty's input
+               gradient written out (one backward per critic update, no double backward).
+  explicit-gp-compiled  the same with --compile-step: torch.compile (inductor) of the critic's
+               and the generator's updates.
+
+``--ops`` also counts the operators each path runs per step under torch.profiler: leaf aten
+ops (no aten children, views excluded) and compiled kernels, the CPU's proxy for the kernels a
+GPU launches.
 
 Before timing, ``--check-steps`` steps of the eager and the fast trainer from the same seeds
 are compared (in float64 by default): max |difference| of the generator's images, the critic's
@@ -125,11 +133,12 @@ class ReferenceLoop:
 
 
 def make_trainer(args, data_dir: Path, impl: str, **fast_options) -> Trainer:
+    explicit = impl.startswith("explicit-gp")
     cfg = TrainConfig(data_dir=str(data_dir), batch_size=args.batch_size, n_critic=N_CRITIC,
-                      real_batches="shared", step_impl="eager", device=args.device,
-                      seed=args.seed, tensorboard=False)
+                      real_batches="shared", step_impl="explicit-gp" if explicit else "eager", device=args.device,
+                      compile_step=impl == "explicit-gp-compiled", seed=args.seed, tensorboard=False)
     trainer = Trainer(cfg)
-    if impl != "eager":
+    if impl != "eager" and not explicit:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FastStepFallback)  # printed once in the header
             trainer.step_fn = build_fast_step(trainer, required=True, **fast_options)
@@ -137,14 +146,42 @@ def make_trainer(args, data_dir: Path, impl: str, **fast_options) -> Trainer:
 
 
 FAST_OPTIONS = {"fast": {}, "fast-merged": {"merge_penalty": True}, "batched": {"cuda_graph": False}}
+EXPLICIT = ("explicit-gp", "explicit-gp-compiled")
+VIEW_OPS = {"aten::empty", "aten::empty_strided", "aten::view", "aten::as_strided", "aten::as_strided_",
+            "aten::slice", "aten::select", "aten::transpose", "aten::t", "aten::expand", "aten::permute",
+            "aten::unsqueeze", "aten::squeeze", "aten::reshape", "aten::_reshape_alias", "aten::_unsafe_view",
+            "aten::detach", "aten::alias", "aten::split", "aten::chunk", "aten::narrow", "aten::unbind",
+            "aten::resize_", "aten::result_type", "aten::lift_fresh", "aten::set_"}
+
+
+def ops_per_step(step, steps: int, device: torch.device) -> dict:
+    """Operators per step of ``step`` under torch.profiler: leaf aten ops (no aten children,
+    views excluded) and compiled (inductor) kernels; on CUDA also the kernels launched."""
+    from torch.profiler import ProfilerActivity, profile
+
+    on_cuda = device.type == "cuda"
+    with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_cuda else [])) as prof:
+        for _ in range(steps):
+            step()
+        sync(device)
+    parents = {e.cpu_parent.id for e in prof.events() if e.cpu_parent is not None and e.name.startswith("aten::")}
+    leaf = sum(1 for e in prof.events() if e.name.startswith("aten::") and e.name not in VIEW_OPS
+               and e.id not in parents)
+    compiled = sum(1 for e in prof.events() if "cpp_fused" in e.name or e.name.startswith("triton_"))
+    out = {"leaf_aten_ops": round(leaf / steps, 1), "compiled_kernels": round(compiled / steps, 1),
+           "ops": round((leaf + compiled) / steps, 1)}
+    if on_cuda:
+        out["cuda_kernels"] = round(sum(1 for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA)
+                                    / steps, 1)
+    return out
 
 
 def make_path(name: str, args, data_dir: Path):
     if name == "reference":
         return ReferenceLoop(data_dir, torch.device(args.device), args.batch_size, args.workers,
                              args.seed).step
-    if name == "eager":
-        return make_trainer(args, data_dir, "eager").step
+    if name in ("eager", *EXPLICIT):
+        return make_trainer(args, data_dir, name).step
     return make_trainer(args, data_dir, name, **FAST_OPTIONS[name]).step
 
 
@@ -210,6 +247,7 @@ def main(argv=None) -> dict:
                    help="steps of the eager-vs-fast comparison (default: 2 on cpu, 5 on cuda; 0: skip)")
     p.add_argument("--check-dtype", default="float64", choices=("float64", "float32"),
                    help="dtype of the comparison (float64: rounding cannot hide a difference)")
+    p.add_argument("--ops", action="store_true", help="also count operators per step of each path (profiler)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="also write the JSON result to this file")
     args = p.parse_args(argv)
@@ -227,7 +265,7 @@ def main(argv=None) -> dict:
         warmup = max(warmup, 3)
     args.check_steps = args.check_steps if args.check_steps is not None else (5 if on_cuda else 2)
     paths = (args.paths or "reference,eager,fast,fast-merged" + (",batched" if on_cuda else "")).split(",")
-    unknown = set(paths) - {"reference", "eager", *FAST_OPTIONS}
+    unknown = set(paths) - {"reference", "eager", *FAST_OPTIONS, *EXPLICIT}
     if unknown:
         sys.exit(f"Error: unknown path(s) {', '.join(sorted(unknown))}")
     try:
@@ -259,6 +297,10 @@ def main(argv=None) -> dict:
             result["check"] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
         print("check:", json.dumps(result["check"]))
 
+    if args.ops:  # before anything compiles: compiled CPU kernels then show in the profiler
+        import torch._inductor.config as inductor_config
+
+        inductor_config.cpp.enable_kernel_profile = True
     steps, result["failed"] = {}, {}
     for name in paths:  # a path that fails is reported and left out; the others still run
         try:
@@ -286,6 +328,11 @@ def main(argv=None) -> dict:
             sync(device)
             per_round[name].append((time.perf_counter() - start, n))
 
+    if args.ops:
+        result["ops_per_step"] = {name: ops_per_step(step, 2, device) for name, step in steps.items()}
+        for name, ops in result["ops_per_step"].items():
+            print(f"{name:22s} {ops['ops']:8.1f} ops/step ({ops['leaf_aten_ops']} aten leaf ops, "
+                  f"{ops['compiled_kernels']} compiled kernels)")
     result["paths"] = {}
     for name in steps:
         seconds, done = sum(t for t, _ in per_round[name]), sum(k for _, k in per_round[name])
@@ -302,7 +349,7 @@ def main(argv=None) -> dict:
                 row[f"x_{base}_rounds_range"] = [round(min(paired), 3), round(max(paired), 3)]
         result["paths"][name] = row
         ratios = "  ".join(f"{k}={v}" for k, v in row.items() if k.startswith("x_") and "range" not in k)
-        print(f"{name:12s} {row['batches_per_s']:9.3f} batches/s  {row['images_per_s']:9.1f} "
+        print(f"{name:22s} {row['batches_per_s']:9.3f} batches/s  {row['images_per_s']:9.1f} "
               f"images/s  {ratios}")
     if args.out:
         atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
