@@ -9,6 +9,10 @@
 #   profile            profile_train_step.py: kernels and device time of the batched step
 #   bench_train        reference loop vs eager vs fast (CUDA graph) step, batches/s
 #   bench_cudnn        the fast paths again with cudnn.benchmark
+#   explicit_gp        bench_train of the fast step (CUDA graph) against the explicit-penalty step,
+#                      uncompiled and compiled (torch.compile), with operator/kernel counts (--ops)
+#   longtail_fair      reference-size fair generators of the long-tailed grid (rho in LT_RATIOS,
+#                      seeds in LT_SEEDS, LT_STEPS steps, class-balanced critic batches)
 #   quality            quality_per_minute.py: reference and fast loop, BUDGET_S each
 #   fair               fair-regime generators, n in FAIR_N, seeds in FAIR_SEEDS
 #   main               the main run: resumes the quality stage's fast run (or starts one) and
@@ -82,6 +86,17 @@ for name in $STAGES; do
   bench_train)
     stage bench_train 150 300 python3 experiments/bench_train.py --device "$DEVICE" \
       --steps "$BENCH_STEPS" --rounds 3 --out "$WORK/bench_train.json" ;;
+  explicit_gp)
+    stage explicit_gp 240 300 python3 experiments/bench_train.py --device "$DEVICE" \
+      --paths fast,explicit-gp,explicit-gp-compiled --ops --check-steps 0 --steps "$BENCH_STEPS" --rounds 3 \
+      --out "$WORK/bench_train_explicit_gp.json" ;;
+  longtail_fair)
+    for seed in ${LT_SEEDS:-"0 1 2"}; do for rho in ${LT_RATIOS:-"100 10"}; do
+      stage "longtail_lt${rho}_seed$seed" 150 150 python3 -m augment train \
+        --run-dir "$WORK/longtail/lt${rho}_seed$seed" --imbalance-ratio "$rho" --seed "$seed" \
+        --max-steps "${LT_STEPS:-10000}" --max-minutes 2 --sample-every 1000 --checkpoint-every 1000 \
+        --no-tensorboard --device "$DEVICE" --quiet
+    done; done ;;
   bench_cudnn)
     stage bench_cudnn 60 300 python3 experiments/bench_train.py --device "$DEVICE" \
       --paths fast,batched --check-steps 0 --cudnn-benchmark --steps "$BENCH_STEPS" --rounds 3 \
@@ -138,6 +153,9 @@ for run in "$WORK"/fair/*/; do  # 64 MB come back: the main generator and 3 fair
   [ -f "$run/generator.safetensors" ] && cp "$run/generator.safetensors" "$OUT/fair_$(basename "$run").safetensors"
 done
 cp "$WORK"/quality/reference_*s.safetensors "$OUT/" 2>/dev/null
+for run in "$WORK"/longtail/*/; do  # reference size, 14 MB each: kept while they fit (below)
+  [ -f "$run/generator.safetensors" ] && cp "$run/generator.safetensors" "$OUT/longtail_$(basename "$run").safetensors"
+done
 tar -czf "$OUT/results.tar.gz" --exclude='*.pt' --exclude='*.safetensors' --exclude='.*.tmp' \
   -C "$(dirname "$WORK")" "$(basename "$WORK")"
 if (($(du -cb "$OUT" | tail -1 | cut -f1) > 62000000)); then  # 64 MB come back at most
@@ -146,5 +164,8 @@ fi
 if (($(du -cb "$OUT" | tail -1 | cut -f1) > 62000000)); then
   say "dropping the fair generators (size)"; rm -f "$OUT"/fair_*.safetensors
 fi
+for f in $(ls -r "$OUT"/longtail_*.safetensors 2>/dev/null); do
+  if (($(du -cb "$OUT" | tail -1 | cut -f1) > 62000000)); then say "dropping $(basename "$f") (size)"; rm -f "$f"; fi
+done
 ls -la "$OUT" | tee -a "$LOG"
 say "done"
