@@ -130,7 +130,9 @@ class TrainConfig:
         if isinstance(self.model, dict):  # tolerate from_dict-style construction
             object.__setattr__(self, "model", ModelConfig(**self.model))
         check_device_name(self.device)
-        self.subset  # noqa: B018  (validates that at most one subset option is set)
+        self.subset  # noqa: B018  (validates the subset options together)
+        if self.compile_step and self.step_impl != "explicit-gp":
+            raise ConfigError("compile_step compiles the explicit-gp step: it goes with step_impl 'explicit-gp'")
 
     @property
     def subset(self) -> "SubsetSpec":
@@ -169,6 +171,8 @@ class SubsetSpec:
         given = [name for name in ("n_per_class", "imbalance_ratio", "class_counts") if getattr(self, name) is not None]
         if len(given) > 1:
             raise ConfigError(f"choose one subset option, not {' and '.join(given)}")
+        if self.imbalance_ratio is None and (self.n_max != LONG_TAIL_N_MAX or self.class_order != "index"):
+            raise ConfigError("n_max and class_order shape a long-tailed subset: they go with imbalance_ratio")
 
     @property
     def is_all(self) -> bool:

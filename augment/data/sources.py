@@ -72,9 +72,9 @@ def load_labelled(data_dir: Optional[PathLike], split: str = "train", dataset: s
         has_test = find_idx_file(directory, SPLITS["test"][0]) or find_idx_file(directory, SPLITS["test"][1])
         if dataset == "mnist" or has_test:
             images, labels = load_split(directory, split, mnist=dataset == "mnist")
-            return LabelledImages(images, labels, _numbered(directory, labels if split == "train" else None))
+            return LabelledImages(images, labels, _numbered(directory, labels, split == "train"))
         images, labels = load_split(directory, "train", mnist=False)
-        return _held_out(images, labels, _numbered(directory, labels), split)
+        return _held_out(images, labels, _numbered(directory, labels, True), split)
     path = _given_path(data_dir, dataset)
     if dataset == "npz":
         content = read_npz(path)
@@ -101,12 +101,20 @@ def load_labelled(data_dir: Optional[PathLike], split: str = "train", dataset: s
     return LabelledImages(images, labels, names)
 
 
-def _numbered(directory: Path, train_labels: Optional[torch.Tensor]) -> list:
-    """Class names "0".."C-1" of an IDX source, C = max(train label) + 1 (the train labels read
-    when not given: a small file)."""
-    if train_labels is None:
-        train_labels = read_idx(find_idx_file(directory, SPLITS["train"][1]))
-    return [str(c) for c in range(int(train_labels.max()) + 1)]
+def _numbered(directory: Path, split_labels: torch.Tensor, train: bool) -> list:
+    """Class names "0".."C-1" of an IDX source: C = max(train label) + 1 (the train labels read
+    for the test split: a small file), or from the split's own labels when the train labels are
+    absent or empty (e.g. a dump of a test split only)."""
+    labels = split_labels
+    if not train:
+        path = find_idx_file(directory, SPLITS["train"][1])
+        train_labels = read_idx(path) if path is not None else None
+        if train_labels is not None and train_labels.dim() == 1 and len(train_labels):
+            labels = train_labels
+    if not len(labels):
+        raise DataError(f"{directory}: no labels to tell the classes by (the {'train' if train else 'test'} split is "
+                        f"empty)")
+    return [str(c) for c in range(int(labels.max()) + 1)]
 
 
 def _given_path(data_dir: Optional[PathLike], dataset: str) -> Path:

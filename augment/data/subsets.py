@@ -59,6 +59,8 @@ def long_tail_counts(num_classes: int, imbalance_ratio: float, n_max: int = LONG
     """Images per class (in class order) of the MNIST-LT profile: the class of rank r keeps
     ``floor(n_max * rho^(-r/(C-1)) + 0.5)``; rank r is class r (``"index"``) or the r-th class of
     a permutation seeded with ``seed`` (``"permuted"``). A count that rounds to 0 is an error."""
+    if num_classes < 2:
+        raise ConfigError(f"a long-tailed subset needs at least 2 classes, the data has {num_classes}")
     ranked = [math.floor(n_max * imbalance_ratio ** (-r / (num_classes - 1)) + 0.5) for r in range(num_classes)]
     if ranked[-1] < 1:
         raise ConfigError(f"imbalance ratio {imbalance_ratio:g} with n_max={n_max} leaves the rarest class no image "

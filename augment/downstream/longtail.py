@@ -228,7 +228,7 @@ def long_tail_scores(pred: torch.Tensor, true: torch.Tensor, train_counts: list[
     recall = classifier_agreement(pred, true, num_classes=len(train_counts))["per_class"]
     rare = rarest_classes(train_counts, RARE)
     return {"test_accuracy": float((pred == true).double().mean()), "balanced_accuracy": sum(recall) / len(recall),
-            "worst_recall": min(recall), "rare_recall": sum(recall[c] for c in rare) / RARE,
+            "worst_recall": min(recall), "rare_recall": sum(recall[c] for c in rare) / len(rare),
             **{f"recall_{c}": r for c, r in enumerate(recall)}}
 
 
@@ -289,7 +289,8 @@ def run_longtail_grid(grid: LongTailGridConfig, out_dir: PathLike, device: torch
     test = RealMNIST(data_dir, train=False, device=device, dataset=dataset)  # bad data fails before writing
     labels = load_labelled(data_dir, "train", dataset).labels
     for rho in grid.imbalance_ratios:  # every subset exists (a class with too few images: its error now)
-        subset_indices(labels, grid.subset(rho), 0, test.num_classes)
+        for seed in grid.seeds:  # (with class_order 'permuted' the counts move with the seed)
+            subset_indices(labels, grid.subset(rho), seed, test.num_classes)
     if "shipped" in grid.regimes:
         load_generator(generator if generator is not None else verified_default_generator_path())
     results_path = out_dir / "results.csv"

@@ -100,7 +100,7 @@ def fair_train_config(widths: tuple, steps: int, seed: int, data_dir: Optional[P
     fastest on ``device``, ten grids and checkpoints over the run; ``subset_and_options`` are
     further ``TrainConfig`` fields (the subset, critic_augment, real_sampling)."""
     g_width, d_width = widths
-    return TrainConfig(model=ModelConfig(g_width=g_width, d_width=d_width),
+    return TrainConfig(model=ModelConfig(num_classes=None, g_width=g_width, d_width=d_width),
                        data_dir=str(data_dir) if data_dir else None, dataset=dataset,
                        seed=seed, max_steps=steps, step_impl="auto", device=str(device),
                        sample_every=max(1, steps // 10), checkpoint_every=max(1, steps // 10), tensorboard=False,

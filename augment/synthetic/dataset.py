@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import math
 import os
 import warnings
@@ -40,7 +39,7 @@ from augment.gan.models import Generator
 from augment.images import to_mnist_uint8
 from augment.synthetic.fast_generator import FastGenerator, resolve_dtype
 from augment.synthetic.latents import index_latents, stratified_labels
-from augment.synthetic.quality_filter import QualityFilter, attempt_seed, filtered_images
+from augment.synthetic.quality_filter import QualityFilter, attempt_seed, filtered_images, weights_digest
 from augment.synthetic.shipped import verified_default_generator_path
 
 GeneratorLike = Union[None, str, os.PathLike, Generator]
@@ -71,16 +70,6 @@ def load_source(generator: GeneratorLike) -> tuple[Generator, dict]:
     info["weights_sha256"] = weights_digest(model)
     info["model_config"] = dataclasses.asdict(model.config)
     return model, info
-
-
-def weights_digest(module: torch.nn.Module) -> str:
-    """SHA-256 over a module's state dict (names, dtypes, shapes and bytes, in name order)."""
-    h = hashlib.sha256()
-    for name, t in sorted(module.state_dict().items()):
-        t = t.detach().cpu().contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
 
 
 def index_tensor(indices) -> torch.Tensor:
@@ -230,8 +219,15 @@ class SyntheticMNIST(VisionDataset):
                               f"item) do not fit in this machine's memory") from None
         self._cached: Optional[tuple] = None  # (start, images) of the last chunk __getitem__ made
         self._chunk_misses = 0  # single-item reads that each made a whole chunk for one item
+        self._cached_used = 0  # items read from the cached chunk
+        self._warned_random_access = False
         if quality_filter is not None:
             self._judge = copy.deepcopy(quality_filter.classifier).to(self.device).eval().requires_grad_(False)
+            with torch.inference_mode():
+                logits = self._judge(torch.zeros(1, self.config.channels, 32, 32, device=self.device))
+            if logits.dim() != 2 or logits.shape[1] < self.config.num_classes:
+                raise ConfigError(f"the quality filter's classifier tells {logits.shape[-1]} classes, the generator "
+                                  f"makes {self.config.num_classes}: judge with a classifier of the same classes")
         self.classes = list(self.source["class_names"])  # from the generator file (else "0".."C-1")
         self.class_to_idx = {name: c for c, name in enumerate(self.classes)}
 
@@ -310,9 +306,9 @@ class SyntheticMNIST(VisionDataset):
     def _note_chunk_miss(self) -> None:
         """Warn once when single items keep missing the chunk made for the last one: each of
         the last 8 reads made a whole chunk (of more than one row) and used one item of it."""
-        used = getattr(self, "_cached_used", None)
+        used = self._cached_used if self._cached is not None else None
         self._chunk_misses = self._chunk_misses + 1 if used == 1 and self.chunk > 1 else 0
-        if self._chunk_misses == 8 and not getattr(self, "_warned_random_access", False):
+        if self._chunk_misses == 8 and not self._warned_random_access:
             self._warned_random_access = True
             warnings.warn(f"SyntheticMNIST is read one item at a time in random order (e.g. under torch's "
                           f"ConcatDataset with shuffle=True): each item costs a forward of {self.chunk} images. "

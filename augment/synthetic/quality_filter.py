@@ -64,17 +64,19 @@ class QualityFilter:
         if not is_integer(self.max_attempts) or self.max_attempts < 1:
             raise ConfigError(f"max_attempts must be an integer >= 1, got {self.max_attempts!r}")
         if not self.name:
-            object.__setattr__(self, "name", "weights sha256 " + _weights_sha256(self.classifier)[:16])
+            object.__setattr__(self, "name", "weights sha256 " + weights_digest(self.classifier)[:16])
 
     def describe(self) -> dict:
         return {"classifier": self.name, "min_confidence": self.min_confidence, "max_attempts": self.max_attempts}
 
 
-def _weights_sha256(module: nn.Module) -> str:
+def weights_digest(module: nn.Module) -> str:
+    """SHA-256 over a module's state dict (names, dtypes, shapes and bytes, in name order)."""
     h = hashlib.sha256()
     for name, t in sorted(module.state_dict().items()):
         t = t.detach().cpu().contiguous()
-        h.update(name.encode() + t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
 
 

@@ -102,6 +102,10 @@ def load_training_data(cfg: TrainConfig) -> tuple[TrainConfig, torch.Tensor, tor
     if cfg.model.num_classes is None:
         cfg = replace(cfg, model=replace(cfg.model, num_classes=source.num_classes))
     check_labels(labels, cfg.model.num_classes)
+    if cfg.model.num_classes > source.num_classes:
+        raise TrainingError(f"the data has {source.num_classes} classes but model.num_classes is "
+                            f"{cfg.model.num_classes}; set it to {source.num_classes}, or to None (from the data; "
+                            f"the CLI's default)")
     keep = subset_indices(labels, cfg.subset, cfg.seed, cfg.model.num_classes)
     if keep is not None:
         images, labels = images[keep], labels[keep]
@@ -109,6 +113,4 @@ def load_training_data(cfg: TrainConfig) -> tuple[TrainConfig, torch.Tensor, tor
         cfg = replace(cfg, real_sampling=_sampling_to_save(cfg))
     if images.dim() == 3 and cfg.model.channels != 1:
         raise TrainingError(f"grayscale data but model.channels={cfg.model.channels}")
-    names = source.class_names if len(source.class_names) == cfg.model.num_classes else \
-        [str(c) for c in range(cfg.model.num_classes)]
-    return cfg, images, labels, names
+    return cfg, images, labels, list(source.class_names)
