@@ -49,7 +49,11 @@ def main(argv=None) -> None:
     p.add_argument("--per-class", type=int, default=100, help="validation images per class")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--methods", default=None, help="only these methods' trials, comma-separated (default: all)")
+    p.add_argument("--taus", default=None, help="only trials with these taus, comma-separated (default: all)")
     args = p.parse_args(argv)
+    methods = set(args.methods.split(",")) if args.methods else None
+    taus = {float(t) for t in args.taus.split(",")} if args.taus else None
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     data_dir = resolve_data_dir(args.data_dir)
@@ -65,7 +69,7 @@ def main(argv=None) -> None:
     for rho in (float(r) for r in args.ratios.split(",")):
         for method, regime, steps, tau in TRIALS:
             key = (str(rho), method, str(steps), str(tau))
-            if key in done:
+            if key in done or (methods and method not in methods) or (taus and tau not in taus):
                 continue
             grid = dataclasses.replace(PRESETS["longtail-cpu"], classifier_steps=steps, logit_adjust_tau=tau)
             ctx = LongTailContext(grid, args.out.parent, device, data_dir, None, args.out.parent / "unused",
