@@ -28,6 +28,7 @@ come at the end.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,7 @@ from augment.evaluation.metrics import classifier_agreement
 from augment.fileio import PathLike, exclusive_lock, sha256_file
 from augment.synthetic.mixing import dataset_targets, mix_real_synthetic, top_up_real_synthetic
 from augment.synthetic.shipped import verified_default_generator_path
+from augment.training.real_data import resolved_real_sampling
 
 PARTS = ("classical", "balanced", "logit-adjusted", "top-up", "synthetic")
 METHODS = ("erm", "balanced", "logit-adjusted", "classical", "classical+balanced", "classical+logit-adjusted",
@@ -191,15 +193,53 @@ class LongTailContext:
         return fair_generator(self, cell.imbalance_ratio, cell.seed)
 
 
+def fair_config(grid: LongTailGridConfig, imbalance_ratio: float, seed: int, data_dir: Optional[Path],
+                dataset: str, device: torch.device):
+    """The TrainConfig of the fair generator of (imbalance_ratio, seed) under the grid's ``fair_*``
+    settings."""
+    subset = grid.subset(imbalance_ratio)
+    return fair_train_config(grid.fair_widths, grid.fair_gan_steps, seed, data_dir, dataset, device,
+                             imbalance_ratio=subset.imbalance_ratio, n_max=subset.n_max, class_order=subset.class_order,
+                             real_sampling=grid.fair_real_sampling, critic_augment=grid.fair_critic_augment)
+
+
+# what a fair run's config.json must say to stand for a grid's fair generator: (key, where in the
+# config, the CLI option that sets it)
+FAIR_SETTINGS = (("imbalance_ratio", None, "--imbalance-ratios"), ("n_max", None, "the preset's n_max"),
+                 ("class_order", None, "the preset's class_order"), ("seed", None, "--seeds"),
+                 ("max_steps", None, "--fair-gan-steps"), ("real_sampling", None, "--fair-real-sampling"),
+                 ("critic_augment", None, "--fair-critic-augment"), ("g_width", "model", "--fair-widths"),
+                 ("d_width", "model", "--fair-widths"))
+
+
+def check_fair_run_settings(run: Path, expected) -> None:
+    """Refuse to reuse or resume the fair run in ``run`` when its config.json says it was trained
+    otherwise than ``expected`` (the grid's TrainConfig for it): its rows would be labelled with
+    settings it did not have. A run without weights or a checkpoint starts afresh, and weights
+    without a readable config (trained elsewhere) are taken as they are: run.json records them."""
+    if not ((run / "generator.safetensors").exists() or (run / "checkpoints" / "last.pt").exists()):
+        return
+    try:
+        saved = json.loads((run / "config.json").read_text())
+    except (OSError, ValueError):
+        return
+    if not isinstance(saved, dict):
+        return
+    want = {**expected.to_dict(), "real_sampling": resolved_real_sampling(expected)}
+    for key, section, option in FAIR_SETTINGS:
+        have = (saved.get(section) or {}).get(key) if section else saved.get(key)
+        if have != (want[section][key] if section else want[key]):
+            raise ConfigError(f"{run} was trained with {key}={have!r}, the grid asks for "
+                              f"{want[section][key] if section else want[key]!r}: set {option} to match, or "
+                              f"pass another --fair-dir")
+
+
 def fair_generator(ctx: LongTailContext, imbalance_ratio: float, seed: int) -> Path:
     """Reuse, resume or train the generator of exactly the cell's long-tailed images."""
-    subset = ctx.grid.subset(imbalance_ratio)
-    run = ctx.fair_dir / fair_run_name(subset, seed)
+    run = ctx.fair_dir / fair_run_name(ctx.grid.subset(imbalance_ratio), seed)
     if (run / "generator.safetensors").exists():
         return run / "generator.safetensors"
-    cfg = fair_train_config(ctx.grid.fair_widths, ctx.grid.fair_gan_steps, seed, ctx.data_dir, ctx.dataset, ctx.device,
-                            imbalance_ratio=subset.imbalance_ratio, n_max=subset.n_max, class_order=subset.class_order,
-                            real_sampling=ctx.grid.fair_real_sampling, critic_augment=ctx.grid.fair_critic_augment)
+    cfg = fair_config(ctx.grid, imbalance_ratio, seed, ctx.data_dir, ctx.dataset, ctx.device)
     ctx.log(f"training the fair generator {run.name} ({cfg.max_steps} steps, widths "
             f"{cfg.model.g_width}/{cfg.model.d_width}) in {run}")
     return train_or_resume(run, cfg, ctx.progress, ctx.log)
@@ -297,6 +337,9 @@ def run_longtail_grid(grid: LongTailGridConfig, out_dir: PathLike, device: torch
     rows = read_results(results_path)
     check_same_budget(out_dir, grid, rows, generator)
     _check_fair_generators(grid, out_dir, fair_root, rows)
+    for rho, seed in sorted({(c.imbalance_ratio, c.seed) for c in grid_cells(grid) if c.regime == "fair"}):
+        check_fair_run_settings(fair_root / fair_run_name(grid.subset(rho), seed),
+                                fair_config(grid, rho, seed, Path(data_dir) if data_dir else None, dataset, device))
     out_dir.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(out_dir / ".lock", f"experiment directory {out_dir}"):
         rows = read_results(results_path)

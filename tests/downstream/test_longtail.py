@@ -157,6 +157,27 @@ def test_a_fair_generator_in_the_fair_dir_is_used_as_it_is(tmp_path, lt_data, ti
     assert read_results(tmp_path / "exp" / "results.csv")[0]["regime"] == "fair"
 
 
+@pytest.mark.parametrize("key, value, option", [("max_steps", 3, "--fair-gan-steps"),
+                                                ("real_sampling", "uniform", "--fair-real-sampling"),
+                                                ("seed", 1, "--seeds")])
+def test_a_fair_run_trained_otherwise_than_the_grid_asks_is_refused(tmp_path, lt_data, tiny_generator, key, value,
+                                                                    option):
+    grid = tiny_grid(methods=("top-up",), regimes=("fair",))
+    fair = tmp_path / "fair" / "lt4-n16_seed0"
+    fair.mkdir(parents=True)
+    (fair / "generator.safetensors").write_bytes(tiny_generator.read_bytes())
+    config = longtail.fair_config(grid, 4.0, 0, lt_data, "idx", CPU).to_dict()
+    (fair / "config.json").write_text(json.dumps({**config, "real_sampling": "balanced", key: value}))
+    with pytest.raises(ConfigError, match=f"{key}=.*{option}"):
+        run_longtail_grid(grid, tmp_path / "exp", CPU, data_dir=lt_data, progress=False, log=lambda m: None,
+                          mnist=False, fair_dir=tmp_path / "fair")
+    assert not (tmp_path / "exp").exists()
+    (fair / "config.json").write_text(json.dumps({**config, "real_sampling": "balanced"}))  # as asked: used
+    run_longtail_grid(grid, tmp_path / "exp", CPU, data_dir=lt_data, progress=False, log=lambda m: None, mnist=False,
+                      fair_dir=tmp_path / "fair")
+    assert read_results(tmp_path / "exp" / "results.csv")[0]["regime"] == "fair"
+
+
 def test_a_subset_the_data_cannot_hold_fails_before_anything_is_written(tmp_path, lt_data, tiny_generator):
     with pytest.raises(Exception, match="fewer than"):
         run_longtail_grid(tiny_grid(n_max=31), tmp_path / "exp", CPU, data_dir=lt_data, generator=tiny_generator,
