@@ -3,7 +3,8 @@ is the class name; classes numbered in sorted order, as torchvision's ``ImageFol
 holding PNG, JPEG or BMP files of any size.
 
 Conversions, each stated once by a warning when it happens: a colour image becomes grayscale
-(PIL's ``convert("L")``, ITU-R 601-2 luma); when the images do not all share one size, each is
+(PIL's ``convert("L")``, ITU-R 601-2 luma; 16-bit grayscale keeps its top 8 bits; pixels
+beyond 16 bits and float pixels are refused); when the images do not all share one size, each is
 resized to the models' 32x32 with antialiased bilinear interpolation (half-pixel centres), as
 ``augment.images.to_model_images`` resizes MNIST's 28x28. Images of one common size are kept
 as they are (and resized with everything else when they enter a model). Hidden files (a name
@@ -69,8 +70,7 @@ def read_image_folder(root: Path) -> tuple[torch.Tensor, torch.Tensor, list[str]
                 with Image.open(path) as img:
                     if img.mode != "L":
                         converted.add(img.mode)
-                        img = img.convert("L")
-                    arrays.append(np.array(img, dtype=np.uint8))
+                    arrays.append(_grayscale_uint8(img, path))
             except (UnidentifiedImageError, OSError, ValueError) as e:
                 raise DataError(f"cannot read the image {path} ({type(e).__name__})") from None
             labels.append(label)
@@ -85,6 +85,22 @@ def read_image_folder(root: Path) -> tuple[torch.Tensor, torch.Tensor, list[str]
                       f"bilinear)", ConversionWarning, stacklevel=2)
         images = torch.stack([_resized(a) for a in arrays])
     return images, torch.tensor(labels, dtype=torch.long), names
+
+
+def _grayscale_uint8(img: Image.Image, path: Path) -> np.ndarray:
+    """(H, W) uint8 of an image: 16-bit grayscale (PIL's modes "I;16*", or "I" as older Pillow
+    reads a 16-bit PNG) keeps its top 8 bits, where PIL's ``convert("L")`` would clip it at 255;
+    other modes go through ``convert("L")``. Pixels outside 16 bits, or floats, have no range to
+    map from and are refused."""
+    if img.mode.startswith("I"):
+        pixels = np.asarray(img).astype(np.int64)
+        if pixels.size and (pixels.min() < 0 or pixels.max() > 65535):
+            raise DataError(f"{path}: {img.mode} pixels outside 0..65535 have no fixed range; save the image as "
+                            f"8- or 16-bit grayscale")
+        return (pixels >> 8).astype(np.uint8)
+    if img.mode == "F":
+        raise DataError(f"{path}: float pixels have no fixed range; save the image as 8- or 16-bit grayscale")
+    return np.array(img if img.mode == "L" else img.convert("L"), dtype=np.uint8)
 
 
 def _resized(array: np.ndarray) -> torch.Tensor:

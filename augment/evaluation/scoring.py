@@ -252,11 +252,19 @@ def evaluate_real_baseline(n_per_class: int = 1000, seed: int = 0,
 def _prepare(classifier: Optional[Classifier], reference: Optional[RealReference],
              data_dir: Optional[PathLike], dataset: str, device: Device
              ) -> tuple[Classifier, RealReference]:
+    _check_evaluator_fits(classifier is not None, dataset)
     if classifier is None:
         classifier = default_classifier(device)
     if reference is None:
         reference = load_reference(classifier, data_dir, dataset=dataset)
     return classifier, reference
+
+
+def _check_evaluator_fits(classifier_given: bool, dataset: str) -> None:
+    """The shipped evaluator knows MNIST's digits: other data needs its own classifier."""
+    if not classifier_given and dataset in ("folder", "npz"):
+        raise ConfigError("the shipped evaluator knows MNIST's digits; to evaluate on other data pass a classifier of "
+                          "it (--classifier, made by augment train-classifier --dataset ...)")
 
 
 def _check_classes(generator_classes: int, real_classes: int) -> None:
@@ -277,12 +285,7 @@ def run_evaluation(generator_path: PathLike, out_dir: PathLike, n_per_class: int
     """``augment evaluate``: load the generator file (or checkpoint) and the evaluator, score
     the generator and the real baseline, write the report directory; returns the report."""
     dataset = dataset_name(dataset, mnist)
-    if classifier_path is None and dataset in ("folder", "npz"):
-        raise ConfigError("the shipped evaluator knows MNIST's digits; to evaluate on other data pass a classifier of "
-                          "it (--classifier, made by augment train-classifier --dataset ...)")
-    if classifier_path is None and dataset in ("folder", "npz"):
-        raise ConfigError("the shipped evaluator knows MNIST's digits; to evaluate on other data pass a classifier of "
-                          "it (--classifier, made by augment train-classifier --dataset ...)")
+    _check_evaluator_fits(classifier_path is not None, dataset)  # before the work
     started = time.time()
     if n_per_class <= k:
         raise AugmentError(f"n_per_class ({n_per_class}) must exceed k ({k}) for per-class "

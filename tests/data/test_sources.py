@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from augment.data.image_folder import ConversionWarning
+from augment.data.image_folder import ConversionWarning, _grayscale_uint8
 from augment.data.real import RealMNIST
 from augment.data.sources import HOLDOUT_FRACTION, dataset_name, describe_source, load_labelled
 from augment.errors import ConfigError, DataError
@@ -80,6 +80,19 @@ def test_colour_and_mixed_sizes_are_converted_and_said_so_once(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # grayscale of one size: no conversion, no warning
         load_labelled(write_folder(tmp_path / "plain"), "train", "folder")
+
+
+def test_16_bit_grayscale_keeps_its_top_8_bits_and_wider_pixels_are_refused(tmp_path):
+    root = write_folder(tmp_path / "d", names=["a", "b"])
+    eight = load_labelled(root, "train", "folder").images
+    for path in sorted(root.rglob("*.png")):  # the same images, 16-bit: x * 257 (so x = top 8 bits)
+        Image.fromarray(np.asarray(Image.open(path)).astype(np.uint16) * 257).save(path)
+    assert Image.open(next(root.rglob("*.png"))).mode == "I;16"
+    with pytest.warns(ConversionWarning, match="I;16"):
+        assert torch.equal(load_labelled(root, "train", "folder").images, eight)
+    for pixels in (np.full((4, 4), 70000, np.int32), np.zeros((4, 4), np.float32)):  # (not from PNG, JPEG, BMP)
+        with pytest.raises(DataError, match="no fixed range"):
+            _grayscale_uint8(Image.fromarray(pixels), root / "x.png")
 
 
 @pytest.mark.parametrize("breakage, match", [
