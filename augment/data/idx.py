@@ -17,6 +17,7 @@ from augment.errors import DataError
 from augment.fileio import PathLike
 
 _IDX_DTYPE = 0x08  # unsigned byte; the only type MNIST-style data uses
+MAX_IDX_BYTES = 2 << 30  # the largest IDX file read (MNIST's train images: 47 MB; EMNIST ByClass's: 0.55 GB)
 
 
 # ---------------------------------------------------------------------------------------- IDX
@@ -54,9 +55,13 @@ def parse_idx(raw: bytes, name: str = "<bytes>") -> torch.Tensor:
 def read_file_bytes(path: PathLike) -> bytes:
     """Bytes of an IDX file, gunzipped if it starts with the gzip magic. A gzip file is inflated
     no further than its IDX header declares (plus one byte, to tell that it holds more), so a
-    small file that would inflate to gigabytes costs no more memory than its header claims."""
+    small file that would inflate to gigabytes costs no more memory than its header claims, and
+    no file, compressed or not, holds more than ``MAX_IDX_BYTES``."""
     path = Path(path)
     try:
+        if path.is_file() and path.stat().st_size > MAX_IDX_BYTES:
+            raise DataError(f"{path}: {path.stat().st_size:,} bytes, more than the {MAX_IDX_BYTES:,} an IDX file "
+                            f"may have here")
         raw = path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"file not found: {path}") from None
@@ -88,6 +93,9 @@ def _gunzip_declared(data: bytes, path: Path) -> bytes:
         count = 1
         for i in range(out[3]):
             count *= int.from_bytes(out[4 + 4 * i:8 + 4 * i], "big")
+        if header + count > MAX_IDX_BYTES:
+            raise DataError(f"{path}: its IDX header declares {header + count:,} bytes, more than the "
+                            f"{MAX_IDX_BYTES:,} an IDX file may have here")
         return header + count + 1
 
     while len(out) < want():

@@ -61,3 +61,20 @@ def test_a_multi_member_gzip_is_read_whole(tmp_path):
     path = tmp_path / "two-members.gz"
     path.write_bytes(gzip.compress(raw[:7]) + gzip.compress(raw[7:]))
     assert torch.equal(read_idx(path), torch.arange(12, dtype=torch.uint8))
+
+
+def test_an_idx_file_declaring_more_than_the_cap_is_refused_before_inflating(tmp_path, monkeypatch):
+    """A gzip whose header declares 256 x 256 x 256 x 256 bytes (4 GiB of images), with data
+    that really inflates that far: refused at the header, not after inflating gigabytes."""
+    header = bytes([0, 0, 8, 4]) + (256).to_bytes(4, "big") * 4
+    path = tmp_path / "huge-images-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(header + bytes(1 << 20)))
+    tracemalloc.start()
+    with pytest.raises(DataError, match="declares 4,294,967,316 bytes, more than"):
+        read_idx(path)
+    assert tracemalloc.get_traced_memory()[1] < 4 << 20
+    tracemalloc.stop()
+    monkeypatch.setattr("augment.data.idx.MAX_IDX_BYTES", 16)  # and an uncompressed file by its size
+    (tmp_path / "raw").write_bytes(encode_idx(torch.arange(12, dtype=torch.uint8)))
+    with pytest.raises(DataError, match="20 bytes, more than the 16"):
+        read_idx(tmp_path / "raw")
