@@ -60,8 +60,9 @@ def main(argv=None) -> None:
             (root / name).mkdir(parents=True)
             for k, image in enumerate(x[y == label]):
                 Image.fromarray(image).save(root / name / f"{k:05d}.png")
+    folder = str(args.out / "folder") if args.folder else None
     print(json.dumps({"npz": str(args.out / "fashion.npz"), "images": int(len(y)),
-                      "per_class": np.bincount(y).tolist(), "folder": str(args.out / "folder") if args.folder else None}))
+                      "per_class": np.bincount(y).tolist(), "folder": folder}))
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ falling back to the eager step.
 from __future__ import annotations
 
 import contextlib
+import functools
 import warnings
 from typing import Callable, Iterator, Optional
 
@@ -41,7 +42,7 @@ from augment.errors import AugmentError
 from augment.gan import diffaugment
 from augment.gan.losses import critic_loss, gradient_penalty, interpolate, penalty_from_gradients, wasserstein_estimate
 from augment.gan.models import Critic, Generator
-from augment.training.updates import StepParts, critic_view, generator_update
+from augment.training.updates import StepParts, critic_view, descend, generator_update
 
 STAT_KEYS = ("loss_d", "gp", "wasserstein", "loss_g")
 GRAPH_WARMUP_STEPS = 2  # batched steps on a side stream before the first capture
@@ -125,18 +126,22 @@ def critic_update(parts: StepParts, real: torch.Tensor, fake: torch.Tensor, labe
         real_scores, fake_scores = D(torch.cat([real, fake]), torch.cat([labels, labels])).split(b)
         gp = gradient_penalty(D, real, fake, labels, alpha)
     loss = critic_loss(real_scores, fake_scores) + parts.gp_weight * gp
-    parts.opt_d.zero_grad(set_to_none=True)
-    loss.backward()
-    parts.sync_gradients(D)  # average over ranks under torchrun; a no-op on one process
-    parts.opt_d.step()
+    descend(parts, D, parts.opt_d, loss)  # (gradients averaged over ranks under torchrun)
     return {"loss_d": loss.detach(), "gp": gp.detach(),
             "wasserstein": wasserstein_estimate(real_scores, fake_scores).detach()}
 
 
-def batched_step(parts: StepParts, noise: dict, indices: torch.Tensor, merge_penalty: bool = False) -> dict:
+CriticUpdate = Callable[[StepParts, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], dict]
+GeneratorUpdate = Callable[[StepParts, torch.Tensor, torch.Tensor, Optional[torch.Tensor]], torch.Tensor]
+
+
+def batched_step(parts: StepParts, noise: dict, indices: torch.Tensor, critic: CriticUpdate = critic_update,
+                 generator: GeneratorUpdate = generator_update) -> dict:
     """One generator step on ``parts`` from the step's ``noise`` (``Trainer.draw_noise``) and
     real-batch ``indices`` (n_critic, B) (``Trainer.real_indices``); the eager step's function.
-    Returns detached scalars loss_d, gp, wasserstein (last critic update) and loss_g."""
+    ``critic(parts, real, fake, labels, alpha)`` is each critic update (``critic_update``, or the
+    explicit-gp step's), ``generator(parts, labels, z, aug)`` the generator update. Returns
+    detached scalars loss_d, gp, wasserstein (last critic update) and loss_g."""
     n, b = indices.shape
     labels_all = parts.labels.index_select(0, indices.reshape(-1))  # (n * B,)
     with torch.no_grad(), per_group_batch_norm(parts.G, n):
@@ -148,8 +153,8 @@ def batched_step(parts: StepParts, noise: dict, indices: torch.Tensor, merge_pen
             real = parts.real.index_select(0, indices[i])
         real_i = critic_view(parts, real, diffaugment.row(noise.get("aug_real"), i))
         fake_i = critic_view(parts, fakes[rows], diffaugment.row(noise.get("aug_fake"), i))
-        stats = critic_update(parts, real_i, fake_i, labels_all[rows], noise["alpha"][i], merge_penalty)
-    stats["loss_g"] = generator_update(parts, labels_all[(n - 1) * b:], noise["z_gen"], noise.get("aug_gen"))
+        stats = critic(parts, real_i, fake_i, labels_all[rows], noise["alpha"][i])
+    stats["loss_g"] = generator(parts, labels_all[(n - 1) * b:], noise["z_gen"], noise.get("aug_gen"))
     return stats
 
 
@@ -178,13 +183,14 @@ class BatchedStep:
 
     def __init__(self, trainer, merge_penalty: bool = False, fused_adam: bool = True):
         self.trainer, self.merge_penalty = trainer, merge_penalty
+        self.critic = functools.partial(critic_update, merge_penalty=merge_penalty)
         self.fused_adam = fused_adam and trainer.device.type in FUSED_ADAM_DEVICES
 
     def __call__(self) -> dict:
         t = self.trainer
         noise, indices = t.draw_noise(), t.real_indices()
         with _adam_flags((t.opt_d, t.opt_g), self.fused_adam, capturable=False):
-            return batched_step(t.step_parts(), noise, indices, self.merge_penalty)
+            return batched_step(t.step_parts(), noise, indices, self.critic)
 
 
 # -------------------------------------------------------------------------------- CUDA graph
@@ -197,6 +203,7 @@ class CudaGraphStep:
                  fused_adam: bool = True, warmup_steps: int = GRAPH_WARMUP_STEPS):
         self.trainer, self.required = trainer, required
         self.merge_penalty, self.fused_adam = merge_penalty, fused_adam
+        self.critic = functools.partial(critic_update, merge_penalty=merge_penalty)
         self.warmup_left = warmup_steps
         self.fallback: Optional[BatchedStep] = None  # set when a capture failed
         self.graph = None
@@ -235,7 +242,7 @@ class CudaGraphStep:
                               FastStepFallback, stacklevel=2)
                 self.fallback = BatchedStep(t, self.merge_penalty, self.fused_adam)
                 with _adam_flags(self.optimizers, self.fused_adam, capturable=False):
-                    return batched_step(t.step_parts(), noise, indices, self.merge_penalty)
+                    return batched_step(t.step_parts(), noise, indices, self.critic)
         for k, v in noise.items():
             self.static[k].copy_(v)
         self.static["indices"].copy_(indices)
@@ -248,7 +255,7 @@ class CudaGraphStep:
         side.wait_stream(main)
         with torch.cuda.stream(side), \
                 _adam_flags(self.optimizers, self.fused_adam, capturable=False):
-            stats = batched_step(self.trainer.step_parts(), noise, indices, self.merge_penalty)
+            stats = batched_step(self.trainer.step_parts(), noise, indices, self.critic)
         main.wait_stream(side)
         return {k: v.clone() for k, v in stats.items()}
 
@@ -267,7 +274,7 @@ class CudaGraphStep:
             with _adam_flags(self.optimizers, self.fused_adam, capturable=True), \
                     torch.cuda.graph(graph):
                 step_noise = {k: self.static[k] for k in noise}
-                stats = batched_step(t.step_parts(), step_noise, self.static["indices"], self.merge_penalty)
+                stats = batched_step(t.step_parts(), step_noise, self.static["indices"], self.critic)
                 self.static["out"] = torch.stack([stats[k] for k in STAT_KEYS])
         finally:
             t.D.requires_grad_(True)  # in case the capture stopped inside the generator update

@@ -3,12 +3,12 @@ gradient penalty's input gradient written out (``augment.gan.critic_gradient``),
 update is one forward and ONE backward, no double backward, and the whole update can go
 through ``torch.compile``.
 
-As in ``augment.training.batched_step``: one generator forward makes the fakes of all n_critic
-critic updates (BatchNorm per group of B), each update scores ``cat(real, fake)`` in one
-forward, Adam runs fused. Here the penalty's forward also yields its input gradient, and its
-training gradient flows through ordinary autograd. With ``compile_step`` the critic's and the
-generator's loss computations (forward and, through AOTAutograd, backward) are compiled with
-``torch.compile`` (inductor, CPU or CUDA); where compilation is unavailable the step says so
+It is ``augment.training.batched_step``'s step (one generator forward makes the fakes of all
+n_critic critic updates, BatchNorm per group of B; each update scores ``cat(real, fake)`` in one
+forward; Adam runs fused) with its own critic and generator updates: the penalty's forward
+also yields its input gradient, and its training gradient flows through ordinary autograd.
+With ``compile_step`` the critic's and the generator's loss computations (forward and, through
+AOTAutograd, backward) are compiled with ``torch.compile`` (inductor, CPU or CUDA); where compilation is unavailable the step says so
 once (``FastStepFallback``) and runs uncompiled: the same function.
 """
 
@@ -22,8 +22,8 @@ import torch
 from augment.gan import diffaugment
 from augment.gan.critic_gradient import explicit_gradient_penalty
 from augment.gan.losses import critic_loss, generator_loss, wasserstein_estimate
-from augment.training.batched_step import FUSED_ADAM_DEVICES, FastStepFallback, _adam_flags, per_group_batch_norm
-from augment.training.updates import StepParts, critic_view
+from augment.training.batched_step import FUSED_ADAM_DEVICES, FastStepFallback, _adam_flags, batched_step
+from augment.training.updates import StepParts, descend, generator_update
 
 
 def critic_terms(D, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor, alpha: torch.Tensor,
@@ -79,40 +79,19 @@ class ExplicitGPStep:
         t = self.trainer
         noise, indices = t.draw_noise(), t.real_indices()
         with _adam_flags((t.opt_d, t.opt_g), self.fused_adam, capturable=False):
-            return self._step(t.step_parts(), noise, indices)
+            return batched_step(t.step_parts(), noise, indices, self.critic_update, self.generator_update)
 
-    def _step(self, parts: StepParts, noise: dict, indices: torch.Tensor) -> dict:
-        n, b = indices.shape
-        labels_all = parts.labels.index_select(0, indices.reshape(-1))
-        with torch.no_grad(), per_group_batch_norm(parts.G, n):
-            fakes = parts.G(noise["z_critic"].reshape(n * b, -1), labels_all)
-        real = parts.real.index_select(0, indices[0]) if parts.shared_batches else None
-        for i in range(n):
-            rows = slice(i * b, (i + 1) * b)
-            if not parts.shared_batches:
-                real = parts.real.index_select(0, indices[i])
-            real_i = critic_view(parts, real, diffaugment.row(noise.get("aug_real"), i))
-            fake_i = critic_view(parts, fakes[rows], diffaugment.row(noise.get("aug_fake"), i))
-            loss, gp, w = self.critic_terms(parts.D, real_i, fake_i, labels_all[rows], noise["alpha"][i],
-                                            parts.gp_weight)
-            parts.opt_d.zero_grad(set_to_none=True)
-            loss.backward()
-            parts.sync_gradients(parts.D)
-            parts.opt_d.step()
-            stats = {"loss_d": loss.detach(), "gp": gp.detach(), "wasserstein": w.detach()}
-        labels = labels_all[(n - 1) * b:]
-        parts.D.requires_grad_(False)
-        try:
-            loss_g = self.generator_term(parts.G, parts.D, noise["z_gen"], labels, noise.get("aug_gen"),
-                                         parts.critic_augment)
-            parts.opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            parts.sync_gradients(parts.G)
-            parts.opt_g.step()
-        finally:
-            parts.D.requires_grad_(True)
-        stats["loss_g"] = loss_g.detach()
-        return stats
+    def critic_update(self, parts: StepParts, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor,
+                      alpha: torch.Tensor) -> dict:
+        """One critic update (``batched_step``'s ``critic``) with the explicit penalty."""
+        loss, gp, w = self.critic_terms(parts.D, real, fake, labels, alpha, parts.gp_weight)
+        descend(parts, parts.D, parts.opt_d, loss)
+        return {"loss_d": loss.detach(), "gp": gp.detach(), "wasserstein": w.detach()}
+
+    def generator_update(self, parts: StepParts, labels: torch.Tensor, z: torch.Tensor,
+                         aug: Optional[torch.Tensor]) -> torch.Tensor:
+        """The generator update (``batched_step``'s ``generator``), its loss from ``generator_term``."""
+        return generator_update(parts, labels, z, aug, self.generator_term)
 
 
 def _is_compile_failure(error: Exception) -> bool:

@@ -3,13 +3,14 @@
 ``StepParts`` names everything one step reads and updates (networks, optimizers, the real
 images, the loss settings), so that a step is a function of its parts, its noise and its
 real-batch indices, not of a trainer's attributes. ``critic_view`` is an image as the critic
-sees it (DiffAugment, when on); ``generator_update`` is the one generator update of a step.
+sees it (DiffAugment, when on); ``descend`` is one optimizer step; ``generator_update`` is the
+one generator update of a step.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from torch import nn
@@ -52,15 +53,27 @@ def critic_view(parts: StepParts, images: torch.Tensor, params: Optional[torch.T
     return diffaugment.apply(parts.critic_augment, images, params, BACKGROUND)
 
 
-def generator_update(parts: StepParts, labels: torch.Tensor, z: torch.Tensor,
-                     aug: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """One generator update on latents ``z`` (B, z_dim) for ``labels`` (B,) (fakes augmented by
-    ``aug`` when given), the critic frozen; returns the detached generator loss."""
-    parts.D.requires_grad_(False)
-    loss = generator_loss(parts.D(critic_view(parts, parts.G(z, labels), aug), labels))
-    parts.opt_g.zero_grad(set_to_none=True)
+def descend(parts: StepParts, module: nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    """One optimizer step of ``module`` on ``loss``: gradients from scratch, averaged over ranks."""
+    optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    parts.sync_gradients(parts.G)
-    parts.opt_g.step()
-    parts.D.requires_grad_(True)
+    parts.sync_gradients(module)
+    optimizer.step()
+
+
+def generator_update(parts: StepParts, labels: torch.Tensor, z: torch.Tensor,
+                     aug: Optional[torch.Tensor] = None,
+                     loss_fn: Optional[Callable[..., torch.Tensor]] = None) -> torch.Tensor:
+    """One generator update on latents ``z`` (B, z_dim) for ``labels`` (B,) (fakes augmented by
+    ``aug`` when given), the critic frozen; returns the detached generator loss. ``loss_fn(G, D,
+    z, labels, aug, critic_augment)`` computes the loss instead (e.g. a compiled one)."""
+    parts.D.requires_grad_(False)
+    try:
+        if loss_fn is None:
+            loss = generator_loss(parts.D(critic_view(parts, parts.G(z, labels), aug), labels))
+        else:
+            loss = loss_fn(parts.G, parts.D, z, labels, aug, parts.critic_augment)
+        descend(parts, parts.G, parts.opt_g, loss)
+    finally:
+        parts.D.requires_grad_(True)
     return loss.detach()
