@@ -6,7 +6,7 @@ like the test set, and disjoint from every cell's training images. Seed 0, each 
 
 * the classifier budget, 1,000 vs 2,000 steps, for ERM, classical and classical + synthetic
   top-up (shipped generator): one budget for every method;
-* the logit adjustment's tau in {0.5, 1, 1.5, 2}, alone and with classical augmentation;
+* the logit adjustment's tau in {0.25, 0.5, 1, 1.5, 2}, alone and with classical augmentation;
 * class-balanced resampling with classical augmentation.
 
 Prints and writes a table of balanced accuracy and rarest-class recall on the validation set.
@@ -36,7 +36,7 @@ from augment.images import to_model_images  # noqa: E402
 TRIALS = [  # (method, regime, classifier steps, tau)
     *[(m, r, steps, 1.0) for steps in (1000, 2000)
       for m, r in (("erm", "-"), ("classical", "-"), ("classical+top-up", "shipped"))],
-    *[(m, "-", 1000, tau) for tau in (0.5, 1.0, 1.5, 2.0) for m in ("logit-adjusted", "classical+logit-adjusted")],
+    *[(m, "-", 1000, tau) for tau in (0.25, 0.5, 1.0, 1.5, 2.0) for m in ("logit-adjusted", "classical+logit-adjusted")],
     ("classical+balanced", "-", 1000, 1.0),
 ]
 

@@ -66,8 +66,8 @@ PARTS = ("classical", "balanced", "logit-adjusted", "top-up", "synthetic")
 METHODS = ("erm", "balanced", "logit-adjusted", "classical", "classical+balanced", "classical+logit-adjusted",
            "top-up", "classical+top-up", "classical+synthetic+logit-adjusted")
 REGIMES = ("fair", "shipped")
-RESULT_COLUMNS = ("imbalance_ratio", "method", "regime", "seed", "test_accuracy", "balanced_accuracy",
-                  "worst_recall", "rare_recall", "train_images", "seconds")
+RESULT_COLUMNS = ("imbalance_ratio", "method", "regime", "seed", "logit_adjust_tau", "synthetic_ratio",
+                  "test_accuracy", "balanced_accuracy", "worst_recall", "rare_recall", "train_images", "seconds")
 
 
 def method_parts(method: str) -> set:
@@ -81,6 +81,26 @@ def uses_synthetic(method: str) -> bool:
     return bool(method_parts(method) & {"top-up", "synthetic"})
 
 
+def method_settings(method: str, grid: "LongTailGridConfig") -> dict:
+    """The grid settings a method's rows depend on, as their CSV columns ("" where unused)."""
+    parts = method_parts(method)
+    return {"logit_adjust_tau": grid.logit_adjust_tau if "logit-adjusted" in parts else "",
+            "synthetic_ratio": grid.synthetic_ratio if "synthetic" in parts else ""}
+
+
+def check_method_settings(grid: "LongTailGridConfig", rows: list[dict], out_dir: Path) -> None:
+    """Refuse to add cells with another tau (or synthetic ratio) than the rows of the same
+    method already in ``out_dir`` were made with: one method, one setting per table."""
+    for row in rows:
+        if row["method"] not in grid.methods:
+            continue
+        for key, value in method_settings(row["method"], grid).items():
+            have = row.get(key, "")
+            if value != "" and have not in ("", None) and float(have) != value:
+                raise ConfigError(f"{out_dir} holds {row['method']} cells made with {key}={float(have):g}, not "
+                                  f"{value:g}; use another --out (or the same setting)")
+
+
 @dataclass(frozen=True)
 class LongTailGridConfig:
     """A long-tailed grid and its fixed classifier budget. Fair generators (the ``fair_*``
@@ -88,8 +108,9 @@ class LongTailGridConfig:
     d_width), ``fair_gan_steps`` generator steps, critic real batches drawn as
     ``fair_real_sampling`` says."""
 
-    budget_fields: ClassVar[tuple] = ("classifier_steps", "classifier_batch", "n_max", "class_order",
-                                      "logit_adjust_tau", "synthetic_ratio")
+    # shared by every row of a directory; tau and the synthetic ratio are columns of the rows
+    # that use them (``method_settings``), checked row by row (``check_method_settings``)
+    budget_fields: ClassVar[tuple] = ("classifier_steps", "classifier_batch", "n_max", "class_order")
 
     imbalance_ratios: tuple = (10.0, 100.0)
     n_max: int = LONG_TAIL_N_MAX
@@ -287,7 +308,7 @@ def run_cell(cell: LongTailCell, ctx: LongTailContext) -> dict:
     counts = train_counts(ctx, cell)
     scores = long_tail_scores(predict(model, test_x).cpu(), test_y.cpu(), counts)
     return {"imbalance_ratio": cell.imbalance_ratio, "method": cell.method, "regime": cell.regime, "seed": cell.seed,
-            **{k: round(v, 6) for k, v in scores.items()}, "train_images": len(labels),
+            **method_settings(cell.method, ctx.grid), **{k: round(v, 6) for k, v in scores.items()}, "train_images": len(labels),
             "seconds": round(time.time() - started, 2),
             **{f"count_{c}": n for c, n in enumerate(counts)}}
 
@@ -336,6 +357,7 @@ def run_longtail_grid(grid: LongTailGridConfig, out_dir: PathLike, device: torch
     results_path = out_dir / "results.csv"
     rows = read_results(results_path)
     check_same_budget(out_dir, grid, rows, generator)
+    check_method_settings(grid, rows, out_dir)
     _check_fair_generators(grid, out_dir, fair_root, rows)
     for rho, seed in sorted({(c.imbalance_ratio, c.seed) for c in grid_cells(grid) if c.regime == "fair"}):
         check_fair_run_settings(fair_root / fair_run_name(grid.subset(rho), seed),

@@ -178,6 +178,19 @@ def test_a_fair_run_trained_otherwise_than_the_grid_asks_is_refused(tmp_path, lt
     assert read_results(tmp_path / "exp" / "results.csv")[0]["regime"] == "fair"
 
 
+def test_tau_is_a_column_of_the_rows_that_use_it_and_cannot_change_under_them(tmp_path, lt_data, tiny_generator):
+    out = tmp_path / "exp"
+    run = lambda **changes: run_longtail_grid(tiny_grid(**changes), out, CPU, data_dir=lt_data,  # noqa: E731
+                                              generator=tiny_generator, progress=False, log=lambda m: None,
+                                              mnist=False)
+    run(methods=("classical",), logit_adjust_tau=1.0)
+    run(methods=("classical", "logit-adjusted"), logit_adjust_tau=0.5)  # classical did not use tau: fine
+    rows = {r["method"]: r for r in read_results(out / "results.csv")}
+    assert (rows["classical"]["logit_adjust_tau"], float(rows["logit-adjusted"]["logit_adjust_tau"])) == ("", 0.5)
+    with pytest.raises(ConfigError, match="logit-adjusted cells made with logit_adjust_tau=0.5, not 2"):
+        run(methods=("logit-adjusted",), logit_adjust_tau=2.0)
+
+
 def test_a_subset_the_data_cannot_hold_fails_before_anything_is_written(tmp_path, lt_data, tiny_generator):
     with pytest.raises(Exception, match="fewer than"):
         run_longtail_grid(tiny_grid(n_max=31), tmp_path / "exp", CPU, data_dir=lt_data, generator=tiny_generator,
