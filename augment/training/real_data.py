@@ -68,11 +68,15 @@ class BalancedBatches:
     def indices(self, k: int) -> torch.Tensor:
         """Indices (batch_size,) on the device of the k-th batch (k >= 0)."""
         classes = len(self.members)
+        t = torch.arange(k * self.batch_size, (k + 1) * self.batch_size)
         out = torch.empty(self.batch_size, dtype=torch.long)
-        for j, t in enumerate(range(k * self.batch_size, (k + 1) * self.batch_size)):
-            c, m = t % classes, t // classes
+        for c in range(classes):
+            rows = (t % classes == c).nonzero().flatten()
+            m = t[rows] // classes  # the class's m-th samples (increasing)
             size = len(self.members[c])
-            out[j] = self._permutation(c, m // size)[m % size]
+            for p in (m // size).unique().tolist():  # one or a few passes over the class a batch
+                here = m // size == p
+                out[rows[here]] = self._permutation(c, p)[m[here] % size]
         return out.to(self.device)
 
 
