@@ -18,6 +18,8 @@ import warnings
 from typing import Callable, Optional
 
 import torch
+import torch._dynamo.exc
+import torch._inductor.exc
 
 from augment.gan import diffaugment
 from augment.gan.critic_gradient import explicit_gradient_penalty
@@ -94,8 +96,16 @@ class ExplicitGPStep:
         return generator_update(parts, labels, z, aug, self.generator_term)
 
 
+# what torch.compile raises when it cannot compile (dynamo's and inductor's errors; a C++ or
+# Triton toolchain missing or failing), as opposed to an error of the step's own maths
+COMPILE_ERRORS = (torch._dynamo.exc.TorchDynamoException, torch._inductor.exc.InductorError,
+                  torch._inductor.exc.CppCompileError, torch._inductor.exc.InvalidCxxCompiler)
+
+
 def _is_compile_failure(error: Exception) -> bool:
-    """Whether ``error`` came from torch.compile's machinery (dynamo, inductor, a missing C
-    compiler), not from the step's own maths."""
-    module = type(error).__module__ or ""
-    return module.startswith(("torch._dynamo", "torch._inductor")) or "compile" in str(error).lower()
+    """Whether ``error`` came from torch.compile's machinery, by its type (or its cause's)."""
+    while error is not None:
+        if isinstance(error, COMPILE_ERRORS):
+            return True
+        error = error.__cause__
+    return False

@@ -57,7 +57,7 @@ def test_a_failing_compilation_falls_back_once_with_a_warning(monkeypatch):
 
     class Broken:
         def __call__(self, *args):
-            raise RuntimeError("torch.compile: no working C++ compiler found")
+            raise torch._inductor.exc.InvalidCxxCompiler()
 
     monkeypatch.setattr(explicit_step.torch, "compile", lambda fn, dynamic=False: Broken())
     wrapped = CompiledOrPlain(plain)
@@ -67,6 +67,16 @@ def test_a_failing_compilation_falls_back_once_with_a_warning(monkeypatch):
         warnings.simplefilter("error")
         assert wrapped(2) == 3  # once: no second warning
     assert calls == [1, 2]
+
+
+def test_an_error_of_the_step_itself_is_not_taken_for_a_compile_failure(monkeypatch):
+    class Wrong:
+        def __call__(self, *args):
+            raise RuntimeError("shape mismatch (no 'compile' in sight)... or even torch.compile mentioned")
+
+    monkeypatch.setattr(explicit_step.torch, "compile", lambda fn, dynamic=False: Wrong())
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        CompiledOrPlain(lambda x: x)(1)
 
 
 def test_an_error_of_the_step_itself_is_not_swallowed(monkeypatch):
