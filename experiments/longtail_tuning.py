@@ -36,7 +36,8 @@ from augment.images import to_model_images  # noqa: E402
 TRIALS = [  # (method, regime, classifier steps, tau)
     *[(m, r, steps, 1.0) for steps in (1000, 2000)
       for m, r in (("erm", "-"), ("classical", "-"), ("classical+top-up", "shipped"))],
-    *[(m, "-", 1000, tau) for tau in (0.25, 0.5, 1.0, 1.5, 2.0) for m in ("logit-adjusted", "classical+logit-adjusted")],
+    *[(m, "-", 1000, tau) for tau in (0.25, 0.5, 1.0, 1.5, 2.0)
+      for m in ("logit-adjusted", "classical+logit-adjusted")],
     ("classical+balanced", "-", 1000, 1.0),
 ]
 

@@ -308,7 +308,8 @@ def run_cell(cell: LongTailCell, ctx: LongTailContext) -> dict:
     counts = train_counts(ctx, cell)
     scores = long_tail_scores(predict(model, test_x).cpu(), test_y.cpu(), counts)
     return {"imbalance_ratio": cell.imbalance_ratio, "method": cell.method, "regime": cell.regime, "seed": cell.seed,
-            **method_settings(cell.method, ctx.grid), **{k: round(v, 6) for k, v in scores.items()}, "train_images": len(labels),
+            **method_settings(cell.method, ctx.grid), **{k: round(v, 6) for k, v in scores.items()},
+            "train_images": len(labels),
             "seconds": round(time.time() - started, 2),
             **{f"count_{c}": n for c, n in enumerate(counts)}}
 

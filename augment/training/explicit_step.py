@@ -8,8 +8,9 @@ n_critic critic updates, BatchNorm per group of B; each update scores ``cat(real
 forward; Adam runs fused) with its own critic and generator updates: the penalty's forward
 also yields its input gradient, and its training gradient flows through ordinary autograd.
 With ``compile_step`` the critic's and the generator's loss computations (forward and, through
-AOTAutograd, backward) are compiled with ``torch.compile`` (inductor, CPU or CUDA); where compilation is unavailable the step says so
-once (``FastStepFallback``) and runs uncompiled: the same function.
+AOTAutograd, backward) are compiled with ``torch.compile`` (inductor, CPU or CUDA); where
+compilation is unavailable the step says so once (``FastStepFallback``) and runs uncompiled:
+the same function.
 """
 
 from __future__ import annotations
