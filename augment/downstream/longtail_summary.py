@@ -101,7 +101,7 @@ def diversity_tables(diversity: list[dict], counts: dict) -> tuple[pd.DataFrame,
     """(per class, rare vs frequent) tables of the fair generators' diversity rows; ``counts``
     {generator name: training images per class} (the ceiling has none)."""
     div = pd.DataFrame(diversity)
-    div["train_images"] = [counts.get(g, [None] * 100)[c] for g, c in zip(div["generator"], div["class"])]
+    div["train_images"] = [str(counts[g][c]) if g in counts else "-" for g, c in zip(div["generator"], div["class"])]
     cols = [c for c in ("agreement", "coverage", "frechet", "diversity") if c in div.columns]
     per_class = div[["generator", "class", "train_images", *cols]]
     groups = []
@@ -133,7 +133,7 @@ def write_longtail_summary(out_dir: Path, rows: list[dict], diversity: list[dict
     lines = ["# Long-tailed MNIST: scores on the balanced real test set (%), mean ± std over seeds", "",
              f"Rows: imbalance ratio rho (MNIST-LT, n_max = {grid.n_max}), method, generator regime ('-': no "
              f"synthetic data). Balanced accuracy is the mean per-class recall; the rarest classes are the {RARE} "
-             f"with the fewest training images.", "", _markdown(score_table(df, grid.methods))]
+             f"with the fewest training images.{_settings_note(rows)}", "", _markdown(score_table(df, grid.methods))]
     baselines = best_baseline(df)
     gains = paired_gains(df, baselines)
     if len(gains):
@@ -160,6 +160,16 @@ def write_longtail_summary(out_dir: Path, rows: list[dict], diversity: list[dict
     plot_recall_vs_count(df, out_dir / "recall_vs_count.png")
     if fair_generators:
         plot_rare_class_samples(grid, fair_generators, data_dir, dataset, out_dir / "rare_class_samples.png")
+
+
+def _settings_note(rows: list[dict]) -> str:
+    """' The logit adjustment's tau is 0.5; ...' for the settings the rows used."""
+    notes = []
+    for key, what in (("logit_adjust_tau", "the logit adjustment's tau"), ("synthetic_ratio", "the synthetic ratio")):
+        values = sorted({float(r[key]) for r in rows if r.get(key) not in ("", None)})
+        if values:
+            notes.append(f"{what} is {', '.join(f'{v:g}' for v in values)}")
+    return f" In these rows {' and '.join(notes)}." if notes else ""
 
 
 def _row_counts(row: dict) -> list[int]:
