@@ -58,7 +58,7 @@ def dump(generator: Path | None, out: Path, num_samples: int, formats: tuple, sp
     formats = tuple(f for group in formats for f in group)
     manifest = dump_synthetic(
         out, generator, num_samples, formats, seed=seed,
-        quality_filter=quality_filter_from(min_confidence, filter_classifier, max_attempts, device),
+        quality_filter=quality_filter_from(min_confidence, filter_classifier, max_attempts),
         classes=int_list(classes, "--classes"),
         class_weights=int_list(class_weights, "--class-weights", float), split=split,
         test_samples=test_samples,

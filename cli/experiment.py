@@ -30,7 +30,8 @@ ONLY_LONGTAIL = ("imbalance_ratios", "methods", "logit_adjust_tau", "fair_real_s
 @click.option("--generator", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="generator for the 'shipped' regime (default: the shipped one)")
 @click.option("--fair-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="directory of fair-regime runs (n{N}_seed{S}/, long-tailed: lt{RHO}_seed{S}/; a "
+              help="directory of fair-regime runs (n{N}_seed{S}/, long-tailed: lt{RHO}_seed{S}/, e.g. lt100_seed0/, "
+                   "or lt100-n2000-perm_seed0/ with another n_max and class order; a "
                    "generator.safetensors there is used as it is; missing ones are trained there); "
                    "default: OUT/fair_generators")
 @data_options

@@ -105,8 +105,9 @@ def quality_filter_options(fn: Callable) -> Callable:
                              "probability; others are redrawn from new latents, the same ones every time")(fn)
 
 
-def quality_filter_from(min_confidence, filter_classifier, max_attempts, device: str):
-    """The ``QualityFilter`` the options ask for, or None."""
+def quality_filter_from(min_confidence, filter_classifier, max_attempts):
+    """The ``QualityFilter`` the options ask for (its judge loaded on the CPU; the dataset moves it
+    to its device), or None."""
     if min_confidence is None:
         if filter_classifier is not None:
             raise click.UsageError("--filter-classifier needs --min-confidence")

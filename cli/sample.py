@@ -50,7 +50,7 @@ def sample(source: Path | None, out: Path, per_class: int, classes: str | None, 
             generator = load_default_generator(resolve_device(device))
         else:
             generator = load_generator(source, resolve_device(device))
-        quality = quality_filter_from(min_confidence, filter_classifier, max_attempts, device)
+        quality = quality_filter_from(min_confidence, filter_classifier, max_attempts)
         names = generator_class_names(source) if source is not None else None
         if quality is None:
             images = visualize.class_grid(generator, per_class=per_class, seed=seed, classes=wanted)

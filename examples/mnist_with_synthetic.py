@@ -12,10 +12,10 @@ import argparse
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import ConcatDataset, DataLoader
+from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
-from augment import SyntheticMNIST
+from augment import BatchedConcatDataset, SyntheticMNIST
 
 
 class Net(nn.Module):  # the model of PyTorch's MNIST example
@@ -45,7 +45,7 @@ def main(argv=None):
     transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
     real = datasets.MNIST(args.mnist_root, train=True, transform=transform)
     synthetic = SyntheticMNIST(args.generator, num_samples=args.synthetic, output="pil", transform=transform)
-    train_set = {"synthetic": synthetic, "mixed": ConcatDataset([real, synthetic]), "real": real}[args.mode]
+    train_set = {"synthetic": synthetic, "mixed": BatchedConcatDataset([real, synthetic]), "real": real}[args.mode]
     test_set = datasets.MNIST(args.mnist_root, train=False, transform=transform)
     train_loader = DataLoader(train_set, batch_size=64, shuffle=True, num_workers=args.num_workers)
     test_loader = DataLoader(test_set, batch_size=1000)

@@ -15,6 +15,7 @@ from typing import Mapping, Optional, Sequence, Union
 
 import torch
 from torch.utils.data import ConcatDataset, Dataset, Subset
+from torchvision.datasets import MNIST
 
 from augment.checks import class_ids, is_integer, is_real
 from augment.errors import ConfigError
@@ -80,10 +81,11 @@ class BatchedConcatDataset(ConcatDataset):
 
 def check_compatible_items(datasets: Sequence[Dataset]) -> None:
     """Refuse parts whose items a DataLoader could not batch together, or could batch silently
-    wrong: a PIL image beside a tensor, tensors of other shapes or dtypes, or tensors on another
-    value scale than the models' [-1, 1] beside a part known to be on it (``RealMNIST`` and a
-    tensor ``SyntheticMNIST`` without transforms): e.g. a ``Normalize``d real set, background
-    -0.42, or ``ToTensor``'s [0, 1]. Judged from each part's first item; one line naming them."""
+    wrong: a PIL image beside a tensor, tensors of other shapes, dtypes or devices, or tensors on
+    another value scale than the models' [-1, 1] beside a part known to be on it (``RealMNIST``
+    and a tensor ``SyntheticMNIST`` without transforms): e.g. a ``Normalize``d real set,
+    background -0.42, or ``ToTensor``'s [0, 1]. Judged from each part's first item; one line
+    naming them."""
     seen = []
     for k, dataset in enumerate(datasets):
         if len(dataset) == 0:
@@ -97,10 +99,11 @@ def check_compatible_items(datasets: Sequence[Dataset]) -> None:
         seen.append({"part": k, "name": type(dataset).__name__, "kind": "tensor" if tensor else type(image).__name__,
                      "shape": tuple(image.shape) if tensor else getattr(image, "size", None),
                      "dtype": str(image.dtype).replace("torch.", "") if tensor else None, "range": scale,
+                     "device": str(image.device) if tensor else None,
                      "model_range": tensor and _on_model_range(dataset)})
-    if len({(p["kind"], p["shape"], p["dtype"]) for p in seen}) > 1:
-        parts = "; ".join(f"part {p['part']} ({p['name']}): {p['kind']} {p['shape'] or ''} {p['dtype'] or ''}".strip()
-                          for p in seen)
+    if len({(p["kind"], p["shape"], p["dtype"], p["device"]) for p in seen}) > 1:
+        parts = "; ".join(f"part {p['part']} ({p['name']}): {p['kind']} {p['shape'] or ''} {p['dtype'] or ''} "
+                          f"{p['device'] or ''}".strip() for p in seen)
         raise ConfigError(f"the parts' items differ, so their batches would not stack: {parts}; give every part "
                           f"the same item format (e.g. SyntheticMNIST(output='pil', transform=...) beside "
                           f"torchvision's MNIST)")
@@ -278,19 +281,40 @@ RESERVED = ("num_samples", "classes", "class_weights", "seed")
 
 def _matching_items(real: Optional[Dataset], synthetic_kwargs: dict) -> dict:
     """``synthetic_kwargs`` checked (the counts and classes are the mixing's own) and, for a real
-    part of PIL images (torchvision's MNIST), completed so that the synthetic part yields the
-    same items: ``output="pil"`` and the real part's ``transform``/``target_transform``."""
+    part that yields PIL images before its transform (torchvision's MNIST and its subclasses,
+    also under a ``Subset``, or any part whose items are PIL images), completed so that the
+    synthetic part yields the same items: ``output="pil"`` and the real part's
+    ``transform``/``target_transform`` (e.g. ``ToTensor()``, ``Normalize``)."""
     taken = sorted(set(synthetic_kwargs) & set(RESERVED))
     if taken:
         raise ConfigError(f"the mixing sets {', '.join(taken)} of the synthetic part itself (from the real counts "
                           f"and ratio); use synthetic_only or SyntheticMNIST directly to choose them")
-    if real is None or len(real) == 0 or isinstance(real[0][0], torch.Tensor) or "output" in synthetic_kwargs:
+    if real is None or len(real) == 0 or "output" in synthetic_kwargs:
+        return synthetic_kwargs
+    base = _innermost(real)
+    if not isinstance(base, MNIST) and isinstance(real[0][0], torch.Tensor):
         return synthetic_kwargs
     matched = {"output": "pil", **synthetic_kwargs}
     for name in ("transform", "target_transform"):
-        if getattr(real, name, None) is not None:
-            matched.setdefault(name, getattr(real, name))
+        if getattr(base, name, None) is not None:
+            matched.setdefault(name, getattr(base, name))
     return matched
+
+
+def _innermost(dataset: Dataset) -> Dataset:
+    """The dataset under any ``Subset`` wrappers."""
+    while isinstance(dataset, Subset):
+        dataset = dataset.dataset
+    return dataset
+
+
+def _images_device(dataset: Optional[Dataset]) -> Optional[torch.device]:
+    """The device of a part's image tensor (``.data``, under Subset/ConcatDataset: the first part
+    that has one); None for images that are not a tensor."""
+    if isinstance(dataset, ConcatDataset):
+        return next((d for d in map(_images_device, dataset.datasets) if d is not None), None)
+    data = getattr(_innermost(dataset), "data", None) if dataset is not None else None
+    return data.device if isinstance(data, torch.Tensor) else None
 
 
 def _with_synthetic(real: Optional[Dataset], generator: GeneratorLike, wanted: dict, seed: int,
@@ -299,9 +323,9 @@ def _with_synthetic(real: Optional[Dataset], generator: GeneratorLike, wanted: d
     wanted = {c: n for c, n in wanted.items() if n > 0}
     synthetic = None
     if wanted:
-        data = getattr(real, "data", None)
-        if isinstance(data, torch.Tensor) and "device" not in synthetic_kwargs:
-            synthetic_kwargs["device"] = data.device
+        device = _images_device(real)
+        if device is not None and "device" not in synthetic_kwargs and synthetic_kwargs.get("output") != "pil":
+            synthetic_kwargs["device"] = device
         synthetic = SyntheticMNIST(generator, num_samples=sum(wanted.values()), classes=list(wanted),
                                    class_weights=list(wanted.values()), seed=seed, **synthetic_kwargs)
     return MixedDataset(real, synthetic)

@@ -150,3 +150,22 @@ def test_top_up_fills_every_class_to_the_largest_or_a_target(generator, idx_dir)
         top_up_real_synthetic(long_tailed, generator, classes=[11])
     with pytest.raises(ConfigError, match="whole numbers"):
         top_up_counts({0: 5}, target=2.5)
+
+
+def test_torchvision_mnist_with_tensor_transforms_gets_a_matching_synthetic_part(generator, tmp_path):
+    """torchvision's MNIST with ToTensor + Normalize (also under a Subset) as the real part: the
+    synthetic part yields PIL items through the same transforms, so the two batch together."""
+    import torchvision
+    from torchvision import transforms as T
+
+    from augment.synthetic.dump import dump_synthetic
+
+    dump_synthetic(tmp_path / "d", generator, 40, ["idx"], seed=3, test_samples=0)
+    usual = T.Compose([T.ToTensor(), T.Normalize((0.1307,), (0.3081,))])
+    real = Subset(torchvision.datasets.MNIST(tmp_path / "d", train=True, transform=usual), range(30))
+    mixed = mix_real_synthetic(real, generator, ratio=0.5, seed=1)
+    assert mixed.synthetic.output == "pil" and mixed.synthetic.transform is usual
+    x, y = next(iter(DataLoader(mixed, batch_size=len(mixed))))
+    assert x.shape == (30 + len(mixed.synthetic), 1, 28, 28) and len(mixed.synthetic) > 0 and x.dtype == torch.float32
+    pixels = (x * 0.3081 + 0.1307) * 255  # both parts: uint8 pixels through ToTensor and Normalize
+    assert float((pixels - pixels.round()).abs().max()) < 1e-3 and pixels.min() > -1e-3 and pixels.max() < 255.001
