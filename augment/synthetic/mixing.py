@@ -225,12 +225,7 @@ def mix_real_synthetic(real: Optional[Dataset], generator: GeneratorLike = None,
         wanted = dict(sorted(real_counts.items()))
     else:
         raise ConfigError("synthetic-only data without real data needs per_class")
-    if classes is not None:
-        keep = class_ids(classes)
-        absent = [c for c in keep if c not in wanted]
-        if absent:
-            raise ConfigError(f"class {absent[0]} has nothing to mix: the classes here are {sorted(wanted)}")
-        wanted = {c: n for c, n in wanted.items() if c in set(keep)}
+    wanted = _only_classes(wanted, classes, "has nothing to mix")
     if any(n < 0 for n in wanted.values()):
         raise ConfigError("per-class counts must be non-negative")
     return _with_synthetic(real if math.isfinite(ratio) else None, generator, wanted, seed, synthetic_kwargs)
@@ -267,13 +262,19 @@ def top_up_real_synthetic(real: Dataset, generator: GeneratorLike = None, target
     """
     synthetic_kwargs = _matching_items(real, synthetic_kwargs)
     wanted = top_up_counts(class_counts(real), target)
-    if classes is not None:
-        keep = class_ids(classes)
-        absent = [c for c in keep if c not in wanted]
-        if absent:
-            raise ConfigError(f"class {absent[0]} has no real item to top up: the classes here are {sorted(wanted)}")
-        wanted = {c: n for c, n in wanted.items() if c in set(keep)}
+    wanted = _only_classes(wanted, classes, "has no real item to top up")
     return _with_synthetic(real, generator, wanted, seed, synthetic_kwargs)
+
+
+def _only_classes(wanted: dict, classes: Optional[Sequence[int]], absent_means: str) -> dict:
+    """``wanted`` ({class: count}) kept to ``classes`` (all when None); a class it lacks is an error."""
+    if classes is None:
+        return wanted
+    keep = class_ids(classes)
+    absent = [c for c in keep if c not in wanted]
+    if absent:
+        raise ConfigError(f"class {absent[0]} {absent_means}: the classes here are {sorted(wanted)}")
+    return {c: n for c, n in wanted.items() if c in set(keep)}
 
 
 RESERVED = ("num_samples", "classes", "class_weights", "seed")

@@ -6,7 +6,6 @@ import json
 import pytest
 import torch
 
-from augment.checkpoint import save_generator
 from augment.config import SubsetSpec
 from augment.data.real import RealMNIST
 from augment.data.subsets import long_tail_counts
@@ -15,7 +14,6 @@ from augment.downstream.grid import read_results
 from augment.downstream.longtail import LongTailGridConfig, grid_cells, long_tail_scores, run_longtail_grid
 from augment.downstream.longtail_summary import best_baseline, longtail_frame, paired_gains, rarest_classes
 from augment.errors import ConfigError
-from augment.gan.models import Generator
 from augment.synthetic.mixing import class_counts
 from tests.conftest import write_idx_dir
 
@@ -26,16 +24,6 @@ CPU = torch.device("cpu")
 def lt_data(tmp_path):
     """300 toy train digits (30 a class): MNIST-LT with n_max 16 fits."""
     return write_idx_dir(tmp_path / "data", n_train=300, n_test=100)
-
-
-@pytest.fixture
-def tiny_generator(tmp_path, tiny_model_config):
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        g = Generator(tiny_model_config)
-    path = tmp_path / "g.safetensors"
-    save_generator(path, g)
-    return path
 
 
 def tiny_grid(**changes) -> LongTailGridConfig:

@@ -15,16 +15,6 @@ from augment.fileio import sha256_file
 from augment.gan.models import Generator
 
 
-@pytest.fixture
-def tiny_generator(tmp_path, tiny_model_config):
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        g = Generator(tiny_model_config)
-    path = tmp_path / "g.safetensors"
-    save_generator(path, g)
-    return path
-
-
 def test_grid_runs_resumes_and_reports(tmp_path, idx_dir, tiny_generator):
     grid = GridConfig(n_per_class=(2,), ratios=(1.0,), regimes=("shipped",), seeds=(0,),
                       classifier_steps=3, classifier_batch=8, synthetic_only_per_class=3,
