@@ -238,8 +238,8 @@ def main(argv=None) -> dict:
                    help=f"IDX directory (default: $AUGMENT_DATA or ~/.cache/augment/mnist, else "
                         f"{FALLBACK_DATA_DIR})")
     p.add_argument("--paths", default=None,
-                   help="comma-separated from reference,eager,fast,fast-merged,batched (default: "
-                        "reference,eager,fast,fast-merged; on cuda also batched)")
+                   help="comma-separated from reference,eager,fast,fast-merged,batched,explicit-gp,"
+                        "explicit-gp-compiled (default: reference,eager,fast,fast-merged; on cuda also batched)")
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers of the reference loop")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: 2 on cpu)")
     p.add_argument("--cudnn-benchmark", action="store_true", help="torch.backends.cudnn.benchmark")
