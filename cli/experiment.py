@@ -51,7 +51,8 @@ ONLY_LONGTAIL = ("imbalance_ratios", "methods", "logit_adjust_tau", "fair_real_s
 @click.option("--logit-adjust-tau", type=click.FloatRange(0, min_open=True), default=None,
               help="long-tailed presets: tau of the logit-adjusted loss (default: the preset's, 1)")
 @click.option("--fair-real-sampling", type=click.Choice(["auto", "uniform", "balanced"]), default=None,
-              help="long-tailed presets: how the fair generators this grid trains draw real batches")
+              help="long-tailed presets: how the fair generators draw real batches (those trained here; "
+                   "one found in --fair-dir must have been trained so)")
 @click.option("--fair-critic-augment", type=click.Choice(CRITIC_AUGMENT_POLICIES),
               default=None, help="DiffAugment policy of the fair generators this grid trains "
                                  "(default: the preset's, none)")

@@ -55,6 +55,10 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     methods = set(args.methods.split(",")) if args.methods else None
     taus = {float(t) for t in args.taus.split(",")} if args.taus else None
+    unknown = sorted((methods or set()) - {t[0] for t in TRIALS}) + \
+        [str(t) for t in sorted((taus or set()) - {t[3] for t in TRIALS})]
+    if unknown:
+        p.error(f"no trial has {', '.join(unknown)}")
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     data_dir = resolve_data_dir(args.data_dir)

@@ -34,6 +34,7 @@ def test_round_trip_through_dict():
     ({"beta2": 1.5}, "beta2"),
     ({"beta1": 1.0}, "beta1"),  # Adam's betas lie in [0, 1): 1 is refused
     ({"ema_decay": 1.0}, "ema_decay"),
+    ({"compile_step": True}, "compile_step compiles the explicit-gp step"),  # (the eager step has nothing to compile)
 ])
 def test_out_of_range_values_are_refused(kwargs, word):
     with pytest.raises(ConfigError, match=word):

@@ -71,6 +71,8 @@ def read_image_folder(root: Path) -> tuple[torch.Tensor, torch.Tensor, list[str]
                     if img.mode != "L":
                         converted.add(img.mode)
                     arrays.append(_grayscale_uint8(img, path))
+            except DataError:
+                raise
             except (UnidentifiedImageError, OSError, ValueError) as e:
                 raise DataError(f"cannot read the image {path} ({type(e).__name__})") from None
             labels.append(label)

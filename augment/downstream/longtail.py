@@ -49,6 +49,7 @@ from augment.downstream.records import (
     check_same_budget,
     describe_generator,
     missing_generator,
+    read_run_info,
     record_budget,
     recorded_generator_sha256,
     write_run_info,
@@ -86,6 +87,19 @@ def method_settings(method: str, grid: "LongTailGridConfig") -> dict:
     parts = method_parts(method)
     return {"logit_adjust_tau": grid.logit_adjust_tau if "logit-adjusted" in parts else "",
             "synthetic_ratio": grid.synthetic_ratio if "synthetic" in parts else ""}
+
+
+def read_rows(results_path: Path) -> list[dict]:
+    """The rows of results.csv, each with the tau / synthetic ratio its method used: rows written
+    before these were columns take them from run.json's budget, where they were recorded then."""
+    rows = read_results(results_path)
+    recorded = read_run_info(results_path.parent).get("budget") or {}
+    for row in rows:
+        parts = method_parts(row["method"]) if row["method"] in METHODS else set()
+        for key, part in (("logit_adjust_tau", "logit-adjusted"), ("synthetic_ratio", "synthetic")):
+            if part in parts and row.get(key) in ("", None) and key in recorded:
+                row[key] = recorded[key]
+    return rows
 
 
 def check_method_settings(grid: "LongTailGridConfig", rows: list[dict], out_dir: Path) -> None:
@@ -326,8 +340,10 @@ def run_longtail_grid(grid: LongTailGridConfig, out_dir: PathLike, device: torch
                       evaluator: Optional[PathLike] = None) -> Path:
     """Run every unfinished cell of ``grid`` into ``out_dir``; then the diversity table, the
     summary and its plots. Returns results.csv. Fair generators live in
-    ``fair_dir/lt{rho}_seed{S}/`` (default ``out_dir/fair_generators``): one found there is used
-    as it is; a missing one is trained (or its run resumed) with the grid's ``fair_*`` settings.
+    ``fair_dir/<subset label>_seed{S}/`` (``fair_run_name``, e.g. ``lt100_seed0``; default
+    ``out_dir/fair_generators``): one found there is used as it is (when its config.json says it
+    was trained with the grid's ``fair_*`` settings); a missing one is trained (or its run
+    resumed) with them.
 
     Args:
         grid: the grid and its budget (``LongTailGridConfig``, e.g. ``PRESETS["longtail-cpu"]``).
@@ -356,7 +372,7 @@ def run_longtail_grid(grid: LongTailGridConfig, out_dir: PathLike, device: torch
     if "shipped" in grid.regimes:
         load_generator(generator if generator is not None else verified_default_generator_path())
     results_path = out_dir / "results.csv"
-    rows = read_results(results_path)
+    rows = read_rows(results_path)
     check_same_budget(out_dir, grid, rows, generator)
     check_method_settings(grid, rows, out_dir)
     _check_fair_generators(grid, out_dir, fair_root, rows)
@@ -365,9 +381,11 @@ def run_longtail_grid(grid: LongTailGridConfig, out_dir: PathLike, device: torch
                                 fair_config(grid, rho, seed, Path(data_dir) if data_dir else None, dataset, device))
     out_dir.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(out_dir / ".lock", f"experiment directory {out_dir}"):
-        rows = read_results(results_path)
+        rows = read_rows(results_path)
         done = {row_key(r) for r in rows}
         cells = [c for c in grid_cells(grid) if c.key not in done]
+        if rows:  # with the settings read_rows filled in before record_budget drops them from run.json
+            write_results(results_path, rows, RESULT_COLUMNS)
         record_budget(out_dir, grid, rows, generator)
         ctx = LongTailContext(grid, out_dir, device, Path(data_dir) if data_dir else None,
                               Path(generator) if generator else None, fair_root, (test.data, test.targets),

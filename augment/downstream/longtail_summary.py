@@ -163,7 +163,7 @@ def write_longtail_summary(out_dir: Path, rows: list[dict], diversity: list[dict
 
 
 def _settings_note(rows: list[dict]) -> str:
-    """' The logit adjustment's tau is 0.5; ...' for the settings the rows used."""
+    """' In these rows the logit adjustment's tau is 0.5 and ...' for the settings the rows used."""
     notes = []
     for key, what in (("logit_adjust_tau", "the logit adjustment's tau"), ("synthetic_ratio", "the synthetic ratio")):
         values = sorted({float(r[key]) for r in rows if r.get(key) not in ("", None)})

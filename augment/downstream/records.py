@@ -62,11 +62,17 @@ def record_budget(out_dir: Path, grid: GridConfig, rows: list[dict], generator: 
     """Write run.json's budget, and which shipped generator the cells use, before the first cell
     runs, so that ``check_same_budget`` also guards a directory whose first invocation was
     killed before it wrote its full run.json. Kept as it is when rows already exist under a
-    recorded budget."""
+    recorded budget (less any field that is no longer a budget field)."""
     info = read_run_info(out_dir)
+    fields = getattr(grid, "budget_fields", BUDGET_FIELDS)
     if rows and info.get("budget"):
-        return
-    info["budget"] = budget(grid)
+        if set(info["budget"]) <= set(fields):
+            return
+        # a field that is no longer a budget field (the long-tailed grid's tau, now a column of
+        # its rows, which read_rows fills from here first): dropped, the rest kept as recorded
+        info["budget"] = {k: v for k, v in info["budget"].items() if k in fields}
+    else:
+        info["budget"] = budget(grid)
     if "shipped" in grid.regimes:
         generators = info.get("generators") if isinstance(info.get("generators"), dict) else {}
         info["generators"] = {**generators, "shipped": describe_generator(_shipped_path(generator))}

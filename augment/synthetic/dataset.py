@@ -225,7 +225,7 @@ class SyntheticMNIST(VisionDataset):
             self._judge = copy.deepcopy(quality_filter.classifier).to(self.device).eval().requires_grad_(False)
             with torch.inference_mode():
                 logits = self._judge(torch.zeros(1, self.config.channels, 32, 32, device=self.device))
-            if logits.dim() != 2 or logits.shape[1] < self.config.num_classes:
+            if logits.dim() != 2 or logits.shape[1] != self.config.num_classes:
                 raise ConfigError(f"the quality filter's classifier tells {logits.shape[-1]} classes, the generator "
                                   f"makes {self.config.num_classes}: judge with a classifier of the same classes")
         self.classes = list(self.source["class_names"])  # from the generator file (else "0".."C-1")

@@ -22,11 +22,11 @@ import torch
 import torch._dynamo.exc
 import torch._inductor.exc
 
-from augment.gan import diffaugment
+from augment.errors import one_line
 from augment.gan.critic_gradient import explicit_gradient_penalty
-from augment.gan.losses import critic_loss, generator_loss, wasserstein_estimate
+from augment.gan.losses import critic_loss, wasserstein_estimate
 from augment.training.batched_step import FUSED_ADAM_DEVICES, FastStepFallback, _adam_flags, batched_step
-from augment.training.updates import StepParts, descend, generator_update
+from augment.training.updates import StepParts, descend, generator_term, generator_update
 
 
 def critic_terms(D, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor, alpha: torch.Tensor,
@@ -37,12 +37,6 @@ def critic_terms(D, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor
     real_scores, fake_scores = D(torch.cat([real, fake]), torch.cat([labels, labels])).split(b)
     gp = explicit_gradient_penalty(D, real, fake, labels, alpha)
     return critic_loss(real_scores, fake_scores) + gp_weight * gp, gp, wasserstein_estimate(real_scores, fake_scores)
-
-
-def generator_term(G, D, z: torch.Tensor, labels: torch.Tensor, aug: Optional[torch.Tensor], policy: str
-                   ) -> torch.Tensor:
-    """The generator loss -E[D(G(z|y))] of one generator update (fakes augmented by ``aug``)."""
-    return generator_loss(D(diffaugment.apply(policy, G(z, labels), aug), labels))
 
 
 class CompiledOrPlain:
@@ -61,7 +55,7 @@ class CompiledOrPlain:
         except Exception as e:
             if not _is_compile_failure(e):
                 raise
-            warnings.warn(f"torch.compile is unavailable here ({type(e).__name__}: {str(e).splitlines()[0][:160]}); "
+            warnings.warn(f"torch.compile is unavailable here ({type(e).__name__}: {one_line(e)[:160]}); "
                           f"the explicit-gp step runs {self.fn.__name__} uncompiled (same function)",
                           FastStepFallback, stacklevel=2)
             self.compiled = None

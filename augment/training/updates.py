@@ -61,18 +61,22 @@ def descend(parts: StepParts, module: nn.Module, optimizer: torch.optim.Optimize
     optimizer.step()
 
 
+def generator_term(G: nn.Module, D: nn.Module, z: torch.Tensor, labels: torch.Tensor, aug: Optional[torch.Tensor],
+                   policy: str) -> torch.Tensor:
+    """The generator loss -E[D(G(z|y))] of one generator update (fakes augmented by ``aug`` under
+    ``policy``, as ``critic_view`` does): a pure function of its arguments, so it compiles."""
+    return generator_loss(D(diffaugment.apply(policy, G(z, labels), aug, BACKGROUND), labels))
+
+
 def generator_update(parts: StepParts, labels: torch.Tensor, z: torch.Tensor,
                      aug: Optional[torch.Tensor] = None,
-                     loss_fn: Optional[Callable[..., torch.Tensor]] = None) -> torch.Tensor:
+                     loss_fn: Callable[..., torch.Tensor] = generator_term) -> torch.Tensor:
     """One generator update on latents ``z`` (B, z_dim) for ``labels`` (B,) (fakes augmented by
     ``aug`` when given), the critic frozen; returns the detached generator loss. ``loss_fn(G, D,
-    z, labels, aug, critic_augment)`` computes the loss instead (e.g. a compiled one)."""
+    z, labels, aug, critic_augment)`` computes the loss (``generator_term``, or a compiled one)."""
     parts.D.requires_grad_(False)
     try:
-        if loss_fn is None:
-            loss = generator_loss(parts.D(critic_view(parts, parts.G(z, labels), aug), labels))
-        else:
-            loss = loss_fn(parts.G, parts.D, z, labels, aug, parts.critic_augment)
+        loss = loss_fn(parts.G, parts.D, z, labels, aug, parts.critic_augment)
         descend(parts, parts.G, parts.opt_g, loss)
     finally:
         parts.D.requires_grad_(True)

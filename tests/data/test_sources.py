@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
+from augment.data.idx import encode_idx
 from augment.data.image_folder import ConversionWarning, _grayscale_uint8
 from augment.data.real import RealMNIST
 from augment.data.sources import HOLDOUT_FRACTION, dataset_name, describe_source, load_labelled
@@ -90,9 +91,12 @@ def test_16_bit_grayscale_keeps_its_top_8_bits_and_wider_pixels_are_refused(tmp_
     assert Image.open(next(root.rglob("*.png"))).mode == "I;16"
     with pytest.warns(ConversionWarning, match="I;16"):
         assert torch.equal(load_labelled(root, "train", "folder").images, eight)
-    for pixels in (np.full((4, 4), 70000, np.int32), np.zeros((4, 4), np.float32)):  # (not from PNG, JPEG, BMP)
-        with pytest.raises(DataError, match="no fixed range"):
-            _grayscale_uint8(Image.fromarray(pixels), root / "x.png")
+    path = next(root.rglob("*.png"))  # a float TIFF under a .png name: PIL opens it by its content
+    Image.fromarray(np.zeros((28, 28), np.float32)).save(path, format="TIFF")
+    with pytest.raises(DataError, match=f"{path}: float pixels have no fixed range"):
+        load_labelled(root, "train", "folder")
+    with pytest.raises(DataError, match="pixels outside 0..65535"):
+        _grayscale_uint8(Image.fromarray(np.full((4, 4), 70000, np.int32)), root / "x.png")
 
 
 @pytest.mark.parametrize("breakage, match", [
@@ -160,6 +164,15 @@ def test_an_idx_pair_without_a_test_split_is_held_out(tmp_path):
     test = load_labelled(root, "test", "idx")
     assert test.origin == "held out" and len(test.labels) == 10  # ceil(7 / 7) a class
     assert load_labelled(root, "train", "idx").class_names == [str(c) for c in range(10)]
+
+
+def test_an_idx_directory_with_an_empty_train_split_names_classes_from_its_test_labels(tmp_path):
+    root = write_idx_dir(tmp_path / "d", gz=False)
+    (root / "train-images-idx3-ubyte").write_bytes(encode_idx(torch.zeros(0, 28, 28, dtype=torch.uint8)))
+    (root / "train-labels-idx1-ubyte").write_bytes(encode_idx(torch.zeros(0, dtype=torch.uint8)))
+    assert load_labelled(root, "test", "idx").class_names == [str(c) for c in range(10)]
+    with pytest.raises(DataError, match="split 'train' is empty"):
+        load_labelled(root, "train", "idx")
 
 
 def test_real_mnist_and_describe_take_every_source(tmp_path):

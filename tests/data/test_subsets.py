@@ -43,6 +43,11 @@ def labelled(per_class: int = 60, classes: int = 10) -> torch.Tensor:
     return torch.arange(per_class * classes) % classes
 
 
+def test_a_long_tail_needs_two_classes():
+    with pytest.raises(ConfigError, match="at least 2 classes"):
+        long_tail_counts(1, 10.0)
+
+
 def test_long_tailed_subsets_are_seeded_nested_and_hold_the_balanced_subsets():
     labels = labelled()
     lt4 = subset_indices(labels, SubsetSpec(imbalance_ratio=4.0, n_max=40), seed=5)
@@ -81,6 +86,8 @@ def test_bad_counts_are_one_line_errors(spec, error, match):
     ({"class_counts": (2.5, 1)}, ">= 0"),
     ({"n_per_class": 3, "imbalance_ratio": 10.0}, "choose one subset option"),
     ({"class_order": "random"}, "not one of"),
+    ({"n_max": 100}, "go with imbalance_ratio"),  # would be ignored without a long tail
+    ({"class_order": "permuted", "n_per_class": 5}, "go with imbalance_ratio"),
 ])
 def test_a_bad_subset_spec_is_refused(kwargs, match):
     with pytest.raises(ConfigError, match=match):

@@ -70,6 +70,8 @@ def test_scores_balanced_worst_and_rarest():
     assert scores["balanced_accuracy"] == pytest.approx(0.5) and scores["worst_recall"] == 0.0
     assert scores["rare_recall"] == pytest.approx((0.0 + 0.5 + 0.5) / 3)  # classes 3, 1, 2 by count
     assert rarest_classes([100, 10, 50, 5]) == [3, 1, 2]
+    two = long_tail_scores(torch.tensor([0, 1, 0]), torch.tensor([0, 1, 1]), train_counts=[100, 10])
+    assert two["rare_recall"] == pytest.approx((1.0 + 0.5) / 2)  # two classes: the mean over both, not / 3
 
 
 def test_each_method_trains_on_its_data_with_its_loss_and_sampling(tmp_path, lt_data, tiny_generator, monkeypatch):
@@ -147,7 +149,7 @@ def test_a_fair_generator_in_the_fair_dir_is_used_as_it_is(tmp_path, lt_data, ti
 
 @pytest.mark.parametrize("key, value, option", [("max_steps", 3, "--fair-gan-steps"),
                                                 ("real_sampling", "uniform", "--fair-real-sampling"),
-                                                ("seed", 1, "--seeds")])
+                                                ("seed", 1, "--seeds"), ("model.g_width", 16, "--fair-widths")])
 def test_a_fair_run_trained_otherwise_than_the_grid_asks_is_refused(tmp_path, lt_data, tiny_generator, key, value,
                                                                     option):
     grid = tiny_grid(methods=("top-up",), regimes=("fair",))
@@ -155,8 +157,11 @@ def test_a_fair_run_trained_otherwise_than_the_grid_asks_is_refused(tmp_path, lt
     fair.mkdir(parents=True)
     (fair / "generator.safetensors").write_bytes(tiny_generator.read_bytes())
     config = longtail.fair_config(grid, 4.0, 0, lt_data, "idx", CPU).to_dict()
-    (fair / "config.json").write_text(json.dumps({**config, "real_sampling": "balanced", key: value}))
-    with pytest.raises(ConfigError, match=f"{key}=.*{option}"):
+    changed = json.loads(json.dumps({**config, "real_sampling": "balanced"}))
+    section, _, name = key.rpartition(".")
+    (changed[section] if section else changed)[name] = value
+    (fair / "config.json").write_text(json.dumps(changed))
+    with pytest.raises(ConfigError, match=f"{name}={value!r}.*{option}"):
         run_longtail_grid(grid, tmp_path / "exp", CPU, data_dir=lt_data, progress=False, log=lambda m: None,
                           mnist=False, fair_dir=tmp_path / "fair")
     assert not (tmp_path / "exp").exists()

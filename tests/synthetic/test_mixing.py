@@ -2,11 +2,14 @@ import math
 
 import pytest
 import torch
+import torchvision
 from torch.utils.data import ConcatDataset, DataLoader, Subset
+from torchvision import transforms as T
 
 from augment.data.real import RealMNIST
 from augment.errors import ConfigError
 from augment.synthetic.dataset import SyntheticMNIST, collate_batch
+from augment.synthetic.dump import dump_synthetic
 from augment.synthetic.mixing import (
     BatchedConcatDataset,
     class_counts,
@@ -155,11 +158,6 @@ def test_top_up_fills_every_class_to_the_largest_or_a_target(generator, idx_dir)
 def test_torchvision_mnist_with_tensor_transforms_gets_a_matching_synthetic_part(generator, tmp_path):
     """torchvision's MNIST with ToTensor + Normalize (also under a Subset) as the real part: the
     synthetic part yields PIL items through the same transforms, so the two batch together."""
-    import torchvision
-    from torchvision import transforms as T
-
-    from augment.synthetic.dump import dump_synthetic
-
     dump_synthetic(tmp_path / "d", generator, 40, ["idx"], seed=3, test_samples=0)
     usual = T.Compose([T.ToTensor(), T.Normalize((0.1307,), (0.3081,))])
     real = Subset(torchvision.datasets.MNIST(tmp_path / "d", train=True, transform=usual), range(30))

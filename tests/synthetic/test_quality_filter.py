@@ -18,6 +18,16 @@ class BrightnessJudge(nn.Module):
         return logits
 
 
+class FiveClassJudge(nn.Module):
+    def forward(self, images):
+        return torch.zeros(len(images), 5)
+
+
+def test_a_judge_of_other_classes_than_the_generator_is_refused(generator):
+    with pytest.raises(ConfigError, match="tells 5 classes, the generator makes 10"):
+        SyntheticMNIST(generator, num_samples=4, quality_filter=QualityFilter(FiveClassJudge(), 0.5))
+
+
 def test_attempt_seeds_are_distinct_and_attempt_zero_is_the_seed():
     seeds = {attempt_seed(5, a) for a in range(100)}
     assert attempt_seed(5, 0) == 5 and len(seeds) == 100 and all(0 <= s < 2 ** 64 for s in seeds)

@@ -9,6 +9,8 @@ from augment.errors import TrainingError
 from augment.training.real_data import BalancedBatches, RealBatches, load_training_data
 
 CPU = torch.device("cpu")
+GOLDEN_0 = [38, 51, 52, 56, 24, 43, 54, 56]  # BalancedBatches(long_tailed_labels(), 8, seed 3): batch 0
+GOLDEN_7 = [20, 45, 52, 56, 11, 42, 55, 56]  # and batch 7
 
 
 def long_tailed_labels() -> torch.Tensor:
@@ -39,6 +41,19 @@ def test_balanced_batches_are_a_pure_function_of_seed_and_batch():
     assert not torch.equal(BalancedBatches(labels, 8, 4, CPU).indices(11), sequential[11])
     with pytest.raises(TrainingError, match="fewer than batch_size"):
         BalancedBatches(labels[:5], 8, 0, CPU)
+
+
+def test_balanced_batches_are_pinned_so_resumed_runs_keep_their_batches():
+    """The indices of a fixed seed, written down: a change to the stream would silently change
+    what a resumed long-tailed run trains on."""
+    batches = BalancedBatches(long_tailed_labels(), 8, 3, CPU)
+    assert batches.indices(0).tolist() == GOLDEN_0 and batches.indices(7).tolist() == GOLDEN_7
+
+
+def test_a_model_with_more_classes_than_the_data_is_refused(tiny_train_config):
+    cfg = dataclasses.replace(tiny_train_config, model=dataclasses.replace(tiny_train_config.model, num_classes=12))
+    with pytest.raises(TrainingError, match="the data has 10 classes but model.num_classes is 12"):
+        load_training_data(cfg)
 
 
 def test_uniform_batches_follow_the_data_frequencies():
