@@ -57,7 +57,8 @@ def evaluate(generator: Path, out_dir: Path, n_per_class: int, cas: bool, cas_st
     click.echo(report.format_table(report.summary_table(results)))
     click.echo("")
     click.echo(f"per class ({report.GENERATOR}):")
-    click.echo(report.format_table(report.per_class_table(results[report.GENERATOR])))
+    click.echo(report.format_table(report.per_class_table(results[report.GENERATOR],
+                                                          published["data"].get("class_names"))))
     click.echo("")
     click.echo(json.dumps({"out_dir": str(out_dir), "report": str(out_dir / "report.md"),
                            "seconds": published["seconds"]}))

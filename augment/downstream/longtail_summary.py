@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from augment.checkpoint import load_generator
 from augment.data.real import RealMNIST
 from augment.downstream.records import REAL_CEILING
-from augment.evaluation.report import markdown_table
+from augment.evaluation.report import labelled_classes, markdown_table
 from augment.fileio import atomic_path, atomic_write_text
 from augment.visualize import class_grid, grid_image
 
@@ -103,7 +103,8 @@ def diversity_tables(diversity: list[dict], counts: dict) -> tuple[pd.DataFrame,
     div = pd.DataFrame(diversity)
     div["train_images"] = [str(counts[g][c]) if g in counts else "-" for g, c in zip(div["generator"], div["class"])]
     cols = [c for c in ("agreement", "coverage", "frechet", "diversity") if c in div.columns]
-    per_class = div[["generator", "class", "train_images", *cols]]
+    per_class = div[["generator", "train_images", *cols]].assign(**{"class": labelled_classes(div)})[
+        ["generator", "class", "train_images", *cols]]
     groups = []
     for name, g in div.groupby("generator", sort=True):
         if name in counts:

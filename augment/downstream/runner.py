@@ -44,6 +44,7 @@ from augment.errors import ConfigError
 from augment.evaluation.classifier import ClassifierTrainConfig, predict, train_classifier
 from augment.evaluation.classifier_files import default_classifier, load_classifier
 from augment.evaluation.metrics import accuracy, classifier_agreement
+from augment.evaluation.report import class_labels
 from augment.evaluation.scoring import evaluate_generator, evaluate_real_baseline, load_reference
 from augment.fileio import PathLike, exclusive_lock, sha256_file
 from augment.synthetic.dataset import collate_batch
@@ -330,9 +331,10 @@ def per_class_diversity(generators: list[tuple[str, Path]], n_per_class: int, de
                         data_dir: Optional[Path], dataset: str, evaluator: Optional[Path] = None) -> list[dict]:
     """Per-class agreement, intra-class diversity, coverage and Fréchet of each ``(name, path)``
     generator, and of as many real training images per class (``REAL_CEILING``), one row per
-    (generator, class). Coverage and Fréchet depend strongly on the number of samples (a perfect
-    generator's coverage is ~0.3 at 100 a class against ~1,000 real test images), so a
-    generator's row is read against that ceiling at the same n, not against 1. [] without
+    (generator, class), with its ``class_name`` where the data names its classes. Coverage and
+    Fréchet depend strongly on the number of samples (a perfect generator's coverage is ~0.3 at
+    100 a class against ~1,000 real test images), so a generator's row is read against that
+    ceiling at the same n, not against 1. [] without
     generators, and for an image folder or npz without an ``evaluator`` (a classifier file of that
     data: the shipped evaluator knows only digits; IDX data is taken for MNIST-like digits)."""
     if not generators or (evaluator is None and dataset in ("folder", "npz")):
@@ -347,6 +349,8 @@ def per_class_diversity(generators: list[tuple[str, Path]], n_per_class: int, de
     table = []
     for name, result in results:
         per_class = result["per_class"]
+        labels = class_labels(reference.class_names, len(per_class["agreement"]))
         for c in range(len(per_class["agreement"])):
-            table.append({"generator": name, "class": c, **{k: v[c] for k, v in per_class.items()}})
+            named = {"class_name": reference.class_names[c]} if isinstance(labels[c], str) else {}
+            table.append({"generator": name, "class": c, **named, **{k: v[c] for k, v in per_class.items()}})
     return table

@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 
 from augment.downstream.grid import AUGMENTATIONS
 from augment.downstream.records import REAL_CEILING
-from augment.evaluation.report import markdown_table
+from augment.evaluation.report import labelled_classes, markdown_table
 from augment.fileio import atomic_path, atomic_write_text
 
 
@@ -264,7 +264,8 @@ def write_summary(out_dir: Path, rows: list[dict], diversity: list[dict]) -> Non
                   f"Coverage and Fréchet depend on the number of samples: read each generator against "
                   f"'{REAL_CEILING}', real training images scored the same way at the same n.", "",
                   _markdown(means), "", "Per class:", "",
-                  _markdown(div[["generator", "class", *cols]])]
+                  _markdown(div[["generator", *cols]].assign(**{"class": labelled_classes(div)})
+                            [["generator", "class", *cols]])]
     atomic_write_text(out_dir / "summary.md", "\n".join(lines) + "\n")
     _plots(out_dir, rows, diversity)
 

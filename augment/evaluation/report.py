@@ -62,12 +62,31 @@ def summary_table(results: dict):
     return frame.drop(columns="cas") if frame["cas"].isna().all() else frame
 
 
-def per_class_table(result: dict):
-    """pandas DataFrame: one row per class, the per-class metrics as columns."""
+def per_class_table(result: dict, class_names: Optional[list] = None):
+    """pandas DataFrame: one row per class, the per-class metrics as columns; rows labelled
+    ``class_labels(class_names)`` ("3 dress"), or by number."""
     columns = {c: result["per_class"][c] for c in PER_CLASS_COLUMNS if c in result["per_class"]}
     frame = pd.DataFrame(columns)
+    frame.index = class_labels(class_names, len(frame))
     frame.index.name = "class"
     return frame
+
+
+def labelled_classes(frame: pd.DataFrame) -> pd.Series:
+    """A table's ``class`` column as "3 dress" where its rows have a ``class_name``, else as is."""
+    if "class_name" not in frame.columns:
+        return frame["class"]
+    return pd.Series([f"{int(c)} {n}" if isinstance(n, str) and n else c
+                      for c, n in zip(frame["class"], frame["class_name"])], index=frame.index)
+
+
+def class_labels(class_names: Optional[list], num_classes: int) -> list:
+    """Row labels of C classes: "3 dress" where the data names its classes, else 0..C-1 (names
+    that are just the numbers, as an IDX source's, add nothing)."""
+    numbers = [str(c) for c in range(num_classes)]
+    if not class_names or len(class_names) != num_classes or list(class_names) == numbers:
+        return list(range(num_classes))
+    return [f"{c} {name}" for c, name in enumerate(class_names)]
 
 
 def format_table(frame) -> str:
@@ -144,6 +163,7 @@ def report_markdown(report: dict, images: Optional[dict] = None) -> str:
     ``per_class``/``confusion``/``samples`` to file names to embed."""
     results = report["results"]
     settings = report["settings"]
+    names = report.get("data", {}).get("class_names")
     gen, clf = report.get("generator", {}), report["classifier"]
     lines = [f"# Evaluation of `{gen.get('path', 'generator')}`", ""]
     if gen.get("sha256"):
@@ -164,9 +184,10 @@ def report_markdown(report: dict, images: Optional[dict] = None) -> str:
         markdown_table(summary_table(results), "set"), "",
     ]
     for name, result in results.items():
-        lines += [f"## Per class: {name}", "", markdown_table(per_class_table(result), "class"), ""]
+        lines += [f"## Per class: {name}", "", markdown_table(per_class_table(result, names), "class"), ""]
     if GENERATOR in results:
         matrix = pd.DataFrame(results[GENERATOR]["confusion_matrix"])
+        matrix.index = class_labels(names, len(matrix))
         lines += ["## Confusion matrix: generator", "",
                   "Rows: the class the generator was asked for; columns: the evaluator's "
                   "prediction.", "", markdown_table(matrix, "asked \\ seen"), ""]
@@ -198,7 +219,8 @@ def _plot_per_class(report: dict, path: Path) -> None:
             values = np.array(result["per_class"].get(column, [math.nan] * num_classes), float)
             ax.bar(x + (i - (len(results) - 1) / 2) * width, values, width, label=name)
         ax.set_title(column)
-        ax.set_xticks(x)
+        labels = [str(v) for v in class_labels(report.get("data", {}).get("class_names"), num_classes)]
+        ax.set_xticks(x, labels, rotation=90 if " " in labels[0] else 0, fontsize=7)
         ax.set_xlabel("class")
         ax.grid(axis="y", alpha=0.3)
     for ax in list(axes.flat)[len(columns):]:
@@ -222,8 +244,9 @@ def _plot_confusion(report: dict, path: Path) -> None:
                     color="white" if shares[row, col] > 0.5 else "black")
     ax.set_xlabel("predicted by the evaluator")
     ax.set_ylabel("class asked for")
-    ax.set_xticks(range(len(counts)))
-    ax.set_yticks(range(len(counts)))
+    labels = [str(v) for v in class_labels(report.get("data", {}).get("class_names"), len(counts))]
+    ax.set_xticks(range(len(counts)), labels, rotation=90 if " " in labels[0] else 0, fontsize=7)
+    ax.set_yticks(range(len(counts)), labels, fontsize=7)
     ax.set_title(f"confusion matrix: {name}")
     fig.colorbar(image, ax=ax, fraction=0.046)
     fig.tight_layout()

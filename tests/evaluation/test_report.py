@@ -1,6 +1,7 @@
 import json
 import math
 
+import pandas as pd
 import pytest
 
 from augment.errors import AugmentError
@@ -15,6 +16,18 @@ def test_tables_and_json_safety():
     table = report.markdown_table(report.per_class_table(result), "class")
     assert table.splitlines()[0].startswith("| class | agreement |") and "| nan |" in table
     assert report._json_safe({"x": [math.nan, math.inf, 1.0]}) == {"x": [None, None, 1.0]}
+
+
+def test_per_class_rows_carry_the_class_names_where_the_data_has_them():
+    result = {"per_class": {"agreement": [0.5, 0.25]}}
+    named = report.markdown_table(report.per_class_table(result, ["cat", "dog"]), "class")
+    assert "| 0 cat | 0.5000 |" in named and "| 1 dog | 0.2500 |" in named
+    numbered = report.markdown_table(report.per_class_table(result, ["0", "1"]), "class")  # IDX: names add nothing
+    assert "| 0 | 0.5000 |" in numbered and "| 1 | 0.2500 |" in numbered
+    assert report.class_labels(None, 3) == [0, 1, 2]
+    rows = pd.DataFrame({"class": [0, 1], "class_name": ["cat", "dog"]})
+    assert list(report.labelled_classes(rows)) == ["0 cat", "1 dog"]
+    assert list(report.labelled_classes(rows.drop(columns="class_name"))) == [0, 1]
 
 
 def test_summary_keeps_cas_when_any_set_has_it_and_other_columns_always():
