@@ -6,7 +6,8 @@ Images per second through a DataLoader (batch 64, the usual MNIST script's), on 
 * ``pil``: PIL items with ``ToTensor()`` + ``Normalize`` (batched fetch: one forward per batch,
   then 28x28 PIL images and the transforms item by item);
 * ``pil, ConcatDataset``: the same beside torchvision's MNIST in torch's ``ConcatDataset``,
-  shuffled (items fetched one at a time), with the default chunk and with ``chunk=1``;
+  shuffled (items fetched one at a time), with the default chunk and with ``chunk=1``, and in
+  ``BatchedConcatDataset`` (a batch's synthetic items in one forward);
 * ``real MNIST``: torchvision's MNIST with the same transforms, for reference.
 
     python experiments/bench_pil_output.py --mnist-root DIR --out experiments/results/pil_output.json
@@ -29,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from augment.device import machine_description  # noqa: E402
 from augment.synthetic.dataset import RandomAccessWarning, SyntheticMNIST, collate_batch  # noqa: E402
+from augment.synthetic.mixing import BatchedConcatDataset  # noqa: E402
 
 
 def rate(loader: DataLoader, batches: int) -> float:
@@ -61,6 +63,9 @@ def main(argv=None) -> None:
                                                batch_size=64, shuffle=True),
         "pil in torch ConcatDataset with real MNIST, shuffled": DataLoader(
             ConcatDataset([real, SyntheticMNIST(num_samples=n, seed=0, output="pil", transform=usual)]),
+            batch_size=64, shuffle=True),
+        "pil in BatchedConcatDataset with real MNIST, shuffled": DataLoader(
+            BatchedConcatDataset([real, SyntheticMNIST(num_samples=n, seed=0, output="pil", transform=usual)]),
             batch_size=64, shuffle=True),
         "pil in torch ConcatDataset, chunk=1": DataLoader(
             ConcatDataset([real, SyntheticMNIST(num_samples=n, seed=0, output="pil", transform=usual, chunk=1)]),
