@@ -32,4 +32,4 @@ print('ImageFolder classes:', folder.classes[:4], '...', len(folder), 'images')
 print('npz x', x['x'].dtype, x['x'].shape, 'y', x['y'].dtype)"
 run augment experiment --preset quick --out "$work/experiment" --generator "$work/gan/generator.safetensors" \
     --data-dir "$npz" --dataset npz --classifier "$work/judge.safetensors" --seeds 1 --device cpu -q
-run cat "$work/experiment/summary.md"
+echo "\$ head -n 14 $work/experiment/summary.md"; head -n 14 "$work/experiment/summary.md"

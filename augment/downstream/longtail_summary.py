@@ -131,7 +131,7 @@ def write_longtail_summary(out_dir: Path, rows: list[dict], diversity: list[dict
     if not rows:
         return
     df = longtail_frame(rows)
-    lines = ["# Long-tailed MNIST: scores on the balanced real test set (%), mean ± std over seeds", "",
+    lines = ["# Long-tailed training sets: scores on the balanced real test set (%), mean ± std over seeds", "",
              f"Rows: imbalance ratio rho (MNIST-LT, n_max = {grid.n_max}), method, generator regime ('-': no "
              f"synthetic data). Balanced accuracy is the mean per-class recall; the rarest classes are the {RARE} "
              f"with the fewest training images.{_settings_note(rows)}", "", _markdown(score_table(df, grid.methods))]

@@ -2,7 +2,7 @@
 
 ``run_grid`` runs every unfinished cell of a grid (``augment.downstream.grid``): each cell trains the same
 classifier for the same number of steps on its real, mixed or synthetic set and reports its
-accuracy on the real MNIST test set, overall and per class. Rows go to ``results.csv`` after
+accuracy on the real test set, overall and per class. Rows go to ``results.csv`` after
 each cell, so a stopped grid resumes where it was; then the directory gets its diversity table,
 ``run.json`` (``augment.downstream.records``), summary tables and plots
 (``augment.downstream.summary``). Fair generators are trained on the cell's own n-per-class

@@ -239,10 +239,11 @@ def write_summary(out_dir: Path, rows: list[dict], diversity: list[dict]) -> Non
     table = summary.pivot_table(index=["augmentation", "regime", "ratio"], columns="n_per_class",
                                 values="cell", aggfunc="first").reindex(columns=ns).fillna("")
     table = _reading_order(table)
-    lines = ["# Test accuracy (%) on the real MNIST test set, mean ± std over seeds", "",
+    lines = ["# Test accuracy (%) on the real test set, mean ± std over seeds", "",
              "Rows: augmentation, generator regime, synthetic:real ratio. Columns: real images "
              "per class. Ratio inf = synthetic only: no real image is used, and the column is "
-             "the number of real images per class the generator was trained on (shipped: all). "
+             "the number of real images per class the generator was trained on (shipped: all). The "
+             "'shipped' regime is the shipped generator, or the one --generator named (run.json says which). "
              "A cell from one seed says so instead of showing a std.", "",
              _markdown(table.reset_index())]
     for baseline, methods, title in (
