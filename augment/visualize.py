@@ -45,11 +45,11 @@ def _labelled_rows(image, labels: list):
     """``image`` with a white margin on its left holding one label per row (PIL's default font)."""
     font = ImageFont.load_default()
     width = max(int(ImageDraw.Draw(image).textlength(t, font=font)) for t in labels) + 8
-    out = Image.new(image.mode, (image.width + width, image.height), 255)
+    out = Image.new(image.mode, (image.width + width, image.height), "white")  # (255 alone is red in RGB)
     out.paste(image, (width, 0))
     draw, row = ImageDraw.Draw(out), image.height / len(labels)
     for k, text in enumerate(labels):
-        draw.text((4, row * (k + 0.5)), text, fill=0, font=font, anchor="lm")
+        draw.text((4, row * (k + 0.5)), text, fill="black", font=font, anchor="lm")
     return out
 
 

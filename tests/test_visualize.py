@@ -36,3 +36,11 @@ def test_grid_png_and_gif(tmp_path, tiny_model_config):
     assert Image.open(gif).n_frames == 2
     with pytest.raises(AugmentError, match="no sample grids"):
         run_frames(tmp_path / "samples")
+
+
+def test_row_labels_sit_on_a_white_margin(tiny_model_config, tmp_path):
+    images = class_grid(Generator(tiny_model_config), per_class=2)
+    path = save_grid(images, tmp_path / "g.png", nrow=2, row_labels=[f"{c} name" for c in range(10)])
+    png = Image.open(path).convert("RGB")
+    assert png.width > 2 * 34 + 2 and png.getpixel((1, 1)) == (255, 255, 255)  # not red: (255, 0, 0)
+    assert min(png.crop((0, 0, 30, png.height)).getdata()) < (128, 128, 128)  # some dark text
