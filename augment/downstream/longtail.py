@@ -28,7 +28,6 @@ come at the end.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +43,7 @@ from augment.data.sources import dataset_name, load_labelled
 from augment.data.subsets import subset_counts, subset_indices
 from augment.downstream.affine import random_affine
 from augment.downstream.grid import read_results, write_results
+from augment.downstream.longtail_fair import check_fair_generators, check_fair_run_settings, fair_config, fair_run_name
 from augment.downstream.longtail_summary import RARE, rarest_classes, write_longtail_summary
 from augment.downstream.records import (
     check_same_budget,
@@ -51,17 +51,15 @@ from augment.downstream.records import (
     missing_generator,
     read_run_info,
     record_budget,
-    recorded_generator_sha256,
     write_run_info,
 )
-from augment.downstream.runner import OnDemandImages, fair_train_config, per_class_diversity, train_or_resume
+from augment.downstream.runner import OnDemandImages, per_class_diversity, train_or_resume
 from augment.errors import ConfigError
 from augment.evaluation.classifier import ClassifierTrainConfig, predict, train_classifier
 from augment.evaluation.metrics import classifier_agreement
-from augment.fileio import PathLike, exclusive_lock, sha256_file
+from augment.fileio import PathLike, exclusive_lock
 from augment.synthetic.mixing import dataset_targets, mix_real_synthetic, top_up_real_synthetic
 from augment.synthetic.shipped import verified_default_generator_path
-from augment.training.real_data import resolved_real_sampling
 
 PARTS = ("classical", "balanced", "logit-adjusted", "top-up", "synthetic")
 METHODS = ("erm", "balanced", "logit-adjusted", "classical", "classical+balanced", "classical+logit-adjusted",
@@ -200,11 +198,6 @@ def row_key(row: dict) -> str:
     return f"rho={float(row['imbalance_ratio']):g}|{row['method']}|{row['regime']}|seed={int(row['seed'])}"
 
 
-def fair_run_name(subset: SubsetSpec, seed: int) -> str:
-    """The directory of a fair generator under the fair directory, e.g. ``lt100_seed0``."""
-    return f"{subset.label()}_seed{seed}"
-
-
 # ----------------------------------------------------------------------------------- running
 
 
@@ -226,47 +219,6 @@ class LongTailContext:
         if cell.regime == "shipped":
             return self.shipped_generator or verified_default_generator_path()
         return fair_generator(self, cell.imbalance_ratio, cell.seed)
-
-
-def fair_config(grid: LongTailGridConfig, imbalance_ratio: float, seed: int, data_dir: Optional[Path],
-                dataset: str, device: torch.device):
-    """The TrainConfig of the fair generator of (imbalance_ratio, seed) under the grid's ``fair_*``
-    settings."""
-    subset = grid.subset(imbalance_ratio)
-    return fair_train_config(grid.fair_widths, grid.fair_gan_steps, seed, data_dir, dataset, device,
-                             imbalance_ratio=subset.imbalance_ratio, n_max=subset.n_max, class_order=subset.class_order,
-                             real_sampling=grid.fair_real_sampling, critic_augment=grid.fair_critic_augment)
-
-
-# what a fair run's config.json must say to stand for a grid's fair generator: (key, where in the
-# config, the CLI option that sets it)
-FAIR_SETTINGS = (("imbalance_ratio", None, "--imbalance-ratios"), ("n_max", None, "the preset's n_max"),
-                 ("class_order", None, "the preset's class_order"), ("seed", None, "--seeds"),
-                 ("max_steps", None, "--fair-gan-steps"), ("real_sampling", None, "--fair-real-sampling"),
-                 ("critic_augment", None, "--fair-critic-augment"), ("g_width", "model", "--fair-widths"),
-                 ("d_width", "model", "--fair-widths"))
-
-
-def check_fair_run_settings(run: Path, expected) -> None:
-    """Refuse to reuse or resume the fair run in ``run`` when its config.json says it was trained
-    otherwise than ``expected`` (the grid's TrainConfig for it): its rows would be labelled with
-    settings it did not have. A run without weights or a checkpoint starts afresh, and weights
-    without a readable config (trained elsewhere) are taken as they are: run.json records them."""
-    if not ((run / "generator.safetensors").exists() or (run / "checkpoints" / "last.pt").exists()):
-        return
-    try:
-        saved = json.loads((run / "config.json").read_text())
-    except (OSError, ValueError):
-        return
-    if not isinstance(saved, dict):
-        return
-    want = {**expected.to_dict(), "real_sampling": resolved_real_sampling(expected)}
-    for key, section, option in FAIR_SETTINGS:
-        have = (saved.get(section) or {}).get(key) if section else saved.get(key)
-        if have != (want[section][key] if section else want[key]):
-            raise ConfigError(f"{run} was trained with {key}={have!r}, the grid asks for "
-                              f"{want[section][key] if section else want[key]!r}: set {option} to match, or "
-                              f"pass another --fair-dir")
 
 
 def fair_generator(ctx: LongTailContext, imbalance_ratio: float, seed: int) -> Path:
@@ -375,7 +327,7 @@ def run_longtail_grid(grid: LongTailGridConfig, out_dir: PathLike, device: torch
     rows = read_rows(results_path)
     check_same_budget(out_dir, grid, rows, generator)
     check_method_settings(grid, rows, out_dir)
-    _check_fair_generators(grid, out_dir, fair_root, rows)
+    check_fair_generators(grid, out_dir, fair_root, rows)
     for rho, seed in sorted({(c.imbalance_ratio, c.seed) for c in grid_cells(grid) if c.regime == "fair"}):
         check_fair_run_settings(fair_root / fair_run_name(grid.subset(rho), seed),
                                 fair_config(grid, rho, seed, Path(data_dir) if data_dir else None, dataset, device))
@@ -406,19 +358,6 @@ def run_longtail_grid(grid: LongTailGridConfig, out_dir: PathLike, device: torch
                        {name: describe_generator(path) if ok else missing_generator(out_dir, name, path)
                         for name, path, ok in generators}, rows)
     return results_path
-
-
-def _check_fair_generators(grid: LongTailGridConfig, out_dir: Path, fair_root: Path, rows: list[dict]) -> None:
-    """Before anything is written: where earlier rows used a fair generator, the one there now
-    must be that one (run.json records its SHA-256); a retrained one would mix two under one name."""
-    used = {(float(r["imbalance_ratio"]), int(r["seed"])) for r in rows if r["regime"] == "fair"}
-    for rho, seed in sorted(used):
-        name = fair_run_name(grid.subset(rho), seed)
-        recorded = recorded_generator_sha256(out_dir, f"fair {name}")
-        weights = fair_root / name / "generator.safetensors"
-        if recorded is not None and (not weights.is_file() or sha256_file(weights) != recorded):
-            raise ConfigError(f"earlier cells used the fair generator {name} with SHA-256 {recorded[:12]}, which is "
-                              f"not at {weights}; pass --fair-dir where it is, or use another --out")
 
 
 def used_generators(ctx: LongTailContext, rows: list[dict]) -> list[tuple[str, Path, bool]]:

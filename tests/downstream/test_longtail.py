@@ -12,6 +12,7 @@ from augment.data.subsets import long_tail_counts
 from augment.downstream import longtail
 from augment.downstream.grid import read_results
 from augment.downstream.longtail import LongTailGridConfig, grid_cells, long_tail_scores, run_longtail_grid
+from augment.downstream.longtail_fair import fair_config
 from augment.downstream.longtail_summary import best_baseline, longtail_frame, paired_gains, rarest_classes
 from augment.errors import ConfigError
 from augment.synthetic.mixing import class_counts
@@ -156,7 +157,7 @@ def test_a_fair_run_trained_otherwise_than_the_grid_asks_is_refused(tmp_path, lt
     fair = tmp_path / "fair" / "lt4-n16_seed0"
     fair.mkdir(parents=True)
     (fair / "generator.safetensors").write_bytes(tiny_generator.read_bytes())
-    config = longtail.fair_config(grid, 4.0, 0, lt_data, "idx", CPU).to_dict()
+    config = fair_config(grid, 4.0, 0, lt_data, "idx", CPU).to_dict()
     changed = json.loads(json.dumps({**config, "real_sampling": "balanced"}))
     section, _, name = key.rpartition(".")
     (changed[section] if section else changed)[name] = value
