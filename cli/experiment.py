@@ -16,7 +16,7 @@ from .options import DEVICE, data_options, int_list
 BALANCED_PRESETS = ("quick", "cpu", "full")
 LONGTAIL_PRESETS = ("longtail-cpu", "longtail-gpu")
 ONLY_BALANCED = ("n_list", "ratios", "fair_n", "fair_seeds")
-ONLY_LONGTAIL = ("imbalance_ratios", "methods", "logit_adjust_tau", "fair_real_sampling")
+ONLY_LONGTAIL = ("imbalance_ratios", "methods", "logit_adjust_tau", "top_up_target", "fair_real_sampling")
 
 
 @click.command()
@@ -49,7 +49,10 @@ ONLY_LONGTAIL = ("imbalance_ratios", "methods", "logit_adjust_tau", "fair_real_s
 @click.option("--methods", default=None,
               help="long-tailed presets: override the methods, e.g. 'erm,classical,classical+top-up'")
 @click.option("--logit-adjust-tau", type=click.FloatRange(0, min_open=True), default=None,
-              help="long-tailed presets: tau of the logit-adjusted loss (default: the preset's, 1)")
+              help="long-tailed presets: tau of the logit-adjusted loss (default: the preset's, 0.5, tuned on "
+                   "validation)")
+@click.option("--top-up-target", type=click.IntRange(1), default=None,
+              help="long-tailed presets: images per class after a top-up (default: the largest class's, n_max)")
 @click.option("--fair-real-sampling", type=click.Choice(["auto", "uniform", "balanced"]), default=None,
               help="long-tailed presets: how the fair generators draw real batches (those trained here; "
                    "one found in --fair-dir must have been trained so)")
@@ -73,7 +76,8 @@ ONLY_LONGTAIL = ("imbalance_ratios", "methods", "logit_adjust_tau", "fair_real_s
 def experiment(ctx: click.Context, preset: str, out: Path, generator: Path | None, fair_dir: Path | None,
                data_dir: Path | None, dataset: str, seeds: int | None, n_list: str | None, ratios: str | None,
                regimes: str | None, fair_n: str | None, fair_seeds: str | None, imbalance_ratios: str | None,
-               methods: str | None, logit_adjust_tau: float | None, fair_real_sampling: str | None,
+               methods: str | None, logit_adjust_tau: float | None, top_up_target: int | None,
+               fair_real_sampling: str | None,
                fair_critic_augment: str | None, classifier_steps: int | None, fair_gan_steps: int | None,
                fair_widths: str | None, evaluator: Path | None, device: str, quiet: bool) -> None:
     """Train one fixed classifier on real, classical-augmented, synthetic and mixed data: the
@@ -109,6 +113,8 @@ def experiment(ctx: click.Context, preset: str, out: Path, generator: Path | Non
             changes["methods"] = tuple(m.strip() for m in methods.split(",") if m.strip())
         if logit_adjust_tau is not None:
             changes["logit_adjust_tau"] = logit_adjust_tau
+        if top_up_target is not None:
+            changes["top_up_target"] = top_up_target
         if fair_real_sampling is not None:
             changes["fair_real_sampling"] = fair_real_sampling
     else:

@@ -7,7 +7,10 @@ like the test set, and disjoint from every cell's training images. Seed 0, each 
 * the classifier budget, 1,000 vs 2,000 steps, for ERM, classical and classical + synthetic
   top-up (shipped generator): one budget for every method;
 * the logit adjustment's tau in {0.25, 0.5, 1, 1.5, 2}, alone and with classical augmentation;
-* class-balanced resampling with classical augmentation.
+* class-balanced resampling with classical augmentation;
+* the top-up's target (images per class after it) in {500, 1000, 2000, 5000} with classical
+  augmentation, for the shipped generator and for the fair one of seed 0 (``--fair-dir``; the
+  grid's own ``fair_generators/lt100_seed0``, trained on the seed-0 subset).
 
 Prints and writes a table of balanced accuracy and rarest-class recall on the validation set.
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import io
 import sys
 import time
 from pathlib import Path
@@ -30,15 +34,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from augment.data.mnist import load_split, resolve_data_dir  # noqa: E402
 from augment.data.subsets import held_out_per_class  # noqa: E402
 from augment.device import machine_description, resolve_device  # noqa: E402
+from augment.fileio import atomic_write_text  # noqa: E402
 from augment.downstream.longtail import PRESETS, LongTailCell, LongTailContext, run_cell  # noqa: E402
 from augment.images import to_model_images  # noqa: E402
 
-TRIALS = [  # (method, regime, classifier steps, tau)
-    *[(m, r, steps, 1.0) for steps in (1000, 2000)
+TRIALS = [  # (method, regime, classifier steps, tau, top-up target; "" where the method has none)
+    *[(m, r, steps, 1.0, 5000 if r != "-" else "") for steps in (1000, 2000)
       for m, r in (("erm", "-"), ("classical", "-"), ("classical+top-up", "shipped"))],
-    *[(m, "-", 1000, tau) for tau in (0.25, 0.5, 1.0, 1.5, 2.0)
+    *[(m, "-", 1000, tau, "") for tau in (0.25, 0.5, 1.0, 1.5, 2.0)
       for m in ("logit-adjusted", "classical+logit-adjusted")],
-    ("classical+balanced", "-", 1000, 1.0),
+    ("classical+balanced", "-", 1000, 1.0, ""),
+    *[("classical+top-up", r, 1000, 1.0, target) for r in ("fair", "shipped") for target in (500, 1000, 2000, 5000)],
 ]
 
 
@@ -52,11 +58,17 @@ def main(argv=None) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--methods", default=None, help="only these methods' trials, comma-separated (default: all)")
     p.add_argument("--taus", default=None, help="only trials with these taus, comma-separated (default: all)")
+    p.add_argument("--regimes", default=None, help="only trials of these regimes ('-', shipped, fair; default: all)")
+    p.add_argument("--fair-dir", type=Path, default=None,
+                   help="the grid's fair generators (lt100_seed0/ ...) for the fair trials (default: OUT's folder's "
+                        "fair_generators)")
     args = p.parse_args(argv)
     methods = set(args.methods.split(",")) if args.methods else None
     taus = {float(t) for t in args.taus.split(",")} if args.taus else None
+    regimes = set(args.regimes.split(",")) if args.regimes else None
     unknown = sorted((methods or set()) - {t[0] for t in TRIALS}) + \
-        [str(t) for t in sorted((taus or set()) - {t[3] for t in TRIALS})]
+        [str(t) for t in sorted((taus or set()) - {t[3] for t in TRIALS})] + \
+        sorted((regimes or set()) - {t[1] for t in TRIALS})
     if unknown:
         p.error(f"no trial has {', '.join(unknown)}")
     torch.set_num_threads(args.threads)
@@ -65,19 +77,26 @@ def main(argv=None) -> None:
     images, labels = load_split(data_dir, "train")
     held = held_out_per_class(labels, args.per_class, seed=0)
     validation = (to_model_images(images[held], device), labels[held].to(device))
-    done = {}
+    fair_dir = args.fair_dir or args.out.parent / "fair_generators"
+    done, columns = {}, None
     if args.out.exists():
         with open(args.out, newline="") as f:
-            done = {(r["imbalance_ratio"], r["method"], r["classifier_steps"], r["logit_adjust_tau"]): r
-                    for r in csv.DictReader(f)}
+            reader = csv.DictReader(f)
+            columns = reader.fieldnames
+            # rows from before the regime and target were keys: the shipped top-up's target was 5,000
+            done = {trial_key(r["imbalance_ratio"], r["method"], r.get("regime", "-"), r["classifier_steps"],
+                              r["logit_adjust_tau"],
+                              r.get("top_up_target") or ("5000" if "top-up" in r["method"] else "")) for r in reader}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for rho in (float(r) for r in args.ratios.split(",")):
-        for method, regime, steps, tau in TRIALS:
-            key = (str(rho), method, str(steps), str(tau))
-            if key in done or (methods and method not in methods) or (taus and tau not in taus):
+        for method, regime, steps, tau, target in TRIALS:
+            key = trial_key(rho, method, regime, steps, tau, target)
+            if key in done or (methods and method not in methods) or (taus and tau not in taus) or \
+                    (regimes and regime not in regimes):
                 continue
-            grid = dataclasses.replace(PRESETS["longtail-cpu"], classifier_steps=steps, logit_adjust_tau=tau)
-            ctx = LongTailContext(grid, args.out.parent, device, data_dir, None, args.out.parent / "unused",
+            grid = dataclasses.replace(PRESETS["longtail-cpu"], classifier_steps=steps, logit_adjust_tau=tau,
+                                       top_up_target=target or None)
+            ctx = LongTailContext(grid, args.out.parent, device, data_dir, None, fair_dir,
                                   validation, 10, progress=False, log=print)
             started = time.time()
             row = run_cell(LongTailCell(rho, method, regime, 0), ctx)
@@ -85,15 +104,34 @@ def main(argv=None) -> None:
                    "logit_adjust_tau": tau, "validation_balanced_accuracy": row["balanced_accuracy"],
                    "validation_rare_recall": row["rare_recall"], "validation_worst_recall": row["worst_recall"],
                    "seconds": round(time.time() - started, 1), "machine": machine_description(device),
-                   "threads": torch.get_num_threads()}
-            new = not args.out.exists()
-            with open(args.out, "a", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=list(row))
-                if new:
-                    writer.writeheader()
-                writer.writerow(row)
-            print(f"rho={rho:g} {method} ({regime}) steps={steps} tau={tau}: balanced "
+                   "threads": torch.get_num_threads(), "top_up_target": target}
+            columns = append_row(args.out, row, columns)
+            print(f"rho={rho:g} {method} ({regime}) steps={steps} tau={tau} target={target or '-'}: balanced "
                   f"{100 * row['validation_balanced_accuracy']:.2f}, rare {100 * row['validation_rare_recall']:.2f}")
+
+
+def trial_key(rho, method, regime, steps, tau, target) -> tuple:
+    return (float(rho), method, regime, int(steps), float(tau), str(target))
+
+
+def append_row(path: Path, row: dict, columns) -> list:
+    """Append ``row`` to the CSV at ``path``; a CSV written before a column existed is rewritten
+    with it (empty in the old rows). Returns the columns."""
+    if columns is not None and all(k in columns for k in row):
+        with open(path, "a", newline="") as f:
+            csv.DictWriter(f, fieldnames=columns, restval="").writerow(row)
+        return columns
+    old = []
+    if columns is not None:
+        with open(path, newline="") as f:
+            old = list(csv.DictReader(f))
+    columns = list(columns or []) + [k for k in row if k not in (columns or [])]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, restval="", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(old + [row])
+    atomic_write_text(path, buf.getvalue())
+    return columns
 
 
 if __name__ == "__main__":

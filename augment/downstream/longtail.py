@@ -10,8 +10,9 @@ a seed. Methods (``METHODS``; each a '+'-joined set of parts):
 * ``logit-adjusted``: the logit-adjusted loss (Menon et al., ICLR 2021), tau = ``logit_adjust_tau``;
 * ``classical``: the per-sample random affine of ``augment.downstream.affine``, and its
   combinations ``classical+balanced`` and ``classical+logit-adjusted``;
-* ``top-up``: every class topped up with synthetic images to the largest class's count
-  (``augment.synthetic.mixing.top_up_real_synthetic``), with or without ``classical``;
+* ``top-up``: every class topped up with synthetic images to ``top_up_target`` (default: the
+  largest class's count; ``augment.synthetic.mixing.top_up_real_synthetic``), with or without
+  ``classical``;
 * ``classical+synthetic+logit-adjusted``: ``synthetic_ratio`` x n_c synthetic images added to
   each class (the imbalance kept), trained with the logit-adjusted loss.
 
@@ -66,7 +67,8 @@ METHODS = ("erm", "balanced", "logit-adjusted", "classical", "classical+balanced
            "top-up", "classical+top-up", "classical+synthetic+logit-adjusted")
 REGIMES = ("fair", "shipped")
 RESULT_COLUMNS = ("imbalance_ratio", "method", "regime", "seed", "logit_adjust_tau", "synthetic_ratio",
-                  "test_accuracy", "balanced_accuracy", "worst_recall", "rare_recall", "train_images", "seconds")
+                  "top_up_target", "test_accuracy", "balanced_accuracy", "worst_recall", "rare_recall", "train_images",
+                  "seconds")
 
 
 def method_parts(method: str) -> set:
@@ -84,25 +86,30 @@ def method_settings(method: str, grid: "LongTailGridConfig") -> dict:
     """The grid settings a method's rows depend on, as their CSV columns ("" where unused)."""
     parts = method_parts(method)
     return {"logit_adjust_tau": grid.logit_adjust_tau if "logit-adjusted" in parts else "",
-            "synthetic_ratio": grid.synthetic_ratio if "synthetic" in parts else ""}
+            "synthetic_ratio": grid.synthetic_ratio if "synthetic" in parts else "",
+            "top_up_target": (grid.top_up_target or grid.n_max) if "top-up" in parts else ""}
 
 
 def read_rows(results_path: Path) -> list[dict]:
-    """The rows of results.csv, each with the tau / synthetic ratio its method used: rows written
-    before these were columns take them from run.json's budget, where they were recorded then."""
+    """The rows of results.csv, each with the tau / synthetic ratio / top-up target its method
+    used: rows written before these were columns take tau and the ratio from run.json's budget,
+    where they were recorded then, and the target from n_max (the only target then)."""
     rows = read_results(results_path)
     recorded = read_run_info(results_path.parent).get("budget") or {}
+    if "n_max" in recorded:
+        recorded = {**recorded, "top_up_target": recorded["n_max"]}
     for row in rows:
         parts = method_parts(row["method"]) if row["method"] in METHODS else set()
-        for key, part in (("logit_adjust_tau", "logit-adjusted"), ("synthetic_ratio", "synthetic")):
+        for key, part in (("logit_adjust_tau", "logit-adjusted"), ("synthetic_ratio", "synthetic"),
+                          ("top_up_target", "top-up")):
             if part in parts and row.get(key) in ("", None) and key in recorded:
                 row[key] = recorded[key]
     return rows
 
 
 def check_method_settings(grid: "LongTailGridConfig", rows: list[dict], out_dir: Path) -> None:
-    """Refuse to add cells with another tau (or synthetic ratio) than the rows of the same
-    method already in ``out_dir`` were made with: one method, one setting per table."""
+    """Refuse to add cells with another tau (synthetic ratio, top-up target) than the rows of the
+    same method already in ``out_dir`` were made with: one method, one setting per table."""
     for row in rows:
         if row["method"] not in grid.methods:
             continue
@@ -132,8 +139,9 @@ class LongTailGridConfig:
     seeds: tuple = (0, 1, 2)
     classifier_steps: int = 1000
     classifier_batch: int = 128
-    logit_adjust_tau: float = 1.0
+    logit_adjust_tau: float = 0.5  # tuned on validation (experiments/longtail_tuning.py); the paper's is 1
     synthetic_ratio: float = 1.0  # of classical+synthetic+logit-adjusted: synthetic x n_c added per class
+    top_up_target: Optional[int] = None  # of the top-up methods: images per class after it (None: n_max)
     fair_gan_steps: int = 4000
     fair_widths: tuple = (64, 32)
     fair_real_sampling: str = "auto"
@@ -154,6 +162,8 @@ class LongTailGridConfig:
             raise ConfigError(f"class_order must be one of {CLASS_ORDERS}, fair_real_sampling one of {REAL_SAMPLINGS}")
         if not self.logit_adjust_tau > 0 or not self.synthetic_ratio > 0:
             raise ConfigError("logit_adjust_tau and synthetic_ratio must be > 0")
+        if self.top_up_target is not None and not (isinstance(self.top_up_target, int) and self.top_up_target >= 1):
+            raise ConfigError(f"top_up_target must be a whole number >= 1 (or None), got {self.top_up_target!r}")
         if len(self.fair_widths) != 2 or any(not isinstance(w, int) or w < 1 for w in self.fair_widths):
             raise ConfigError(f"fair_widths must be two widths >= 1 (g_width, d_width), got {self.fair_widths!r}")
 
@@ -162,8 +172,8 @@ class LongTailGridConfig:
 
 
 PRESETS = {
-    # 2 CPU cores: fair generators at half width (64/32) for 4,000 steps (about 1.5 h each on an
-    # idle core), 1,000 classifier steps a cell; about ten hours in all.
+    # 2 CPU cores: fair generators at half width (64/32) for 4,000 steps (about 3 h each on one
+    # core), 1,000 classifier steps a cell; about ten hours in all, two processes at a time.
     "longtail-cpu": LongTailGridConfig(),
     # a GPU: reference-size fair generators, 10,000 steps, 2,000 classifier steps a cell.
     "longtail-gpu": LongTailGridConfig(classifier_steps=2000, fair_gan_steps=10000, fair_widths=(128, 64)),
@@ -243,7 +253,7 @@ def cell_training_set(cell: LongTailCell, ctx: LongTailContext):
     synth_seed = 10_000 + cell.seed  # synthetic items differ from seed to seed, as in the balanced grid
     generator = ctx.generator_for(cell)
     if "top-up" in parts:
-        mixed = top_up_real_synthetic(real, generator, seed=synth_seed, device=ctx.device)
+        mixed = top_up_real_synthetic(real, generator, ctx.grid.top_up_target, seed=synth_seed, device=ctx.device)
     else:
         mixed = mix_real_synthetic(real, generator, ctx.grid.synthetic_ratio, seed=synth_seed, device=ctx.device)
     return OnDemandImages(mixed, ctx.device), dataset_targets(mixed)

@@ -166,7 +166,8 @@ def write_longtail_summary(out_dir: Path, rows: list[dict], diversity: list[dict
 def _settings_note(rows: list[dict]) -> str:
     """' In these rows the logit adjustment's tau is 0.5 and ...' for the settings the rows used."""
     notes = []
-    for key, what in (("logit_adjust_tau", "the logit adjustment's tau"), ("synthetic_ratio", "the synthetic ratio")):
+    for key, what in (("logit_adjust_tau", "the logit adjustment's tau"), ("synthetic_ratio", "the synthetic ratio"),
+                      ("top_up_target", "the top-up target (images per class)")):
         values = sorted({float(r[key]) for r in rows if r.get(key) not in ("", None)})
         if values:
             notes.append(f"{what} is {', '.join(f'{v:g}' for v in values)}")

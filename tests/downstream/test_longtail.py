@@ -10,7 +10,7 @@ from augment.config import SubsetSpec
 from augment.data.real import RealMNIST
 from augment.data.subsets import long_tail_counts
 from augment.downstream import longtail
-from augment.downstream.grid import read_results
+from augment.downstream.grid import read_results, write_results
 from augment.downstream.longtail import LongTailGridConfig, grid_cells, long_tail_scores, run_longtail_grid
 from augment.downstream.longtail_fair import fair_config
 from augment.downstream.longtail_summary import best_baseline, longtail_frame, paired_gains, rarest_classes
@@ -49,6 +49,8 @@ def test_cells_cover_baselines_once_and_synthetic_methods_per_regime():
     ({"imbalance_ratios": (0.5,)}, ">= 1"),
     ({"fair_widths": (8,)}, "fair_widths"),
     ({"logit_adjust_tau": 0.0}, "> 0"),
+    ({"top_up_target": 0}, "top_up_target"),
+    ({"top_up_target": 2.5}, "top_up_target"),
 ])
 def test_a_bad_grid_is_refused(changes, match):
     with pytest.raises(ConfigError, match=match):
@@ -57,7 +59,7 @@ def test_a_bad_grid_is_refused(changes, match):
 
 def test_presets_are_valid_and_the_cpu_preset_is_the_issues():
     cpu = longtail.PRESETS["longtail-cpu"]
-    assert cpu.imbalance_ratios == (10.0, 100.0) and cpu.seeds == (0, 1, 2) and cpu.logit_adjust_tau == 1.0
+    assert cpu.imbalance_ratios == (10.0, 100.0) and cpu.seeds == (0, 1, 2) and cpu.logit_adjust_tau == 0.5
     assert set(cpu.methods) == set(longtail.METHODS) and cpu.regimes == ("fair", "shipped")
     assert longtail.PRESETS["longtail-gpu"].fair_widths == (128, 64)  # the reference size
 
@@ -97,9 +99,9 @@ def test_each_method_trains_on_its_data_with_its_loss_and_sampling(tmp_path, lt_
     assert by_method["top-up"][0] == [16] * 10 and by_method["classical+top-up"][0] == [16] * 10
     assert by_method["classical+synthetic+logit-adjusted"][0] == [3 * n for n in counts]
     assert by_method["balanced"][1].sampling == "balanced" and by_method["erm"][1].sampling == "uniform"
-    assert by_method["logit-adjusted"][1].logit_adjust_tau == 1.0 and by_method["erm"][1].logit_adjust_tau == 0.0
+    assert by_method["logit-adjusted"][1].logit_adjust_tau == 0.5 and by_method["erm"][1].logit_adjust_tau == 0.0
     assert by_method["classical"][2] is longtail.random_affine and by_method["erm"][2] is None
-    assert by_method["classical+synthetic+logit-adjusted"][1].logit_adjust_tau == 1.0
+    assert by_method["classical+synthetic+logit-adjusted"][1].logit_adjust_tau == 0.5
 
 
 def test_grid_trains_a_fair_generator_on_the_cells_images_resumes_and_reports(tmp_path, lt_data, tiny_generator):
@@ -183,6 +185,45 @@ def test_tau_is_a_column_of_the_rows_that_use_it_and_cannot_change_under_them(tm
     assert (rows["classical"]["logit_adjust_tau"], float(rows["logit-adjusted"]["logit_adjust_tau"])) == ("", 0.5)
     with pytest.raises(ConfigError, match="logit-adjusted cells made with logit_adjust_tau=0.5, not 2"):
         run(methods=("logit-adjusted",), logit_adjust_tau=2.0)
+
+
+def test_the_top_up_target_reaches_the_mix_is_a_column_and_cannot_change_under_its_rows(
+        tmp_path, lt_data, tiny_generator, monkeypatch):
+    seen = []
+    real_train = longtail.train_classifier
+
+    def spy(images, labels, *args, **kwargs):
+        seen.append(torch.bincount(labels.cpu(), minlength=10).tolist())
+        return real_train(images, labels, *args, **kwargs)
+
+    monkeypatch.setattr(longtail, "train_classifier", spy)
+    out = tmp_path / "exp"
+    run = lambda **changes: run_longtail_grid(tiny_grid(regimes=("shipped",), **changes), out, CPU,  # noqa: E731
+                                              data_dir=lt_data, generator=tiny_generator, progress=False,
+                                              log=lambda m: None, mnist=False)
+    run(methods=("top-up", "classical"), top_up_target=10)
+    counts = long_tail_counts(10, 4.0, n_max=16)
+    assert seen[1] == [max(n, 10) for n in counts]  # classes above the target keep all their real images
+    rows = {r["method"]: r for r in read_results(out / "results.csv")}
+    assert int(rows["top-up"]["top_up_target"]) == 10 and rows["classical"]["top_up_target"] == ""
+    with pytest.raises(ConfigError, match="top-up cells made with top_up_target=10, not 16"):
+        run(methods=("top-up",))  # the default target, n_max
+
+
+def test_top_up_rows_from_before_the_target_column_read_as_n_max(tmp_path, lt_data, tiny_generator):
+    out = tmp_path / "exp"
+    run = lambda **changes: run_longtail_grid(tiny_grid(regimes=("shipped",), **changes), out, CPU,  # noqa: E731
+                                              data_dir=lt_data, generator=tiny_generator, progress=False,
+                                              log=lambda m: None, mnist=False)
+    run(methods=("top-up",))
+    rows = read_results(out / "results.csv")
+    for row in rows:
+        del row["top_up_target"]
+    write_results(out / "results.csv", rows, tuple(rows[0]))
+    with pytest.raises(ConfigError, match="top_up_target=16, not 8"):
+        run(methods=("top-up",), top_up_target=8)
+    run(methods=("top-up",))  # n_max: the same target, nothing to run
+    assert int(read_results(out / "results.csv")[0]["top_up_target"]) == 16
 
 
 def test_a_subset_the_data_cannot_hold_fails_before_anything_is_written(tmp_path, lt_data, tiny_generator):
