@@ -52,7 +52,8 @@ ONLY_LONGTAIL = ("imbalance_ratios", "methods", "logit_adjust_tau", "top_up_targ
               help="long-tailed presets: tau of the logit-adjusted loss (default: the preset's, 0.5, tuned on "
                    "validation)")
 @click.option("--top-up-target", type=click.IntRange(1), default=None,
-              help="long-tailed presets: images per class after a top-up (default: the largest class's, n_max)")
+              help="long-tailed presets: fill each class up to this many images in a top-up (default: the "
+                   "largest class's count, n_max; a class with more real images keeps them all)")
 @click.option("--fair-real-sampling", type=click.Choice(["auto", "uniform", "balanced"]), default=None,
               help="long-tailed presets: how the fair generators draw real batches (those trained here; "
                    "one found in --fair-dir must have been trained so)")

@@ -8,9 +8,11 @@ like the test set, and disjoint from every cell's training images. Seed 0, each 
   top-up (shipped generator): one budget for every method;
 * the logit adjustment's tau in {0.25, 0.5, 1, 1.5, 2}, alone and with classical augmentation;
 * class-balanced resampling with classical augmentation;
-* the top-up's target (images per class after it) in {500, 1000, 2000, 5000} with classical
-  augmentation, for the shipped generator and for the fair one of seed 0 (``--fair-dir``; the
-  grid's own ``fair_generators/lt100_seed0``, trained on the seed-0 subset).
+* the top-up's target (each class filled up to it) in {500, 1000, 2000, 5000} with classical
+  augmentation, for the shipped generator and for the fair one of seed 0 (``--fair-dir``: the
+  grid's ``fair_generators/lt{RHO}_seed0``, trained on the seed-0 subset; a fair trial whose
+  generator is not there is skipped, never trained here). At rho = 10 the rarest class has 500
+  images, so target 500 adds nothing there: the real-only control.
 
 Prints and writes a table of balanced accuracy and rarest-class recall on the validation set.
 
@@ -36,6 +38,7 @@ from augment.data.subsets import held_out_per_class  # noqa: E402
 from augment.device import machine_description, resolve_device  # noqa: E402
 from augment.fileio import atomic_write_text  # noqa: E402
 from augment.downstream.longtail import PRESETS, LongTailCell, LongTailContext, run_cell  # noqa: E402
+from augment.downstream.longtail_fair import check_fair_run_settings, fair_config, fair_run_name  # noqa: E402
 from augment.images import to_model_images  # noqa: E402
 
 TRIALS = [  # (method, regime, classifier steps, tau, top-up target; "" where the method has none)
@@ -44,7 +47,8 @@ TRIALS = [  # (method, regime, classifier steps, tau, top-up target; "" where th
     *[(m, "-", 1000, tau, "") for tau in (0.25, 0.5, 1.0, 1.5, 2.0)
       for m in ("logit-adjusted", "classical+logit-adjusted")],
     ("classical+balanced", "-", 1000, 1.0, ""),
-    *[("classical+top-up", r, 1000, 1.0, target) for r in ("fair", "shipped") for target in (500, 1000, 2000, 5000)],
+    *[("classical+top-up", "fair", 1000, 1.0, target) for target in (500, 1000, 2000, 5000)],
+    *[("classical+top-up", "shipped", 1000, 1.0, target) for target in (500, 1000, 2000)],  # 5000: above
 ]
 
 
@@ -57,7 +61,8 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
     p.add_argument("--methods", default=None, help="only these methods' trials, comma-separated (default: all)")
-    p.add_argument("--taus", default=None, help="only trials with these taus, comma-separated (default: all)")
+    p.add_argument("--taus", default=None, help="only logit-adjusted trials with these taus, comma-separated "
+                                                "(default: all)")
     p.add_argument("--regimes", default=None, help="only trials of these regimes ('-', shipped, fair; default: all)")
     p.add_argument("--fair-dir", type=Path, default=None,
                    help="the grid's fair generators (lt100_seed0/ ...) for the fair trials (default: OUT's folder's "
@@ -78,7 +83,7 @@ def main(argv=None) -> None:
     held = held_out_per_class(labels, args.per_class, seed=0)
     validation = (to_model_images(images[held], device), labels[held].to(device))
     fair_dir = args.fair_dir or args.out.parent / "fair_generators"
-    done, columns = {}, None
+    done, columns = set(), None
     if args.out.exists():
         with open(args.out, newline="") as f:
             reader = csv.DictReader(f)
@@ -91,11 +96,17 @@ def main(argv=None) -> None:
     for rho in (float(r) for r in args.ratios.split(",")):
         for method, regime, steps, tau, target in TRIALS:
             key = trial_key(rho, method, regime, steps, tau, target)
-            if key in done or (methods and method not in methods) or (taus and tau not in taus) or \
-                    (regimes and regime not in regimes):
+            if key in done or (methods and method not in methods) or (regimes and regime not in regimes) or \
+                    (taus and "logit-adjusted" in method and tau not in taus):
                 continue
             grid = dataclasses.replace(PRESETS["longtail-cpu"], classifier_steps=steps, logit_adjust_tau=tau,
                                        top_up_target=target or None)
+            if regime == "fair":
+                run = fair_dir / fair_run_name(grid.subset(rho), 0)
+                if not (run / "generator.safetensors").is_file():
+                    print(f"skipped rho={rho:g} {method} (fair) target={target}: no generator in {run}")
+                    continue
+                check_fair_run_settings(run, fair_config(grid, rho, 0, data_dir, "mnist", device))
             ctx = LongTailContext(grid, args.out.parent, device, data_dir, None, fair_dir,
                                   validation, 10, progress=False, log=print)
             started = time.time()
@@ -106,6 +117,7 @@ def main(argv=None) -> None:
                    "seconds": round(time.time() - started, 1), "machine": machine_description(device),
                    "threads": torch.get_num_threads(), "top_up_target": target}
             columns = append_row(args.out, row, columns)
+            done.add(key)
             print(f"rho={rho:g} {method} ({regime}) steps={steps} tau={tau} target={target or '-'}: balanced "
                   f"{100 * row['validation_balanced_accuracy']:.2f}, rare {100 * row['validation_rare_recall']:.2f}")
 
@@ -119,12 +131,15 @@ def append_row(path: Path, row: dict, columns) -> list:
     with it (empty in the old rows). Returns the columns."""
     if columns is not None and all(k in columns for k in row):
         with open(path, "a", newline="") as f:
-            csv.DictWriter(f, fieldnames=columns, restval="").writerow(row)
+            csv.DictWriter(f, fieldnames=columns, restval="", lineterminator="\n").writerow(row)
         return columns
     old = []
     if columns is not None:
         with open(path, newline="") as f:
             old = list(csv.DictReader(f))
+    for r in old:  # the only target before it was a column: the largest class, 5,000
+        if "top-up" in r["method"] and not r.get("top_up_target"):
+            r["top_up_target"] = 5000
     columns = list(columns or []) + [k for k in row if k not in (columns or [])]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, restval="", lineterminator="\n")

@@ -10,9 +10,9 @@ a seed. Methods (``METHODS``; each a '+'-joined set of parts):
 * ``logit-adjusted``: the logit-adjusted loss (Menon et al., ICLR 2021), tau = ``logit_adjust_tau``;
 * ``classical``: the per-sample random affine of ``augment.downstream.affine``, and its
   combinations ``classical+balanced`` and ``classical+logit-adjusted``;
-* ``top-up``: every class topped up with synthetic images to ``top_up_target`` (default: the
-  largest class's count; ``augment.synthetic.mixing.top_up_real_synthetic``), with or without
-  ``classical``;
+* ``top-up``: every class topped up with synthetic images to ``top_up_target`` images (default:
+  the largest class's count; a class with more real images keeps them all;
+  ``augment.synthetic.mixing.top_up_real_synthetic``), with or without ``classical``;
 * ``classical+synthetic+logit-adjusted``: ``synthetic_ratio`` x n_c synthetic images added to
   each class (the imbalance kept), trained with the logit-adjusted loss.
 
@@ -93,17 +93,17 @@ def method_settings(method: str, grid: "LongTailGridConfig") -> dict:
 def read_rows(results_path: Path) -> list[dict]:
     """The rows of results.csv, each with the tau / synthetic ratio / top-up target its method
     used: rows written before these were columns take tau and the ratio from run.json's budget,
-    where they were recorded then, and the target from n_max (the only target then)."""
+    where they were recorded then, and the target from the row's largest class count (the only
+    target then)."""
     rows = read_results(results_path)
     recorded = read_run_info(results_path.parent).get("budget") or {}
-    if "n_max" in recorded:
-        recorded = {**recorded, "top_up_target": recorded["n_max"]}
     for row in rows:
         parts = method_parts(row["method"]) if row["method"] in METHODS else set()
-        for key, part in (("logit_adjust_tau", "logit-adjusted"), ("synthetic_ratio", "synthetic"),
-                          ("top_up_target", "top-up")):
+        for key, part in (("logit_adjust_tau", "logit-adjusted"), ("synthetic_ratio", "synthetic")):
             if part in parts and row.get(key) in ("", None) and key in recorded:
                 row[key] = recorded[key]
+        if "top-up" in parts and row.get("top_up_target") in ("", None):
+            row["top_up_target"] = max(int(v) for k, v in row.items() if k.startswith("count_"))
     return rows
 
 
@@ -127,8 +127,8 @@ class LongTailGridConfig:
     d_width), ``fair_gan_steps`` generator steps, critic real batches drawn as
     ``fair_real_sampling`` says."""
 
-    # shared by every row of a directory; tau and the synthetic ratio are columns of the rows
-    # that use them (``method_settings``), checked row by row (``check_method_settings``)
+    # shared by every row of a directory; tau, the synthetic ratio and the top-up target are
+    # columns of the rows that use them (``method_settings``), checked row by row (``check_method_settings``)
     budget_fields: ClassVar[tuple] = ("classifier_steps", "classifier_batch", "n_max", "class_order")
 
     imbalance_ratios: tuple = (10.0, 100.0)
@@ -141,7 +141,9 @@ class LongTailGridConfig:
     classifier_batch: int = 128
     logit_adjust_tau: float = 0.5  # tuned on validation (experiments/longtail_tuning.py); the paper's is 1
     synthetic_ratio: float = 1.0  # of classical+synthetic+logit-adjusted: synthetic x n_c added per class
-    top_up_target: Optional[int] = None  # of the top-up methods: images per class after it (None: n_max)
+    # of the top-up methods: each class filled up to this many images (None: n_max, the largest
+    # class); a class with more real images keeps them all
+    top_up_target: Optional[int] = None
     fair_gan_steps: int = 4000
     fair_widths: tuple = (64, 32)
     fair_real_sampling: str = "auto"
@@ -162,7 +164,8 @@ class LongTailGridConfig:
             raise ConfigError(f"class_order must be one of {CLASS_ORDERS}, fair_real_sampling one of {REAL_SAMPLINGS}")
         if not self.logit_adjust_tau > 0 or not self.synthetic_ratio > 0:
             raise ConfigError("logit_adjust_tau and synthetic_ratio must be > 0")
-        if self.top_up_target is not None and not (isinstance(self.top_up_target, int) and self.top_up_target >= 1):
+        if self.top_up_target is not None and (isinstance(self.top_up_target, bool) or
+                                               not isinstance(self.top_up_target, int) or self.top_up_target < 1):
             raise ConfigError(f"top_up_target must be a whole number >= 1 (or None), got {self.top_up_target!r}")
         if len(self.fair_widths) != 2 or any(not isinstance(w, int) or w < 1 for w in self.fair_widths):
             raise ConfigError(f"fair_widths must be two widths >= 1 (g_width, d_width), got {self.fair_widths!r}")

@@ -51,6 +51,7 @@ def test_cells_cover_baselines_once_and_synthetic_methods_per_regime():
     ({"logit_adjust_tau": 0.0}, "> 0"),
     ({"top_up_target": 0}, "top_up_target"),
     ({"top_up_target": 2.5}, "top_up_target"),
+    ({"top_up_target": True}, "top_up_target"),
 ])
 def test_a_bad_grid_is_refused(changes, match):
     with pytest.raises(ConfigError, match=match):
@@ -210,7 +211,7 @@ def test_the_top_up_target_reaches_the_mix_is_a_column_and_cannot_change_under_i
         run(methods=("top-up",))  # the default target, n_max
 
 
-def test_top_up_rows_from_before_the_target_column_read_as_n_max(tmp_path, lt_data, tiny_generator):
+def test_top_up_rows_from_before_the_target_column_read_as_their_largest_class(tmp_path, lt_data, tiny_generator):
     out = tmp_path / "exp"
     run = lambda **changes: run_longtail_grid(tiny_grid(regimes=("shipped",), **changes), out, CPU,  # noqa: E731
                                               data_dir=lt_data, generator=tiny_generator, progress=False,
