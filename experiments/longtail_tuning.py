@@ -22,9 +22,7 @@ Prints and writes a table of balanced accuracy and rarest-class recall on the va
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
-import io
 import sys
 import time
 from pathlib import Path
@@ -36,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from augment.data.mnist import load_split, resolve_data_dir  # noqa: E402
 from augment.data.subsets import held_out_per_class  # noqa: E402
 from augment.device import machine_description, resolve_device  # noqa: E402
-from augment.fileio import atomic_write_text  # noqa: E402
+from augment.downstream.grid import read_results, write_results  # noqa: E402
 from augment.downstream.longtail import PRESETS, LongTailCell, LongTailContext, run_cell  # noqa: E402
 from augment.downstream.longtail_fair import check_fair_run_settings, fair_config, fair_run_name  # noqa: E402
 from augment.images import to_model_images  # noqa: E402
@@ -83,15 +81,9 @@ def main(argv=None) -> None:
     held = held_out_per_class(labels, args.per_class, seed=0)
     validation = (to_model_images(images[held], device), labels[held].to(device))
     fair_dir = args.fair_dir or args.out.parent / "fair_generators"
-    done, columns = set(), None
-    if args.out.exists():
-        with open(args.out, newline="") as f:
-            reader = csv.DictReader(f)
-            columns = reader.fieldnames
-            # rows from before the regime and target were keys: the shipped top-up's target was 5,000
-            done = {trial_key(r["imbalance_ratio"], r["method"], r.get("regime", "-"), r["classifier_steps"],
-                              r["logit_adjust_tau"],
-                              r.get("top_up_target") or ("5000" if "top-up" in r["method"] else "")) for r in reader}
+    trials = read_trials(args.out)
+    done = {trial_key(r["imbalance_ratio"], r["method"], r["regime"], r["classifier_steps"], r["logit_adjust_tau"],
+                      r["top_up_target"]) for r in trials}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for rho in (float(r) for r in args.ratios.split(",")):
         for method, regime, steps, tau, target in TRIALS:
@@ -116,7 +108,8 @@ def main(argv=None) -> None:
                    "validation_rare_recall": row["rare_recall"], "validation_worst_recall": row["worst_recall"],
                    "seconds": round(time.time() - started, 1), "machine": machine_description(device),
                    "threads": torch.get_num_threads(), "top_up_target": target}
-            columns = append_row(args.out, row, columns)
+            trials.append(row)
+            write_results(args.out, trials, tuple(trials[0]))  # the whole CSV, atomically
             done.add(key)
             print(f"rho={rho:g} {method} ({regime}) steps={steps} tau={tau} target={target or '-'}: balanced "
                   f"{100 * row['validation_balanced_accuracy']:.2f}, rare {100 * row['validation_rare_recall']:.2f}")
@@ -126,27 +119,15 @@ def trial_key(rho, method, regime, steps, tau, target) -> tuple:
     return (float(rho), method, regime, int(steps), float(tau), str(target))
 
 
-def append_row(path: Path, row: dict, columns) -> list:
-    """Append ``row`` to the CSV at ``path``; a CSV written before a column existed is rewritten
-    with it (empty in the old rows). Returns the columns."""
-    if columns is not None and all(k in columns for k in row):
-        with open(path, "a", newline="") as f:
-            csv.DictWriter(f, fieldnames=columns, restval="", lineterminator="\n").writerow(row)
-        return columns
-    old = []
-    if columns is not None:
-        with open(path, newline="") as f:
-            old = list(csv.DictReader(f))
-    for r in old:  # the only target before it was a column: the largest class, 5,000
-        if "top-up" in r["method"] and not r.get("top_up_target"):
-            r["top_up_target"] = 5000
-    columns = list(columns or []) + [k for k in row if k not in (columns or [])]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, restval="", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(old + [row])
-    atomic_write_text(path, buf.getvalue())
-    return columns
+def read_trials(path: Path) -> list[dict]:
+    """The trials in the CSV at ``path`` ([] without one). Rows from before the regime and the
+    target were columns get them: '-' and, for the shipped top-up, 5,000 (the largest class)."""
+    rows = read_results(path)
+    for r in rows:
+        r.setdefault("regime", "-")
+        if not r.get("top_up_target"):
+            r["top_up_target"] = 5000 if "top-up" in r["method"] else ""
+    return rows
 
 
 if __name__ == "__main__":
