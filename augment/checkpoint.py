@@ -18,7 +18,7 @@ import json
 import pickle
 import zipfile
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -240,6 +240,16 @@ def generator_class_names(path: PathLike) -> list:
     state = load_checkpoint(path)
     names = state.get("class_names")
     return class_names({"class_names": json.dumps(names)} if names else {}, state["train_config"].model.num_classes)
+
+
+def generator_step(path: PathLike) -> Optional[int]:
+    """The training step a generator file was saved at (its ``step`` metadata); None when the
+    file does not say (written by hand or by an older version)."""
+    _, _, metadata = read_generator_file(path)
+    try:
+        return int(metadata["step"])
+    except (KeyError, ValueError):
+        return None
 
 
 def weights_metadata(ema_decay: float | None, step: int) -> dict:

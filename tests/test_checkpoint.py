@@ -6,6 +6,7 @@ import torch
 
 from augment.checkpoint import (
     export_generator,
+    generator_step,
     load_checkpoint,
     load_generator,
     read_generator_file,
@@ -43,6 +44,9 @@ def test_generator_file_alone_rebuilds_the_generator(tmp_path, tiny_model_config
     assert len(digest) == 64
     cfg, _, meta = read_generator_file(tmp_path / "g.safetensors")
     assert cfg == tiny_model_config and meta["step"] == "7"
+    assert generator_step(tmp_path / "g.safetensors") == 7
+    save_generator(tmp_path / "bare.safetensors", g)
+    assert generator_step(tmp_path / "bare.safetensors") is None  # a file that does not say
     g2 = load_generator(tmp_path / "g.safetensors")
     z, y = torch.randn(4, tiny_model_config.z_dim), torch.arange(4)
     torch.testing.assert_close(g(z, y), g2(z, y), rtol=0, atol=0)

@@ -54,7 +54,7 @@ from augment.downstream.records import (
     record_budget,
     write_run_info,
 )
-from augment.downstream.runner import OnDemandImages, per_class_diversity, train_or_resume
+from augment.downstream.runner import OnDemandImages, per_class_diversity, stopped_short, train_or_resume
 from augment.errors import ConfigError
 from augment.evaluation.classifier import ClassifierTrainConfig, predict, train_classifier
 from augment.evaluation.metrics import classifier_agreement
@@ -235,9 +235,10 @@ class LongTailContext:
 
 
 def fair_generator(ctx: LongTailContext, imbalance_ratio: float, seed: int) -> Path:
-    """Reuse, resume or train the generator of exactly the cell's long-tailed images."""
+    """Reuse, resume (also a run a time limit stopped short) or train the generator of exactly the
+    cell's long-tailed images."""
     run = ctx.fair_dir / fair_run_name(ctx.grid.subset(imbalance_ratio), seed)
-    if (run / "generator.safetensors").exists():
+    if (run / "generator.safetensors").exists() and stopped_short(run) is None:
         return run / "generator.safetensors"
     cfg = fair_config(ctx.grid, imbalance_ratio, seed, ctx.data_dir, ctx.dataset, ctx.device)
     ctx.log(f"training the fair generator {run.name} ({cfg.max_steps} steps, widths "

@@ -21,7 +21,7 @@ from typing import Callable, Iterable, Optional
 import torch
 from tqdm.auto import tqdm
 
-from augment.checkpoint import load_generator
+from augment.checkpoint import generator_step, load_generator
 from augment.config import ModelConfig, TrainConfig
 from augment.data.real import RealMNIST
 from augment.data.sources import dataset_name, load_labelled
@@ -85,7 +85,7 @@ def fair_generator(ctx: ExperimentContext, n_per_class: int, seed: int) -> Path:
     draw as ``RealMNIST(n_per_class=n, seed=seed)``."""
     run = (ctx.fair_dir or ctx.out_dir / "fair_generators") / f"n{n_per_class}_seed{seed}"
     generator = run / "generator.safetensors"  # its critic_augment was checked by run_grid
-    if generator.exists():
+    if generator.exists() and stopped_short(run) is None:
         return generator
     cfg = fair_train_config(ctx.grid.fair_widths, ctx.grid.fair_gan_steps, seed, ctx.data_dir, ctx.dataset,
                             ctx.device, critic_augment=ctx.grid.fair_critic_augment, n_per_class=n_per_class)
@@ -111,12 +111,35 @@ def fair_train_config(widths: tuple, steps: int, seed: int, data_dir: Optional[P
 def train_or_resume(run: Path, cfg: TrainConfig, progress: bool, log: Callable[[str], None]) -> Path:
     """``run``'s generator file: resumed from its checkpoint when it has one, else trained anew
     (a run stopped before its first checkpoint starts again)."""
-    if (run / "checkpoints" / "last.pt").exists():
-        return resume(run, {"max_steps": cfg.max_steps}, progress=progress)
+    if (run / "checkpoints" / "last.pt").exists():  # to the end: a time limit it had no longer applies
+        return resume(run, {"max_steps": cfg.max_steps, "max_minutes": None}, progress=progress)
     if (run / "config.json").is_file():  # a run of ours stopped before its first checkpoint
         log(f"{run} stopped before its first checkpoint; starting it again")
         shutil.rmtree(run)
     return train(cfg, run, progress=progress)
+
+
+def stopped_short(run: Path) -> Optional[tuple[int, int]]:
+    """(step, max_steps) when the generator in ``run`` was saved before the step its config.json
+    asks for (a time limit, ``max_minutes``, ended the run), else None: finished, not there, or
+    weights without their run's config (trained elsewhere, taken as they are)."""
+    weights = run / "generator.safetensors"
+    settings = run_training_settings(run)
+    if not weights.is_file() or settings is None or not isinstance(settings["max_steps"], int):
+        return None
+    step = generator_step(weights)
+    return (step, settings["max_steps"]) if step is not None and step < settings["max_steps"] else None
+
+
+def check_can_finish(run: Path) -> None:
+    """Refuse a fair run whose generator stopped short of its config's steps and that has no
+    checkpoint to continue from: its rows would stand for a longer run than it was. One with a
+    checkpoint is resumed to the end by ``train_or_resume``."""
+    short = stopped_short(run)
+    if short is not None and not (run / "checkpoints" / "last.pt").exists():
+        raise ConfigError(f"{run}: its generator stopped at step {short[0]} of the {short[1]} its config asks for "
+                          f"and there is no checkpoint to continue from; train it to the end or pass another "
+                          f"--fair-dir")
 
 
 def _check_fair_run(run: Path, critic_augment: str, recorded_sha256: Optional[str] = None) -> None:
@@ -143,6 +166,7 @@ def _check_fair_run(run: Path, critic_augment: str, recorded_sha256: Optional[st
     if trained != critic_augment:
         raise ConfigError(f"{run} was trained with critic_augment={trained!r} but the grid asks for "
                           f"{critic_augment!r}; pass --fair-critic-augment {trained} or another --fair-dir")
+    check_can_finish(run)
 
 
 def materialize(dataset, batch_size: int = 2000) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,10 +2,12 @@
 
 import dataclasses
 import json
+import shutil
 
 import pytest
 import torch
 
+from augment.checkpoint import generator_step
 from augment.config import SubsetSpec
 from augment.data.real import RealMNIST
 from augment.data.subsets import long_tail_counts
@@ -16,6 +18,7 @@ from augment.downstream.longtail_fair import fair_config
 from augment.downstream.longtail_summary import best_baseline, longtail_frame, paired_gains, rarest_classes
 from augment.errors import ConfigError
 from augment.synthetic.mixing import class_counts
+from augment.training.loop import train
 from tests.conftest import write_idx_dir
 
 CPU = torch.device("cpu")
@@ -172,6 +175,26 @@ def test_a_fair_run_trained_otherwise_than_the_grid_asks_is_refused(tmp_path, lt
     (fair / "config.json").write_text(json.dumps({**config, "real_sampling": "balanced"}))  # as asked: used
     run_longtail_grid(grid, tmp_path / "exp", CPU, data_dir=lt_data, progress=False, log=lambda m: None, mnist=False,
                       fair_dir=tmp_path / "fair")
+    assert read_results(tmp_path / "exp" / "results.csv")[0]["regime"] == "fair"
+
+
+@pytest.mark.parametrize("has_checkpoint", [True, False])
+def test_a_fair_run_a_time_limit_stopped_short_is_resumed_to_the_end_or_refused(tmp_path, lt_data, has_checkpoint):
+    grid = tiny_grid(methods=("top-up",), regimes=("fair",), fair_gan_steps=3)
+    run = tmp_path / "fair" / "lt4-n16_seed0"
+    cfg = dataclasses.replace(fair_config(grid, 4.0, 0, lt_data, "idx", CPU), max_minutes=1e-9)
+    train(cfg, run, progress=False)  # stops after its first step
+    assert generator_step(run / "generator.safetensors") == 1
+    if not has_checkpoint:
+        shutil.rmtree(run / "checkpoints")
+        with pytest.raises(ConfigError, match="stopped at step 1 of the 3 .*no checkpoint"):
+            run_longtail_grid(grid, tmp_path / "exp", CPU, data_dir=lt_data, progress=False, log=lambda m: None,
+                              mnist=False, fair_dir=tmp_path / "fair")
+        assert not (tmp_path / "exp").exists()
+        return
+    run_longtail_grid(grid, tmp_path / "exp", CPU, data_dir=lt_data, progress=False, log=lambda m: None, mnist=False,
+                      fair_dir=tmp_path / "fair")
+    assert generator_step(run / "generator.safetensors") == 3  # continued to the end, without the time limit
     assert read_results(tmp_path / "exp" / "results.csv")[0]["regime"] == "fair"
 
 
