@@ -12,7 +12,9 @@ like the test set, and disjoint from every cell's training images. Seed 0, each 
   augmentation, for the shipped generator and for the fair one of seed 0 (``--fair-dir``: the
   grid's ``fair_generators/lt{RHO}_seed0``, trained on the seed-0 subset; a fair trial whose
   generator is not there is skipped, never trained here). At rho = 10 the rarest class has 500
-  images, so target 500 adds nothing there: the real-only control.
+  images, so target 500 adds nothing there: the real-only control;
+* the synthetic ratio r of classical + synthetic + logit adjustment (r * n_c synthetic images
+  added to class c; tau 0.5) in {0.5, 1, 2, 4}, with the fair generator of seed 0.
 
 Prints and writes a table of balanced accuracy and rarest-class recall on the validation set.
 
@@ -39,14 +41,15 @@ from augment.downstream.longtail import PRESETS, LongTailCell, LongTailContext, 
 from augment.downstream.longtail_fair import check_fair_run_settings, fair_config, fair_run_name  # noqa: E402
 from augment.images import to_model_images  # noqa: E402
 
-TRIALS = [  # (method, regime, classifier steps, tau, top-up target; "" where the method has none)
-    *[(m, r, steps, 1.0, 5000 if r != "-" else "") for steps in (1000, 2000)
+TRIALS = [  # (method, regime, classifier steps, tau, top-up target, synthetic ratio; "" where the method has none)
+    *[(m, r, steps, 1.0, 5000 if r != "-" else "", "") for steps in (1000, 2000)
       for m, r in (("erm", "-"), ("classical", "-"), ("classical+top-up", "shipped"))],
-    *[(m, "-", 1000, tau, "") for tau in (0.25, 0.5, 1.0, 1.5, 2.0)
+    *[(m, "-", 1000, tau, "", "") for tau in (0.25, 0.5, 1.0, 1.5, 2.0)
       for m in ("logit-adjusted", "classical+logit-adjusted")],
-    ("classical+balanced", "-", 1000, 1.0, ""),
-    *[("classical+top-up", "fair", 1000, 1.0, target) for target in (500, 1000, 2000, 5000)],
-    *[("classical+top-up", "shipped", 1000, 1.0, target) for target in (500, 1000, 2000)],  # 5000: above
+    ("classical+balanced", "-", 1000, 1.0, "", ""),
+    *[("classical+top-up", "fair", 1000, 1.0, target, "") for target in (500, 1000, 2000, 5000)],
+    *[("classical+top-up", "shipped", 1000, 1.0, target, "") for target in (500, 1000, 2000)],  # 5000: above
+    *[("classical+synthetic+logit-adjusted", "fair", 1000, 0.5, "", ratio) for ratio in (0.5, 1.0, 2.0, 4.0)],
 ]
 
 
@@ -83,16 +86,16 @@ def main(argv=None) -> None:
     fair_dir = args.fair_dir or args.out.parent / "fair_generators"
     trials = read_trials(args.out)
     done = {trial_key(r["imbalance_ratio"], r["method"], r["regime"], r["classifier_steps"], r["logit_adjust_tau"],
-                      r["top_up_target"]) for r in trials}
+                      r["top_up_target"], r["synthetic_ratio"]) for r in trials}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for rho in (float(r) for r in args.ratios.split(",")):
-        for method, regime, steps, tau, target in TRIALS:
-            key = trial_key(rho, method, regime, steps, tau, target)
+        for method, regime, steps, tau, target, ratio in TRIALS:
+            key = trial_key(rho, method, regime, steps, tau, target, ratio)
             if key in done or (methods and method not in methods) or (regimes and regime not in regimes) or \
                     (taus and "logit-adjusted" in method and tau not in taus):
                 continue
             grid = dataclasses.replace(PRESETS["longtail-cpu"], classifier_steps=steps, logit_adjust_tau=tau,
-                                       top_up_target=target or None)
+                                       top_up_target=target or None, synthetic_ratio=ratio or 1.0)
             if regime == "fair":
                 run = fair_dir / fair_run_name(grid.subset(rho), 0)
                 if not (run / "generator.safetensors").is_file():
@@ -107,24 +110,27 @@ def main(argv=None) -> None:
                    "logit_adjust_tau": tau, "validation_balanced_accuracy": row["balanced_accuracy"],
                    "validation_rare_recall": row["rare_recall"], "validation_worst_recall": row["worst_recall"],
                    "seconds": round(time.time() - started, 1), "machine": machine_description(device),
-                   "threads": torch.get_num_threads(), "top_up_target": target}
+                   "threads": torch.get_num_threads(), "top_up_target": target, "synthetic_ratio": ratio}
             trials.append(row)
             write_results(args.out, trials, tuple(trials[0]))  # the whole CSV, atomically
             done.add(key)
-            print(f"rho={rho:g} {method} ({regime}) steps={steps} tau={tau} target={target or '-'}: balanced "
+            print(f"rho={rho:g} {method} ({regime}) steps={steps} tau={tau} target={target or '-'} "
+                  f"ratio={ratio or '-'}: balanced "
                   f"{100 * row['validation_balanced_accuracy']:.2f}, rare {100 * row['validation_rare_recall']:.2f}")
 
 
-def trial_key(rho, method, regime, steps, tau, target) -> tuple:
-    return (float(rho), method, regime, int(steps), float(tau), str(target))
+def trial_key(rho, method, regime, steps, tau, target, ratio) -> tuple:
+    return (float(rho), method, regime, int(steps), float(tau), str(target), "" if ratio == "" else float(ratio))
 
 
 def read_trials(path: Path) -> list[dict]:
-    """The trials in the CSV at ``path`` ([] without one). Rows from before the regime and the
-    target were columns get them: '-' and, for the shipped top-up, 5,000 (the largest class)."""
+    """The trials in the CSV at ``path`` ([] without one). Rows from before the regime, the
+    target and the synthetic ratio were columns get them: '-', for the shipped top-up 5,000 (the
+    largest class), and no ratio (none of those methods has one)."""
     rows = read_results(path)
     for r in rows:
         r.setdefault("regime", "-")
+        r.setdefault("synthetic_ratio", "")
         if not r.get("top_up_target"):
             r["top_up_target"] = 5000 if "top-up" in r["method"] else ""
     return rows
