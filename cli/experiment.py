@@ -32,7 +32,8 @@ ONLY_LONGTAIL = ("imbalance_ratios", "methods", "logit_adjust_tau", "top_up_targ
 @click.option("--fair-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="directory of fair-regime runs (n{N}_seed{S}/, long-tailed: lt{RHO}_seed{S}/, e.g. lt100_seed0/, "
                    "or lt100-n2000-perm_seed0/ with another n_max and class order; a "
-                   "generator.safetensors there is used as it is; missing ones are trained there); "
+                   "generator.safetensors there is used as it is unless its run's config.json says it was "
+                   "trained otherwise or stopped short of the grid's steps; missing ones are trained there); "
                    "default: OUT/fair_generators")
 @data_options
 @click.option("--seeds", type=click.IntRange(1, 20), default=None, help="override the preset's seed count")

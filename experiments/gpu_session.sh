@@ -13,7 +13,8 @@
 #                      uncompiled and compiled (torch.compile), with operator/kernel counts (--ops)
 #   longtail_fair      reference-size fair generators of the long-tailed grid (rho in LT_RATIOS,
 #                      seeds in LT_SEEDS, LT_STEPS steps, class-balanced critic batches; 2 minutes
-#                      each at most: the grid resumes a run stopped short from its checkpoint)
+#                      each at most: the grid refuses a run that limit stopped short, whose
+#                      checkpoint stays on the GPU machine)
 #   quality            quality_per_minute.py: reference and fast loop, BUDGET_S each
 #   fair               fair-regime generators, n in FAIR_N, seeds in FAIR_SEEDS
 #   main               the main run: resumes the quality stage's fast run (or starts one) and

@@ -99,7 +99,8 @@ def main(argv=None) -> None:
             if regime == "fair":
                 run = fair_dir / fair_run_name(grid.subset(rho), 0)
                 if not (run / "generator.safetensors").is_file():
-                    print(f"skipped rho={rho:g} {method} (fair) target={target}: no generator in {run}")
+                    print(f"skipped rho={rho:g} {method} (fair) target={target or '-'} synthetic_ratio={ratio or '-'}: "
+                          f"no generator in {run}")
                     continue
                 check_fair_run_settings(run, fair_config(grid, rho, 0, data_dir, "mnist", device))
             ctx = LongTailContext(grid, args.out.parent, device, data_dir, None, fair_dir,
@@ -115,7 +116,7 @@ def main(argv=None) -> None:
             write_results(args.out, trials, tuple(trials[0]))  # the whole CSV, atomically
             done.add(key)
             print(f"rho={rho:g} {method} ({regime}) steps={steps} tau={tau} target={target or '-'} "
-                  f"ratio={ratio or '-'}: balanced "
+                  f"synthetic_ratio={ratio or '-'}: balanced "
                   f"{100 * row['validation_balanced_accuracy']:.2f}, rare {100 * row['validation_rare_recall']:.2f}")
 
 

@@ -54,7 +54,7 @@ from augment.downstream.records import (
     record_budget,
     write_run_info,
 )
-from augment.downstream.runner import OnDemandImages, per_class_diversity, stopped_short, train_or_resume
+from augment.downstream.runner import OnDemandImages, per_class_diversity, train_or_resume
 from augment.errors import ConfigError
 from augment.evaluation.classifier import ClassifierTrainConfig, predict, train_classifier
 from augment.evaluation.metrics import classifier_agreement
@@ -235,10 +235,9 @@ class LongTailContext:
 
 
 def fair_generator(ctx: LongTailContext, imbalance_ratio: float, seed: int) -> Path:
-    """Reuse, resume (also a run a time limit stopped short) or train the generator of exactly the
-    cell's long-tailed images."""
+    """Reuse, resume or train the generator of exactly the cell's long-tailed images."""
     run = ctx.fair_dir / fair_run_name(ctx.grid.subset(imbalance_ratio), seed)
-    if (run / "generator.safetensors").exists() and stopped_short(run) is None:
+    if (run / "generator.safetensors").exists():  # run_longtail_grid checked its settings and steps
         return run / "generator.safetensors"
     cfg = fair_config(ctx.grid, imbalance_ratio, seed, ctx.data_dir, ctx.dataset, ctx.device)
     ctx.log(f"training the fair generator {run.name} ({cfg.max_steps} steps, widths "
@@ -308,8 +307,8 @@ def run_longtail_grid(grid: LongTailGridConfig, out_dir: PathLike, device: torch
     summary and its plots. Returns results.csv. Fair generators live in
     ``fair_dir/<subset label>_seed{S}/`` (``fair_run_name``, e.g. ``lt100_seed0``; default
     ``out_dir/fair_generators``): one found there is used as it is (when its config.json says it
-    was trained with the grid's ``fair_*`` settings); a missing one is trained (or its run
-    resumed) with them.
+    was trained with the grid's ``fair_*`` settings and it got to their steps); a missing one is
+    trained (or its run resumed) with them.
 
     Args:
         grid: the grid and its budget (``LongTailGridConfig``, e.g. ``PRESETS["longtail-cpu"]``).

@@ -14,7 +14,7 @@ import torch
 
 from augment.config import SubsetSpec
 from augment.downstream.records import recorded_generator_sha256
-from augment.downstream.runner import check_can_finish, fair_train_config
+from augment.downstream.runner import check_fair_run_finished, fair_train_config
 from augment.errors import ConfigError
 from augment.fileio import sha256_file
 from augment.training.real_data import resolved_real_sampling
@@ -47,9 +47,9 @@ FAIR_SETTINGS = (("imbalance_ratio", None, "--imbalance-ratios"), ("n_max", None
 def check_fair_run_settings(run: Path, expected) -> None:
     """Refuse to reuse or resume the fair run in ``run`` when its config.json says it was trained
     otherwise than ``expected`` (the grid's TrainConfig for it): its rows would be labelled with
-    settings it did not have, and one stopped short of its steps without a checkpoint to continue
-    from (``check_can_finish``). A run without weights or a checkpoint starts afresh, and weights
-    without a readable config (trained elsewhere) are taken as they are: run.json records them."""
+    settings it did not have; also one stopped short of its steps (``check_fair_run_finished``).
+    A run without weights or a checkpoint starts afresh, and weights without a readable config
+    (trained elsewhere) are taken as they are: run.json records them."""
     if not ((run / "generator.safetensors").exists() or (run / "checkpoints" / "last.pt").exists()):
         return
     try:
@@ -65,7 +65,7 @@ def check_fair_run_settings(run: Path, expected) -> None:
             raise ConfigError(f"{run} was trained with {key}={have!r}, the grid asks for "
                               f"{want[section][key] if section else want[key]!r}: set {option} to match, or "
                               f"pass another --fair-dir")
-    check_can_finish(run)
+    check_fair_run_finished(run, expected.max_steps)
 
 
 def check_fair_generators(grid, out_dir: Path, fair_root: Path, rows: list[dict]) -> None:

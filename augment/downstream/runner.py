@@ -85,7 +85,7 @@ def fair_generator(ctx: ExperimentContext, n_per_class: int, seed: int) -> Path:
     draw as ``RealMNIST(n_per_class=n, seed=seed)``."""
     run = (ctx.fair_dir or ctx.out_dir / "fair_generators") / f"n{n_per_class}_seed{seed}"
     generator = run / "generator.safetensors"  # its critic_augment was checked by run_grid
-    if generator.exists() and stopped_short(run) is None:
+    if generator.exists():  # run_grid checked that it got to the grid's steps
         return generator
     cfg = fair_train_config(ctx.grid.fair_widths, ctx.grid.fair_gan_steps, seed, ctx.data_dir, ctx.dataset,
                             ctx.device, critic_augment=ctx.grid.fair_critic_augment, n_per_class=n_per_class)
@@ -111,43 +111,38 @@ def fair_train_config(widths: tuple, steps: int, seed: int, data_dir: Optional[P
 def train_or_resume(run: Path, cfg: TrainConfig, progress: bool, log: Callable[[str], None]) -> Path:
     """``run``'s generator file: resumed from its checkpoint when it has one, else trained anew
     (a run stopped before its first checkpoint starts again)."""
-    if (run / "checkpoints" / "last.pt").exists():  # to the end: a time limit it had no longer applies
-        return resume(run, {"max_steps": cfg.max_steps, "max_minutes": None}, progress=progress)
+    if (run / "checkpoints" / "last.pt").exists():
+        return resume(run, {"max_steps": cfg.max_steps}, progress=progress)
     if (run / "config.json").is_file():  # a run of ours stopped before its first checkpoint
         log(f"{run} stopped before its first checkpoint; starting it again")
         shutil.rmtree(run)
     return train(cfg, run, progress=progress)
 
 
-def stopped_short(run: Path) -> Optional[tuple[int, int]]:
-    """(step, max_steps) when the generator in ``run`` was saved before the step its config.json
-    asks for (a time limit, ``max_minutes``, ended the run), else None: finished, not there, or
-    weights without their run's config (trained elsewhere, taken as they are)."""
+def check_fair_run_finished(run: Path, steps: int) -> None:
+    """Refuse a fair run of ours (it has a config.json) whose generator was saved before the
+    grid's ``steps`` (a time limit, ``max_minutes``, ended it): its rows would stand for a longer
+    run than it was. A generator file that does not say its step is taken as it is."""
     weights = run / "generator.safetensors"
-    settings = run_training_settings(run)
-    if not weights.is_file() or settings is None or not isinstance(settings["max_steps"], int):
-        return None
+    if not (weights.is_file() and (run / "config.json").is_file()):
+        return
     step = generator_step(weights)
-    return (step, settings["max_steps"]) if step is not None and step < settings["max_steps"] else None
+    if step is None or step >= steps:
+        return
+    how = (f"continue it with `augment train --run-dir {run} --resume --max-steps {steps}` (and a larger "
+           f"--max-minutes)"
+           if (run / "checkpoints" / "last.pt").is_file() else "train it again")
+    raise ConfigError(f"{run}: its generator stopped at step {step} of the {steps} the grid asks for; {how}, or "
+                      f"pass another --fair-dir")
 
 
-def check_can_finish(run: Path) -> None:
-    """Refuse a fair run whose generator stopped short of its config's steps and that has no
-    checkpoint to continue from: its rows would stand for a longer run than it was. One with a
-    checkpoint is resumed to the end by ``train_or_resume``."""
-    short = stopped_short(run)
-    if short is not None and not (run / "checkpoints" / "last.pt").exists():
-        raise ConfigError(f"{run}: its generator stopped at step {short[0]} of the {short[1]} its config asks for "
-                          f"and there is no checkpoint to continue from; train it to the end or pass another "
-                          f"--fair-dir")
-
-
-def _check_fair_run(run: Path, critic_augment: str, recorded_sha256: Optional[str] = None) -> None:
+def _check_fair_run(run: Path, critic_augment: str, steps: int, recorded_sha256: Optional[str] = None) -> None:
     """Refuse to reuse or resume a fair run trained with another ``critic_augment`` than the
     grid asks for (the rows would be labelled with the wrong setting), and, where earlier rows
     were made with this fair generator (``recorded_sha256``, from run.json), any generator but
-    that one: new cells would mix two generators under one name. A run stopped before its
-    first checkpoint starts again with the grid's setting, so it is not checked."""
+    that one: new cells would mix two generators under one name; and one that stopped short of
+    the grid's ``steps`` (``check_fair_run_finished``). A run stopped before its first checkpoint
+    starts again with the grid's setting, so it is not checked."""
     if recorded_sha256 is not None:
         weights = run / "generator.safetensors"
         if not weights.is_file():
@@ -166,7 +161,7 @@ def _check_fair_run(run: Path, critic_augment: str, recorded_sha256: Optional[st
     if trained != critic_augment:
         raise ConfigError(f"{run} was trained with critic_augment={trained!r} but the grid asks for "
                           f"{critic_augment!r}; pass --fair-critic-augment {trained} or another --fair-dir")
-    check_can_finish(run)
+    check_fair_run_finished(run, steps)
 
 
 def materialize(dataset, batch_size: int = 2000) -> tuple[torch.Tensor, torch.Tensor]:
@@ -269,8 +264,9 @@ def run_grid(grid: GridConfig, out_dir: PathLike, device: torch.device,
     """Run every unfinished cell of ``grid`` into ``out_dir``; then write the summary, the
     diversity table and the plots. Returns the path of results.csv. Fair generators live in
     ``fair_dir/n{N}_seed{S}/`` (default ``out_dir/fair_generators``): one found there
-    (``generator.safetensors``) is used as it is, e.g. one trained on a GPU; a missing one is
-    trained (or its run resumed)."""
+    (``generator.safetensors``) is used as it is, e.g. one trained on a GPU, unless its run's
+    config.json says it was trained otherwise or it stopped short of the grid's steps; a missing
+    one is trained (or its run resumed)."""
     started = time.time()  # the invocation's wall time: loading, cells, diversity and plots
     out_dir = Path(out_dir)
     dataset = dataset_name(dataset, mnist)
@@ -288,7 +284,8 @@ def run_grid(grid: GridConfig, out_dir: PathLike, device: torch.device,
     used = {(r["n_per_class"], int(r["seed"])) for r in rows if r["regime"] == "fair"}
     for n, seed in sorted({(c.n_per_class, c.seed) for c in cells if c.regime == "fair"}):
         recorded = recorded_generator_sha256(out_dir, f"fair n={n} seed={seed}") if (str(n), seed) in used else None
-        _check_fair_run(fair_root / f"n{n}_seed{seed}", grid.fair_critic_augment, recorded)  # before writing
+        _check_fair_run(fair_root / f"n{n}_seed{seed}", grid.fair_critic_augment, grid.fair_gan_steps,
+                        recorded)  # before writing
     out_dir.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(out_dir / ".lock", f"experiment directory {out_dir}"):
         rows = read_results(results_path)  # again: another invocation may have added cells

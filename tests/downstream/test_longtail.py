@@ -6,8 +6,10 @@ import shutil
 
 import pytest
 import torch
+from click.testing import CliRunner
 
 from augment.checkpoint import generator_step
+from augment.cli import main
 from augment.config import SubsetSpec
 from augment.data.real import RealMNIST
 from augment.data.subsets import long_tail_counts
@@ -179,7 +181,7 @@ def test_a_fair_run_trained_otherwise_than_the_grid_asks_is_refused(tmp_path, lt
 
 
 @pytest.mark.parametrize("has_checkpoint", [True, False])
-def test_a_fair_run_a_time_limit_stopped_short_is_resumed_to_the_end_or_refused(tmp_path, lt_data, has_checkpoint):
+def test_a_fair_run_a_time_limit_stopped_short_is_refused_with_how_to_continue_it(tmp_path, lt_data, has_checkpoint):
     grid = tiny_grid(methods=("top-up",), regimes=("fair",), fair_gan_steps=3)
     run = tmp_path / "fair" / "lt4-n16_seed0"
     cfg = dataclasses.replace(fair_config(grid, 4.0, 0, lt_data, "idx", CPU), max_minutes=1e-9)
@@ -187,15 +189,18 @@ def test_a_fair_run_a_time_limit_stopped_short_is_resumed_to_the_end_or_refused(
     assert generator_step(run / "generator.safetensors") == 1
     if not has_checkpoint:
         shutil.rmtree(run / "checkpoints")
-        with pytest.raises(ConfigError, match="stopped at step 1 of the 3 .*no checkpoint"):
-            run_longtail_grid(grid, tmp_path / "exp", CPU, data_dir=lt_data, progress=False, log=lambda m: None,
-                              mnist=False, fair_dir=tmp_path / "fair")
-        assert not (tmp_path / "exp").exists()
-        return
-    run_longtail_grid(grid, tmp_path / "exp", CPU, data_dir=lt_data, progress=False, log=lambda m: None, mnist=False,
-                      fair_dir=tmp_path / "fair")
-    assert generator_step(run / "generator.safetensors") == 3  # continued to the end, without the time limit
-    assert read_results(tmp_path / "exp" / "results.csv")[0]["regime"] == "fair"
+    how = "continue it with `augment train --run-dir .* --resume --max-steps 3`" if has_checkpoint else "train it again"
+    go = lambda: run_longtail_grid(grid, tmp_path / "exp", CPU, data_dir=lt_data, progress=False,  # noqa: E731
+                                   log=lambda m: None, mnist=False, fair_dir=tmp_path / "fair")
+    with pytest.raises(ConfigError, match=f"stopped at step 1 of the 3 the grid asks for; {how}"):
+        go()
+    assert not (tmp_path / "exp").exists()
+    if has_checkpoint:  # the advice works
+        result = CliRunner().invoke(main, ["train", "--run-dir", str(run), "--resume", "--max-steps", "3",
+                                           "--max-minutes", "60", "--quiet"])
+        assert result.exit_code == 0, result.output
+        assert generator_step(run / "generator.safetensors") == 3
+        assert read_results(go())[0]["regime"] == "fair"
 
 
 def test_tau_is_a_column_of_the_rows_that_use_it_and_cannot_change_under_them(tmp_path, lt_data, tiny_generator):

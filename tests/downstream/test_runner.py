@@ -357,3 +357,23 @@ def test_on_demand_images_of_an_empty_dataset_are_refused():
 
     with pytest.raises(ConfigError, match="empty"):
         OnDemandImages([], "cpu")
+
+
+@pytest.mark.parametrize("step, refused", [(3, True), (7, False)])
+def test_a_fair_run_short_of_the_grids_steps_is_refused_one_past_them_is_used(tmp_path, idx_dir,
+                                                                              tiny_model_config, step, refused):
+    run = tmp_path / "fair" / "n2_seed0"
+    run.mkdir(parents=True)
+    save_generator(run / "generator.safetensors", Generator(tiny_model_config), {"step": step})
+    (run / "config.json").write_text(json.dumps({"critic_augment": "none", "max_steps": 100, "max_minutes": 1}))
+    grid = GridConfig(n_per_class=(2,), ratios=(1.0,), augmentations=("synthetic",), regimes=("fair",),
+                      fair_n=(2,), seeds=(0,), classifier_steps=2, classifier_batch=8, synthetic_only=False,
+                      fair_gan_steps=5, diversity_per_class=6)
+    go = lambda: run_grid(grid, tmp_path / "exp", torch.device("cpu"), data_dir=idx_dir,  # noqa: E731
+                          progress=False, log=lambda m: None, mnist=False, fair_dir=tmp_path / "fair")
+    if refused:  # a time limit ended it before the grid's 5 steps: its rows would claim 5
+        with pytest.raises(ConfigError, match="stopped at step 3 of the 5 the grid asks for; train it again"):
+            go()
+        assert not (tmp_path / "exp").exists()
+    else:  # past the grid's steps, though short of its own config's: used as it is
+        assert [r["regime"] for r in read_results(go())] == ["fair"]
