@@ -16,7 +16,8 @@ from .options import DEVICE, data_options, int_list
 BALANCED_PRESETS = ("quick", "cpu", "full")
 LONGTAIL_PRESETS = ("longtail-cpu", "longtail-gpu")
 ONLY_BALANCED = ("n_list", "ratios", "fair_n", "fair_seeds")
-ONLY_LONGTAIL = ("imbalance_ratios", "methods", "logit_adjust_tau", "top_up_target", "fair_real_sampling")
+ONLY_LONGTAIL = ("imbalance_ratios", "methods", "logit_adjust_tau", "synthetic_ratio", "top_up_target",
+                 "fair_real_sampling")
 
 
 @click.command()
@@ -52,6 +53,9 @@ ONLY_LONGTAIL = ("imbalance_ratios", "methods", "logit_adjust_tau", "top_up_targ
 @click.option("--logit-adjust-tau", type=click.FloatRange(0, min_open=True), default=None,
               help="long-tailed presets: tau of the logit-adjusted loss (default: the preset's, 0.5, tuned on "
                    "validation)")
+@click.option("--synthetic-ratio", type=click.FloatRange(0, min_open=True), default=None,
+              help="long-tailed presets: classical+synthetic+logit-adjusted adds this many synthetic images "
+                   "per real one of each class (default: the preset's, 1)")
 @click.option("--top-up-target", type=click.IntRange(1), default=None,
               help="long-tailed presets: fill each class up to this many images in a top-up (default: the "
                    "largest class's count, n_max; a class with more real images keeps them all)")
@@ -78,7 +82,8 @@ ONLY_LONGTAIL = ("imbalance_ratios", "methods", "logit_adjust_tau", "top_up_targ
 def experiment(ctx: click.Context, preset: str, out: Path, generator: Path | None, fair_dir: Path | None,
                data_dir: Path | None, dataset: str, seeds: int | None, n_list: str | None, ratios: str | None,
                regimes: str | None, fair_n: str | None, fair_seeds: str | None, imbalance_ratios: str | None,
-               methods: str | None, logit_adjust_tau: float | None, top_up_target: int | None,
+               methods: str | None, logit_adjust_tau: float | None, synthetic_ratio: float | None,
+               top_up_target: int | None,
                fair_real_sampling: str | None,
                fair_critic_augment: str | None, classifier_steps: int | None, fair_gan_steps: int | None,
                fair_widths: str | None, evaluator: Path | None, device: str, quiet: bool) -> None:
@@ -115,6 +120,8 @@ def experiment(ctx: click.Context, preset: str, out: Path, generator: Path | Non
             changes["methods"] = tuple(m.strip() for m in methods.split(",") if m.strip())
         if logit_adjust_tau is not None:
             changes["logit_adjust_tau"] = logit_adjust_tau
+        if synthetic_ratio is not None:
+            changes["synthetic_ratio"] = synthetic_ratio
         if top_up_target is not None:
             changes["top_up_target"] = top_up_target
         if fair_real_sampling is not None:

@@ -173,3 +173,25 @@ def test_experiment_overrides_reach_the_grid(tmp_path, monkeypatch):
     run("experiment", "--preset", "cpu", "--out", tmp_path / "exp", "--fair-gan-steps", "8000",
         "--fair-widths", "64,32", "--device", "cpu")
     assert seen["grid"].fair_gan_steps == 8000 and seen["grid"].fair_widths == (64, 32)
+
+
+def test_longtail_experiment_overrides_reach_the_grid(tmp_path, monkeypatch):
+    import augment.downstream.longtail as longtail
+
+    seen = {}
+
+    def fake_run_longtail_grid(grid, out, device, **kwargs):
+        seen["grid"] = grid
+        return out / "results.csv"
+
+    monkeypatch.setattr(longtail, "run_longtail_grid", fake_run_longtail_grid)
+    run("experiment", "--preset", "longtail-cpu", "--out", tmp_path / "exp", "--device", "cpu")
+    preset = longtail.PRESETS["longtail-cpu"]
+    assert seen["grid"] == preset and preset.synthetic_ratio == 1.0 and preset.top_up_target is None
+    run("experiment", "--preset", "longtail-cpu", "--out", tmp_path / "exp", "--imbalance-ratios", "100",
+        "--methods", "erm,classical+synthetic+logit-adjusted", "--logit-adjust-tau", "1", "--synthetic-ratio", "4",
+        "--top-up-target", "1000", "--fair-real-sampling", "uniform", "--device", "cpu")
+    grid = seen["grid"]
+    assert grid.imbalance_ratios == (100.0,) and grid.methods == ("erm", "classical+synthetic+logit-adjusted")
+    assert grid.logit_adjust_tau == 1.0 and grid.synthetic_ratio == 4.0 and grid.top_up_target == 1000
+    assert grid.fair_real_sampling == "uniform" and grid.seeds == preset.seeds
