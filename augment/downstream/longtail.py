@@ -29,6 +29,7 @@ come at the end.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,14 +157,15 @@ class LongTailGridConfig:
         bad = [r for r in self.regimes if r not in REGIMES]
         if bad:
             raise ConfigError(f"unknown regime(s) {bad}; choose from {', '.join(REGIMES)}")
-        if not self.imbalance_ratios or any(not r >= 1 for r in self.imbalance_ratios):
-            raise ConfigError(f"imbalance ratios must be >= 1, got {self.imbalance_ratios}")
+        if not self.imbalance_ratios or any(not 1 <= r < math.inf for r in self.imbalance_ratios):
+            raise ConfigError(f"imbalance ratios must be finite and >= 1, got {self.imbalance_ratios}")
         if not self.seeds:
             raise ConfigError("seeds is empty")
         if self.class_order not in CLASS_ORDERS or self.fair_real_sampling not in REAL_SAMPLINGS:
             raise ConfigError(f"class_order must be one of {CLASS_ORDERS}, fair_real_sampling one of {REAL_SAMPLINGS}")
-        if not self.logit_adjust_tau > 0 or not self.synthetic_ratio > 0:
-            raise ConfigError("logit_adjust_tau and synthetic_ratio must be > 0")
+        if not 0 < self.logit_adjust_tau < math.inf or not 0 < self.synthetic_ratio < math.inf:
+            raise ConfigError(f"logit_adjust_tau and synthetic_ratio must be finite and > 0, "
+                              f"got {self.logit_adjust_tau!r} and {self.synthetic_ratio!r}")
         if self.top_up_target is not None and (isinstance(self.top_up_target, bool) or
                                                not isinstance(self.top_up_target, int) or self.top_up_target < 1):
             raise ConfigError(f"top_up_target must be a whole number >= 1 (or None), got {self.top_up_target!r}")

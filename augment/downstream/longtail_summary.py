@@ -22,6 +22,7 @@ from augment.visualize import class_grid, grid_image
 RARE = 3  # "the rarest classes": this many, by training count
 SCORES = {"test_accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "worst_recall": "worst-class recall",
           "rare_recall": f"mean recall, {RARE} rarest classes"}
+# every method, in the order tables and plots list them (whatever --methods the last run named)
 METHOD_LABELS = {
     "erm": "ERM", "balanced": "class-balanced resampling", "logit-adjusted": "logit adjustment",
     "classical": "classical", "classical+balanced": "classical + resampling",
@@ -54,9 +55,9 @@ def _cell(mean: float, std: float, count: int, signed: bool = False) -> str:
     return f"{value} ± {std:.2f}" if count > 1 else f"{value} (1 seed)"
 
 
-def score_table(df: pd.DataFrame, methods: tuple) -> pd.DataFrame:
+def score_table(df: pd.DataFrame) -> pd.DataFrame:
     """Mean ± std over seeds of every score, one row per (rho, method, regime)."""
-    order = {m: i for i, m in enumerate(methods)}
+    order = {m: i for i, m in enumerate(METHOD_LABELS)}
     regimes = {"-": 0, "fair": 1, "shipped": 2}
     out = []
     for (rho, method, regime), g in df.groupby(["imbalance_ratio", "method", "regime"]):
@@ -134,7 +135,7 @@ def write_longtail_summary(out_dir: Path, rows: list[dict], diversity: list[dict
     lines = ["# Long-tailed training sets: scores on the balanced real test set (%), mean ± std over seeds", "",
              f"Rows: imbalance ratio rho (MNIST-LT, n_max = {grid.n_max}), method, generator regime ('-': no "
              f"synthetic data). Balanced accuracy is the mean per-class recall; the rarest classes are the {RARE} "
-             f"with the fewest training images.{_settings_note(rows)}", "", _markdown(score_table(df, grid.methods))]
+             f"with the fewest training images.{_settings_note(rows)}", "", _markdown(score_table(df))]
     baselines = best_baseline(df)
     gains = paired_gains(df, baselines)
     if len(gains):
@@ -157,7 +158,7 @@ def write_longtail_summary(out_dir: Path, rows: list[dict], diversity: list[dict
                   "", _markdown(grouped), "", "Per class (train_images: the generator's training images of the class):",
                   "", _markdown(per_class)]
     atomic_write_text(out_dir / "summary.md", "\n".join(lines) + "\n")
-    plot_balanced_accuracy(df, grid.methods, out_dir / "balanced_accuracy.png")
+    plot_balanced_accuracy(df, out_dir / "balanced_accuracy.png")
     plot_recall_vs_count(df, out_dir / "recall_vs_count.png")
     if fair_generators:
         plot_rare_class_samples(grid, fair_generators, data_dir, dataset, out_dir / "rare_class_samples.png")
@@ -183,12 +184,12 @@ def _save(fig: Figure, path: Path) -> None:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
 
 
-def plot_balanced_accuracy(df: pd.DataFrame, methods: tuple, path: Path) -> None:
+def plot_balanced_accuracy(df: pd.DataFrame, path: Path) -> None:
     """One panel per rho: each method's balanced accuracy, mean over seeds, std as error bars."""
     rhos = sorted(df["imbalance_ratio"].unique())
     fig = Figure(figsize=(5.2 * len(rhos), 0.32 * df["name"].nunique() + 1.5))
     axes = fig.subplots(1, len(rhos), squeeze=False, sharey=True)[0]
-    order = {m: i for i, m in enumerate(methods)}
+    order = {m: i for i, m in enumerate(METHOD_LABELS)}
     names = sorted(df["name"].unique(), key=lambda n: (order.get(df[df["name"] == n]["method"].iloc[0], 99), n))
     colours = {"-": "0.55", "fair": "C0", "shipped": "C1"}
     for ax, rho in zip(axes, rhos):

@@ -93,6 +93,7 @@ CASES = [
     (["experiment", "--out", f"{T}/x", "--preset", "longtail-cpu", "--top-up-target", "0"], 2, "--top-up-target"),
     (["experiment", "--out", f"{T}/x", "--preset", "cpu", "--synthetic-ratio", "2"], 2, "does not apply"),
     (["experiment", "--out", f"{T}/x", "--preset", "longtail-cpu", "--synthetic-ratio", "0"], 2, "--synthetic-ratio"),
+    (["experiment", "--out", f"{T}/x", "--preset", "longtail-cpu", "--synthetic-ratio", "inf"], 2, "finite"),
     (["experiment", "--out", f"{T}/x", "--preset", "longtail-cpu", "--imbalance-ratios", "0.5"], 2, ">= 1"),
     (["train-classifier", "-o", f"{T}/c.safetensors", "--widths", "4,x"], 2, "--widths"),
     (["nonsense"], 2, "nonsense"),

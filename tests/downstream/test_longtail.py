@@ -17,7 +17,8 @@ from augment.downstream import longtail
 from augment.downstream.grid import read_results, write_results
 from augment.downstream.longtail import LongTailGridConfig, grid_cells, long_tail_scores, run_longtail_grid
 from augment.downstream.longtail_fair import fair_config
-from augment.downstream.longtail_summary import best_baseline, longtail_frame, paired_gains, rarest_classes
+from augment.downstream.longtail_summary import (METHOD_LABELS, best_baseline, longtail_frame, paired_gains,
+                                                 rarest_classes, score_table)
 from augment.errors import ConfigError
 from augment.synthetic.mixing import class_counts
 from augment.training.loop import train
@@ -54,6 +55,10 @@ def test_cells_cover_baselines_once_and_synthetic_methods_per_regime():
     ({"imbalance_ratios": (0.5,)}, ">= 1"),
     ({"fair_widths": (8,)}, "fair_widths"),
     ({"logit_adjust_tau": 0.0}, "> 0"),
+    ({"logit_adjust_tau": float("inf")}, "finite"),
+    ({"synthetic_ratio": float("inf")}, "finite"),  # would drop every real image
+    ({"synthetic_ratio": float("nan")}, "finite"),
+    ({"imbalance_ratios": (float("inf"),)}, "finite"),
     ({"top_up_target": 0}, "top_up_target"),
     ({"top_up_target": 2.5}, "top_up_target"),
     ({"top_up_target": True}, "top_up_target"),
@@ -273,6 +278,15 @@ def test_gains_are_paired_with_the_best_baseline_by_seed():
     gains = paired_gains(frame, best_baseline(frame))
     assert gains.iloc[0]["balanced accuracy gain"].startswith("+1.00 ± ")  # (+3, -1) / 2 points
     assert gains.iloc[0]["seeds above"] == "1 of 2"
+
+
+def test_tables_list_methods_in_the_grids_order_whatever_order_the_rows_came_in():
+    rows = [{"imbalance_ratio": 10.0, "method": m, "regime": r, "seed": 0, "test_accuracy": 0.9,
+             "balanced_accuracy": 0.9, "worst_recall": 0.8, "rare_recall": 0.85}
+            for m, r in (("classical+top-up", "fair"), ("classical", "-"), ("erm", "-"), ("logit-adjusted", "-"))]
+    table = score_table(longtail_frame(rows))
+    assert list(table["method"]) == ["ERM", "logit adjustment", "classical", "classical + synthetic top-up"]
+    assert tuple(METHOD_LABELS) == longtail.METHODS
 
 
 def test_the_real_images_of_a_cell_are_its_long_tailed_subset(lt_data):
