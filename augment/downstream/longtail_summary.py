@@ -79,12 +79,14 @@ def best_baseline(df: pd.DataFrame) -> dict:
 def paired_gains(df: pd.DataFrame, baselines: dict) -> pd.DataFrame:
     """Each synthetic cell minus the same rho's and seed's best-baseline cell, in points:
     balanced accuracy and the rarest classes' recall, mean ± std over seeds."""
+    order = {m: i for i, m in enumerate(METHOD_LABELS)}
     out = []
     for rho, method in sorted(baselines.items()):
         base = df[(df["imbalance_ratio"] == rho) & (df["method"] == method) & (df["regime"] == "-")]
         base = base.set_index("seed")
         cells = df[(df["imbalance_ratio"] == rho) & (df["regime"] != "-")]
-        for (m, regime), g in cells.groupby(["method", "regime"]):
+        groups = sorted(cells.groupby(["method", "regime"]), key=lambda kv: (order.get(kv[0][0], len(order)), kv[0][1]))
+        for (m, regime), g in groups:
             g = g.set_index("seed").join(base[["balanced_accuracy", "rare_recall"]].add_suffix("_base"), how="inner")
             if not len(g):
                 continue

@@ -283,9 +283,12 @@ def test_gains_are_paired_with_the_best_baseline_by_seed():
 def test_tables_list_methods_in_the_grids_order_whatever_order_the_rows_came_in():
     rows = [{"imbalance_ratio": 10.0, "method": m, "regime": r, "seed": 0, "test_accuracy": 0.9,
              "balanced_accuracy": 0.9, "worst_recall": 0.8, "rare_recall": 0.85}
-            for m, r in (("classical+top-up", "fair"), ("classical", "-"), ("erm", "-"), ("logit-adjusted", "-"))]
-    table = score_table(longtail_frame(rows))
-    assert list(table["method"]) == ["ERM", "logit adjustment", "classical", "classical + synthetic top-up"]
+            for m, r in (("classical+top-up", "fair"), ("classical", "-"), ("erm", "-"), ("logit-adjusted", "-"),
+                         ("top-up", "fair"))]
+    frame = longtail_frame(rows)
+    assert list(score_table(frame)["method"]) == ["ERM", "logit adjustment", "classical", "synthetic top-up",
+                                                  "classical + synthetic top-up"]
+    assert list(paired_gains(frame, {10.0: "erm"})["method"]) == ["synthetic top-up", "classical + synthetic top-up"]
     assert tuple(METHOD_LABELS) == longtail.METHODS
 
 
