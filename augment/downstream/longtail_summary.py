@@ -30,6 +30,7 @@ METHOD_LABELS = {
     "classical+top-up": "classical + synthetic top-up",
     "classical+synthetic+logit-adjusted": "classical + synthetic x r + logit adjustment",
 }
+METHOD_RANK = {m: i for i, m in enumerate(METHOD_LABELS)}  # unknown methods: len(METHOD_RANK), last
 SAMPLES_SHOWN = 8  # images per row of the rare-class figure
 
 
@@ -57,14 +58,13 @@ def _cell(mean: float, std: float, count: int, signed: bool = False) -> str:
 
 def score_table(df: pd.DataFrame) -> pd.DataFrame:
     """Mean ± std over seeds of every score, one row per (rho, method, regime)."""
-    order = {m: i for i, m in enumerate(METHOD_LABELS)}
     regimes = {"-": 0, "fair": 1, "shipped": 2}
     out = []
     for (rho, method, regime), g in df.groupby(["imbalance_ratio", "method", "regime"]):
         row = {"rho": f"{rho:g}", "method": METHOD_LABELS.get(method, method), "regime": regime,
                "seeds": g["seed"].nunique()}
         row.update({label: _cell(g[k].mean(), g[k].std(), len(g)) for k, label in SCORES.items()})
-        out.append((rho, regimes.get(regime, 3), order.get(method, len(order)), row))
+        out.append((rho, regimes.get(regime, 3), METHOD_RANK.get(method, len(METHOD_RANK)), row))
     return pd.DataFrame([r for *_, r in sorted(out, key=lambda t: t[:3])])
 
 
@@ -79,13 +79,13 @@ def best_baseline(df: pd.DataFrame) -> dict:
 def paired_gains(df: pd.DataFrame, baselines: dict) -> pd.DataFrame:
     """Each synthetic cell minus the same rho's and seed's best-baseline cell, in points:
     balanced accuracy and the rarest classes' recall, mean ± std over seeds."""
-    order = {m: i for i, m in enumerate(METHOD_LABELS)}
     out = []
     for rho, method in sorted(baselines.items()):
         base = df[(df["imbalance_ratio"] == rho) & (df["method"] == method) & (df["regime"] == "-")]
         base = base.set_index("seed")
         cells = df[(df["imbalance_ratio"] == rho) & (df["regime"] != "-")]
-        groups = sorted(cells.groupby(["method", "regime"]), key=lambda kv: (order.get(kv[0][0], len(order)), kv[0][1]))
+        groups = sorted(cells.groupby(["method", "regime"]),
+                        key=lambda kv: (METHOD_RANK.get(kv[0][0], len(METHOD_RANK)), kv[0][1]))
         for (m, regime), g in groups:
             g = g.set_index("seed").join(base[["balanced_accuracy", "rare_recall"]].add_suffix("_base"), how="inner")
             if not len(g):
@@ -191,8 +191,8 @@ def plot_balanced_accuracy(df: pd.DataFrame, path: Path) -> None:
     rhos = sorted(df["imbalance_ratio"].unique())
     fig = Figure(figsize=(5.2 * len(rhos), 0.32 * df["name"].nunique() + 1.5))
     axes = fig.subplots(1, len(rhos), squeeze=False, sharey=True)[0]
-    order = {m: i for i, m in enumerate(METHOD_LABELS)}
-    names = sorted(df["name"].unique(), key=lambda n: (order.get(df[df["name"] == n]["method"].iloc[0], 99), n))
+    names = sorted(df["name"].unique(),
+                   key=lambda n: (METHOD_RANK.get(df[df["name"] == n]["method"].iloc[0], len(METHOD_RANK)), n))
     colours = {"-": "0.55", "fair": "C0", "shipped": "C1"}
     for ax, rho in zip(axes, rhos):
         part = df[df["imbalance_ratio"] == rho]
