@@ -9,9 +9,13 @@ options.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import math
 import numbers
 import os
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -24,6 +28,8 @@ CLASS_ORDERS = ("index", "permuted")
 REAL_SAMPLINGS = ("auto", "uniform", "balanced")
 DATASETS = ("mnist", "idx", "folder", "npz")  # the kinds of data source (augment.data.sources)
 LONG_TAIL_N_MAX = 5000  # images of the largest class of a long-tailed subset (MNIST-LT)
+# caps that keep a model a file or an option describes within memory (the reference: widths 128/64)
+MAX_CLASSES, MAX_WIDTH = 10_000, 1024
 
 
 def _opt(default: Any, help: str, **bounds: Any) -> Any:
@@ -38,27 +44,26 @@ class ModelConfig:
     critic's ``w, 2w, 4w`` for ``g_width``/``d_width`` ``w``.
     """
 
-    num_classes: Optional[int] = _opt(10, "number of classes (default: from the labels)", min=2)
-    z_dim: int = _opt(100, "latent dimension", min=1)
-    embed_dim: int = _opt(10, "label-embedding dimension", min=1)
+    num_classes: Optional[int] = _opt(10, "number of classes (default: from the labels)", min=2, max=MAX_CLASSES)
+    z_dim: int = _opt(100, "latent dimension", min=1, max=4096)
+    embed_dim: int = _opt(10, "label-embedding dimension", min=1, max=4096)
     channels: int = _opt(1, "image channels", min=1, max=4)
-    g_width: int = _opt(128, "generator base width (reference: 128 -> 512/256/128)", min=1)
-    d_width: int = _opt(64, "critic base width (reference: 64 -> 64/128/256)", min=1)
+    g_width: int = _opt(128, "generator base width (reference: 128 -> 512/256/128)", min=1, max=MAX_WIDTH)
+    d_width: int = _opt(64, "critic base width (reference: 64 -> 64/128/256)", min=1, max=MAX_WIDTH)
 
     def __post_init__(self) -> None:
         _check_bounds(self)
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Everything a training run needs; ``model`` holds the architecture."""
+class SubsetSpec:
+    """Which images of a split per class: all (no option), ``n_per_class`` of each class, a
+    long-tailed profile (``imbalance_ratio`` rho: the class of rank r keeps
+    ``n_max * rho^(-r/(C-1))`` rounded half up, ranks in class order or a seeded permutation), or explicit
+    ``class_counts``. The images are drawn by ``augment.data.subsets.subset_indices``: seeded and nested
+    (for one seed, a class's smaller subset is a prefix of its larger one, whatever the option).
+    """
 
-    model: ModelConfig = field(default_factory=ModelConfig)
-    data_dir: Optional[str] = _opt(None, "the data: an IDX directory (default: $AUGMENT_DATA, else "
-                                   "~/.cache/augment/mnist), an image folder or an .npz file", metavar="PATH")
-    dataset: str = _opt("mnist", "what --data-dir holds: 'mnist' (MNIST's IDX files, SHA-256 checked), 'idx' (any "
-                        "IDX pair), 'folder' (a folder per class of PNG/JPEG/BMP), 'npz' (x, y, class_names)",
-                        choices=DATASETS)
     n_per_class: Optional[int] = _opt(None, "train on a seeded subset of N images per class", min=1)
     imbalance_ratio: Optional[float] = _opt(
         None, "train on a seeded long-tailed subset (MNIST-LT): class of rank r keeps "
@@ -72,14 +77,61 @@ class TrainConfig:
     class_order: str = _opt(
         "index", "which classes are frequent in a long-tailed subset: 'index' (class 0 the largest), "
         "'permuted' (a seeded permutation of the classes)", choices=CLASS_ORDERS)
+
+    def __post_init__(self) -> None:
+        _check_bounds(self)
+        given = [name for name in ("n_per_class", "imbalance_ratio", "class_counts") if getattr(self, name) is not None]
+        if len(given) > 1:
+            raise ConfigError(f"choose one subset option, not {' and '.join(given)}")
+        if self.imbalance_ratio is None and (self.n_max != LONG_TAIL_N_MAX or self.class_order != "index"):
+            raise ConfigError("n_max and class_order shape a long-tailed subset: they go with imbalance_ratio")
+
+    @property
+    def is_all(self) -> bool:
+        return self.n_per_class is None and self.imbalance_ratio is None and self.class_counts is None
+
+    @property
+    def is_long_tailed(self) -> bool:
+        """Whether its classes have different counts (a long-tailed profile or uneven counts)."""
+        if self.imbalance_ratio is not None:
+            return self.imbalance_ratio > 1
+        return self.class_counts is not None and len(set(self.class_counts)) > 1
+
+    def label(self) -> str:
+        """A short name: 'all', 'n100', 'lt100' (rho 100, index order, n_max 5000), 'lt100-n2000-perm',
+        'counts-500-300-...'."""
+        if self.n_per_class is not None:
+            return f"n{self.n_per_class}"
+        if self.imbalance_ratio is not None:
+            extra = ("" if self.n_max == LONG_TAIL_N_MAX else f"-n{self.n_max}") + \
+                ("" if self.class_order == "index" else "-perm")
+            return f"lt{self.imbalance_ratio:g}{extra}"
+        if self.class_counts is not None:
+            return "counts-" + "-".join(str(n) for n in self.class_counts)
+        return "all"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run needs; ``model`` holds the architecture, ``subset`` the training images."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data_dir: Optional[str] = _opt(None, "the data: an IDX directory (default: $AUGMENT_DATA, else "
+                                   "~/.cache/augment/mnist), an image folder or an .npz file", metavar="PATH")
+    dataset: str = _opt("mnist", "what --data-dir holds: 'mnist' (MNIST's IDX files, SHA-256 checked), 'idx' (any "
+                        "IDX pair), 'folder' (a folder per class of PNG/JPEG/BMP), 'npz' (x, y, class_names)",
+                        choices=DATASETS)
+    subset: SubsetSpec = field(default_factory=SubsetSpec)  # which training images (all by default)
     epochs: int = _opt(100, "passes over the training set", min=1)
     max_steps: Optional[int] = _opt(None, "stop after this many generator steps (overrides epochs)", min=1)
     max_minutes: Optional[float] = _opt(
         None, "also stop once training has run this many minutes of wall time (counted across "
         "resumes; checked after every step)", min=0.0)
-    batch_size: int = _opt(64, "images per batch", min=2)
-    n_critic: int = _opt(5, "critic steps per generator step", min=1)
-    lr: float = _opt(1e-4, "Adam learning rate (both nets)", min=0.0)
+    batch_size: int = _opt(64, "images per batch", min=2, max=65_536)
+    n_critic: int = _opt(5, "critic steps per generator step", min=1, max=100)
+    lr: float = _opt(1e-4, "Adam learning rate (both nets, unless --critic-lr)", min=0.0)
+    critic_lr: Optional[float] = _opt(None, "the critic's Adam learning rate (default: --lr); a faster critic "
+                                      "(two time-scale update rule) can take fewer critic steps", min=0.0)
     beta1: float = _opt(0.5, "Adam beta1", min=0.0, max=1.0, max_open=True)
     beta2: float = _opt(0.9, "Adam beta2", min=0.0, max=1.0, max_open=True)
     gp_weight: float = _opt(10.0, "gradient-penalty weight lambda", min=0.0)
@@ -127,18 +179,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _check_bounds(self)
-        if isinstance(self.model, dict):  # tolerate from_dict-style construction
-            object.__setattr__(self, "model", ModelConfig(**self.model))
         check_device_name(self.device)
-        self.subset  # noqa: B018  (validates the subset options together)
         if self.compile_step and self.step_impl != "explicit-gp":
             raise ConfigError("compile_step compiles the explicit-gp step: it goes with step_impl 'explicit-gp'")
-
-    @property
-    def subset(self) -> "SubsetSpec":
-        """Which training images the run uses (``SubsetSpec``)."""
-        return SubsetSpec(n_per_class=self.n_per_class, imbalance_ratio=self.imbalance_ratio, n_max=self.n_max,
-                          class_counts=self.class_counts, class_order=self.class_order)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -151,54 +194,6 @@ class TrainConfig:
         return config_from_dict(cls, d)
 
 
-@dataclass(frozen=True)
-class SubsetSpec:
-    """Which images of a split per class: all (no option), ``n_per_class`` of each class, a
-    long-tailed profile (``imbalance_ratio`` rho: the class of rank r keeps
-    ``n_max * rho^(-r/(C-1))`` rounded half up, ranks in class order or a seeded permutation), or explicit
-    ``class_counts``. The images are drawn by ``augment.data.subsets.subset_indices``: seeded and nested
-    (for one seed, a class's smaller subset is a prefix of its larger one, whatever the option).
-    """
-
-    n_per_class: Optional[int] = _opt(None, "images per class", min=1)
-    imbalance_ratio: Optional[float] = _opt(None, "long-tail imbalance ratio rho", min=1.0)
-    n_max: int = _opt(LONG_TAIL_N_MAX, "images of the largest class of a long-tailed subset", min=1)
-    class_counts: Optional[tuple] = _opt(None, "images per class, in class order", kind="int_list")
-    class_order: str = _opt("index", "class ranks of a long-tailed subset", choices=CLASS_ORDERS)
-
-    def __post_init__(self) -> None:
-        _check_bounds(self)
-        given = [name for name in ("n_per_class", "imbalance_ratio", "class_counts") if getattr(self, name) is not None]
-        if len(given) > 1:
-            raise ConfigError(f"choose one subset option, not {' and '.join(given)}")
-        if self.imbalance_ratio is None and (self.n_max != LONG_TAIL_N_MAX or self.class_order != "index"):
-            raise ConfigError("n_max and class_order shape a long-tailed subset: they go with imbalance_ratio")
-
-    @property
-    def is_all(self) -> bool:
-        return self.n_per_class is None and self.imbalance_ratio is None and self.class_counts is None
-
-    @property
-    def is_long_tailed(self) -> bool:
-        """Whether its classes have different counts (a long-tailed profile or uneven counts)."""
-        if self.imbalance_ratio is not None:
-            return self.imbalance_ratio > 1
-        return self.class_counts is not None and len(set(self.class_counts)) > 1
-
-    def label(self) -> str:
-        """A short name: 'all', 'n100', 'lt100' (rho 100, index order, n_max 5000), 'lt100-n2000-perm',
-        'counts-500-300-...'."""
-        if self.n_per_class is not None:
-            return f"n{self.n_per_class}"
-        if self.imbalance_ratio is not None:
-            extra = ("" if self.n_max == LONG_TAIL_N_MAX else f"-n{self.n_max}") + \
-                ("" if self.class_order == "index" else "-perm")
-            return f"lt{self.imbalance_ratio:g}{extra}"
-        if self.class_counts is not None:
-            return "counts-" + "-".join(str(n) for n in self.class_counts)
-        return "all"
-
-
 def config_from_dict(cls: type, d: dict) -> Any:
     """Rebuild a config dataclass from a dict, refusing unknown keys with a clear error."""
     if not isinstance(d, dict):
@@ -208,8 +203,10 @@ def config_from_dict(cls: type, d: dict) -> Any:
     if unknown:
         raise ConfigError(f"unknown {cls.__name__} field(s): {', '.join(unknown)}")
     kwargs = dict(d)
-    if cls is TrainConfig and isinstance(kwargs.get("model"), dict):
-        kwargs["model"] = config_from_dict(ModelConfig, kwargs["model"])
+    for f in dataclasses.fields(cls):  # nested configs (TrainConfig's model and subset) from their dicts
+        nested = field_kinds(cls)[f.name][0]
+        if dataclasses.is_dataclass(nested) and isinstance(kwargs.get(f.name), dict):
+            kwargs[f.name] = config_from_dict(nested, kwargs[f.name])
     try:
         return cls(**kwargs)
     except TypeError as e:
@@ -239,31 +236,52 @@ def _int_tuple(value: Any, name: str) -> tuple:
     return tuple(int(v) for v in value)
 
 
-_KINDS = {"int": (numbers.Integral, int, "an integer"), "float": (numbers.Real, float, "a number"),
-          "str": (str, str, "a string"), "bool": (bool, bool, "True or False")}
+_KINDS = {int: (numbers.Integral, "an integer"), float: (numbers.Real, "a number"),
+          str: (str, "a string"), bool: (bool, "True or False"), tuple: (tuple, "a list")}
+
+
+@functools.lru_cache(maxsize=None)
+def field_kinds(cls: type) -> dict:
+    """The kind of each field, for the checks here and the CLI's option types:
+    ``{field name: (type, accepts None)}`` of a config dataclass, from its resolved type hints
+    (``Optional[int]``, ``int | None`` and ``int`` alike), never from the annotation's text."""
+    kinds = {}
+    for name, hint in typing.get_type_hints(cls).items():
+        args = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+        base = [a for a in args if a is not type(None)]
+        if len(base) != 1:
+            raise TypeError(f"{cls.__name__}.{name}: a config field has one type (and maybe None), not {hint}")
+        kinds[name] = (base[0], len(base) < len(args))
+    return kinds
 
 
 def _check_bounds(cfg: Any) -> None:
-    """Each field's type (ints as int, numbers as float, paths as str; bools are not numbers),
-    then its ``min``/``max``/``choices``; a ``ConfigError`` naming the field otherwise."""
+    """Each field's type from its type hint (ints as int, numbers as finite floats, paths as str;
+    bools are not numbers; nested configs as themselves), then its ``min``/``max``/``choices``;
+    a ``ConfigError`` naming the field otherwise. Values are stored canonical (plain JSON-able)."""
     for f in dataclasses.fields(cfg):
+        kind, optional = field_kinds(type(cfg))[f.name]
         value = getattr(cfg, f.name)
-        if value is None and not str(f.type).startswith("Optional["):
-            raise ConfigError(f"{f.name} must be given (None is not a value of it)")
-        if value is None or dataclasses.is_dataclass(value) or isinstance(value, dict):
+        if value is None:
+            if not optional:
+                raise ConfigError(f"{f.name} must be given (None is not a value of it)")
             continue
-        hint = str(f.type).replace("Optional[", "").rstrip("]")
+        if dataclasses.is_dataclass(kind):
+            if not isinstance(value, kind):
+                raise ConfigError(f"{f.name} must be a {kind.__name__}, got {type(value).__name__}")
+            continue
         if f.metadata.get("kind") == "int_list":
             object.__setattr__(cfg, f.name, _int_tuple(value, f.name))
             continue
-        if hint in _KINDS:
-            kind, canonical, words = _KINDS[hint]
-            if hint == "str" and isinstance(value, os.PathLike):
-                value = os.fspath(value)
-            if not isinstance(value, kind) or (isinstance(value, bool) and hint != "bool"):
-                raise ConfigError(f"{f.name} must be {words}, got {value!r}")
-            value = canonical(value)  # e.g. numpy ints, Paths: plain JSON-able values
-            object.__setattr__(cfg, f.name, value)
+        accepted, words = _KINDS[kind]
+        if kind is str and isinstance(value, os.PathLike):
+            value = os.fspath(value)
+        if not isinstance(value, accepted) or (isinstance(value, bool) and kind is not bool):
+            raise ConfigError(f"{f.name} must be {words}, got {value!r}")
+        value = kind(value)  # e.g. numpy ints, Paths: plain JSON-able values
+        if kind is float and not math.isfinite(value):
+            raise ConfigError(f"{f.name} must be a finite number, got {value!r}")
+        object.__setattr__(cfg, f.name, value)
         lo, hi = f.metadata.get("min"), f.metadata.get("max")
         choices, hi_open = f.metadata.get("choices"), f.metadata.get("max_open", False)
         if lo is not None and value < lo or hi is not None and (value >= hi if hi_open else value > hi):

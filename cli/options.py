@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any, Callable
 
 import click
+
+from augment.config import DATASETS, TrainConfig, check_device_name, field_kinds
+from augment.errors import ConfigError
 
 
 class DeviceName(click.ParamType):
@@ -16,9 +20,6 @@ class DeviceName(click.ParamType):
     name = "DEVICE"
 
     def convert(self, value: Any, param: Any, ctx: Any) -> str:
-        from augment.config import check_device_name
-        from augment.errors import ConfigError
-
         try:
             return check_device_name(value)
         except ConfigError as e:
@@ -117,8 +118,17 @@ def quality_filter_from(min_confidence, filter_classifier, max_attempts):
     return quality_filter(min_confidence, filter_classifier, max_attempts)
 
 
-def _click_type(f: dataclasses.Field) -> Any:
-    hint = f.type if not isinstance(f.type, str) else f.type.replace("Optional[", "").rstrip("]")
+class FiniteFloatRange(click.FloatRange):
+    """``click.FloatRange`` that also refuses NaN and infinities (which compare False with every bound)."""
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+def _click_type(cls: type, f: dataclasses.Field) -> Any:
     meta = f.metadata
     if meta.get("kind") == "device":
         return DEVICE
@@ -126,19 +136,17 @@ def _click_type(f: dataclasses.Field) -> Any:
         return INT_LIST
     if "choices" in meta:
         return click.Choice(meta["choices"])
-    base = {"int": int, "float": float, "bool": bool, "str": str}.get(str(hint), str)
+    base = field_kinds(cls)[f.name][0]
     if base is int:
         return click.IntRange(meta.get("min"), meta.get("max"))
     if base is float:
-        return click.FloatRange(meta.get("min"), meta.get("max"), max_open=meta.get("max_open", False))
+        return FiniteFloatRange(meta.get("min"), meta.get("max"), max_open=meta.get("max_open", False))
     return base
 
 
 def data_options(fn: Callable) -> Callable:
     """``--data-dir PATH`` and ``--dataset KIND``: the same two options, with the same help, on
     every command that reads real data (``augment train`` gets them from ``TrainConfig``)."""
-    from augment.config import DATASETS, TrainConfig
-
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     fn = click.option("--dataset", type=click.Choice(DATASETS), default="mnist", show_default=True,
                       help=fields["dataset"].metadata["help"])(fn)
@@ -157,7 +165,7 @@ def config_options(cls: type, prefix: str = "", skip: tuple = (), defaults: dict
         for f in reversed(dataclasses.fields(cls)):
             if f.name in skip or "help" not in f.metadata:  # nested configs carry no help
                 continue
-            kind = _click_type(f)
+            kind = _click_type(cls, f)
             default = defaults.get(f.name, f.default)
             name = "--" + (prefix + f.name).replace("_", "-")
             if kind is bool:

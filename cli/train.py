@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from augment.config import ModelConfig, TrainConfig
+from augment.config import ModelConfig, SubsetSpec, TrainConfig
 from augment.errors import ConfigError
 
 from .options import config_options, pick
@@ -26,6 +26,7 @@ from .options import config_options, pick
               help="processes on this machine (launches torchrun --standalone); for several "
                    "machines run torchrun yourself (see docs/distributed.md)")
 @config_options(TrainConfig)
+@config_options(SubsetSpec)
 @config_options(ModelConfig, defaults={"num_classes": None})
 @click.pass_context
 def train(ctx: click.Context, run_dir: Path, resume: bool, dry_run: bool, quiet: bool,
@@ -48,7 +49,8 @@ def train(ctx: click.Context, run_dir: Path, resume: bool, dry_run: bool, quiet:
         cfg = training.with_overrides(saved, overrides)
     else:
         try:  # options that contradict each other: a usage error, as an option out of range is
-            cfg = TrainConfig(model=ModelConfig(**pick(ModelConfig, values)), **pick(TrainConfig, values))
+            cfg = TrainConfig(model=ModelConfig(**pick(ModelConfig, values)), subset=SubsetSpec(**pick(SubsetSpec, values)),
+                              **pick(TrainConfig, values))
         except ConfigError as e:
             raise click.UsageError(str(e)) from None
     if dry_run:
@@ -67,7 +69,10 @@ def train(ctx: click.Context, run_dir: Path, resume: bool, dry_run: bool, quiet:
 
 
 def _saved_setting(cfg: TrainConfig, name: str):
-    return getattr(cfg.model, name) if name in ModelConfig.__dataclass_fields__ else getattr(cfg, name)
+    for section in (cfg.model, cfg.subset):
+        if name in type(section).__dataclass_fields__:
+            return getattr(section, name)
+    return getattr(cfg, name)
 
 
 def _same_setting(cfg: TrainConfig, name: str, value) -> bool:

@@ -29,16 +29,15 @@ def fair_config(grid, imbalance_ratio: float, seed: int, data_dir: Optional[Path
                 dataset: str, device: torch.device):
     """The TrainConfig of the fair generator of (imbalance_ratio, seed) under the grid's ``fair_*``
     settings."""
-    subset = grid.subset(imbalance_ratio)
     return fair_train_config(grid.fair_widths, grid.fair_gan_steps, seed, data_dir, dataset, device,
-                             imbalance_ratio=subset.imbalance_ratio, n_max=subset.n_max, class_order=subset.class_order,
-                             real_sampling=grid.fair_real_sampling, critic_augment=grid.fair_critic_augment)
+                             grid.subset(imbalance_ratio), real_sampling=grid.fair_real_sampling,
+                             critic_augment=grid.fair_critic_augment)
 
 
 # what a fair run's config.json must say to stand for a grid's fair generator: (key, where in the
 # config, the CLI option that sets it)
-FAIR_SETTINGS = (("imbalance_ratio", None, "--imbalance-ratios"), ("n_max", None, "the preset's n_max"),
-                 ("class_order", None, "the preset's class_order"), ("seed", None, "--seeds"),
+FAIR_SETTINGS = (("imbalance_ratio", "subset", "--imbalance-ratios"), ("n_max", "subset", "the preset's n_max"),
+                 ("class_order", "subset", "the preset's class_order"), ("seed", None, "--seeds"),
                  ("max_steps", None, "--fair-gan-steps"), ("real_sampling", None, "--fair-real-sampling"),
                  ("critic_augment", None, "--fair-critic-augment"), ("g_width", "model", "--fair-widths"),
                  ("d_width", "model", "--fair-widths"))

@@ -154,6 +154,8 @@ def run_training_settings(run: Path) -> Optional[dict]:
         return None
     if not isinstance(train, dict):
         return None
+    subset = train.get("subset") if isinstance(train.get("subset"), dict) else {}
+    train = {**train, **subset}
     keys = ("n_per_class", "seed", "batch_size", "n_critic", "lr", "real_batches", "critic_augment", "ema_decay",
             "max_steps")
     if train.get("imbalance_ratio") is not None or train.get("class_counts") is not None:  # a long-tailed run

@@ -22,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from augment.checkpoint import generator_step, load_generator
-from augment.config import ModelConfig, TrainConfig
+from augment.config import ModelConfig, SubsetSpec, TrainConfig
 from augment.data.real import RealMNIST
 from augment.data.sources import dataset_name, load_labelled
 from augment.data.subsets import per_class_subset
@@ -81,31 +81,32 @@ class ExperimentContext:
 
 def fair_generator(ctx: ExperimentContext, n_per_class: int, seed: int) -> Path:
     """Train (or reuse, or resume) a generator on the same n-per-class subset as the cell's
-    classifier: ``TrainConfig(n_per_class=n, seed=seed)`` selects it with the same seeded
-    draw as ``RealMNIST(n_per_class=n, seed=seed)``."""
+    classifier: ``TrainConfig(subset=SubsetSpec(n_per_class=n), seed=seed)`` selects it with the same seeded
+    draw as ``RealMNIST(subset=SubsetSpec(n_per_class=n), seed=seed)``."""
     run = (ctx.fair_dir or ctx.out_dir / "fair_generators") / f"n{n_per_class}_seed{seed}"
     generator = run / "generator.safetensors"  # its critic_augment was checked by run_grid
     if generator.exists():  # run_grid checked that it got to the grid's steps
         return generator
     cfg = fair_train_config(ctx.grid.fair_widths, ctx.grid.fair_gan_steps, seed, ctx.data_dir, ctx.dataset,
-                            ctx.device, critic_augment=ctx.grid.fair_critic_augment, n_per_class=n_per_class)
+                            ctx.device, SubsetSpec(n_per_class=n_per_class),
+                            critic_augment=ctx.grid.fair_critic_augment)
     ctx.log(f"training the fair generator n={n_per_class} seed={seed} ({cfg.max_steps} steps, widths "
             f"{cfg.model.g_width}/{cfg.model.d_width}) in {run}")
     return train_or_resume(run, cfg, ctx.progress, ctx.log)
 
 
 def fair_train_config(widths: tuple, steps: int, seed: int, data_dir: Optional[Path], dataset: str,
-                      device: torch.device, **subset_and_options) -> TrainConfig:
+                      device: torch.device, subset: SubsetSpec, **options) -> TrainConfig:
     """The ``TrainConfig`` of a fair generator: widths (g_width, d_width), ``steps`` generator
     steps, the cell's seed (so the same real images as its classifier), the step that is
-    fastest on ``device``, ten grids and checkpoints over the run; ``subset_and_options`` are
-    further ``TrainConfig`` fields (the subset, critic_augment, real_sampling)."""
+    fastest on ``device``, ten grids and checkpoints over the run, trained on ``subset``; ``options``
+    are further ``TrainConfig`` fields (critic_augment, real_sampling)."""
     g_width, d_width = widths
     return TrainConfig(model=ModelConfig(num_classes=None, g_width=g_width, d_width=d_width),
                        data_dir=str(data_dir) if data_dir else None, dataset=dataset,
                        seed=seed, max_steps=steps, step_impl="auto", device=str(device),
                        sample_every=max(1, steps // 10), checkpoint_every=max(1, steps // 10), tensorboard=False,
-                       **subset_and_options)
+                       subset=subset, **options)
 
 
 def train_or_resume(run: Path, cfg: TrainConfig, progress: bool, log: Callable[[str], None]) -> Path:
@@ -226,7 +227,7 @@ def cell_training_set(cell: Cell, ctx: ExperimentContext) -> tuple[torch.Tensor 
     synthetic ones as ``OnDemandImages`` (made as the classifier draws them)."""
     real = None
     if math.isfinite(cell.ratio):
-        real = RealMNIST(ctx.data_dir, train=True, device=ctx.device, n_per_class=cell.n_per_class,
+        real = RealMNIST(ctx.data_dir, train=True, device=ctx.device, subset=SubsetSpec(n_per_class=cell.n_per_class),
                          seed=cell.seed, dataset=ctx.dataset)
         if not cell.uses_synthetic:
             return real.data, real.targets

@@ -66,7 +66,8 @@ class Trainer:
         self.G_ema = ema.averaged_copy(self.G) if cfg.ema_decay is not None else None
         betas = (cfg.beta1, cfg.beta2)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=betas)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=betas)
+        critic_lr = cfg.lr if cfg.critic_lr is None else cfg.critic_lr
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=critic_lr, betas=betas)
         self.noise = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)  # z and alpha
         self.step_count = 0
         self.batches_per_step = 1 if cfg.real_batches == "shared" else cfg.n_critic

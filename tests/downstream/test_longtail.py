@@ -126,7 +126,8 @@ def test_grid_trains_a_fair_generator_on_the_cells_images_resumes_and_reports(tm
     assert [int(rows[0][f"count_{c}"]) for c in range(10)] == long_tail_counts(10, 4.0, n_max=16)
     run = out / "fair_generators" / "lt4-n16_seed0"
     config = json.loads((run / "config.json").read_text())
-    assert (config["imbalance_ratio"], config["n_max"], config["seed"]) == (4.0, 16, 0)
+    subset = config["subset"]
+    assert (subset["imbalance_ratio"], subset["n_max"], config["seed"]) == (4.0, 16, 0)
     assert config["real_sampling"] == "balanced"  # auto, resolved and saved
     for name in ("summary.md", "diversity.csv", "run.json", "balanced_accuracy.png", "recall_vs_count.png",
                  "rare_class_samples.png"):

@@ -25,7 +25,7 @@ def test_training_settings_of_old_configs_get_the_defaults_they_trained_with(tmp
     assert run_training_settings(tmp_path) is None
     (tmp_path / "config.json").write_text("[1, 2]")
     assert run_training_settings(tmp_path) is None
-    (tmp_path / "config.json").write_text(json.dumps({"seed": 3, "n_per_class": 10, "lr": 1e-4}))
+    (tmp_path / "config.json").write_text(json.dumps({"seed": 3, "subset": {"n_per_class": 10}, "lr": 1e-4}))
     settings = run_training_settings(tmp_path)
     assert settings["seed"] == 3 and settings["n_per_class"] == 10
     assert settings["critic_augment"] == "none" and settings["ema_decay"] is None

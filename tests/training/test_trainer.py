@@ -3,6 +3,7 @@ import dataclasses
 import pytest
 import torch
 
+from augment.config import SubsetSpec
 from augment.errors import DataError, TrainingError
 from augment.training.real_data import RealBatches
 from augment.training.trainer import Trainer
@@ -115,7 +116,7 @@ def test_the_training_subset_is_the_classifiers_subset(tiny_train_config):
     experiment's classifier."""
     from augment.data.real import RealMNIST
 
-    cfg = dataclasses.replace(tiny_train_config, n_per_class=3, seed=5)
+    cfg = dataclasses.replace(tiny_train_config, subset=SubsetSpec(n_per_class=3), seed=5)
     trainer = Trainer(cfg)
     real = RealMNIST(cfg.data_dir, train=True, n_per_class=3, seed=5, mnist=False)
     assert torch.equal(trainer.real, real.data) and torch.equal(trainer.labels, real.targets)
@@ -126,7 +127,7 @@ def test_a_long_tailed_fair_generator_trains_on_the_classifiers_long_tailed_subs
     from augment.data.real import RealMNIST
     from augment.data.subsets import long_tail_counts
 
-    cfg = dataclasses.replace(tiny_train_config, imbalance_ratio=4.0, n_max=8, seed=2, batch_size=8)
+    cfg = dataclasses.replace(tiny_train_config, subset=SubsetSpec(imbalance_ratio=4.0, n_max=8), seed=2, batch_size=8)
     trainer = Trainer(cfg)
     real = RealMNIST(cfg.data_dir, train=True, subset=SubsetSpec(imbalance_ratio=4.0, n_max=8), seed=2, mnist=False)
     assert torch.equal(trainer.real, real.data) and torch.equal(trainer.labels, real.targets)
