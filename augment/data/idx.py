@@ -2,22 +2,24 @@
 
 An IDX file is 2 zero bytes, a type code (0x08 = uint8, the only one supported), the number of
 dimensions (1 to 4), one big-endian int32 per dimension, then the data. Files may be
-gzip-compressed, detected by their magic bytes, not their name.
+gzip-compressed, detected by their magic bytes, not their name. No file holds or declares more
+bytes than the budget of ``augment.data.limits`` (MNIST's train images: 47 MB).
 """
 
 from __future__ import annotations
 
+import os
 import zlib
 from pathlib import Path
 from typing import Optional
 
 import torch
 
+from augment.data.limits import check_bytes, open_regular
 from augment.errors import DataError
 from augment.fileio import PathLike
 
 _IDX_DTYPE = 0x08  # unsigned byte; the only type MNIST-style data uses
-MAX_IDX_BYTES = 2 << 30  # the largest IDX file read (MNIST's train images: 47 MB; EMNIST ByClass's: 0.55 GB)
 
 
 # ---------------------------------------------------------------------------------------- IDX
@@ -53,22 +55,19 @@ def parse_idx(raw: bytes, name: str = "<bytes>") -> torch.Tensor:
 
 
 def read_file_bytes(path: PathLike) -> bytes:
-    """Bytes of an IDX file, gunzipped if it starts with the gzip magic. A gzip file is inflated
-    no further than its IDX header declares (plus one byte, to tell that it holds more), so a
-    small file that would inflate to gigabytes costs no more memory than its header claims, and
-    no file, compressed or not, holds more than ``MAX_IDX_BYTES``."""
+    """Bytes of an IDX file (a regular file), gunzipped if it starts with the gzip magic. A gzip
+    file is inflated no further than its IDX header declares (plus one byte, to tell that it
+    holds more), so a small file that would inflate to gigabytes costs no more memory than its
+    header claims, and no file, compressed or not, holds more bytes than the budget
+    (``augment.data.limits``)."""
     path = Path(path)
-    try:
-        if path.is_file() and path.stat().st_size > MAX_IDX_BYTES:
-            raise DataError(f"{path}: {path.stat().st_size:,} bytes, more than the {MAX_IDX_BYTES:,} an IDX file "
-                            f"may have here")
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"file not found: {path}") from None
-    except IsADirectoryError:
-        raise DataError(f"expected a file, found a directory: {path}") from None
-    except OSError as e:
-        raise DataError(f"cannot read {path}: {e.strerror}") from None
+    with open_regular(path) as file:
+        check_bytes(os.fstat(file.fileno()).st_size, str(path), "holds")
+        try:
+            raw = file.read()
+        except OSError as e:
+            raise DataError(f"cannot read {path}: {e.strerror}") from None
+    check_bytes(len(raw), str(path), "holds")
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = _gunzip_declared(raw, path)
@@ -93,9 +92,7 @@ def _gunzip_declared(data: bytes, path: Path) -> bytes:
         count = 1
         for i in range(out[3]):
             count *= int.from_bytes(out[4 + 4 * i:8 + 4 * i], "big")
-        if header + count > MAX_IDX_BYTES:
-            raise DataError(f"{path}: its IDX header declares {header + count:,} bytes, more than the "
-                            f"{MAX_IDX_BYTES:,} an IDX file may have here")
+        check_bytes(header + count, str(path), "its IDX header declares")
         return header + count + 1
 
     while len(out) < want():

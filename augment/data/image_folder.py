@@ -1,6 +1,8 @@
-"""An ImageFolder-style directory as labelled grayscale images: one folder per class (its name
-is the class name; classes numbered in sorted order, as torchvision's ``ImageFolder`` does),
-holding PNG, JPEG or BMP files of any size.
+"""An ImageFolder-style directory as labelled grayscale images (``FolderReader``, kind
+'folder'): one folder per class (its name is the class name; classes numbered in sorted order,
+as torchvision's ``ImageFolder`` does), holding PNG, JPEG or BMP files of any size. Every
+image's size is read from its header, and the total held to the budget of
+``augment.data.limits``, before any image is decoded; only regular files are opened.
 
 Conversions, each stated once by a warning when it happens: a colour image becomes grayscale
 (PIL's ``convert("L")``, ITU-R 601-2 luma; 16-bit grayscale keeps its top 8 bits; pixels
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Callable, Optional, TypeVar
 
 import numpy as np
 import torch
@@ -22,7 +25,12 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
 from augment.config import IMAGE_SIZE
-from augment.errors import DataError
+from augment.data.limits import check_pixels, open_regular
+from augment.data.reader import SourceReader
+from augment.errors import ConfigError, DataError
+from augment.fileio import PathLike
+
+T = TypeVar("T")
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
@@ -37,7 +45,7 @@ def class_folders(root: Path) -> list[Path]:
     if not root.is_dir():
         raise DataError(f"image folder {'is not a directory' if root.exists() else 'does not exist'}: {root}")
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    stray = sorted(p.name for p in root.iterdir() if p.is_file() and not p.name.startswith("."))
+    stray = sorted(p.name for p in root.iterdir() if not p.is_dir() and not p.name.startswith("."))
     if stray:
         raise DataError(f"{root}: expected one folder per class, found the file {stray[0]} beside them")
     if len(folders) < 2:
@@ -60,33 +68,85 @@ def _image_files(folder: Path) -> list[Path]:
 
 def read_image_folder(root: Path) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """(images (N, H, W) uint8, labels (N,) int64, class names) of an image folder; images of
-    mixed sizes come back 32x32 (see the module docstring)."""
-    names, arrays, labels = [], [], []
-    converted = set()
-    for label, folder in enumerate(class_folders(root)):
-        names.append(folder.name)
-        for path in _image_files(folder):
-            try:
-                with Image.open(path) as img:
-                    if img.mode != "L":
-                        converted.add(img.mode)
-                    arrays.append(_grayscale_uint8(img, path))
-            except DataError:
-                raise
-            except (UnidentifiedImageError, OSError, ValueError) as e:
-                raise DataError(f"cannot read the image {path} ({type(e).__name__})") from None
-            labels.append(label)
+    mixed sizes come back 32x32 (see the module docstring). Every image's size is read from its
+    header first (PIL's lazy open), and the total checked against the budget
+    (``augment.data.limits``), before any image is decoded."""
+    folders = class_folders(root)
+    files = [(label, path) for label, folder in enumerate(folders) for path in _image_files(folder)]
+    check_pixels(sum(w * h for w, h in (_open_image(path) for _, path in files)), str(root))
+    arrays, converted = [], set()
+    for _, path in files:
+        arrays.append(_open_image(path, lambda img: _decoded(img, path, converted)))
     if converted:
         warnings.warn(f"{root}: {', '.join(sorted(converted))} images converted to grayscale (L)", ConversionWarning,
                       stacklevel=2)
-    sizes = {a.shape for a in arrays}
-    if len(sizes) == 1:
+    shapes = {a.shape for a in arrays}
+    if len(shapes) == 1:
         images = torch.from_numpy(np.stack(arrays))
     else:
-        warnings.warn(f"{root}: images of {len(sizes)} sizes resized to {IMAGE_SIZE}x{IMAGE_SIZE} (antialiased "
+        warnings.warn(f"{root}: images of {len(shapes)} sizes resized to {IMAGE_SIZE}x{IMAGE_SIZE} (antialiased "
                       f"bilinear)", ConversionWarning, stacklevel=2)
         images = torch.stack([_resized(a) for a in arrays])
-    return images, torch.tensor(labels, dtype=torch.long), names
+    return images, torch.tensor([label for label, _ in files], dtype=torch.long), [f.name for f in folders]
+
+
+def _open_image(path: Path, use: Optional[Callable[[Image.Image], T]] = None) -> T:
+    """``use`` applied to the image at ``path`` (a regular file) opened lazily: only its header
+    is read until ``use`` asks for pixels. Without ``use``, its size (W, H) from the header."""
+    try:
+        with open_regular(path) as file, Image.open(file) as img:
+            if min(img.size) < 1:
+                raise DataError(f"{path}: an image of {img.size[0]}x{img.size[1]} pixels; an image needs a width "
+                                f"and height of at least 1")
+            return img.size if use is None else use(img)
+    except DataError:
+        raise
+    except Image.DecompressionBombError as e:
+        raise DataError(f"{path}: refused by Pillow as a decompression bomb ({str(e).split('.')[0]})") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise DataError(f"cannot read the image {path} ({type(e).__name__})") from None
+
+
+class FolderReader(SourceReader):
+    """``--dataset folder``: one folder per class, or ``train/`` and ``test/`` folders of such
+    (``test/`` with the same classes); without ``test/``, the test split is held out."""
+
+    kind = "folder"
+
+    @classmethod
+    def locate(cls, root: Optional[PathLike]) -> Path:
+        if root is None:
+            raise ConfigError("dataset 'folder' needs a path: the folder (--data-dir)")
+        if not Path(root).exists():
+            raise DataError(f"image folder does not exist: {root}")
+        return Path(root)
+
+    def has_own_test(self) -> bool:
+        return (self.path / "train").is_dir() and (self.path / "test").is_dir()
+
+    def read(self, split: str, allow_empty: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        images, labels, _ = read_image_folder(self._split_root(split))
+        return images, labels
+
+    def class_names(self) -> Optional[list]:
+        names = [p.name for p in class_folders(self._split_root("train"))]
+        if self.has_own_test():
+            test_names = [p.name for p in class_folders(self.path / "test")]
+            if test_names != names:
+                raise DataError(f"{self.path}: test/ has the classes {test_names}, train/ has {names}")
+        return names
+
+    def _split_root(self, split: str) -> Path:
+        """The folder of class folders of ``split`` (the source's own split)."""
+        if self.has_own_test():
+            return self.path / split
+        return self.path / "train" if (self.path / "train").is_dir() else self.path
+
+
+def _decoded(img: Image.Image, path: Path, converted: set) -> np.ndarray:
+    if img.mode != "L":
+        converted.add(img.mode)
+    return _grayscale_uint8(img, path)
 
 
 def _grayscale_uint8(img: Image.Image, path: Path) -> np.ndarray:

@@ -1,9 +1,10 @@
 """MNIST's four IDX files: their SHA-256, where they are looked for, checking a directory,
-loading a split as uint8 images and int64 labels.
+loading a split as uint8 images and int64 labels, and the two readers of IDX directories
+(``augment.data.reader``): ``MnistReader`` (kind 'mnist', MNIST's checksums) and ``IdxReader``
+(kind 'idx', any IDX pair with MNIST's file names, structure still validated).
 
 A data directory holds ``train-images-idx3-ubyte`` etc. (raw or ``.gz``) flat or in
-torchvision's ``MNIST/raw`` layout. ``mnist=True`` checks MNIST's checksums; ``False`` takes
-any IDX pair with MNIST's file names (structure still validated).
+torchvision's ``MNIST/raw`` layout.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from typing import Optional
 
 import torch
 
-from augment.data.idx import find_idx_file, parse_idx, read_file_bytes
+from augment.data.idx import find_idx_file, parse_idx, read_file_bytes, read_idx
+from augment.data.limits import check_image_shape
+from augment.data.reader import SourceReader
 from augment.errors import DataError
 from augment.fileio import PathLike
 
@@ -37,8 +40,9 @@ def resolve_data_dir(root: Optional[PathLike] = None) -> Path:
     ``$AUGMENT_DATA``, else ``~/.cache/augment/mnist``. Raises DataError when none holds them."""
     if root is not None:
         candidates = [Path(root)]
-        if not Path(root).exists():
-            raise DataError(f"data directory does not exist: {root}")
+        if not Path(root).is_dir():
+            raise DataError(f"data directory {'is not a directory' if Path(root).exists() else 'does not exist'}: "
+                            f"{root}")
     elif os.environ.get("AUGMENT_DATA"):
         candidates = [Path(os.environ["AUGMENT_DATA"])]
     else:
@@ -63,37 +67,34 @@ def check_mnist_checksum(name: str, raw: bytes, where: str) -> None:
                         f"for other IDX data, use --dataset idx)")
 
 
-def verify_dir(directory: PathLike, mnist: bool = True) -> dict:
+def verify_dir(directory: PathLike, dataset: str = "mnist", mnist: Optional[bool] = None) -> dict:
     """Check every split found in ``directory`` (or ``directory/MNIST/raw``, torchvision's
-    layout, as an ``augment dump`` writes): headers, sizes, image/label counts and (if
-    ``mnist``) SHA-256. Returns {split: number of examples, 0 for an empty split}; raises
-    DataError on the first problem or when no split is present."""
+    layout, as an ``augment dump`` writes): headers, sizes, image/label counts, the labels'
+    classes and (``dataset`` 'mnist') SHA-256. Returns {split: number of examples, 0 for an
+    empty split}; raises DataError on the first problem or when no split is present.
+    ``mnist`` (True: 'mnist', False: 'idx') is the older spelling of ``dataset``."""
+    dataset = _idx_kind(dataset, mnist)
     directory = Path(directory)
     if not directory.is_dir():
         raise DataError(f"data directory {'is not a directory' if directory.exists() else 'does not exist'}: "
                         f"{directory}")
-    found = {}
-    for where in (directory, directory / "MNIST" / "raw"):
-        for split, (img_name, lbl_name) in SPLITS.items():
-            if find_idx_file(where, img_name) or find_idx_file(where, lbl_name):
-                images, _ = load_split(where, split, mnist=mnist, allow_empty=True)
-                found[split] = len(images)
-        if found:
-            return found
-    raise DataError(f"no IDX files in {directory} or {directory / 'MNIST' / 'raw'}")
+    reader = (MnistReader if dataset == "mnist" else IdxReader)(directory)
+    return reader.describe()["examples"]
 
 
 # -------------------------------------------------------------------------------------- load
 
 
-def load_split(directory: PathLike, split: str = "train", mnist: bool = True, allow_empty: bool = False
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images ``(N, H, W)`` uint8 and labels ``(N,)`` int64 of one split ('train' or 'test').
+def load_split(directory: PathLike, split: str = "train", dataset: str = "mnist", allow_empty: bool = False,
+               mnist: Optional[bool] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images ``(N, H, W)`` uint8 and labels ``(N,)`` int64 of one split ('train' or 'test'),
+    as the files hold them (no check of the labels' classes: ``load_labelled`` does those).
 
-    ``mnist=True`` verifies the SHA-256 of MNIST's files; ``False`` accepts any IDX pair of
-    grayscale images with integer labels (structure still validated). An empty split is an
-    error unless ``allow_empty``.
+    ``dataset`` 'mnist' verifies the SHA-256 of MNIST's files; 'idx' accepts any IDX pair of
+    grayscale images with integer labels (structure still validated; ``mnist`` True/False is
+    the older spelling). An empty split is an error unless ``allow_empty``.
     """
+    checksum = _idx_kind(dataset, mnist) == "mnist"
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; expected 'train' or 'test'")
     directory = Path(directory)
@@ -104,7 +105,7 @@ def load_split(directory: PathLike, split: str = "train", mnist: bool = True, al
             raise DataError(f"missing {name}[.gz] in {directory}")
         raw = read_file_bytes(path)
         arrays.append(parse_idx(raw, str(path)))
-        if mnist:
+        if checksum:
             check_mnist_checksum(name, raw, str(path))
     images, labels = arrays
     if images.dim() != 3:
@@ -115,4 +116,61 @@ def load_split(directory: PathLike, split: str = "train", mnist: bool = True, al
         raise DataError(f"{directory}: {len(images)} images but {len(labels)} labels in split {split!r}")
     if len(images) == 0 and not allow_empty:
         raise DataError(f"{directory}: split {split!r} is empty")
+    check_image_shape(images.shape, str(find_idx_file(directory, SPLITS[split][0])))
     return images, labels.long()
+
+
+def _idx_kind(dataset: str, mnist: Optional[bool]) -> str:
+    if mnist is not None:
+        return "mnist" if mnist else "idx"
+    if dataset not in ("mnist", "idx"):
+        raise DataError(f"IDX files are dataset 'mnist' or 'idx', not {dataset!r}")
+    return dataset
+
+
+# ------------------------------------------------------------------------------------ readers
+
+
+class IdxReader(SourceReader):
+    """``--dataset idx``: any IDX pair with MNIST's file names, raw or gzipped, flat or in
+    torchvision's ``MNIST/raw`` layout. Its own test split when the ``t10k-`` files are there,
+    else held out; classes numbered by the train labels (the test labels when the train split
+    is empty, as in a dump of a test split)."""
+
+    kind = "idx"
+
+    @classmethod
+    def locate(cls, root: Optional[PathLike]) -> Path:
+        return resolve_data_dir(root)
+
+    def has_own_test(self) -> bool:
+        return any(find_idx_file(self.path, name) for name in SPLITS["test"])
+
+    def read(self, split: str, allow_empty: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        return load_split(self.path, split, self.kind, allow_empty)
+
+    def reference_labels(self, split: str, labels: torch.Tensor) -> torch.Tensor:
+        for other in ("train", "test"):
+            found = labels if other == split else self._labels(other)
+            if found is not None and len(found):
+                return found
+        return labels
+
+    def present_splits(self) -> tuple:
+        found = tuple(split for split, names in SPLITS.items() if any(find_idx_file(self.path, n) for n in names))
+        return found if self.has_own_test() else ("train", "test")
+
+    def _labels(self, split: str) -> Optional[torch.Tensor]:
+        """A split's labels (a small file), or None when the file is absent or not 1-D."""
+        path = find_idx_file(self.path, SPLITS[split][1])
+        labels = read_idx(path) if path is not None else None
+        return labels.long() if labels is not None and labels.dim() == 1 else None
+
+
+class MnistReader(IdxReader):
+    """``--dataset mnist``: MNIST's four IDX files, each SHA-256 checked; both splits its own."""
+
+    kind = "mnist"
+
+    def has_own_test(self) -> bool:
+        return True

@@ -32,37 +32,37 @@ class RealMNIST(VisionDataset):
         root: the data: an IDX directory (default ``$AUGMENT_DATA``, else
             ``~/.cache/augment/mnist``), an image folder or an ``.npz`` file, as ``dataset`` says.
         train: the train split (True) or the test split.
-        device: where the images live ('cpu', 'cuda', 'cuda:N', 'auto' or a ``torch.device``).
-        mnist: check MNIST's SHA-256 (False: any IDX pair with MNIST's file names); ``dataset``
-            says the same and more.
-        n_per_class: keep a seeded subset of this many images per class (shorthand for
-            ``subset=SubsetSpec(n_per_class=...)``).
+        subset: which images per class (``augment.config.SubsetSpec``: ``n_per_class``,
+            long-tailed or explicit counts); None: all.
         seed: the seed of the subset's draw (the same seed draws the same images as a
             training run's ``TrainConfig.seed``).
+        dataset: the kind of source, 'mnist' (None: the default), 'idx', 'folder' or 'npz'
+            (``augment.data.sources``). A source with one split is split by a seeded,
+            stratified hold-out.
+        device: where the images live ('cpu', 'cuda', 'cuda:N', 'auto' or a ``torch.device``).
         transform: applied to each image tensor (not a PIL image: use tensor transforms).
         target_transform: applied to each int label.
-        subset: which images per class (``augment.config.SubsetSpec``: balanced, long-tailed
-            or explicit counts); default all.
-        dataset: the kind of source, 'mnist', 'idx', 'folder' or 'npz' (default: from ``mnist``).
-            A source with one split is split by a seeded, stratified hold-out.
     """
 
     value_range = (-1.0, 1.0)  # of the image tensors, before transforms
 
-    def __init__(self, root: Optional[PathLike] = None, train: bool = True,
-                 device: Union[str, torch.device] = "cpu", mnist: bool = True,
-                 n_per_class: Optional[int] = None, seed: int = 0,
+    def __init__(self, root: Optional[PathLike] = None, train: bool = True, subset: Optional[SubsetSpec] = None,
+                 seed: int = 0, dataset: Optional[str] = None, device: Union[str, torch.device] = "cpu",
                  transform: Optional[Callable] = None, target_transform: Optional[Callable] = None,
-                 subset: Optional[SubsetSpec] = None, dataset: Optional[str] = None):
-        if n_per_class is not None and (not is_integer(n_per_class) or n_per_class < 1):
-            raise ConfigError(f"n_per_class must be a positive integer (or None for all), got {n_per_class!r}")
+                 *, n_per_class: Optional[int] = None, mnist: Optional[bool] = None):
+        # n_per_class= and mnist= are the older spellings of subset= and dataset=, kept until their last callers
+        # move (issue 33 item 4); they go then.
+        if n_per_class is not None:
+            if not is_integer(n_per_class) or n_per_class < 1:
+                raise ConfigError(f"n_per_class must be a positive integer (or None for all), got {n_per_class!r}")
+            if subset is not None:
+                raise ConfigError("give n_per_class or subset, not both")
+            subset = SubsetSpec(n_per_class=n_per_class)
         if subset is not None and not isinstance(subset, SubsetSpec):
-            raise ConfigError(f"subset must be a SubsetSpec, got {type(subset).__name__}")
-        if subset is not None and n_per_class is not None:
-            raise ConfigError("give n_per_class or subset, not both")
-        subset = subset if subset is not None else SubsetSpec(n_per_class=n_per_class)
+            raise ConfigError(f"subset must be a SubsetSpec (or None for all), got {type(subset).__name__}")
+        subset = subset if subset is not None else SubsetSpec()
         device = resolve_device(device)
-        self.dataset = dataset_name(dataset, mnist)
+        self.dataset = dataset_name(dataset, mnist if mnist is not None else True)
         source = load_labelled(root, "train" if train else "test", self.dataset)
         super().__init__(source_path(root, self.dataset), transform=transform, target_transform=target_transform)
         self.train, self.split_origin = train, source.origin

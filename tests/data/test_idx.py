@@ -74,7 +74,7 @@ def test_an_idx_file_declaring_more_than_the_cap_is_refused_before_inflating(tmp
         read_idx(path)
     assert tracemalloc.get_traced_memory()[1] < 4 << 20
     tracemalloc.stop()
-    monkeypatch.setattr("augment.data.idx.MAX_IDX_BYTES", 16)  # and an uncompressed file by its size
+    monkeypatch.setenv("AUGMENT_MAX_PIXELS", "16")  # and an uncompressed file by its size
     (tmp_path / "raw").write_bytes(encode_idx(torch.arange(12, dtype=torch.uint8)))
     with pytest.raises(DataError, match="20 bytes, more than the 16"):
         read_idx(tmp_path / "raw")

@@ -10,11 +10,11 @@ from augment.errors import DataError
 
 
 def test_load_split_validates_counts(idx_dir):
-    images, labels = load_split(idx_dir, "train", mnist=False)
+    images, labels = load_split(idx_dir, "train", dataset="idx")
     assert images.shape == (80, 28, 28) and labels.dtype == torch.int64
     (idx_dir / "train-labels-idx1-ubyte").write_bytes(encode_idx(torch.zeros(79, dtype=torch.uint8)))
     with pytest.raises(DataError, match="80 images but 79 labels"):
-        load_split(idx_dir, "train", mnist=False)
+        load_split(idx_dir, "train", dataset="idx")
 
 
 def test_missing_file_and_directory(tmp_path, idx_dir):
@@ -22,12 +22,12 @@ def test_missing_file_and_directory(tmp_path, idx_dir):
         resolve_data_dir(tmp_path / "nope")
     (idx_dir / "t10k-labels-idx1-ubyte").unlink()
     with pytest.raises(DataError, match="missing t10k-labels"):
-        load_split(idx_dir, "test", mnist=False)
+        load_split(idx_dir, "test", dataset="idx")
 
 
 def test_mnist_checksum_catches_non_mnist(idx_dir):
     with pytest.raises(DataError, match="SHA-256"):
-        load_split(idx_dir, "train", mnist=True)
+        load_split(idx_dir, "train", dataset="mnist")
 
 
 def test_data_dir_resolution(tmp_path, monkeypatch):
@@ -45,4 +45,4 @@ def test_data_dir_resolution(tmp_path, monkeypatch):
 
 
 def test_verify_dir_reports_counts(idx_dir):
-    assert verify_dir(idx_dir, mnist=False) == {"train": 80, "test": 40}
+    assert verify_dir(idx_dir, dataset="idx") == {"train": 80, "test": 40}

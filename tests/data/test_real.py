@@ -6,12 +6,13 @@ import pytest
 import torch
 
 from augment.data.mnist import load_split, verify_dir
+from augment.config import SubsetSpec
 from augment.data.real import RealMNIST
 from augment.errors import ConfigError
 
 
 def test_real_mnist_dataset(idx_dir):
-    ds = RealMNIST(idx_dir, train=False, mnist=False)
+    ds = RealMNIST(idx_dir, train=False, dataset="idx")
     assert len(ds) == 40 and ds.classes == [str(c) for c in range(10)]
     img, label = ds[3]
     assert img.shape == (1, 32, 32) and isinstance(label, int) and label == 3
@@ -20,7 +21,7 @@ def test_real_mnist_dataset(idx_dir):
     loader = torch.utils.data.DataLoader(ds, batch_size=8, shuffle=False)
     x, y = next(iter(loader))
     assert x.shape == (8, 1, 32, 32) and y.tolist() == list(range(8))
-    sub = RealMNIST(idx_dir, train=True, mnist=False, n_per_class=2)
+    sub = RealMNIST(idx_dir, train=True, subset=SubsetSpec(n_per_class=2), dataset="idx")
     assert len(sub) == 20
     assert "Split: Test" in repr(ds)
 
@@ -29,7 +30,7 @@ def test_real_mnist_items_are_copies_and_lists_are_not_indices(idx_dir):
     def negate_in_place(img):
         return img.neg_()
 
-    ds = RealMNIST(idx_dir, train=False, mnist=False, transform=negate_in_place)
+    ds = RealMNIST(idx_dir, train=False, dataset="idx", transform=negate_in_place)
     first, again = ds[0][0], ds[0][0]
     assert torch.equal(first, again)  # the transform did not change the stored image
     assert ds[np.int64(2)][1] == ds[torch.tensor(2)][1] == 2
@@ -50,6 +51,15 @@ def test_real_mnist_refuses_a_subset_size_that_is_not_a_positive_integer(idx_dir
         RealMNIST(idx_dir, mnist=False, n_per_class=n)
 
 
+def test_real_mnist_takes_one_subset_spec(idx_dir):
+    long_tailed = RealMNIST(idx_dir, subset=SubsetSpec(class_counts=tuple(range(8, 0, -1)) + (1, 1)), seed=3,
+                            dataset="idx")
+    assert torch.bincount(long_tailed.targets).tolist() == [8, 7, 6, 5, 4, 3, 2, 1, 1, 1]
+    assert len(RealMNIST(idx_dir, dataset="idx", subset=None)) == 80
+    with pytest.raises(ConfigError, match="subset must be a SubsetSpec"):
+        RealMNIST(idx_dir, dataset="idx", subset=5)
+
+
 def test_real_mnist_refuses_devices_it_cannot_run_on(idx_dir):
     with pytest.raises(ConfigError, match="device must be"):
-        RealMNIST(idx_dir, mnist=False, device="gpu")
+        RealMNIST(idx_dir, dataset="idx", device="gpu")

@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
+from augment.config import SubsetSpec
 from augment.data.idx import encode_idx
 from augment.data.image_folder import ConversionWarning, _grayscale_uint8
 from augment.data.real import RealMNIST
@@ -177,7 +178,7 @@ def test_an_idx_directory_with_an_empty_train_split_names_classes_from_its_test_
 
 def test_real_mnist_and_describe_take_every_source(tmp_path):
     path = write_npz(tmp_path / "d.npz", names=["cat", "dog", "owl"])
-    real = RealMNIST(path, dataset="npz", n_per_class=3)
+    real = RealMNIST(path, dataset="npz", subset=SubsetSpec(n_per_class=3))
     assert real.classes == ["cat", "dog", "owl"] and real.class_to_idx["owl"] == 2 and len(real) == 9
     assert real.data.shape[1:] == (1, 32, 32) and "hold-out" in repr(real)
     info = describe_source(path, "npz")

@@ -1,0 +1,88 @@
+"""What a reader may open and decode: regular files only, and one budget of pixels and bytes.
+
+The budget is one number, ``AUGMENT_MAX_PIXELS`` (environment variable; default
+``DEFAULT_MAX_PIXELS`` = 2^31, the 2 GiB IDX files could always hold): the images one read of a
+source decodes (a split, or an npz file's split) hold at most that many pixels, and no file or
+array a reader decodes holds more than that many bytes. Every reader checks it from headers
+(IDX headers, npz members' ``.npy`` headers, PNG/JPEG/BMP headers through PIL's lazy open)
+before it inflates or decodes anything, so a small file that declares gigabytes costs nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import stat
+from pathlib import Path
+from typing import BinaryIO, Sequence
+
+from augment.errors import ConfigError, DataError
+from augment.fileio import PathLike
+
+MAX_PIXELS_ENV = "AUGMENT_MAX_PIXELS"
+DEFAULT_MAX_PIXELS = 1 << 31  # 2,147,483,648: 2.7 million 28x28 images (EMNIST ByClass: 0.64 billion pixels)
+
+
+def max_pixels() -> int:
+    """The budget: ``$AUGMENT_MAX_PIXELS`` (a positive integer; ``_`` and ``,`` allowed as
+    thousands separators), else ``DEFAULT_MAX_PIXELS``. Pixels of one read, and bytes of any
+    file or array a reader decodes."""
+    text = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(text.replace(",", "").replace("_", ""))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(f"{MAX_PIXELS_ENV} must be a positive integer (pixels), got {text[:40]!r}")
+    return value
+
+
+def check_bytes(nbytes: int, where: str, what: str = "holds") -> None:
+    """A one-line DataError when a file or array ``where`` ``what`` (e.g. 'declares') more than
+    the budget's bytes."""
+    limit = max_pixels()
+    if nbytes > limit:
+        raise DataError(f"{where}: {what} {nbytes:,} bytes, more than the {limit:,} a data file or array may hold "
+                        f"here (raise {MAX_PIXELS_ENV} to allow more)")
+
+
+def check_image_shape(shape: Sequence[int], where: str) -> int:
+    """The number of pixels of images of ``shape`` (N, H, W), declared by a header: a one-line
+    DataError unless H and W are at least 1 and the N*H*W pixels fit the budget."""
+    if len(shape) == 3 and min(shape[1:]) < 1:
+        raise DataError(f"{where}: images of {shape[1]}x{shape[2]} pixels; an image needs a width and height of at "
+                        f"least 1")
+    pixels = math.prod(int(d) for d in shape)
+    check_pixels(pixels, where)
+    return pixels
+
+
+def check_pixels(pixels: int, where: str) -> None:
+    """A one-line DataError when ``pixels`` (declared by headers, before decoding) exceed the
+    budget."""
+    limit = max_pixels()
+    if pixels > limit:
+        raise DataError(f"{where}: images of {pixels:,} pixels in all, more than the {limit:,} a source may hold here "
+                        f"(raise {MAX_PIXELS_ENV} to allow more)")
+
+
+def open_regular(path: PathLike) -> BinaryIO:
+    """``path`` opened for binary reading, if it is a regular file (or a link to one). A FIFO,
+    a device or a directory is a one-line DataError, and opening it does not block."""
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise DataError(f"file not found: {path}") from None
+    except OSError as e:
+        raise DataError(f"cannot read {path}: {e.strerror}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            raise DataError(f"expected a file, found a directory: {path}")
+        raise DataError(f"{path}: not a regular file (a FIFO, socket or device); only regular files are read")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
