@@ -9,16 +9,14 @@ each exact in real arithmetic:
   ``t = beta - mean * s``. LeakyReLU and tanh run in place.
 - Layer 1 (ConvTranspose2d 4x4 on a 1x1 input) is a matrix product laid out NHWC; the label
   embedding's share plus the folded bias is a per-class table, so ``h = table[y] + z @ W_z``.
-- Each stride-2 ConvTranspose2d(k=4, s=2, p=1) runs as one of three exact forms ("strategies"):
+- Each stride-2 ConvTranspose2d(k=4, s=2, p=1) runs in one of two exact forms ("strategies"),
+  each the fastest measured for its layers (experiments/results/bench_sampling.md):
 
-  * ``phase``: output pixel ``(2a + r, 2b + s)`` only sees a 2x2 input window, so the layer is
-    four 2x2 convolutions (one per phase ``(r, s)``) over the input padded by 1, with taps
-    ``K[r] = (3, 1)`` for ``r = 0`` and ``(2, 0)`` for ``r = 1``; their outputs interleave into
-    the 2x map (a pixel shuffle, done by writing into a strided NHWC view).
   * ``deconv``: the library's transposed convolution with the folded weights (oneDNN's direct
-    kernel is the fastest form on CPU for the wide layers).
-  * ``gemm``: one matrix product ``X (B*H*W, Cin) @ W (Cin, 16*Cout)`` and col2im: each phase
-    sums four shifted tap planes (best for narrow outputs such as the 1-channel last layer).
+    kernel on CPU), for the wide layers;
+  * ``gemm``: one matrix product ``X (B*H*W, Cin) @ W (Cin, 16*Cout)`` and col2im: output pixel
+    ``(2a + r, 2b + s)`` sums four shifted tap planes (kernel taps ``(3, 1)`` for phase 0 and
+    ``(2, 0)`` for phase 1), for narrow outputs such as the 1-channel last layer (20x oneDNN's).
 
 - Activations are channels_last (NHWC) throughout; the forward runs under
   ``torch.inference_mode``; ``dtype=torch.bfloat16`` is allowed on CUDA only (CPU: an error,
@@ -40,8 +38,8 @@ from torch import nn
 from augment.errors import ConfigError
 from augment.gan.models import Generator
 
-STRATEGIES = ("phase", "deconv", "gemm")
-_TAPS = ((3, 1), (2, 0))  # kernel index used by output phase r for padded-input offset dr = 0, 1
+STRATEGIES = ("deconv", "gemm")
+_TAPS = ((3, 1), (2, 0))  # kernel index output phase r takes from input row a + r + dr - 1, dr = 0, 1
 
 DTypeLike = Union[str, torch.dtype, None]
 _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
@@ -64,11 +62,10 @@ def resolve_dtype(dtype: DTypeLike, device: Union[str, torch.device]) -> torch.d
     return dtype
 
 
-def default_strategies(device: Union[str, torch.device], widths: Sequence[int]) -> tuple[str, ...]:
-    """Strategy of each stride-2 layer, as measured fastest (experiments/results/bench_sampling*):
-    ``deconv`` for wide layers and ``gemm`` for narrow outputs (< 16 channels), on CPU and CUDA
-    alike (H100, batch 8192: 636k img/s fp32 and 1.74M bf16 with (deconv, deconv, gemm), vs 473k
-    and 870k with (phase, phase, gemm)). ``device`` is kept for devices that may differ."""
+def default_strategies(widths: Sequence[int]) -> tuple[str, ...]:
+    """Strategy of each stride-2 layer of output ``widths``, as measured fastest
+    (experiments/results/bench_sampling*): ``deconv`` for wide layers, ``gemm`` for narrow
+    outputs (< 16 channels), on CPU and CUDA alike."""
     return tuple("deconv" if w >= 16 else "gemm" for w in widths)
 
 
@@ -87,10 +84,6 @@ class _Upsample2x(nn.Module):
         self.register_buffer("bias", bias.clone())
         if strategy == "deconv":
             self.register_buffer("weight", weight.contiguous(memory_format=torch.channels_last))
-        elif strategy == "phase":  # (4, Cout, Cin, 2, 2), phase index 2r + s
-            phases = [weight[:, :, list(_TAPS[r])][:, :, :, list(_TAPS[s])].permute(1, 0, 2, 3)
-                      for r in (0, 1) for s in (0, 1)]
-            self.register_buffer("weight", torch.stack(phases).contiguous())
         else:  # gemm: (Cin, 4 * 4 * Cout), columns ordered (kh, kw, cout)
             self.register_buffer("weight", weight.permute(0, 2, 3, 1).reshape(cin, 16 * cout).contiguous())
 
@@ -100,22 +93,11 @@ class _Upsample2x(nn.Module):
             out = F.conv_transpose2d(x, self.weight, self.bias, stride=2, padding=1)
         else:
             grid = x.new_empty((b, h, 2, w, 2, self.cout))  # NHWC of the 2x map, phase-split
-            if self.strategy == "phase":
-                self._phase(x, grid)
-            else:
-                self._gemm(x, grid)
+            self._gemm(x, grid)
             out = grid.view(b, 2 * h, 2 * w, self.cout).permute(0, 3, 1, 2)
         if self.slope is not None:
             F.leaky_relu_(out, self.slope)
         return out
-
-    def _phase(self, x: torch.Tensor, grid: torch.Tensor) -> None:
-        h, w = x.shape[-2:]
-        padded = F.pad(x, (1, 1, 1, 1)).contiguous(memory_format=torch.channels_last)
-        for r in (0, 1):
-            for s in (0, 1):
-                y = F.conv2d(padded[:, :, r:r + h + 1, s:s + w + 1], self.weight[2 * r + s], self.bias)
-                grid[:, :, r, :, s, :] = y.permute(0, 2, 3, 1)
 
     def _gemm(self, x: torch.Tensor, grid: torch.Tensor) -> None:
         b, cin, h, w = x.shape
@@ -201,7 +183,7 @@ class FastGenerator(nn.Module):
         self.register_buffer("w_z", lin[:z_dim].contiguous())
         self.register_buffer("table", table.contiguous())
         widths = [b[0].weight.shape[1] for b in blocks[1:]]
-        strategies = tuple(strategies) if strategies is not None else default_strategies(device, widths)
+        strategies = tuple(strategies) if strategies is not None else default_strategies(widths)
         if len(strategies) != len(widths):
             raise ConfigError(f"need {len(widths)} strategies (one per stride-2 layer), got {len(strategies)}")
         self.strategies = strategies

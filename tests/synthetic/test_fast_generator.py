@@ -39,7 +39,7 @@ def inputs(cfg: ModelConfig, n: int, seed: int = 1):
 
 
 @pytest.mark.parametrize("strategies", [(s, s, s) for s in STRATEGIES] + [
-    ("deconv", "phase", "gemm"), ("gemm", "deconv", "phase"), ("phase", "gemm", "deconv")])
+    ("deconv", "gemm", "gemm"), ("gemm", "deconv", "gemm"), ("gemm", "gemm", "deconv")])
 def test_every_strategy_matches_plain_generator(strategies):
     g = make_generator(TINY)
     z, y = inputs(TINY, 9)
@@ -50,7 +50,7 @@ def test_every_strategy_matches_plain_generator(strategies):
 
 
 @pytest.mark.parametrize("cfg", [ModelConfig(), ModelConfig(channels=3, g_width=16, embed_dim=3, z_dim=5)])
-@pytest.mark.parametrize("wide", ["deconv", "phase"])
+@pytest.mark.parametrize("wide", STRATEGIES)
 def test_wider_models_match(cfg, wide):
     g = make_generator(cfg)
     z, y = inputs(cfg, 3)
@@ -63,8 +63,7 @@ def test_wider_models_match(cfg, wide):
 def test_default_strategies_and_output_kind():
     g = make_generator(ModelConfig(g_width=16))
     fast = FastGenerator(g)
-    assert fast.strategies == default_strategies("cpu", [32, 16, 1]) == ("deconv", "deconv", "gemm")
-    assert default_strategies("cuda", [32, 16, 1]) == ("deconv", "deconv", "gemm")
+    assert fast.strategies == default_strategies([32, 16, 1]) == ("deconv", "deconv", "gemm")
     z, y = inputs(fast.config, 4)
     out = fast(z, y)
     assert out.dtype == torch.float32 and not out.requires_grad
@@ -109,9 +108,9 @@ def test_bad_arguments():
     with pytest.raises(ConfigError, match="unsupported"):
         FastGenerator(g, dtype=torch.float16)
     with pytest.raises(ConfigError, match="unknown strategy"):
-        FastGenerator(g, strategies=("phase", "winograd", "gemm"))
+        FastGenerator(g, strategies=("deconv", "phase", "gemm"))
     with pytest.raises(ConfigError, match="3 strategies"):
-        FastGenerator(g, strategies=("phase",))
+        FastGenerator(g, strategies=("deconv",))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -119,7 +118,7 @@ def test_cuda_float32_and_bfloat16():
     g = make_generator(ModelConfig())
     z, y = inputs(g.config, 256)
     expected = plain_forward(g, z, y)
-    for strategies in (None, ("deconv", "deconv", "gemm"), ("phase", "phase", "phase")):
+    for strategies in (None, ("gemm", "gemm", "gemm"), ("deconv", "deconv", "deconv")):
         fast = FastGenerator(g, device="cuda", strategies=strategies)
         torch.testing.assert_close(fast(z, y).cpu(), expected, atol=1e-3, rtol=0)  # TF32 allowed
         fast16 = FastGenerator(g, device="cuda", dtype="bf16", strategies=strategies)
