@@ -53,17 +53,15 @@ def dump(generator: Path | None, out: Path, num_samples: int, formats: tuple, sp
          filter_classifier: Path | None, max_attempts: int, as_json: bool, quiet: bool) -> None:
     """Write -n generated digits from GENERATOR (a generator or checkpoint file;
     default: the shipped generator) with a manifest.json. Same arguments, same bytes."""
+    from augment.synthetic.dataset import SamplingOptions  # these load torch: not at `augment --help`
     from augment.synthetic.dump import dump_synthetic
 
-    formats = tuple(f for group in formats for f in group)
+    sampling = SamplingOptions(truncation=truncation, truncation_mode=truncation_mode, dtype=dtype,
+                               quality=quality_filter_from(min_confidence, filter_classifier, max_attempts))
     manifest = dump_synthetic(
-        out, generator, num_samples, formats, seed=seed,
-        quality_filter=quality_filter_from(min_confidence, filter_classifier, max_attempts),
-        classes=int_list(classes, "--classes"),
-        class_weights=int_list(class_weights, "--class-weights", float), split=split,
-        test_samples=test_samples,
-        device=device, batch_size=batch_size, dtype=dtype, truncation=truncation,
-        truncation_mode=truncation_mode,
+        out, generator, num_samples, tuple(f for group in formats for f in group), seed=seed,
+        classes=int_list(classes, "--classes"), class_weights=int_list(class_weights, "--class-weights", float),
+        split=split, test_samples=test_samples, sampling=sampling, device=device, batch_size=batch_size,
         overwrite=overwrite, progress=not quiet, class_counts=class_counts)
     if manifest is None:  # a rank other than 0 under torchrun
         return

@@ -30,7 +30,11 @@ def sample(source: Path | None, out: Path, per_class: int, classes: str | None, 
     with its class names when it has any), or a GIF from a run directory's grids. With
     --min-confidence the grid shows the quality-filtered items of a SyntheticMNIST (other
     latents than the unfiltered grid's)."""
-    from augment import visualize
+    from augment import visualize  # these load torch: not at `augment --help`
+    from augment.checkpoint import generator_class_names, load_generator
+    from augment.device import resolve_device
+    from augment.synthetic.dataset import SamplingOptions, SyntheticMNIST
+    from augment.synthetic.shipped import load_default_generator
 
     suffix = out.suffix.lower()
     if suffix == ".gif":
@@ -39,14 +43,8 @@ def sample(source: Path | None, out: Path, per_class: int, classes: str | None, 
             raise click.UsageError(f"a .gif output needs SOURCE, a run directory with sample grids ({got})")
         path = visualize.save_gif(visualize.run_frames(source), out, duration_ms)
     elif suffix == ".png":
-        from augment.checkpoint import generator_class_names, load_generator
-        from augment.device import resolve_device
-        from augment.synthetic.dataset import SyntheticMNIST
-
         wanted = int_list(classes, "--classes")
         if source is None:
-            from augment.synthetic.shipped import load_default_generator
-
             generator = load_default_generator(resolve_device(device))
         else:
             generator = load_generator(source, resolve_device(device))
@@ -56,8 +54,8 @@ def sample(source: Path | None, out: Path, per_class: int, classes: str | None, 
             images = visualize.class_grid(generator, per_class=per_class, seed=seed, classes=wanted)
         else:
             ids = wanted if wanted is not None else list(range(generator.config.num_classes))
-            dataset = SyntheticMNIST(generator, num_samples=per_class * len(ids), classes=ids, seed=seed,
-                                     quality_filter=quality, device=resolve_device(device))
+            dataset = SyntheticMNIST(generator, num_samples=per_class * len(ids), seed=seed, classes=ids,
+                                     sampling=SamplingOptions(quality=quality), device=resolve_device(device))
             images = dataset.class_rows(per_class)
         shown = wanted if wanted is not None else list(range(generator.config.num_classes))
         labels = [f"{c} {names[c]}" for c in shown] if names and names != [str(c) for c in range(len(names))] else None
@@ -75,7 +73,7 @@ def sample(source: Path | None, out: Path, per_class: int, classes: str | None, 
               help="a run trained with --ema-decay: export the live generator, not the weight average")
 def export(checkpoint: Path, out: Path, live_weights: bool) -> None:
     """Write a training checkpoint's generator as a standalone .safetensors file."""
-    from augment.checkpoint import export_generator
+    from augment.checkpoint import export_generator  # loads torch: not at `augment --help`
 
     digest = export_generator(checkpoint, out, averaged=not live_weights)
     click.echo(json.dumps({"out": str(out), "sha256": digest}))

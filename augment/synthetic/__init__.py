@@ -1,7 +1,16 @@
-"""Synthetic data from a trained generator: per-index latents and labels (``latents``), the fast
-inference generator (``fast_generator``), the ``SyntheticMNIST`` dataset (``dataset``), quality-filtered
-sampling (``quality_filter``), real + synthetic training sets (``mixing``), dumps to
-IDX/PNG/npz (``dump``, its writers ``dump_formats``) and the shipped generator (``shipped``).
+"""Synthetic data from a trained generator, one module per concern:
+
+- ``latents``: per-index latents and labels, pure functions of (seed, i);
+- ``fast_generator``: ``FastGenerator``, the inference-only rewrite of ``Generator``;
+- ``dataset``: ``SyntheticMNIST``, its ``SamplingOptions``, ``SampleBatch`` and ``collate_batch``;
+- ``filtering``: ``QualityFilter``, quality-filtered sampling (a judge classifier redraws items);
+- ``mixing``: real + synthetic training sets (``mix_real_synthetic``, ``top_up_real_synthetic``,
+  ``synthetic_only``, ``BatchedConcatDataset``);
+- ``dump``: ``dump_synthetic``, items to IDX/PNG/npz files with a manifest; ``dump_formats``
+  holds its writers;
+- ``shipped``: the shipped generator file and its checks.
+
+(``quality_filter`` is a transitional alias of ``filtering``, to go once its importers move.)
 
 May import: the root modules and ``augment.gan``. Knows no optimiser, no training loop and no
 metric.

@@ -23,6 +23,7 @@ import os
 import warnings
 from collections.abc import Mapping
 from collections.abc import Sequence as SequenceABC
+from dataclasses import dataclass
 from typing import Callable, Optional, Sequence, Union
 
 import torch
@@ -37,9 +38,9 @@ from augment.errors import AugmentError, ConfigError
 from augment.fileio import sha256_file
 from augment.gan.models import Generator
 from augment.images import to_mnist_uint8
-from augment.synthetic.fast_generator import FastGenerator, resolve_dtype
+from augment.synthetic.fast_generator import DTypeLike, FastGenerator, resolve_dtype
+from augment.synthetic.filtering import QualityFilter, attempt_seed, filtered_images, weights_digest
 from augment.synthetic.latents import index_latents, stratified_labels
-from augment.synthetic.quality_filter import QualityFilter, attempt_seed, filtered_images, weights_digest
 from augment.synthetic.shipped import verified_default_generator_path
 
 GeneratorLike = Union[None, str, os.PathLike, Generator]
@@ -72,29 +73,25 @@ def load_source(generator: GeneratorLike) -> tuple[Generator, dict]:
     return model, info
 
 
-def index_tensor(indices) -> torch.Tensor:
-    """Indices (an int, a sequence or a tensor of integers) as a flat int64 CPU tensor; a float
-    index is a TypeError and one beyond int64 an IndexError, as for a list."""
-    if isinstance(indices, (str, bytes, slice)) or (isinstance(indices, (list, tuple)) and any(
-            isinstance(i, (str, bytes, slice)) for i in indices)):
-        raise TypeError(f"indices must be integers, got {indices!r}"[:200])
+_INDEX_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+
+
+def index_tensor(indices, length: int) -> torch.Tensor:
+    """Indices into ``length`` items (an int, or a sequence, array or tensor of integers; negative
+    ones count from the end) as a flat int64 CPU tensor in [0, length). Other element types are a
+    TypeError, an index out of range an IndexError, as for a list."""
     try:
-        idx = torch.as_tensor(indices).cpu().reshape(-1)
-    except (OverflowError, RuntimeError, ValueError):
+        idx = torch.as_tensor(indices).reshape(-1).cpu()
+    except ValueError:  # an int beyond int64
         raise IndexError(f"indices out of range: {indices!r}"[:200]) from None
-    if idx.dtype == torch.bool or (len(idx) and idx.is_floating_point()) or idx.is_complex():
-        raise TypeError(f"indices must be integers, got {idx.dtype}")
-    if idx.dtype == torch.uint64:  # .long() would wrap 2**64 - 1 to -1, a valid index
-        idx = idx.view(torch.int64)
-        if bool((idx < 0).any()):
-            raise IndexError(f"indices out of range: {indices!r}"[:200])
-    return idx.long()
-
-
-def _device(device, generator: Generator) -> torch.device:
-    if device is None:
-        return next(generator.parameters()).device
-    return resolve_device(device)
+    except (TypeError, RuntimeError):  # a str, a slice, ...
+        raise TypeError(f"indices must be integers, got {indices!r}"[:200]) from None
+    if len(idx) and idx.dtype not in _INDEX_DTYPES:
+        raise TypeError(f"indices must be integers of at most 64 bits, got {idx.dtype}")
+    idx = idx.long()
+    if len(idx) and (int(idx.min()) < -length or int(idx.max()) >= length):
+        raise IndexError(f"index out of range for a dataset of {length} items")
+    return torch.where(idx < 0, idx + length, idx)
 
 
 class SampleBatch(SequenceABC):
@@ -125,6 +122,38 @@ def collate_batch(batch):
     return default_collate(batch)
 
 
+@dataclass(frozen=True)
+class SamplingOptions:
+    """How item i's image is made from its latent, beyond (generator, seed, i). Each option
+    changes the images themselves (the device and ``chunk`` change at most their last bits).
+
+    Args:
+        truncation: latent components beyond +-t are redrawn (``truncation_mode="resample"``)
+            or clamped ("clamp"): fidelity over diversity. None (default): no truncation.
+        truncation_mode: "resample" or "clamp".
+        quality: a ``QualityFilter``: keep only items a judge classifier labels as their class
+            with probability >= its ``min_confidence``, redrawing the others' latents
+            deterministically (``augment.synthetic.filtering``; ``augment.quality_filter(p)``
+            builds one around the shipped evaluator). None (default): no filter.
+        dtype: the generator's precision, "float32" (default) or "bfloat16" (CUDA only).
+    """
+
+    truncation: Optional[float] = None
+    truncation_mode: str = "resample"
+    quality: Optional[QualityFilter] = None
+    dtype: DTypeLike = None
+
+    def __post_init__(self) -> None:
+        if self.truncation is not None and (not is_real(self.truncation) or not self.truncation > 0):
+            raise ConfigError(f"truncation must be a positive number, got {self.truncation!r}")
+        if self.truncation_mode not in ("resample", "clamp"):
+            raise ConfigError(f"truncation_mode must be 'resample' or 'clamp', got {self.truncation_mode!r}")
+        if self.quality is not None and not isinstance(self.quality, QualityFilter):
+            raise ConfigError(f"quality must be a QualityFilter (augment.quality_filter(p)), got "
+                              f"{type(self.quality).__name__}")
+        resolve_dtype(self.dtype, "cuda")  # a known name; the device is checked by the dataset
+
+
 class SyntheticMNIST(VisionDataset):
     """Map-style dataset of generated images: item i = ``(image, label)``, a pure function of
     (generator, seed, i) -- whatever the batch, order, sampler, worker or process.
@@ -134,84 +163,65 @@ class SyntheticMNIST(VisionDataset):
     ``torchvision.datasets.MNIST`` yields: a ``PIL.Image`` of mode 'L', 28x28 (32 -> 28 with
     antialiased bilinear, then ``round((x + 1) * 127.5)``, as a dump writes it), so an MNIST
     training script runs unchanged with ``ToTensor()``/``Normalize`` and mixes it with
-    torchvision's MNIST in a ``ConcatDataset``. ``targets`` is ``(N,)`` int64 on the CPU;
+    torchvision's MNIST in a ``BatchedConcatDataset``. ``targets`` is ``(N,)`` int64 on the CPU;
     ``classes``/``class_to_idx`` carry the generator file's class names.
 
     Args:
         generator: None (the shipped generator), a generator or checkpoint file, or a
             ``Generator`` (not modified).
         num_samples: N, the number of items.
+        seed: the seed of the per-index latents, in [0, 2**64).
         classes: the class ids drawn (default all).
         class_weights: their relative frequencies (default equal: exactly balanced; integer
             weights summing to N give exactly those counts), or a {class: weight} mapping.
-        seed: the seed of the per-index latents, in [0, 2**64).
-        device: default the module's device, else the CPU; 'auto' = CUDA if present.
+        output: the item format, "tensor" or "pil" (see above).
         transform: applied to each image (a tensor, or with ``output="pil"`` a PIL image).
         target_transform: applied to each int label.
-        truncation: latent components beyond +-t are redrawn (``truncation_mode="resample"``)
-            or clamped ("clamp"): fidelity over diversity.
-        truncation_mode: "resample" or "clamp".
-        dtype: float32 (default) or bfloat16 (CUDA only).
-        fast: sample with ``FastGenerator`` (default) or the plain generator in eval mode.
+        sampling: truncation, quality filter and precision (``SamplingOptions``; default none,
+            none, float32).
+        device: where the generator runs; default the module's device, else the CPU; 'auto' =
+            CUDA if present.
         chunk: rows of every generator forward (default 64 on CPU, 1024 on CUDA); a batch of B
             items is ceil(B / chunk) forwards, the last one padded, so item i is computed in a
             forward of the same shape whatever batch requests it. On a GPU set it to the
             DataLoader's batch size: one batch is then one forward.
-        output: "tensor" or "pil" (see above).
-        quality_filter: keep only items a judge classifier labels as their class with
-            probability >= p, redrawing the others' latents deterministically
-            (``augment.synthetic.quality_filter``; ``augment.quality_filter(p)`` builds one
-            around the shipped evaluator). None: no filter.
     """
 
-    def __init__(self, generator: GeneratorLike = None, num_samples: int = 60000,
-                 classes: Optional[Sequence[int]] = None, class_weights: Optional[Sequence[float]] = None,
-                 seed: int = 0, device: Union[str, torch.device, None] = None,
-                 transform: Optional[Callable] = None, target_transform: Optional[Callable] = None,
-                 truncation: Optional[float] = None, truncation_mode: str = "resample",
-                 dtype=None, fast: bool = True, chunk: Optional[int] = None, output: str = "tensor",
-                 quality_filter: Optional[QualityFilter] = None):
+    def __init__(self, generator: GeneratorLike = None, num_samples: int = 60000, seed: int = 0, *,
+                 classes: Optional[Sequence[int]] = None,
+                 class_weights: Union[Sequence[float], Mapping[int, float], None] = None,
+                 output: str = "tensor", transform: Optional[Callable] = None,
+                 target_transform: Optional[Callable] = None, sampling: Optional[SamplingOptions] = None,
+                 device: Union[str, torch.device, None] = None, chunk: Optional[int] = None):
         if not is_integer(num_samples) or num_samples <= 0:
             raise ConfigError(f"num_samples must be a positive integer, got {num_samples!r}")
         if not is_integer(seed) or not 0 <= seed < 2 ** 64:
             raise ConfigError(f"seed must be an integer in [0, 2**64), got {seed!r}")
         if chunk is not None and (not is_integer(chunk) or chunk <= 0):
             raise ConfigError(f"chunk must be a positive integer, got {chunk!r}")
-        if truncation is not None and (not is_real(truncation)
-                                       or not truncation > 0):
-            raise ConfigError(f"truncation must be a positive number, got {truncation!r}")
-        num_samples, seed, chunk = int(num_samples), int(seed), None if chunk is None else int(chunk)
-        if truncation_mode not in ("resample", "clamp"):
-            raise ConfigError(f"truncation_mode must be 'resample' or 'clamp', got {truncation_mode!r}")
         if output not in OUTPUTS:
             raise ConfigError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
         if output == "tensor" and _has_to_tensor(transform):
             raise ConfigError("transform has ToTensor, which takes PIL images: pass output='pil' (items as "
                               "torchvision's MNIST yields them), or use tensor transforms")
-        if quality_filter is not None and not isinstance(quality_filter, QualityFilter):
-            raise ConfigError(f"quality_filter must be a QualityFilter (augment.quality_filter(p)), got "
-                              f"{type(quality_filter).__name__}")
+        sampling = SamplingOptions() if sampling is None else sampling
+        if not isinstance(sampling, SamplingOptions):
+            raise ConfigError(f"sampling must be a SamplingOptions, got {type(sampling).__name__}")
         model, self.source = load_source(generator)
         self.config = model.config
         if output == "pil" and self.config.channels != 1:
             raise ConfigError(f"output='pil' makes grayscale images; this generator makes "
                               f"{self.config.channels} channels")
-        self.output, self.quality_filter = output, quality_filter
-        self.device = _device(device, model)
-        self.dtype = resolve_dtype(dtype, self.device)
+        self.output, self.sampling = output, sampling
+        self.device = next(model.parameters()).device if device is None else resolve_device(device)
         self.class_ids, self.class_weights = _check_classes(classes, class_weights, self.config.num_classes)
-        self.num_samples, self.seed = num_samples, seed
-        self.truncation, self.truncation_mode = truncation, truncation_mode
+        self.num_samples, self.seed = int(num_samples), int(seed)
         super().__init__(None, transform=transform, target_transform=target_transform)
-        self.chunk = chunk or (1024 if self.device.type == "cuda" else 64)
-        if fast:
-            self.generator: torch.nn.Module = FastGenerator(model, device=self.device, dtype=self.dtype)
-        else:
-            if self.dtype != torch.float32:
-                raise ConfigError("the plain generator (fast=False) samples in float32 only")
-            self.generator = copy.deepcopy(model).to(self.device).eval()
+        self.chunk = int(chunk) if chunk else (1024 if self.device.type == "cuda" else 64)
+        self.generator = FastGenerator(model, device=self.device, dtype=sampling.dtype)
+        self.dtype = self.generator.dtype
         try:
-            self.targets = stratified_labels(num_samples, self.class_ids, self.class_weights)
+            self.targets = stratified_labels(self.num_samples, self.class_ids, self.class_weights)
         except (MemoryError, RuntimeError) as e:
             if isinstance(e, RuntimeError) and "allocate" not in str(e):
                 raise
@@ -221,15 +231,20 @@ class SyntheticMNIST(VisionDataset):
         self._chunk_misses = 0  # single-item reads that each made a whole chunk for one item
         self._cached_used = 0  # items read from the cached chunk
         self._warned_random_access = False
-        if quality_filter is not None:
-            self._judge = copy.deepcopy(quality_filter.classifier).to(self.device).eval().requires_grad_(False)
-            with torch.inference_mode():
-                logits = self._judge(torch.zeros(1, self.config.channels, 32, 32, device=self.device))
-            if logits.dim() != 2 or logits.shape[1] != self.config.num_classes:
-                raise ConfigError(f"the quality filter's classifier tells {logits.shape[-1]} classes, the generator "
-                                  f"makes {self.config.num_classes}: judge with a classifier of the same classes")
+        self._quality = None if sampling.quality is None else self._judge_on_device(sampling.quality)
         self.classes = list(self.source["class_names"])  # from the generator file (else "0".."C-1")
         self.class_to_idx = {name: c for c, name in enumerate(self.classes)}
+
+    def _judge_on_device(self, quality: QualityFilter) -> QualityFilter:
+        """``quality`` with a frozen copy of its classifier on the dataset's device, checked to
+        tell the generator's classes."""
+        judge = copy.deepcopy(quality.classifier).to(self.device).eval().requires_grad_(False)
+        with torch.inference_mode():
+            logits = judge(torch.zeros(1, self.config.channels, 32, 32, device=self.device))
+        if logits.dim() != 2 or logits.shape[1] != self.config.num_classes:
+            raise ConfigError(f"the quality filter's classifier tells {logits.shape[-1]} classes, the generator "
+                              f"makes {self.config.num_classes}: judge with a classifier of the same classes")
+        return dataclasses.replace(quality, classifier=judge)
 
     def __len__(self) -> int:
         return self.num_samples
@@ -241,8 +256,10 @@ class SyntheticMNIST(VisionDataset):
 
     def latents(self, indices) -> torch.Tensor:
         """Latents (B, z_dim) float32 on the dataset's device of items ``indices``."""
-        idx = self._indices(indices).to(self.device)
-        return index_latents(self.seed, idx, self.config.z_dim, self.truncation, self.truncation_mode)
+        return self._latents(self.seed, index_tensor(indices, self.num_samples).to(self.device))
+
+    def _latents(self, seed: int, idx: torch.Tensor) -> torch.Tensor:
+        return index_latents(seed, idx, self.config.z_dim, self.sampling.truncation, self.sampling.truncation_mode)
 
     def generate(self, indices) -> tuple[torch.Tensor, torch.Tensor]:
         """(images (B, C, 32, 32) float32 on the device, labels (B,) int64 CPU) of ``indices``
@@ -252,13 +269,12 @@ class SyntheticMNIST(VisionDataset):
         if self.device.type == "cuda" and get_worker_info() is not None:
             raise AugmentError("a SyntheticMNIST on CUDA cannot run in DataLoader worker processes; "
                                "use num_workers=0 or device='cpu'")
-        idx = self._indices(indices)
+        idx = index_tensor(indices, self.num_samples)
         labels = self.targets[idx]
-        if self.quality_filter is None or not len(idx):
+        if self._quality is None or not len(idx):
             return self._render(self.seed, idx, labels), labels
-        judge = dataclasses.replace(self.quality_filter, classifier=self._judge)
         images = filtered_images(lambda a, rows: self._render(attempt_seed(self.seed, a), idx[rows], labels[rows]),
-                                 labels, judge, self.chunk)
+                                 labels, self._quality, self.chunk)
         return images, labels
 
     def _render(self, seed: int, idx: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -267,17 +283,13 @@ class SyntheticMNIST(VisionDataset):
         chunks = []
         for start in range(0, len(idx), self.chunk):
             part = idx[start:start + self.chunk].to(self.device)
-            z = index_latents(seed, part, self.config.z_dim, self.truncation, self.truncation_mode)
+            z = self._latents(seed, part)
             y = labels[start:start + self.chunk].to(self.device)
             pad = self.chunk - len(part)
             if pad:
                 z = torch.cat([z, z.new_zeros((pad, z.shape[1]))])
                 y = torch.cat([y, y[:1].expand(pad)])
-            if isinstance(self.generator, FastGenerator):
-                chunks.append(self.generator(z, y)[:len(part)])
-            else:
-                with torch.no_grad():
-                    chunks.append(self.generator(z, y)[:len(part)])
+            chunks.append(self.generator(z, y)[:len(part)])
         if not chunks:
             return torch.empty((0, self.config.channels, 32, 32), device=self.device)
         return chunks[0] if len(chunks) == 1 else torch.cat(chunks)
@@ -294,7 +306,7 @@ class SyntheticMNIST(VisionDataset):
         plain ConcatDataset under a shuffling DataLoader) costs a chunk per item, and says so
         once: combine datasets with ``augment.BatchedConcatDataset`` instead, which fetches
         whole batches, or use ``chunk=1``."""
-        i = int(self._indices([item_index(index, type(self).__name__)])[0])
+        i = int(index_tensor(item_index(index, type(self).__name__), self.num_samples))
         start = i - i % self.chunk
         if self._cached is None or self._cached[0] != start:
             self._note_chunk_miss()
@@ -324,17 +336,6 @@ class SyntheticMNIST(VisionDataset):
     def _item(self, img, target: int):
         return self.transforms(img, target) if self.transforms is not None else (img, target)
 
-    def _indices(self, indices) -> torch.Tensor:
-        if isinstance(indices, range):  # arange refuses an empty range such as range(5, 0)
-            idx = (torch.arange(indices.start, indices.stop, indices.step, dtype=torch.long) if len(indices)
-                   else torch.empty(0, dtype=torch.long))
-        else:
-            idx = index_tensor(indices)
-        n = self.num_samples
-        if len(idx) and (int(idx.min()) < -n or int(idx.max()) >= n):
-            raise IndexError(f"index out of range for a SyntheticMNIST of {n} items")
-        return torch.where(idx < 0, idx + n, idx)
-
     def class_rows(self, per_class: int) -> torch.Tensor:
         """Images (K * per_class, C, 32, 32) in [-1, 1]: the first ``per_class`` items of each
         of the K classes, a class per row in ``class_ids`` order (a sample grid)."""
@@ -353,10 +354,9 @@ class SyntheticMNIST(VisionDataset):
         weights = "equal" if self.class_weights is None else list(self.class_weights)
         return (f"Generator: {src} (weights sha256 {self.source['weights_sha256'][:12]})\n"
                 f"Classes: {self.class_ids}, weights: {weights}\nSeed: {self.seed}, truncation: "
-                f"{self.truncation} ({self.truncation_mode})\nDevice: {self.device}, dtype: "
-                f"{str(self.dtype).replace('torch.', '')}, sampler: "
-                f"{'fast' if isinstance(self.generator, FastGenerator) else 'plain'}\nOutput: {self.output}"
-                + ("" if self.quality_filter is None else f"\nQuality filter: {self.quality_filter.describe()}"))
+                f"{self.sampling.truncation} ({self.sampling.truncation_mode})\nDevice: {self.device}, dtype: "
+                f"{str(self.dtype).replace('torch.', '')}\nOutput: {self.output}"
+                + ("" if self._quality is None else f"\nQuality filter: {self._quality.describe()}"))
 
 
 def _has_to_tensor(transform) -> bool:

@@ -48,9 +48,8 @@ from augment.checks import is_integer
 from augment.errors import AugmentError, ConfigError
 from augment.fileio import PathLike, atomic_directory, check_directory_target
 from augment.images import MNIST_SIZE, to_mnist_uint8
-from augment.synthetic.dataset import GeneratorLike, SyntheticMNIST
+from augment.synthetic.dataset import GeneratorLike, SamplingOptions, SyntheticMNIST
 from augment.synthetic.dump_formats import SPLITS, IdxWriter, NpzWriter, PngTreeWriter, check_formats, write_empty_idx
-from augment.synthetic.quality_filter import QualityFilter
 
 DUMP_FORMAT = "augment.synthetic-dump"
 DUMP_FORMAT_VERSION = 1
@@ -78,11 +77,9 @@ def dump_synthetic(out: PathLike, generator: GeneratorLike = None, num_samples: 
                    formats: Sequence[str] = ("idx",), *, seed: int = 0,
                    classes: Optional[Sequence[int]] = None,
                    class_weights: Optional[Sequence[float]] = None, split: str = "train",
-                   test_samples: Optional[int] = None, device="cpu", batch_size: int = 256, dtype=None,
-                   truncation: Optional[float] = None, truncation_mode: str = "resample",
-                   overwrite: bool = False, progress: bool = False,
-                   class_counts: Optional[Sequence[int]] = None,
-                   quality_filter: Optional[QualityFilter] = None) -> dict:
+                   test_samples: Optional[int] = None, sampling: Optional[SamplingOptions] = None,
+                   device="cpu", batch_size: int = 256, overwrite: bool = False, progress: bool = False,
+                   class_counts: Optional[Sequence[int]] = None) -> dict:
     """Write SyntheticMNIST items 0..N-1 to ``out`` in ``formats`` as ``split`` (and, with
     ``test_samples`` M > 0 and split "train", items N..N+M-1 as the test split), with a
     manifest.json. Every argument is checked (and the generator loaded) before anything is
@@ -103,18 +100,14 @@ def dump_synthetic(out: PathLike, generator: GeneratorLike = None, num_samples: 
         test_samples: M further items written as the test split (with split "train"); default
             ceil(N / 6), MNIST's 10,000 per 60,000 (0 with ``class_counts`` or split "test": the
             test files are then an empty placeholder that torchvision's MNIST cannot read).
+        sampling: truncation, quality filter and precision, as for ``SyntheticMNIST``.
         device: where the generator runs ('cpu', 'cuda', 'auto', ...).
         batch_size: items generated and written per step (bounds memory).
-        dtype: "float32" or "bfloat16" (CUDA only).
-        truncation: latent components beyond +-truncation are redrawn (or clamped).
-        truncation_mode: "resample" or "clamp".
         overwrite: replace an earlier dump at ``out``.
         progress: show a progress bar.
         class_counts: exact items per class (of ``classes``, default all, in order), e.g. the
             synthetic top-up of a long-tailed set (``augment.synthetic.mixing.top_up_counts``);
             N is their sum. Not with ``class_weights`` or ``test_samples``.
-        quality_filter: keep only items a judge classifier labels as their class with
-            probability >= p (``augment.quality_filter(p)``), others redrawn deterministically.
 
     Returns:
         The manifest (also written as ``out/manifest.json``).
@@ -147,9 +140,8 @@ def dump_synthetic(out: PathLike, generator: GeneratorLike = None, num_samples: 
     check_directory_target(out, overwrite, not_a_dump)
     if isinstance(device, str):
         device = torchrun.local_device_name(device)
-    dataset = SyntheticMNIST(generator, num_samples=num_samples + test_samples, classes=classes,
-                             class_weights=class_weights, seed=seed, device=device, dtype=dtype,
-                             truncation=truncation, truncation_mode=truncation_mode, quality_filter=quality_filter)
+    dataset = SyntheticMNIST(generator, num_samples=num_samples + test_samples, seed=seed, classes=classes,
+                             class_weights=class_weights, sampling=sampling, device=device)
     if dataset.config.channels != 1:
         raise ConfigError(f"dump writes grayscale digits; this generator makes {dataset.config.channels} channels")
     if "idx" in formats and dataset.config.num_classes > 256:
@@ -313,12 +305,12 @@ def _manifest(dataset: SyntheticMNIST, formats: list, parts: list, files: dict) 
         "png_class_folders": "png/<split>/<class id>/ (<class id>_<name>/ when the classes have names): "
                              "ImageFolder numbers the folders present 0..k-1 in sorted order, which equals the "
                              "class id only when every class is present",
-        "truncation": dataset.truncation,
-        "quality_filter": None if dataset.quality_filter is None else dataset.quality_filter.describe(),
-        "truncation_mode": dataset.truncation_mode,
+        "truncation": dataset.sampling.truncation,
+        "quality_filter": None if dataset.sampling.quality is None else dataset.sampling.quality.describe(),
+        "truncation_mode": dataset.sampling.truncation_mode,
         "sampling": {"device": dataset.device.type, "dtype": str(dataset.dtype).replace("torch.", ""),
                      "chunk": dataset.chunk,
-                     "strategies": list(getattr(dataset.generator, "strategies", ())),
+                     "strategies": list(dataset.generator.strategies),
                      "torch": torch.__version__.split("+")[0]},
         "image": {"height": MNIST_SIZE, "width": MNIST_SIZE, "dtype": "uint8",
                   "resize": "32->28 bilinear, antialiased, half-pixel centres",

@@ -62,10 +62,7 @@ class BatchedConcatDataset(ConcatDataset):
         self.targets = torch.cat([dataset_targets(d) for d in datasets])
 
     def __getitems__(self, indices: Sequence[int]):
-        idx = index_tensor(indices)
-        idx = torch.where(idx < 0, idx + len(self), idx)
-        if len(idx) and (int(idx.min()) < 0 or int(idx.max()) >= len(self)):
-            raise IndexError(f"index out of range for a dataset of {len(self)} items")
+        idx = index_tensor(indices, len(self))
         ends = torch.tensor(self.cumulative_sizes)
         part = torch.searchsorted(ends, idx, right=True)
         results, positions = [], []
@@ -199,7 +196,7 @@ def mix_real_synthetic(real: Optional[Dataset], generator: GeneratorLike = None,
             (default: the real counts).
         classes: restricts the synthetic classes (default: the real ones, else all).
         **synthetic_kwargs: passed on to ``SyntheticMNIST`` (``device`` defaults to the real
-            images' device; ``truncation``, ``dtype``, ``chunk``, ...).
+            images' device; ``sampling``, ``chunk``, ``output``, ...).
 
     Returns:
         A ``MixedDataset`` (``.real``, ``.synthetic``, ``.targets``), fetched a batch at a time.

@@ -9,8 +9,8 @@ from torch.utils.data import ConcatDataset, DataLoader, Subset, default_collate
 from augment.data.real import RealMNIST
 from augment.errors import AugmentError, CheckpointError, ConfigError
 from augment.synthetic import shipped as pretrained
-from augment.synthetic.dataset import SampleBatch, SyntheticMNIST, collate_batch
-from augment.synthetic.fast_generator import FastGenerator
+from augment.synthetic.dataset import SampleBatch, SamplingOptions, SyntheticMNIST, collate_batch
+from augment.synthetic.fast_generator import FastGenerator, plain_forward
 from augment.synthetic.latents import index_latents
 
 
@@ -23,7 +23,7 @@ def all_images(dataset, batch_size: int, **loader_kwargs) -> torch.Tensor:
 
 def test_item_format_matches_real_mnist(generator, idx_dir):
     ds = SyntheticMNIST(generator, num_samples=30, seed=1)
-    real = RealMNIST(idx_dir, mnist=False)
+    real = RealMNIST(idx_dir, dataset="idx")
     for dataset in (ds, real):
         img, label = dataset[3]
         assert img.shape == (1, 32, 32) and img.dtype == torch.float32 and type(label) is int
@@ -40,8 +40,8 @@ def test_images_are_the_generator_of_the_index_latents(generator):
     z = index_latents(4, torch.arange(20), generator.config.z_dim)
     expected = FastGenerator(generator)(z, ds.targets)
     torch.testing.assert_close(ds.generate(range(20))[0], expected, atol=1e-6, rtol=0)
-    plain = SyntheticMNIST(generator, num_samples=20, seed=4, fast=False)
-    torch.testing.assert_close(plain.generate(range(20))[0], expected, atol=2e-6, rtol=0)
+    plain = plain_forward(generator, z, ds.targets)  # the generator itself, in eval mode
+    torch.testing.assert_close(ds.generate(range(20))[0], plain, atol=2e-6, rtol=0)
 
 
 def test_items_are_identical_whatever_the_batch(generator):
@@ -118,7 +118,7 @@ def test_generator_sources(generator, generator_file, tmp_path, monkeypatch):
 
 def test_no_global_rng_state_is_touched(generator):
     state = torch.random.get_rng_state()
-    ds = SyntheticMNIST(generator, num_samples=10, truncation=0.5)
+    ds = SyntheticMNIST(generator, num_samples=10, sampling=SamplingOptions(truncation=0.5))
     ds.__getitems__(range(10))
     assert torch.equal(state, torch.random.get_rng_state())
 
@@ -131,15 +131,26 @@ def test_no_global_rng_state_is_touched(generator):
     (dict(classes=[]), "empty"),
     (dict(classes=[1, 2], class_weights=[1]), "1 class weights for 2"),
     (dict(class_weights=[-1] + [1] * 9), "non-negative"),
-    (dict(truncation=0), "truncation"),
-    (dict(truncation_mode="wrap"), "truncation_mode"),
     (dict(seed=-1), "seed"),
     (dict(chunk=0), "chunk"),
-    (dict(dtype="bf16"), "CUDA"),
+    (dict(sampling=SamplingOptions(dtype="bf16")), "CUDA"),
+    (dict(sampling={"truncation": 1.0}), "sampling must be a SamplingOptions"),
 ])
 def test_bad_arguments(generator, kwargs, match):
     with pytest.raises(ConfigError, match=match):
         SyntheticMNIST(generator, **{"num_samples": 10, **kwargs})
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(truncation=0), "truncation"),
+    (dict(truncation="2"), "truncation must be a positive number"),
+    (dict(truncation_mode="wrap"), "truncation_mode"),
+    (dict(dtype="float16x"), "unknown dtype"),
+    (dict(quality=0.9), "quality must be a QualityFilter"),
+])
+def test_bad_sampling_options(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        SamplingOptions(**kwargs)
 
 
 def test_bad_sources_and_indices(generator, tmp_path):
@@ -195,15 +206,14 @@ def test_numpy_integers_are_integers_and_other_types_are_clear_errors(generator)
     for index in ("1", slice(0, 3), 1.0, [7, 9], np.array([7, 9]), torch.tensor([7, 9])):
         with pytest.raises(TypeError, match="indices must be integers"):  # not item 7 alone
             dataset[index]
-    with pytest.raises(IndexError):  # not wrapped to -1, the last item
+    with pytest.raises(TypeError, match="at most 64 bits"):  # 2**64 - 1 must not wrap to -1, the last item
         dataset.__getitems__(np.array([2 ** 64 - 1], dtype=np.uint64))
-    assert dataset.__getitems__(np.array([9], dtype=np.uint64))[0][1] == dataset[9][1]
+    assert dataset.__getitems__(np.array([9], dtype=np.int32))[0][1] == dataset[9][1]
     images, labels = dataset.generate(range(5, 0))  # an empty range is an empty batch
     assert images.shape == (0, 1, 32, 32) and labels.shape == (0,)
     for kwargs, match in (({"classes": [2.5]}, "class ids must be integers"), ({"classes": 3}, "sequence"),
                           ({"classes": ["a"]}, "class ids must be integers"), ({"classes": [True]}, "integers"),
-                          ({"class_weights": ["a"]}, "class_weights"), ({"class_weights": 1}, "class_weights"),
-                          ({"truncation": "2"}, "truncation must be a positive number")):
+                          ({"class_weights": ["a"]}, "class_weights"), ({"class_weights": 1}, "class_weights")):
         with pytest.raises(ConfigError, match=match):
             SyntheticMNIST(generator, num_samples=10, device="cpu", **kwargs)
     assert SyntheticMNIST(generator, num_samples=10, device="cpu", classes=torch.tensor([1, 2])).class_ids == [1, 2]

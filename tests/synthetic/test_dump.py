@@ -19,7 +19,7 @@ from augment.errors import AugmentError, CheckpointError, ConfigError
 from augment.fileio import sha256_file
 from augment.gan.models import Generator
 from augment.synthetic import dump as D
-from augment.synthetic.dataset import SyntheticMNIST
+from augment.synthetic.dataset import SamplingOptions, SyntheticMNIST
 
 TINY = ModelConfig(z_dim=8, embed_dim=4, g_width=8, d_width=8)
 
@@ -57,7 +57,7 @@ def test_round_trip_through_torchvision_readers(tmp_path, generator_path):
     mnist = torchvision.datasets.MNIST(out, train=True, download=False)
     assert torch.equal(mnist.data, expected) and torch.equal(mnist.targets, ds.targets)
     assert mnist[7][1] == 7 and mnist[7][0].size == (28, 28)
-    assert verify_dir(out, mnist=False) == {"train": 45, "test": 0}  # `augment data verify --any-idx`
+    assert verify_dir(out, dataset="idx") == {"train": 45, "test": 0}  # `augment data verify --any-idx`
     folder = torchvision.datasets.ImageFolder(out / "png" / "train")
     assert len(folder) == 45 and folder.class_to_idx == {str(c): c for c in range(10)}
     for path, label in folder.samples[::7]:
@@ -183,7 +183,7 @@ def test_a_failing_final_flush_fails_the_dump(tmp_path, generator_path, monkeypa
     (dict(formats=[]), ConfigError, "no output format"),
     (dict(split="valid"), ConfigError, "unknown split"),
     (dict(batch_size=0), ConfigError, "batch size"),
-    (dict(dtype="bfloat16"), ConfigError, "CUDA"),
+    (dict(sampling=SamplingOptions(dtype="bfloat16")), ConfigError, "CUDA"),
     (dict(num_samples=None, class_counts=[1, 2]), ConfigError, "2 class weights for 10 classes"),
     (dict(num_samples=None, class_counts=[0] * 10), ConfigError, "empty or all 0"),
     (dict(num_samples=None, class_counts=[1, -1] + [0] * 8), ConfigError, "integer >= 0"),

@@ -25,7 +25,7 @@ def all_images(dataset, batch_size: int) -> torch.Tensor:
 
 
 def test_mix_ratio_per_class(generator, idx_dir):
-    real = RealMNIST(idx_dir, mnist=False)  # 80 toy digits, 8 per class
+    real = RealMNIST(idx_dir, dataset="idx")  # 80 toy digits, 8 per class
     mixed = mix_real_synthetic(real, generator, ratio=1.5, seed=3)
     assert mixed.real is real and len(mixed.synthetic) == 120
     assert class_counts(mixed.synthetic) == {c: 12 for c in range(10)}
@@ -49,7 +49,7 @@ def test_mix_ratio_per_class(generator, idx_dir):
 
 
 def test_synthetic_only(generator, idx_dir):
-    real = RealMNIST(idx_dir, mnist=False)
+    real = RealMNIST(idx_dir, dataset="idx")
     only = mix_real_synthetic(real, generator, ratio=math.inf, per_class=3)
     assert only.real is None and class_counts(only) == {c: 3 for c in range(10)}
     same_size = mix_real_synthetic(real, generator, ratio=math.inf)
@@ -67,7 +67,7 @@ def test_synthetic_only(generator, idx_dir):
 
 
 def test_batched_concat_equals_concat_with_one_forward_per_part(generator, idx_dir, monkeypatch):
-    real = RealMNIST(idx_dir, mnist=False)
+    real = RealMNIST(idx_dir, dataset="idx")
     a, b = SyntheticMNIST(generator, num_samples=30, seed=1), SyntheticMNIST(generator, num_samples=20, seed=2)
     parts = [a, real, Subset(b, list(range(5, 20)))]
     batched, plain = BatchedConcatDataset(parts), ConcatDataset(parts)
@@ -117,7 +117,7 @@ def test_batched_concat_keeps_items_it_cannot_batch_as_concat_does(generator):
 
 
 def test_mixing_arguments_are_checked(generator, idx_dir):
-    real = RealMNIST(idx_dir, mnist=False)
+    real = RealMNIST(idx_dir, dataset="idx")
     with pytest.raises(ConfigError, match="class 42 has nothing to mix"):
         mix_real_synthetic(real, generator, ratio=2, classes=[42])
     with pytest.raises(ConfigError, match="class ids"):
@@ -136,7 +136,7 @@ def test_mixing_arguments_are_checked(generator, idx_dir):
 
 
 def test_top_up_fills_every_class_to_the_largest_or_a_target(generator, idx_dir):
-    real = RealMNIST(idx_dir, mnist=False)  # 8 per class
+    real = RealMNIST(idx_dir, dataset="idx")  # 8 per class
     keep = [i for c in range(10) for i in (real.targets == c).nonzero().flatten().tolist()[:max(1, 8 - c)]]
     long_tailed = Subset(real, keep)
     counts = class_counts(long_tailed)

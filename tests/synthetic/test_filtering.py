@@ -5,8 +5,8 @@ import torch
 from torch import nn
 
 from augment.errors import ConfigError
-from augment.synthetic.dataset import SyntheticMNIST
-from augment.synthetic.quality_filter import QualityFilter, attempt_seed, class_confidence
+from augment.synthetic.dataset import SamplingOptions, SyntheticMNIST
+from augment.synthetic.filtering import QualityFilter, attempt_seed, class_confidence
 
 
 class BrightnessJudge(nn.Module):
@@ -25,7 +25,7 @@ class FiveClassJudge(nn.Module):
 
 def test_a_judge_of_other_classes_than_the_generator_is_refused(generator):
     with pytest.raises(ConfigError, match="tells 5 classes, the generator makes 10"):
-        SyntheticMNIST(generator, num_samples=4, quality_filter=QualityFilter(FiveClassJudge(), 0.5))
+        SyntheticMNIST(generator, num_samples=4, sampling=SamplingOptions(quality=QualityFilter(FiveClassJudge(), 0.5)))
 
 
 def test_attempt_seeds_are_distinct_and_attempt_zero_is_the_seed():
@@ -39,7 +39,7 @@ def test_kept_items_pass_the_judge_and_are_pure_functions_of_the_index(generator
     base = class_confidence(judge, plain.generate(range(40))[0], torch.zeros(40, dtype=torch.long), 64)
     p = float(base.median())  # half the first draws fail
     ds = SyntheticMNIST(generator, num_samples=40, seed=1, classes=[0],
-                        quality_filter=QualityFilter(judge, p, max_attempts=32))
+                        sampling=SamplingOptions(quality=QualityFilter(judge, p, max_attempts=32)))
     images, labels = ds.generate(range(40))
     scores = class_confidence(judge, images, labels, 64)
     assert bool((scores >= p).all())  # every item passes (32 tries are plenty here)
@@ -54,7 +54,7 @@ def test_kept_items_pass_the_judge_and_are_pure_functions_of_the_index(generator
 
 def test_without_a_pass_the_best_scored_attempt_is_kept(generator):
     ds = SyntheticMNIST(generator, num_samples=8, seed=2, classes=[0],
-                        quality_filter=QualityFilter(BrightnessJudge(), 0.999999, max_attempts=4))
+                        sampling=SamplingOptions(quality=QualityFilter(BrightnessJudge(), 0.999999, max_attempts=4)))
     images = ds.generate(range(8))[0]
     tries = [SyntheticMNIST(generator, num_samples=8, seed=attempt_seed(2, a), classes=[0]).generate(range(8))[0]
              for a in range(4)]
@@ -82,5 +82,6 @@ def test_the_shipped_judge_and_the_manifest(tmp_path, generator):
 
     judge = quality_filter(0.5)
     assert judge.name.startswith("shipped evaluator") and judge.describe()["min_confidence"] == 0.5
-    manifest = dump_synthetic(tmp_path / "d", generator, 10, ["npz"], quality_filter=judge, test_samples=0)
+    manifest = dump_synthetic(tmp_path / "d", generator, 10, ["npz"], sampling=SamplingOptions(quality=judge),
+                              test_samples=0)
     assert manifest["quality_filter"] == judge.describe()
