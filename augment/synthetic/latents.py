@@ -29,7 +29,6 @@ from typing import Optional, Sequence
 
 import torch
 
-from augment.errors import ConfigError
 
 _M64 = (1 << 64) - 1
 
@@ -126,11 +125,8 @@ def _normals(row_keys: torch.Tensor, pairs: torch.Tensor, parity: torch.Tensor,
 def index_latents(seed: int, indices: torch.Tensor, z_dim: int, truncation: Optional[float] = None,
                   mode: str = "resample") -> torch.Tensor:
     """Latents ``(len(indices), z_dim)`` float32 on ``indices``' device: row k depends only on
-    ``(seed, indices[k])`` (see the module docstring). ``truncation``: see module docstring."""
-    if mode not in ("resample", "clamp"):
-        raise ConfigError(f"truncation_mode must be 'resample' or 'clamp', got {mode!r}")
-    if not 0 <= z_dim < _ROUND_SHIFT:
-        raise ConfigError(f"z_dim={z_dim} is out of range")
+    ``(seed, indices[k])`` (see the module docstring); ``truncation`` and ``mode`` ("resample" or
+    "clamp") as there, checked by ``SamplingOptions``; ``z_dim`` < 2**24 (``ModelConfig``: <= 4096)."""
     indices = torch.as_tensor(indices, dtype=torch.long)
     rows = _row_keys(int(seed), indices)[:, None]
     cols = torch.arange(z_dim, device=indices.device)

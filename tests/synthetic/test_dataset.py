@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import warnings
+
+import numpy as np
 import pytest
 import torch
+import torchvision
 from torch.utils.data import ConcatDataset, DataLoader, Subset, default_collate
+from torchvision import transforms as T
 
+import augment.synthetic.dataset as synthetic
+from augment.checkpoint import save_generator
 from augment.data.real import RealMNIST
 from augment.errors import AugmentError, CheckpointError, ConfigError
+from augment.images import to_mnist_tensor
+from augment.manifests import write_manifest
 from augment.synthetic import shipped as pretrained
-from augment.synthetic.dataset import SampleBatch, SamplingOptions, SyntheticMNIST, collate_batch
+from augment.synthetic.dataset import RandomAccessWarning, SampleBatch, SamplingOptions, SyntheticMNIST, collate_batch
+from augment.synthetic.dump import dump_synthetic
 from augment.synthetic.fast_generator import FastGenerator, plain_forward
 from augment.synthetic.latents import index_latents
 
@@ -70,8 +80,6 @@ def test_worker_processes_give_the_same_images(generator):
 def test_a_cuda_dataset_in_a_worker_process_is_a_clear_error(generator, monkeypatch):
     """Batched or item by item (e.g. under a plain ConcatDataset), a worker gets our error,
     not CUDA's fork error; checked on the CPU by posing as a worker of a CUDA dataset."""
-    import augment.synthetic.dataset as synthetic
-
     ds = SyntheticMNIST(generator, num_samples=8, seed=0)
     ds.device = torch.device("cuda")  # no CUDA tensor is made: the check comes first
     monkeypatch.setattr(synthetic, "get_worker_info", lambda: object())
@@ -106,8 +114,6 @@ def test_generator_sources(generator, generator_file, tmp_path, monkeypatch):
     from_file = SyntheticMNIST(generator_file, num_samples=8)
     assert torch.equal(from_file.generate(range(8))[0], from_module)
     assert from_file.source["file_sha256"] and from_file.source["path"] == str(generator_file)
-    from augment.manifests import write_manifest
-
     write_manifest(generator_file, {})
     monkeypatch.setattr(pretrained, "GENERATOR_PATH", generator_file)
     assert torch.equal(SyntheticMNIST(None, num_samples=8).generate(range(8))[0], from_module)
@@ -198,8 +204,6 @@ def test_seed_must_fit_in_64_bits(generator):
 
 
 def test_numpy_integers_are_integers_and_other_types_are_clear_errors(generator):
-    import numpy as np
-
     dataset = SyntheticMNIST(generator, num_samples=np.int64(10), seed=np.int64(1), device="cpu")
     assert len(dataset) == 10 and dataset[np.int64(3)][1] == dataset[3][1]
     assert torch.equal(dataset[torch.tensor(4)][0], dataset[4][0])
@@ -225,11 +229,6 @@ def test_numpy_integers_are_integers_and_other_types_are_clear_errors(generator)
 def test_pil_items_are_what_torchvision_mnist_yields(generator, tmp_path):
     """output='pil': (PIL 'L' 28x28, int), the transform applied to the PIL image; the same
     pixels a dump writes, so torchvision's MNIST of a dump and the drop-in agree item by item."""
-    import torchvision
-    from torchvision import transforms as T
-
-    from augment.synthetic.dump import dump_synthetic
-
     pil = SyntheticMNIST(generator, num_samples=24, seed=3, output="pil")
     img, label = pil[5]
     assert img.mode == "L" and img.size == (28, 28) and type(label) is int and label == 5
@@ -249,8 +248,6 @@ def test_pil_items_are_what_torchvision_mnist_yields(generator, tmp_path):
 
 
 def test_a_tensor_dataset_refuses_to_tensor_and_names_the_fix(generator):
-    from torchvision import transforms as T
-
     with pytest.raises(ConfigError, match="output='pil'"):
         SyntheticMNIST(generator, num_samples=4, transform=T.Compose([T.ToTensor()]))
     with pytest.raises(ConfigError, match="output must be one of"):
@@ -258,25 +255,17 @@ def test_a_tensor_dataset_refuses_to_tensor_and_names_the_fix(generator):
 
 
 def test_to_mnist_tensor_is_to_tensor_of_the_pil_item(generator):
-    from torchvision import transforms as T
-
-    from augment.images import to_mnist_tensor
-
     tensor, pil = SyntheticMNIST(generator, 8, seed=2), SyntheticMNIST(generator, 8, seed=2, output="pil")
     assert torch.equal(to_mnist_tensor(tensor[4][0]), T.ToTensor()(pil[4][0]))
 
 
 def test_random_single_item_reads_warn_once(generator):
-    from augment.synthetic.dataset import RandomAccessWarning
-
     ds = SyntheticMNIST(generator, num_samples=640, seed=0)  # chunks of 64
     with pytest.warns(RandomAccessWarning, match="BatchedConcatDataset") as caught:
         for i in torch.randperm(640, generator=torch.Generator().manual_seed(0))[:40].tolist():
             ds[i]
     assert len([w for w in caught if issubclass(w.category, RandomAccessWarning)]) == 1
     quiet = SyntheticMNIST(generator, num_samples=640, seed=0)
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("error", RandomAccessWarning)
         for i in range(200):  # sequential: one forward per chunk, no warning
@@ -291,8 +280,6 @@ def test_class_weights_may_be_a_mapping(generator):
 
 
 def test_class_names_come_from_the_generator_file(tmp_path, generator):
-    from augment.checkpoint import save_generator
-
     names = [f"c{k}" for k in range(10)]
     save_generator(tmp_path / "g.safetensors", generator, {"class_names": names})
     ds = SyntheticMNIST(tmp_path / "g.safetensors", num_samples=4)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
 
-import click
 import numpy as np
 import pytest
 import torch
+import torchvision
 from click.testing import CliRunner
+from PIL import Image
 
+import augment.cli as cli
 from augment.checkpoint import save_generator
 from augment.config import ModelConfig
 from augment.data.mnist import verify_dir
@@ -48,8 +51,6 @@ def leftovers(parent: Path) -> list:
 
 
 def test_round_trip_through_torchvision_readers(tmp_path, generator_path):
-    import torchvision
-
     out = tmp_path / "out"
     manifest = D.dump_synthetic(out, generator_path, 45, ["idx", "png", "npz"], seed=5, batch_size=16, test_samples=0)
     ds = SyntheticMNIST(generator_path, num_samples=45, seed=5)
@@ -81,8 +82,6 @@ def test_round_trip_through_torchvision_readers(tmp_path, generator_path):
 
 
 def test_test_split_and_class_subset(tmp_path, generator_path):
-    import torchvision
-
     out = tmp_path / "t"
     D.dump_synthetic(out, generator_path, np.int64(12), ["idx", "png"], split="test", classes=[3, 7])
     mnist = torchvision.datasets.MNIST(out, train=False, download=False)
@@ -93,8 +92,6 @@ def test_test_split_and_class_subset(tmp_path, generator_path):
 
 
 def test_train_and_test_splits_in_one_dump(tmp_path, generator_path):
-    import torchvision
-
     out = tmp_path / "both"
     manifest = D.dump_synthetic(out, generator_path, 20, ["idx", "png", "npz"], seed=4, test_samples=7,
                                 batch_size=6)
@@ -254,21 +251,9 @@ def test_idx_is_streamed_batch_by_batch(tmp_path, generator_path, monkeypatch):
 # ----------------------------------------------------------------------------------- CLI
 
 
-def cli_group() -> click.Group:
-    """``cli.main`` once ``dump`` is registered there, else an AugmentGroup holding it."""
-    import augment.cli as cli
-    from augment.cli.dump import dump
-
-    if "dump" in cli.main.commands:
-        return cli.main
-    group = cli.AugmentGroup()
-    group.add_command(dump)
-    return group
-
-
 def test_cli_dump(tmp_path, generator_path):
     out = tmp_path / "cli"
-    result = CliRunner().invoke(cli_group(), [
+    result = CliRunner().invoke(cli.main, [
         "dump", str(generator_path), "--out", str(out), "-n", "12", "--format", "idx",
         "--format", "npz", "--seed", "2", "--classes", "1,2,3", "--device", "cpu",
         "--batch-size", "5", "--test-samples", "3", "--truncation", "1.5", "--truncation-mode", "clamp",
@@ -291,8 +276,7 @@ def test_cli_dump(tmp_path, generator_path):
     (["--dtype", "bfloat16", "--device", "cpu"], 1, "Error: bfloat16 sampling is supported on CUDA"),
 ])
 def test_cli_errors(tmp_path, generator_path, args, code, message):
-    result = CliRunner().invoke(cli_group(), ["dump", str(generator_path), "--out",
-                                              str(tmp_path / "o"), "-q", *args])
+    result = CliRunner().invoke(cli.main, ["dump", str(generator_path), "--out", str(tmp_path / "o"), "-q", *args])
     assert result.exit_code == code and message in result.output
     assert not (tmp_path / "o").exists()
 
@@ -300,7 +284,7 @@ def test_cli_errors(tmp_path, generator_path, args, code, message):
 def test_cli_corrupt_generator(tmp_path):
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"not a generator")
-    result = CliRunner().invoke(cli_group(), ["dump", str(bad), "--out", str(tmp_path / "o"), "-q"])
+    result = CliRunner().invoke(cli.main, ["dump", str(bad), "--out", str(tmp_path / "o"), "-q"])
     assert result.exit_code == 1 and result.output.startswith("Error: ")
     assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
 
@@ -308,8 +292,6 @@ def test_cli_corrupt_generator(tmp_path):
 def test_pixels_are_an_antialiased_bilinear_resize_rounded_to_bytes():
     """Checked against PIL, independently of the code under test: PIL's float-image BILINEAR
     resize (antialiased when shrinking) of (x + 1) * 127.5, rounded."""
-    from PIL import Image
-
     assert D.to_mnist_uint8(torch.stack([torch.full((1, 32, 32), v) for v in (-1.0, 0.0, 1.0)]))[:, 0, 0].tolist() \
         == [0, 128, 255]
     x = torch.rand(3, 1, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
@@ -320,8 +302,6 @@ def test_pixels_are_an_antialiased_bilinear_resize_rounded_to_bytes():
 
 def test_the_manifest_digests_the_png_tree_in_index_order(tmp_path, generator_path):
     """sha256 over "<class folder>/<file name>:<byte length>:" + bytes of each PNG, by index."""
-    import hashlib
-
     out = tmp_path / "p"
     manifest = D.dump_synthetic(out, generator_path, 12, ["png"])
     files = sorted((out / "png" / "train").glob("*/*.png"), key=lambda p: p.name)
@@ -344,8 +324,6 @@ def test_class_counts_write_exactly_those_counts(tmp_path, generator_path):
 
 
 def test_a_train_dump_has_a_test_split_torchvision_reads_by_default(tmp_path, generator_path):
-    import torchvision
-
     manifest = D.dump_synthetic(tmp_path / "out", generator_path, 60, ["idx"])
     assert manifest["splits"]["test"] == {"first_item": 60, "num_samples": 10,
                                           "counts_per_class": manifest["splits"]["test"]["counts_per_class"]}

@@ -5,7 +5,9 @@ import torch
 from torch import nn
 
 from augment.errors import ConfigError
+from augment.evaluation.classifier_files import quality_filter
 from augment.synthetic.dataset import SamplingOptions, SyntheticMNIST
+from augment.synthetic.dump import dump_synthetic
 from augment.synthetic.filtering import QualityFilter, attempt_seed, class_confidence
 
 
@@ -77,9 +79,6 @@ def test_bad_filter_settings_are_refused(kwargs, match):
 
 
 def test_the_shipped_judge_and_the_manifest(tmp_path, generator):
-    from augment.evaluation.classifier_files import quality_filter
-    from augment.synthetic.dump import dump_synthetic
-
     judge = quality_filter(0.5)
     assert judge.name.startswith("shipped evaluator") and judge.describe()["min_confidence"] == 0.5
     manifest = dump_synthetic(tmp_path / "d", generator, 10, ["npz"], sampling=SamplingOptions(quality=judge),
