@@ -22,7 +22,8 @@ and its input gradient, layer by layer backwards (``g_h`` = dD/dh, per sample):
 * the label channels are the embedding's, not the image's: only the image channels of the first
   convolution's input gradient are kept.
 
-``scores_and_input_gradient(D, x, labels)`` returns D(x) and this gradient; tests check it
+``scores_and_input_gradient(D, x, labels)`` returns D(x) and this gradient (``explicit_input_gradient``
+the gradient alone, for ``augment.gan.losses.gradient_penalty``); tests check it
 against ``torch.autograd.grad`` in float64 for every critic width.
 """
 
@@ -115,10 +116,7 @@ def _output_padding(conv: nn.Conv2d, out_hw, in_hw) -> tuple[int, int]:
     return tuple(pads)
 
 
-def explicit_gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor,
-                              alpha: torch.Tensor) -> torch.Tensor:
-    """``augment.gan.losses.gradient_penalty`` with the input gradient written out: mean over
-    samples of (||dD/dx(x_hat)|| - 1)^2 on x_hat = alpha * real + (1 - alpha) * fake."""
-    x_hat = alpha * real + (1.0 - alpha) * fake.detach()
-    _, grads = scores_and_input_gradient(critic, x_hat, labels)
-    return ((grads.flatten(1).norm(2, dim=1) - 1.0) ** 2).mean()
+def explicit_input_gradient(critic: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """dD/d(images) (B, C, H, W) of the reference ``Critic``, written out: the ``input_gradient`` of
+    ``augment.gan.losses.gradient_penalty`` that needs no double backward."""
+    return scores_and_input_gradient(critic, images, labels)[1]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
+from torch import nn
 
 
 def wasserstein_estimate(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
@@ -32,18 +33,24 @@ def interpolate(real: torch.Tensor, fake: torch.Tensor, alpha: torch.Tensor) -> 
     return alpha * real + (1.0 - alpha) * fake
 
 
-def penalty_from_gradients(gradients: torch.Tensor) -> torch.Tensor:
-    """mean over samples of (||g_i||_2 - 1)^2, g_i flattened per sample; gradients (B, ...)."""
-    norms = gradients.flatten(1).norm(2, dim=1)
+Critic = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+InputGradient = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def autograd_input_gradient(critic: Critic, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """dD/d(images) (B, C, H, W) by autograd, kept differentiable (``create_graph``: the penalty's
+    training gradient is then a double backward)."""
+    images = images.requires_grad_(True)
+    (grads,) = torch.autograd.grad(critic(images, labels).sum(), images, create_graph=True)
+    return grads
+
+
+def gradient_penalty(critic: Critic, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor,
+                     alpha: torch.Tensor, input_gradient: InputGradient = autograd_input_gradient) -> torch.Tensor:
+    """The WGAN-GP penalty E[(||dD/dx(x_hat)||_2 - 1)^2] on interpolates x_hat of ``real`` and ``fake``
+    (B, C, H, W) with weights ``alpha`` (B, 1, 1, 1); differentiable, so it trains the critic.
+    ``input_gradient(critic, x_hat, labels)`` computes dD/dx: by autograd, or written out
+    (``augment.gan.critic_gradient.explicit_input_gradient``, one backward instead of two)."""
+    x_hat = interpolate(real, fake.detach(), alpha)
+    norms = input_gradient(critic, x_hat, labels).flatten(1).norm(2, dim=1)
     return ((norms - 1.0) ** 2).mean()
-
-
-def gradient_penalty(critic: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-                     real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor,
-                     alpha: torch.Tensor) -> torch.Tensor:
-    """The WGAN-GP penalty on interpolates of ``real`` and ``fake`` (B, C, H, W) with weights
-    ``alpha`` (B, 1, 1, 1). Differentiable (create_graph=True) so it trains the critic."""
-    x_hat = interpolate(real, fake.detach(), alpha).requires_grad_(True)
-    scores = critic(x_hat, labels)
-    (grads,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
-    return penalty_from_gradients(grads)

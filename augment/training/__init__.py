@@ -1,7 +1,8 @@
-"""Training a generator: one run's state and eager step (``trainer``), its real data and batch
-order (``real_data``), the same step batched and in a CUDA graph (``batched_step``), the loop
-with its run directory, logs, checkpoints and exact resume (``loop``), and data-parallel
-training over torchrun's processes (``data_parallel``).
+"""Training a generator: the critic and generator updates, each written once (``updates``); the
+generator step built from them and its eager, batched and explicit-penalty implementations
+(``steps``), the same step as a CUDA graph (``cuda_graph``); one run's state (``trainer``), its real
+data and batch order (``real_data``); the loop with its run directory, logs, checkpoints and exact
+resume (``loop``); and data-parallel training over torchrun's processes (``data_parallel``).
 
 May import: the root modules, ``augment.data`` and ``augment.gan``.
 """

@@ -2,9 +2,9 @@
 
 ``Trainer.step()`` is one generator step: ``n_critic`` critic updates, then one generator
 update (critic updates only during the first ``critic_warmup`` steps), then the weight
-average's update when the run keeps one. ``eager_step`` is the reference computation op by
-op; ``augment.training.batched_step`` computes the same function with batched forwards (and a
-CUDA graph on a GPU). All randomness of a step is drawn up front from one explicit
+average's update when the run keeps one. The step itself is ``augment.training.steps``
+(``generator_step``, run eager, batched, with the explicit penalty, or as a CUDA graph as
+``step_impl`` says: ``build_step``). All randomness of a step is drawn up front from one explicit
 ``torch.Generator`` (``draw_noise``) and real batches are a pure function of (seed, batch
 counter) (``augment.training.real_data``), so ``state_dict()`` alone resumes a run bitwise.
 The loop around it (logs, samples, checkpoints, resume) is ``augment.training.loop``.
@@ -12,8 +12,7 @@ The loop around it (logs, samples, checkpoints, resume) is ``augment.training.lo
 
 from __future__ import annotations
 
-import warnings
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 
@@ -24,14 +23,13 @@ from augment.device import resolve_device
 from augment.errors import CheckpointError, TrainingError
 from augment.fileio import PathLike
 from augment.gan import diffaugment, ema
-from augment.gan.losses import critic_loss, generator_loss, gradient_penalty, wasserstein_estimate
 from augment.gan.models import Critic, Generator
 from augment.images import to_model_images
 from augment.training import data_parallel
-from augment.training.batched_step import FastStepFallback, build_fast_step
-from augment.training.explicit_step import ExplicitGPStep
+from augment.training.cuda_graph import CudaGraphStep
 from augment.training.real_data import BalancedBatches, RealBatches, load_training_data, resolved_real_sampling
-from augment.training.updates import StepParts, critic_view, generator_update
+from augment.training.steps import Step, generator_step
+from augment.training.updates import StepParts
 
 
 class Trainer:
@@ -73,15 +71,7 @@ class Trainer:
         self.batches_per_step = 1 if cfg.real_batches == "shared" else cfg.n_critic
         steps_per_epoch = max(1, self.batches.per_epoch // self.batches_per_step)
         self.total_steps = cfg.max_steps or cfg.epochs * steps_per_epoch
-        self.step_fn = self.eager_step
-        if cfg.step_impl == "explicit-gp":
-            self.step_fn = ExplicitGPStep(self, compile_step=cfg.compile_step)
-        elif cfg.step_impl == "fast" or (cfg.step_impl == "auto" and self.device.type == "cuda"):
-            self.step_fn = build_fast_step(self, required=cfg.step_impl == "fast")
-        elif cfg.step_impl == "auto":
-            warnings.warn(f"CUDA graphs are unavailable on {self.device.type}; step_impl='auto' runs the "
-                          f"eager step there (the batched step is no faster on a CPU; 'fast' selects it)",
-                          FastStepFallback, stacklevel=2)
+        self.step_fn = build_step(self)
 
     # ----------------------------------------------------------------------------- one step
 
@@ -119,54 +109,6 @@ class Trainer:
         return StepParts(self.G, self.D, self.opt_g, self.opt_d, self.real, self.labels, self.cfg.gp_weight,
                          self.cfg.critic_augment, self.batches_per_step == 1, self.dist)
 
-    def critic_step(self, real: torch.Tensor, labels: torch.Tensor, z: torch.Tensor,
-                    alpha: torch.Tensor, aug_real: Optional[torch.Tensor] = None,
-                    aug_fake: Optional[torch.Tensor] = None) -> dict:
-        """One critic update on a real batch and fakes G(z | labels), each augmented by its
-        ``aug_*`` parameters when given; the penalty interpolates the augmented pair."""
-        parts = self.step_parts()
-        with torch.no_grad():
-            fake = critic_view(parts, self.G(z, labels), aug_fake)
-        real = critic_view(parts, real, aug_real)
-        real_scores, fake_scores = self.D(real, labels), self.D(fake, labels)
-        gp = gradient_penalty(self.D, real, fake, labels, alpha)
-        loss = critic_loss(real_scores, fake_scores) + self.cfg.gp_weight * gp
-        self.opt_d.zero_grad(set_to_none=True)
-        loss.backward()
-        parts.sync_gradients(self.D)
-        self.opt_d.step()
-        return {"loss_d": loss.detach(), "gp": gp.detach(),
-                "wasserstein": wasserstein_estimate(real_scores, fake_scores).detach()}
-
-    def critic_steps(self, noise: dict, indices: torch.Tensor) -> tuple[dict, torch.Tensor]:
-        """The n_critic critic updates of one step, op by op, from its ``noise`` and real-batch
-        ``indices`` (n_critic, B); returns the last update's stats and real labels (B,)."""
-        for i in range(self.cfg.n_critic):
-            real, labels = self.real[indices[i]], self.labels[indices[i]]
-            stats = self.critic_step(real, labels, noise["z_critic"][i], noise["alpha"][i],
-                                     diffaugment.row(noise.get("aug_real"), i),
-                                     diffaugment.row(noise.get("aug_fake"), i))
-        return stats, labels
-
-    def eager_step(self) -> dict:
-        """The reference computation, op by op: n_critic critic updates, one generator update
-        (conditioned on the labels of the last real batch). Returns detached scalars."""
-        noise = self.draw_noise()
-        stats, labels = self.critic_steps(noise, self.real_indices())
-        stats["loss_g"] = generator_update(self.step_parts(), labels, noise["z_gen"], noise.get("aug_gen"))
-        return stats
-
-    def critic_warmup_step(self) -> dict:
-        """n_critic critic updates as in ``eager_step`` and no generator update (the first
-        ``cfg.critic_warmup`` steps). Draws the same noise as a full step; ``loss_g`` is the
-        generator's loss on its latents, measured without a gradient."""
-        noise = self.draw_noise()
-        stats, labels = self.critic_steps(noise, self.real_indices())
-        with torch.no_grad():
-            fake = critic_view(self.step_parts(), self.G(noise["z_gen"], labels), noise.get("aug_gen"))
-            stats["loss_g"] = generator_loss(self.D(fake, labels))
-        return stats
-
     def start_generator_from(self, path: PathLike) -> None:
         """Load the generator's weights and BatchNorm statistics from a generator file
         (``cfg.init_generator``) before the first step; its model config must be this run's
@@ -185,8 +127,10 @@ class Trainer:
         """One generator step (n_critic critic updates + one generator update; critic updates
         only during the first ``cfg.critic_warmup`` steps), then the update of the weight
         average when there is one."""
-        warming_up = self.step_count < self.cfg.critic_warmup
-        stats = self.critic_warmup_step() if warming_up else self.step_fn()
+        if self.step_count < self.cfg.critic_warmup:  # the critic alone: the generator's loss measured only
+            stats = generator_step(self.step_parts(), self.draw_noise(), self.real_indices(), update_generator=False)
+        else:
+            stats = self.step_fn()
         self.step_count += 1
         if self.G_ema is not None:
             ema.update_average(self.G_ema, self.G, ema.decay_at(self.step_count, self.cfg.ema_decay))
@@ -232,3 +176,18 @@ class Trainer:
             raise CheckpointError(f"checkpoint does not fit its models: {str(e).splitlines()[0]}") from None
         self.noise.set_state(noise)
         self.step_count = int(state["step"])
+
+
+def build_step(trainer: Trainer) -> Callable[[], dict]:
+    """The step ``trainer.cfg.step_impl`` asks for on ``trainer.device`` (``augment.training.steps``):
+    'eager'; 'fast' (a CUDA graph on one CUDA process, else batched); 'auto' (fast on CUDA, eager
+    elsewhere, where batching measured no faster); 'explicit-gp' (batched with the explicit penalty,
+    compiled with ``compile_step``)."""
+    impl, on_cuda = trainer.cfg.step_impl, trainer.device.type == "cuda"
+    if impl == "explicit-gp":
+        return Step(trainer, batched=True, explicit_gp=True, compile_step=trainer.cfg.compile_step)
+    if impl == "eager" or (impl == "auto" and not on_cuda):
+        return Step(trainer, batched=False)
+    if on_cuda and not trainer.dist.enabled:  # collectives inside a captured graph are not attempted
+        return CudaGraphStep(trainer, required=impl == "fast")
+    return Step(trainer, batched=True)

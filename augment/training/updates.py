@@ -1,10 +1,12 @@
-"""The pieces of a generator step that the eager and the batched step share.
+"""The two updates of a CWGAN-GP step, each written once: the critic update and the generator update.
 
-``StepParts`` names everything one step reads and updates (networks, optimizers, the real
-images, the loss settings), so that a step is a function of its parts, its noise and its
-real-batch indices, not of a trainer's attributes. ``critic_view`` is an image as the critic
-sees it (DiffAugment, when on); ``descend`` is one optimizer step; ``generator_update`` is the
-one generator update of a step.
+``critic_terms`` composes the critic's loss (the negated Wasserstein estimate plus the weighted
+gradient penalty) and ``generator_terms`` the generator's; each returns every statistic it logs, so a
+new statistic is one more entry here. ``critic_update`` and ``generator_update`` take one optimizer
+step on them (``descend``). Every step implementation (``augment.training.steps``: eager, batched,
+explicit penalty, compiled, CUDA graph) calls these two updates and differs only in how it makes
+the fakes and computes the terms, never in the maths. ``StepParts`` names everything a step reads
+and updates, so a step is a function of its parts, its noise and its real-batch indices.
 """
 
 from __future__ import annotations
@@ -16,7 +18,14 @@ import torch
 from torch import nn
 
 from augment.gan import diffaugment
-from augment.gan.losses import generator_loss
+from augment.gan.losses import (
+    InputGradient,
+    autograd_input_gradient,
+    critic_loss,
+    generator_loss,
+    gradient_penalty,
+    wasserstein_estimate,
+)
 from augment.images import BACKGROUND
 from augment.torchrun import DistContext
 from augment.training import data_parallel
@@ -42,42 +51,63 @@ class StepParts:
     shared_batches: bool
     dist: DistContext
 
-    def sync_gradients(self, module: nn.Module) -> None:
-        """Average ``module``'s gradients over ranks (no-op on one process); call after backward."""
-        data_parallel.all_reduce_gradients(module, self.dist)
+
+def critic_view(policy: str, images: torch.Tensor, params: Optional[torch.Tensor]) -> torch.Tensor:
+    """``images`` (B, C, 32, 32) as the critic sees them: transformed by the DiffAugment ``policy``
+    with ``params`` (B, P) from ``Trainer.draw_noise``; unchanged when there are none."""
+    return diffaugment.apply(policy, images, params, BACKGROUND)
 
 
-def critic_view(parts: StepParts, images: torch.Tensor, params: Optional[torch.Tensor]) -> torch.Tensor:
-    """``images`` (B, C, 32, 32) as the critic sees them: transformed by ``critic_augment`` with
-    ``params`` (B, P) from ``Trainer.draw_noise``; unchanged when there are none."""
-    return diffaugment.apply(parts.critic_augment, images, params, BACKGROUND)
+def critic_terms(D: nn.Module, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor, alpha: torch.Tensor,
+                 gp_weight: float, input_gradient: InputGradient = autograd_input_gradient) -> dict:
+    """The critic's loss and statistics on ``real`` and ``fake`` (B, C, 32, 32) as the critic sees
+    them, for ``labels`` (B,), the penalty on interpolates with weights ``alpha`` (B, 1, 1, 1):
+    ``loss_d`` = -(E[D(real)] - E[D(fake)]) + gp_weight * ``gp``, and ``wasserstein``, the
+    estimate. Real and fake are scored in one forward (the critic treats samples independently).
+    A pure function of its arguments, so it compiles."""
+    b = real.shape[0]
+    real_scores, fake_scores = D(torch.cat([real, fake]), torch.cat([labels, labels])).split(b)
+    gp = gradient_penalty(D, real, fake, labels, alpha, input_gradient)
+    return {"loss_d": critic_loss(real_scores, fake_scores) + gp_weight * gp, "gp": gp,
+            "wasserstein": wasserstein_estimate(real_scores, fake_scores)}
+
+
+def generator_terms(G: nn.Module, D: nn.Module, z: torch.Tensor, labels: torch.Tensor, aug: Optional[torch.Tensor],
+                    policy: str) -> dict:
+    """The generator's loss ``loss_g`` = -E[D(G(z|y))] on latents ``z`` (B, z_dim) for ``labels``
+    (B,), its fakes seen through DiffAugment (``policy``, parameters ``aug``). Pure, so it compiles."""
+    return {"loss_g": generator_loss(D(critic_view(policy, G(z, labels), aug), labels))}
+
+
+CriticTerms = Callable[..., dict]
+GeneratorTerms = Callable[..., dict]
 
 
 def descend(parts: StepParts, module: nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
     """One optimizer step of ``module`` on ``loss``: gradients from scratch, averaged over ranks."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    parts.sync_gradients(module)
+    data_parallel.all_reduce_gradients(module, parts.dist)
     optimizer.step()
 
 
-def generator_term(G: nn.Module, D: nn.Module, z: torch.Tensor, labels: torch.Tensor, aug: Optional[torch.Tensor],
-                   policy: str) -> torch.Tensor:
-    """The generator loss -E[D(G(z|y))] of one generator update (fakes augmented by ``aug`` under
-    ``policy``, as ``critic_view`` does): a pure function of its arguments, so it compiles."""
-    return generator_loss(D(diffaugment.apply(policy, G(z, labels), aug, BACKGROUND), labels))
+def critic_update(parts: StepParts, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor,
+                  alpha: torch.Tensor, terms: CriticTerms = critic_terms) -> dict:
+    """One critic update on ``critic_terms`` (or a compiled or explicit-penalty ``terms`` of the same
+    signature); returns its statistics, detached."""
+    stats = terms(parts.D, real, fake, labels, alpha, parts.gp_weight)
+    descend(parts, parts.D, parts.opt_d, stats["loss_d"])
+    return {k: v.detach() for k, v in stats.items()}
 
 
-def generator_update(parts: StepParts, labels: torch.Tensor, z: torch.Tensor,
-                     aug: Optional[torch.Tensor] = None,
-                     loss_fn: Callable[..., torch.Tensor] = generator_term) -> torch.Tensor:
-    """One generator update on latents ``z`` (B, z_dim) for ``labels`` (B,) (fakes augmented by
-    ``aug`` when given), the critic frozen; returns the detached generator loss. ``loss_fn(G, D,
-    z, labels, aug, critic_augment)`` computes the loss (``generator_term``, or a compiled one)."""
+def generator_update(parts: StepParts, labels: torch.Tensor, z: torch.Tensor, aug: Optional[torch.Tensor],
+                     terms: GeneratorTerms = generator_terms) -> dict:
+    """One generator update on ``generator_terms`` (or a compiled ``terms``), the critic frozen;
+    returns its statistics, detached."""
     parts.D.requires_grad_(False)
     try:
-        loss = loss_fn(parts.G, parts.D, z, labels, aug, parts.critic_augment)
-        descend(parts, parts.G, parts.opt_g, loss)
+        stats = terms(parts.G, parts.D, z, labels, aug, parts.critic_augment)
+        descend(parts, parts.G, parts.opt_g, stats["loss_g"])
     finally:
         parts.D.requires_grad_(True)
-    return loss.detach()
+    return {k: v.detach() for k, v in stats.items()}

@@ -6,9 +6,9 @@ import torch
 
 from augment.config import ModelConfig
 from augment.gan import diffaugment
-from augment.gan.critic_gradient import (explicit_gradient_penalty, instance_norm_backward, leaky_relu_backward,
+from augment.gan.critic_gradient import (explicit_input_gradient, instance_norm_backward, leaky_relu_backward,
                                          scores_and_input_gradient)
-from augment.gan.losses import gradient_penalty
+from augment.gan.losses import autograd_input_gradient, gradient_penalty
 from augment.gan.models import Critic
 from augment.errors import ConfigError
 
@@ -51,9 +51,9 @@ def test_the_explicit_penalty_trains_the_critic_as_the_double_backward_one(polic
     params = diffaugment.draw_params(policy, (6,), 32, gen, torch.device("cpu"))
     real, fake = diffaugment.apply(policy, real, params), diffaugment.apply(policy, fake, params)
     grads = []
-    for penalty in (gradient_penalty, explicit_gradient_penalty):
+    for input_gradient in (autograd_input_gradient, explicit_input_gradient):
         D.zero_grad(set_to_none=True)
-        value = penalty(D, real, fake, labels, alpha)
+        value = gradient_penalty(D, real, fake, labels, alpha, input_gradient)
         value.backward()
         grads.append((value.detach(), [torch.zeros_like(p) if p.grad is None else p.grad.clone()
                                        for p in D.parameters()]))

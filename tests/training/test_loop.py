@@ -44,7 +44,7 @@ def _final_state(run):
 @pytest.mark.parametrize("real_batches, critic_augment, ema_decay, step_impl", [
     ("fresh", "none", None, "auto"), ("shared", "none", None, "auto"), ("fresh", "translation,cutout", None, "auto"),
     ("fresh", "none", 0.9, "auto"), ("fresh", "translation,cutout", 0.9, "fast")])
-@pytest.mark.filterwarnings("ignore::augment.training.batched_step.FastStepFallback")
+@pytest.mark.filterwarnings("ignore::augment.training.steps.FastStepFallback")
 def test_resume_is_bitwise_identical_to_an_uninterrupted_run(tmp_path, tiny_train_config, real_batches,
                                                              critic_augment, ema_decay, step_impl):
     cfg = dataclasses.replace(tiny_train_config, max_steps=6, checkpoint_every=3, real_batches=real_batches,

@@ -5,6 +5,7 @@ import dataclasses
 import pytest
 import torch
 
+from augment.config import SubsetSpec
 from augment.errors import TrainingError
 from augment.training.real_data import BalancedBatches, RealBatches, load_training_data
 
@@ -67,7 +68,7 @@ def test_real_sampling_auto_is_saved_resolved_only_for_a_long_tailed_run(tiny_tr
     cfg, _, labels, names = load_training_data(tiny_train_config)
     assert names == [str(c) for c in range(10)]
     assert cfg.real_sampling == "auto"  # balanced data: 'auto' keeps its meaning (uniform) for good
-    lt = dataclasses.replace(tiny_train_config, class_counts=(8, 6, 5, 4, 3, 3, 2, 2, 2, 1))
+    lt = dataclasses.replace(tiny_train_config, subset=SubsetSpec(class_counts=(8, 6, 5, 4, 3, 3, 2, 2, 2, 1)))
     cfg, _, labels, _ = load_training_data(lt)
     assert cfg.real_sampling == "balanced"  # auto, resolved for a long-tailed run (the measured better)
     assert torch.bincount(labels).tolist() == [8, 6, 5, 4, 3, 3, 2, 2, 2, 1]
@@ -79,7 +80,7 @@ def test_a_balanced_run_trains_and_resumes_bitwise(tiny_train_config, tmp_path):
     from augment.checkpoint import load_checkpoint
     from augment.training import resume, train
 
-    cfg = dataclasses.replace(tiny_train_config, class_counts=(8, 6, 5, 4, 3, 3, 2, 2, 2, 1), real_sampling="balanced",
+    cfg = dataclasses.replace(tiny_train_config, subset=SubsetSpec(class_counts=(8, 6, 5, 4, 3, 3, 2, 2, 2, 1)), real_sampling="balanced",
                               batch_size=8, max_steps=4, checkpoint_every=2)
     train(cfg, tmp_path / "full", progress=False)
     train(dataclasses.replace(cfg, max_steps=2), tmp_path / "half", progress=False)

@@ -1,6 +1,7 @@
-"""The fast training step computes the eager step's function (CPU: the batched path)."""
+"""The step implementations compute one function: eager, batched, explicit penalty (compiled or not)."""
 
 import copy
+import shutil
 import warnings
 
 import pytest
@@ -8,15 +9,9 @@ import torch
 
 from augment.config import ModelConfig, TrainConfig
 from augment.data.idx import encode_idx
-from augment.errors import AugmentError
 from augment.gan.models import Generator
-from augment.training.batched_step import (
-    GRAPH_WARMUP_STEPS,
-    CudaGraphStep,
-    FastStepFallback,
-    build_fast_step,
-    per_group_batch_norm,
-)
+from augment.training import steps
+from augment.training.steps import CompiledOrPlain, FastStepFallback, Step, per_group_batch_norm
 from augment.training.trainer import Trainer
 
 TINY = ModelConfig(z_dim=8, embed_dim=4, g_width=8, d_width=8)
@@ -40,11 +35,6 @@ def config(idx_dir, **kw) -> TrainConfig:
     base = dict(model=TINY, dataset="idx", data_dir=str(idx_dir), batch_size=8, n_critic=3,
                 device="cpu", seed=3, tensorboard=False)
     return TrainConfig(**{**base, **kw})
-
-
-def fast_trainer(cfg: TrainConfig) -> Trainer:
-    with pytest.warns(FastStepFallback, match="CUDA graphs are unavailable on cpu"):
-        return Trainer(cfg)
 
 
 def in_float64(trainer: Trainer) -> Trainer:
@@ -76,16 +66,12 @@ def assert_same_state(a: Trainer, b: Trainer) -> None:
             assert torch.equal(sa[k], sb[k]), k
 
 
-@pytest.mark.parametrize("real_batches,merge_penalty,critic_augment", [
-    ("fresh", False, "none"), ("fresh", True, "none"), ("shared", False, "none"), ("shared", True, "none"),
-    ("fresh", False, "translation,cutout"), ("shared", True, "translation,cutout")])
-def test_fast_step_equals_eager_step(idx_dir, real_batches, merge_penalty, critic_augment):
+@pytest.mark.parametrize("real_batches,critic_augment", [
+    ("fresh", "none"), ("shared", "none"), ("fresh", "translation,cutout"), ("shared", "translation,cutout")])
+def test_fast_step_equals_eager_step(idx_dir, real_batches, critic_augment):
     kw = dict(real_batches=real_batches, critic_augment=critic_augment)
     eager = in_float64(Trainer(config(idx_dir, **kw)))
-    fast = in_float64(fast_trainer(config(idx_dir, step_impl="fast", **kw)))
-    if merge_penalty:
-        with pytest.warns(FastStepFallback):
-            fast.step_fn = build_fast_step(fast, required=True, merge_penalty=True)
+    fast = in_float64(Trainer(config(idx_dir, step_impl="fast", **kw)))
     assert_same_state(eager, fast)  # same seeded initialisation
     for step in range(3):  # 3 * 3 batches of 8 in fresh mode: crosses the 6-batch epoch
         stats_e, stats_f = eager.step(), fast.step()
@@ -102,29 +88,12 @@ def test_fast_step_equals_eager_step(idx_dir, real_batches, merge_penalty, criti
     assert not bn.running_mean.equal(torch.zeros_like(bn.running_mean))
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("critic_augment", ["none", "translation,cutout"])
-def test_cuda_graph_step_equals_batched_step(idx_dir, critic_augment):
-    """Replaying the captured graph does what the batched step does: the latents and the
-    DiffAugment parameters reach the graph through its static inputs, step after step."""
-    cfg = config(idx_dir, device="cuda", step_impl="fast", critic_augment=critic_augment)
-    graphed, plain = in_float64(Trainer(cfg)), in_float64(Trainer(cfg))
-    graphed.step_fn = build_fast_step(graphed, required=True, cuda_graph=True)
-    plain.step_fn = build_fast_step(plain, required=True, cuda_graph=False)
-    for _ in range(GRAPH_WARMUP_STEPS + 3):  # warm-up steps, the capture, then replays
-        stats_g, stats_p = graphed.step(), plain.step()
-        for k, v in stats_g.items():
-            torch.testing.assert_close(v, stats_p[k], rtol=1e-7, atol=1e-9)
-    assert isinstance(graphed.step_fn, CudaGraphStep) and graphed.step_fn.graph is not None
-    assert_same_state(graphed, plain)
-
-
 def test_fast_step_equals_eager_step_in_float32(idx_dir):
     """In float32 the models (as functions) agree; parameters that normalisation makes
     redundant (biases just before BatchNorm/InstanceNorm) drift by rounding noise x lr, exactly
     as two eager runs with different thread counts do."""
     eager = Trainer(config(idx_dir, real_batches="shared"))
-    fast = fast_trainer(config(idx_dir, real_batches="shared", step_impl="fast"))
+    fast = Trainer(config(idx_dir, real_batches="shared", step_impl="fast"))
     for _ in range(2):
         eager.step(), fast.step()
     gen = torch.Generator().manual_seed(7)
@@ -139,7 +108,7 @@ def test_fast_step_equals_eager_step_in_float32(idx_dir):
 def test_fast_step_resumes_like_eager(idx_dir):
     """A fast trainer loaded from an eager trainer's state continues as the eager one does."""
     eager = in_float64(Trainer(config(idx_dir)))
-    fast = in_float64(fast_trainer(config(idx_dir, step_impl="fast")))
+    fast = in_float64(Trainer(config(idx_dir, step_impl="fast")))
     eager.step(), fast.step(), fast.step()  # fast is now a step ahead; the load rewinds it
     fast.load_state_dict(copy.deepcopy(eager.state_dict()))  # Adam's load aliases tensors
     eager.step(), fast.step()
@@ -170,30 +139,88 @@ def test_per_group_batch_norm_equals_separate_forwards():
     assert "forward" not in b.net[1].__dict__
 
 
-def test_unsupported_models_fall_back_or_raise(idx_dir):
-    trainer = Trainer(config(idx_dir))
-    trainer.D.net.insert(2, torch.nn.BatchNorm2d(2 * TINY.d_width))  # couples the critic's batch
-    with pytest.raises(AugmentError, match="critic has a BatchNorm2d layer"):
-        build_fast_step(trainer, required=True)
-    with pytest.warns(FastStepFallback, match="using the eager step"):
-        assert build_fast_step(trainer, required=False) == trainer.eager_step
+def test_each_step_impl_runs_the_step_it_names_on_a_cpu(idx_dir):
+    """On a CPU the batched step measured no faster than the eager one
+    (experiments/results/bench_train.md), so 'auto' runs the eager step there, silently; 'fast'
+    selects the batched one, 'explicit-gp' the batched one with the explicit penalty."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        impls = {impl: Trainer(config(idx_dir, step_impl=impl)).step_fn for impl in ("auto", "eager", "fast",
+                                                                                      "explicit-gp")}
+    assert all(isinstance(fn, Step) for fn in impls.values())
+    assert [impls[k].batched for k in ("auto", "eager", "fast", "explicit-gp")] == [False, False, True, True]
+    assert impls["explicit-gp"].critic is steps.explicit_critic_terms and impls["fast"].critic is steps.critic_terms
 
 
-def test_cuda_graph_needs_cuda(idx_dir):
-    trainer = Trainer(config(idx_dir))
-    with pytest.raises(AugmentError, match="CUDA graphs need a CUDA device"):
-        build_fast_step(trainer, required=True, cuda_graph=True)
+@pytest.mark.parametrize("real_batches,critic_augment",
+                         [("fresh", "none"), ("shared", "none"), ("fresh", "translation,cutout")])
+def test_the_explicit_step_equals_the_eager_step_in_float64(idx_dir, real_batches, critic_augment):  
+    kw = dict(real_batches=real_batches, critic_augment=critic_augment)
+    eager = in_float64(Trainer(config(idx_dir, **kw)))
+    explicit = in_float64(Trainer(config(idx_dir, step_impl="explicit-gp", **kw)))
+    for _ in range(3):
+        stats_e, stats_x = eager.step(), explicit.step()
+        for k, v in stats_x.items():
+            torch.testing.assert_close(v, stats_e[k], rtol=1e-7, atol=1e-9)
+        assert_same_state(eager, explicit)
+    assert explicit.noise.get_state().equal(eager.noise.get_state())
 
 
-def test_auto_on_cpu_uses_the_eager_step_and_says_so(idx_dir):
-    """On a CPU the batched step measured no faster than the reference loop
-    (experiments/results/bench_train.md), so 'auto' runs the eager step there; 'fast' still
-    selects the batched one."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        trainer = Trainer(config(idx_dir, step_impl="auto"))
-    assert [str(w.message) for w in caught if w.category is FastStepFallback] == [
-        "CUDA graphs are unavailable on cpu; step_impl='auto' runs the eager step there (the batched "
-        "step is no faster on a CPU; 'fast' selects it)"]
-    assert trainer.step_fn == trainer.eager_step
-    assert fast_trainer(config(idx_dir, step_impl="fast")).step_fn != trainer.eager_step
+@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
+                    reason="torch.compile's CPU backend needs a C++ compiler")
+def test_the_compiled_explicit_step_equals_the_eager_step(idx_dir):  
+    """torch.compile (inductor on the CPU) of the critic's and generator's updates: the same
+    function, in float32 to the rounding of another kernel order."""
+    eager = Trainer(config(idx_dir, real_batches="shared"))
+    compiled = Trainer(config(idx_dir, real_batches="shared", step_impl="explicit-gp", compile_step=True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FastStepFallback)  # compiled here, no fallback
+        stats_c = compiled.step()
+    stats_e = eager.step()
+    for k, v in stats_c.items():
+        torch.testing.assert_close(v, stats_e[k], rtol=1e-4, atol=1e-5)
+    gen = torch.Generator().manual_seed(7)
+    z, labels = torch.randn(16, 8, generator=gen), torch.arange(16) % 10
+    with torch.no_grad():
+        torch.testing.assert_close(compiled.G(z, labels), eager.G(z, labels), rtol=1e-3, atol=1e-4)
+
+
+def test_a_failing_compilation_falls_back_once_with_a_warning(monkeypatch):
+    calls = []
+
+    def plain(x):
+        calls.append(x)
+        return x + 1
+
+    class Broken:
+        def __call__(self, *args):
+            raise torch._inductor.exc.InvalidCxxCompiler()
+
+    monkeypatch.setattr(steps.torch, "compile", lambda fn, dynamic=False: Broken())
+    wrapped = CompiledOrPlain(plain)
+    with pytest.warns(FastStepFallback, match="runs plain uncompiled"):
+        assert wrapped(1) == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert wrapped(2) == 3  # once: no second warning
+    assert calls == [1, 2]
+
+
+def test_an_error_of_the_step_itself_is_not_taken_for_a_compile_failure(monkeypatch):
+    class Wrong:
+        def __call__(self, *args):
+            raise RuntimeError("shape mismatch (no 'compile' in sight)... or even torch.compile mentioned")
+
+    monkeypatch.setattr(steps.torch, "compile", lambda fn, dynamic=False: Wrong())
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        CompiledOrPlain(lambda x: x)(1)
+
+
+def test_an_error_of_the_step_itself_is_not_swallowed(monkeypatch):
+    class Broken:
+        def __call__(self, *args):
+            raise ValueError("shapes do not match")
+
+    monkeypatch.setattr(steps.torch, "compile", lambda fn, dynamic=False: Broken())
+    with pytest.raises(ValueError, match="shapes"):
+        CompiledOrPlain(lambda x: x)(1)
