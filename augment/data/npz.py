@@ -83,7 +83,9 @@ class NpzReader(SourceReader):
         if split == "train":
             return labels
         with _open_archive(self.path) as archive:  # the train labels alone, not the train images
-            _header(archive, self.path, "y")
+            shape, dtype = _header(archive, self.path, "y")
+            if len(shape) != 1 or dtype.kind not in "iu" or not shape[0]:
+                raise DataError(f"{self.path}: y must be integer labels (N,), N > 0, got {dtype} {shape}")
             return torch.from_numpy(_array(archive, self.path, "y").astype(np.int64))
 
     def class_names(self) -> Optional[list]:

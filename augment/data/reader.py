@@ -77,8 +77,9 @@ class SourceReader(ABC):
         return None
 
     def reference_labels(self, split: str, labels: torch.Tensor) -> torch.Tensor:
-        """The labels whose classes number a source without names: the train split's (by
-        default, read again for the test split)."""
+        """The labels that define the classes (numbered, or checked against the names): the
+        train split's (by default read again for the test split; a kind overrides this to read
+        the labels alone)."""
         return labels if split == "train" else self.read("train")[1]
 
     def present_splits(self) -> tuple:
@@ -95,8 +96,11 @@ class SourceReader(ABC):
         read_split = split if own else "train"
         images, labels = self.read(read_split, allow_empty)
         names = self.class_names()
+        reference = self.reference_labels(read_split, labels)
         if names is None:
-            names = numbered_classes(self.path, self.reference_labels(read_split, labels), split)
+            names = numbered_classes(self.path, reference, split)
+        elif reference is not labels and len(reference):
+            check_labels(self.path, reference, names, "train")  # the test split's classes are the train split's
         check_class_names(self.path, names)
         if len(labels):
             check_labels(self.path, labels, names, read_split)

@@ -183,6 +183,14 @@ def test_idx_test_labels_must_lie_within_the_training_classes(tmp_path):
         load_labelled(root, "test", "idx")
 
 
+def test_the_test_split_of_an_npz_is_refused_when_its_train_split_lacks_a_class(tmp_path):
+    x_test, y_test = bar_digits(9, seed=6, num_classes=3)
+    path = npz_with(tmp_path / "d.npz", y=np.array([0, 1] * 15), class_names=np.array(["a", "b", "c"]),
+                    x_test=x_test.numpy(), y_test=y_test.numpy())
+    with pytest.raises(DataError, match="class 2 has no image"):
+        load_labelled(path, "test", "npz")
+
+
 def test_npz_class_names_stored_as_bytes_are_decoded_or_refused(tmp_path):
     path = npz_with(tmp_path / "d.npz", class_names=np.array([b"cat0", b"dog1", b"owl2"]))
     assert load_labelled(path, "train", "npz").class_names == ["cat0", "dog1", "owl2"]

@@ -190,3 +190,13 @@ def test_dataset_names_are_checked():
     assert dataset_name(None, mnist=False) == "idx" and dataset_name("folder") == "folder"
     with pytest.raises(ConfigError, match="dataset must be one of"):
         dataset_name("csv")
+
+
+def test_describe_reports_an_empty_idx_split_as_0_images(tmp_path):
+    root = write_idx_dir(tmp_path / "d", gz=False)
+    (root / "t10k-images-idx3-ubyte").write_bytes(encode_idx(torch.zeros(0, 28, 28, dtype=torch.uint8)))
+    (root / "t10k-labels-idx1-ubyte").write_bytes(encode_idx(torch.zeros(0, dtype=torch.uint8)))
+    info = describe_source(root, "idx")
+    assert info["examples"] == {"train": 80, "test": 0} and info["classes"] == [str(c) for c in range(10)]
+    with pytest.raises(DataError, match="split 'test' is empty"):
+        load_labelled(root, "test", "idx")
