@@ -49,8 +49,8 @@ def train(ctx: click.Context, run_dir: Path, resume: bool, dry_run: bool, quiet:
         cfg = training.with_overrides(saved, overrides)
     else:
         try:  # options that contradict each other: a usage error, as an option out of range is
-            cfg = TrainConfig(model=ModelConfig(**pick(ModelConfig, values)), subset=SubsetSpec(**pick(SubsetSpec, values)),
-                              **pick(TrainConfig, values))
+            cfg = TrainConfig(model=ModelConfig(**pick(ModelConfig, values)),
+                              subset=SubsetSpec(**pick(SubsetSpec, values)), **pick(TrainConfig, values))
         except ConfigError as e:
             raise click.UsageError(str(e)) from None
     if dry_run:

@@ -195,4 +195,3 @@ def is_compile_failure(error: Optional[BaseException]) -> bool:
             return True
         error = error.__cause__
     return False
-

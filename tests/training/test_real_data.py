@@ -80,7 +80,8 @@ def test_a_balanced_run_trains_and_resumes_bitwise(tiny_train_config, tmp_path):
     from augment.checkpoint import load_checkpoint
     from augment.training import resume, train
 
-    cfg = dataclasses.replace(tiny_train_config, subset=SubsetSpec(class_counts=(8, 6, 5, 4, 3, 3, 2, 2, 2, 1)), real_sampling="balanced",
+    counts = SubsetSpec(class_counts=(8, 6, 5, 4, 3, 3, 2, 2, 2, 1))
+    cfg = dataclasses.replace(tiny_train_config, subset=counts, real_sampling="balanced",
                               batch_size=8, max_steps=4, checkpoint_every=2)
     train(cfg, tmp_path / "full", progress=False)
     train(dataclasses.replace(cfg, max_steps=2), tmp_path / "half", progress=False)

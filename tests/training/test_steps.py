@@ -145,8 +145,8 @@ def test_each_step_impl_runs_the_step_it_names_on_a_cpu(idx_dir):
     selects the batched one, 'explicit-gp' the batched one with the explicit penalty."""
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        impls = {impl: Trainer(config(idx_dir, step_impl=impl)).step_fn for impl in ("auto", "eager", "fast",
-                                                                                      "explicit-gp")}
+        impls = {impl: Trainer(config(idx_dir, step_impl=impl)).step_fn
+                 for impl in ("auto", "eager", "fast", "explicit-gp")}
     assert all(isinstance(fn, Step) for fn in impls.values())
     assert [impls[k].batched for k in ("auto", "eager", "fast", "explicit-gp")] == [False, False, True, True]
     assert impls["explicit-gp"].critic is steps.explicit_critic_terms and impls["fast"].critic is steps.critic_terms
@@ -154,7 +154,7 @@ def test_each_step_impl_runs_the_step_it_names_on_a_cpu(idx_dir):
 
 @pytest.mark.parametrize("real_batches,critic_augment",
                          [("fresh", "none"), ("shared", "none"), ("fresh", "translation,cutout")])
-def test_the_explicit_step_equals_the_eager_step_in_float64(idx_dir, real_batches, critic_augment):  
+def test_the_explicit_step_equals_the_eager_step_in_float64(idx_dir, real_batches, critic_augment):
     kw = dict(real_batches=real_batches, critic_augment=critic_augment)
     eager = in_float64(Trainer(config(idx_dir, **kw)))
     explicit = in_float64(Trainer(config(idx_dir, step_impl="explicit-gp", **kw)))
@@ -168,7 +168,7 @@ def test_the_explicit_step_equals_the_eager_step_in_float64(idx_dir, real_batche
 
 @pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
                     reason="torch.compile's CPU backend needs a C++ compiler")
-def test_the_compiled_explicit_step_equals_the_eager_step(idx_dir):  
+def test_the_compiled_explicit_step_equals_the_eager_step(idx_dir):
     """torch.compile (inductor on the CPU) of the critic's and generator's updates: the same
     function, in float32 to the rounding of another kernel order."""
     eager = Trainer(config(idx_dir, real_batches="shared"))
