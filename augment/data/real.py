@@ -62,7 +62,7 @@ class RealMNIST(VisionDataset):
             raise ConfigError(f"subset must be a SubsetSpec (or None for all), got {type(subset).__name__}")
         subset = subset if subset is not None else SubsetSpec()
         device = resolve_device(device)
-        self.dataset = dataset_name(dataset, mnist if mnist is not None else True)
+        self.dataset = dataset_name(dataset if dataset is not None or mnist is None else ("mnist" if mnist else "idx"))
         source = load_labelled(root, "train" if train else "test", self.dataset)
         super().__init__(source_path(root, self.dataset), transform=transform, target_transform=target_transform)
         self.train, self.split_origin = train, source.origin

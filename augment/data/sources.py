@@ -37,11 +37,10 @@ __all__ = ["HOLDOUT_FRACTION", "HOLDOUT_SEED", "LabelledImages", "READERS", "dat
 READERS = {reader.kind: reader for reader in (MnistReader, IdxReader, FolderReader, NpzReader)}
 
 
-def dataset_name(dataset: Optional[str] = None, mnist: bool = True) -> str:
-    """The kind of a source: ``dataset`` when given (one of ``DATASETS``), else 'mnist' or 'idx'
-    from the older ``mnist`` flag."""
+def dataset_name(dataset: Optional[str] = None) -> str:
+    """The kind of a source: ``dataset`` (one of ``DATASETS``), 'mnist' when None."""
     if dataset is None:
-        return "mnist" if mnist else "idx"
+        return "mnist"
     if dataset not in DATASETS:
         raise ConfigError(f"dataset must be one of {', '.join(DATASETS)}, got {dataset!r}")
     return dataset

@@ -187,7 +187,7 @@ def test_real_mnist_and_describe_take_every_source(tmp_path):
 
 
 def test_dataset_names_are_checked():
-    assert dataset_name(None, mnist=False) == "idx" and dataset_name("folder") == "folder"
+    assert dataset_name(None) == "mnist" and dataset_name("folder") == "folder"
     with pytest.raises(ConfigError, match="dataset must be one of"):
         dataset_name("csv")
 
