@@ -19,7 +19,7 @@ import torch
 
 from augment.checkpoint import read_safetensors, write_safetensors
 from augment.config import config_from_dict
-from augment.data.sources import dataset_name, load_labelled
+from augment.data.sources import dataset_name
 from augment.data.subsets import per_class_subset
 from augment.errors import AugmentError, CheckpointError
 from augment.evaluation.classifier import (
@@ -30,6 +30,7 @@ from augment.evaluation.classifier import (
     evaluate_accuracy,
     train_classifier,
 )
+from augment.evaluation.sample_sets import read_split
 from augment.fileio import PathLike, check_writable, sha256_file
 from augment.manifests import WEIGHTS_DIR, verify_checksum, write_manifest
 from augment.synthetic.quality_filter import QualityFilter
@@ -89,17 +90,17 @@ def default_classifier(device: Device = "cpu") -> Classifier:
 
 
 def train_and_save(out: PathLike, recipe: ClassifierTrainConfig = ClassifierTrainConfig(),
-                   data_dir: Optional[PathLike] = None, mnist: bool = True,
-                   n_per_class: Optional[int] = None, device: Device = "cpu", progress: bool = False,
-                   command: str = "", dataset: Optional[str] = None, widths: Optional[tuple] = None) -> dict:
+                   data_dir: Optional[PathLike] = None, n_per_class: Optional[int] = None,
+                   device: Device = "cpu", progress: bool = False, command: str = "", dataset: str = "mnist",
+                   widths: Optional[tuple] = None) -> dict:
     """Train the evaluator on a source's train split (optionally ``n_per_class`` per class),
     test it on its test split, write ``out`` (safetensors, with the class names) and its
     manifest; returns the manifest's info plus ``sha256`` and ``manifest`` (path).
     ``augment train-classifier`` is this function; ``widths`` sets the conv blocks' widths
     (default ``ClassifierConfig``'s), e.g. for a second, differently built judge."""
     check_writable(out)  # before training, not after
-    dataset = dataset_name(dataset, mnist)
-    train, test = load_labelled(data_dir, "train", dataset), load_labelled(data_dir, "test", dataset)
+    dataset = dataset_name(dataset)
+    train, test = read_split(data_dir, "train", dataset), read_split(data_dir, "test", dataset)
     images, labels = train.images, train.labels
     if n_per_class is not None:
         keep = per_class_subset(labels, n_per_class, recipe.seed, train.num_classes)

@@ -23,6 +23,7 @@ from augment.visualize import save_grid
 
 REAL_BASELINE = "real train"
 GENERATOR = "generator"
+SAMPLES = "samples"  # the judged set of ``augment evaluate --samples``
 
 # Column -> what it measures and which way is better.
 METRIC_HELP = {
@@ -44,6 +45,20 @@ METRIC_HELP = {
            "accuracy on real test (per class: on the real test images of that class; higher "
            "is better)",
 }
+# Keys of results.json's "memorization" (augment.evaluation.memorization, .audit).
+MEMORIZATION_HELP = {
+    "ct": "data-copying statistic C_T (Meehan et al. 2020): z-score of how much closer the samples lie to their "
+          "nearest training image than held-out real images do, averaged over k-means cells of the training set "
+          "(about 0: as far as fresh real data; negative: closer, copying; below -3 no accident; positive: farther)",
+    "authenticity": "share of samples not closer to their nearest training image than that image is to its own "
+                    "nearest training neighbour (Alaa et al. 2022; compare held_out_authenticity, fresh real data's)",
+    "near_duplicate_fraction": "share of samples within the near-duplicate threshold of a training image; the "
+                               "threshold of a class is the 1% quantile of held-out real images' nearest-training "
+                               "distances, so fresh real data scores about 0.01",
+    "held_out_authenticity": "authenticity of the held-out real images themselves: the yardstick",
+}
+COPY_NEAR_DUPLICATES = 0.05  # the verdict "copies": 5x the near duplicates of fresh real data
+COPY_CT = -3.0  # C_T at or below this: closer to the training images than chance allows
 SUMMARY_COLUMNS = ("agreement", "frechet", "class_frechet", "precision", "recall", "density",
                    "coverage", "diversity", "cas")
 PER_CLASS_COLUMNS = ("agreement", "frechet", "precision", "recall", "density", "coverage",
@@ -128,10 +143,11 @@ def _not_a_report(directory: Path) -> Optional[str]:
 
 
 def write_report(report: dict, out_dir: PathLike, grid: Optional[torch.Tensor] = None,
-                 overwrite: bool = False) -> Path:
-    """Publish ``out_dir`` with results.json, report.md, per_class.png, confusion.png and
+                 overwrite: bool = False, copies: Optional[torch.Tensor] = None) -> Path:
+    """Publish ``out_dir`` with results.json, report.md, per_class.png, confusion.png,
     (given ``grid``, images ``(classes, per_class, channels, 32, 32)``) samples.png, one row
-    per class. The files are
+    per class, and (given ``copies``, images ``(rows, 1 + neighbours, channels, 32, 32)``)
+    copies.png, each most-copied sample beside its nearest training images. The files are
     written into a temporary sibling directory that is then renamed, so ``out_dir`` appears
     complete or not at all."""
     out_dir = check_out_dir(out_dir, overwrite)
@@ -141,6 +157,9 @@ def write_report(report: dict, out_dir: PathLike, grid: Optional[torch.Tensor] =
         if grid is not None:
             save_grid(grid.flatten(0, 1), tmp / "samples.png", nrow=grid.shape[1])
             images["samples"] = "samples.png"
+        if copies is not None and len(copies):
+            save_grid(copies.flatten(0, 1), tmp / "copies.png", nrow=copies.shape[1])
+            images["copies"] = "copies.png"
         _plot_per_class(report, tmp / images["per_class"])
         _plot_confusion(report, tmp / images["confusion"])
         (tmp / "report.md").write_text(report_markdown(report, images))
@@ -160,21 +179,25 @@ def _json_safe(value):
 
 def report_markdown(report: dict, images: Optional[dict] = None) -> str:
     """The markdown of a report dict (see :func:`run_evaluation`); ``images`` maps
-    ``per_class``/``confusion``/``samples`` to file names to embed."""
+    ``per_class``/``confusion``/``samples``/``copies`` to file names to embed."""
     results = report["results"]
     settings = report["settings"]
     names = report.get("data", {}).get("class_names")
-    gen, clf = report.get("generator", {}), report["classifier"]
-    lines = [f"# Evaluation of `{gen.get('path', 'generator')}`", ""]
+    gen, clf, samples = report.get("generator", {}), report["classifier"], report.get("samples")
+    lines = [f"# Evaluation of `{samples['path'] if samples else gen.get('path', 'generator')}`", ""]
     if gen.get("sha256"):
         lines.append(f"- generator: `{gen['path']}` (SHA-256 `{gen['sha256'][:16]}`), "
                      f"config `{json.dumps(gen.get('model_config', {}), sort_keys=True)}`")
+    if samples:
+        lines.append(f"- samples: `{samples['path']}` ({samples['format']}, {samples['images']} images; per class "
+                     f"{', '.join(map(str, samples['counts_per_class']))})")
     lines += [
         f"- evaluator: `{clf['path']}` (SHA-256 `{clf['sha256'][:16]}`), accuracy on real test "
         f"{clf['test_accuracy']:.4f}",
         f"- real data: `{report['data']['dir']}` ({report['data']['test_images']} test images)",
-        f"- {settings['n_per_class']} images per class, seed {settings['seed']}, PRDC k = "
-        f"{settings['k']}, CAS: " + (f"{settings['cas_steps']} steps" if settings["cas"] else "no"),
+        f"- {settings['n_per_class']} images per class{' (real baseline)' if samples else ''}, seed "
+        f"{settings['seed']}, PRDC k = {settings['k']}, CAS: "
+        + (f"{settings['cas_steps']} steps" if settings["cas"] else "no"),
         f"- wall time {report['seconds']:.1f} s",
         "", "## Summary", "",
         f"`{REAL_BASELINE}` is {settings['n_per_class']} real training images per class on the "
@@ -183,23 +206,74 @@ def report_markdown(report: dict, images: Optional[dict] = None) -> str:
         f"accuracy above.", "",
         markdown_table(summary_table(results), "set"), "",
     ]
+    if report.get("memorization"):
+        lines += memorization_markdown(report["memorization"], names)
     for name, result in results.items():
         lines += [f"## Per class: {name}", "", markdown_table(per_class_table(result, names), "class"), ""]
-    if GENERATOR in results:
-        matrix = pd.DataFrame(results[GENERATOR]["confusion_matrix"])
-        matrix.index = class_labels(names, len(matrix))
-        lines += ["## Confusion matrix: generator", "",
-                  "Rows: the class the generator was asked for; columns: the evaluator's "
-                  "prediction.", "", markdown_table(matrix, "asked \\ seen"), ""]
+    judged = next(iter(results))
+    matrix = pd.DataFrame(results[judged]["confusion_matrix"])
+    matrix.index = class_labels(names, len(matrix))
+    lines += [f"## Confusion matrix: {judged}", "",
+              "Rows: the class each image is labelled with (asked of the generator); columns: the evaluator's "
+              "prediction.", "", markdown_table(matrix, "asked \\ seen"), ""]
     lines += ["## Metrics", ""]
     lines += [f"- **{name}**: {text}" for name, text in METRIC_HELP.items()
               if name != "cas" or settings["cas"]]
     lines.append("")
     titles = {"per_class": "Per-class metrics", "confusion": "Confusion matrix",
-              "samples": "Samples (row = class)"}
+              "samples": "Samples (row = class)",
+              "copies": "Most-copied samples (left) beside their nearest training images"}
     for key, file in (images or {}).items():
         lines += [f"## {titles[key]}", "", f"![{titles[key]}]({file})", ""]
     return "\n".join(lines)
+
+
+def memorization_verdict(memorization: dict) -> str:
+    """A plain-words verdict on a ``"memorization"`` dict (pixels first, then features)."""
+    pixels, features = memorization, memorization.get("features", {})
+    near, ct = pixels.get("near_duplicate_fraction", math.nan), pixels.get("ct", math.nan)
+    feature_ct = features.get("ct", math.nan)
+    if _finite(near) and near >= COPY_NEAR_DUPLICATES:
+        return (f"copies its training images: {near:.0%} of the samples are near duplicates of one (fresh real "
+                f"data: about 1%), C_T {ct:+.1f}")
+    if _finite(ct) and ct <= COPY_CT:
+        return (f"leans towards its training images: the samples lie closer to them than fresh real data does "
+                f"(C_T {ct:+.1f} in pixels), though few are near duplicates ({near:.1%})")
+    if _finite(feature_ct) and feature_ct <= COPY_CT:
+        return (f"no copies in pixels (C_T {ct:+.1f}, {near:.1%} near duplicates), but in the evaluator's features "
+                f"the samples sit closer to the training images than fresh real data (C_T {feature_ct:+.1f})")
+    if not _finite(ct) and not _finite(near):
+        return "undetermined: too few samples or held-out images per class for the audit"
+    return (f"no sign of copying: the samples lie no closer to the training images than fresh real data does "
+            f"(C_T {ct:+.1f} in pixels, {feature_ct:+.1f} in features; {near:.1%} near duplicates)")
+
+
+def memorization_markdown(memorization: dict, class_names: Optional[list] = None) -> list:
+    """The report's memorization section, as lines."""
+    training, held = memorization["training"], memorization["held_out"]
+    spaces = {"pixels": memorization, "features": memorization.get("features", {})}
+    frame = pd.DataFrame({space: {key: values.get(key, math.nan) for key in MEMORIZATION_HELP}
+                          for space, values in spaces.items()}).T
+    frame["cells used"] = [f"{v['cells']['used']}/{v['cells']['total']}" if "cells" in v else ""
+                           for v in spaces.values()]
+    per_class = pd.DataFrame({f"{space} {key}": values["per_class"][key]
+                              for space, values in spaces.items() if "per_class" in values
+                              for key in ("ct", "authenticity", "near_duplicate_fraction")})
+    per_class.index = class_labels(class_names, len(per_class))
+    lines = ["## Memorization", "", f"**Verdict: {memorization['verdict']}.**", "",
+             f"Training images: the {training['images']} of the train split the generator learnt from (subset "
+             f"`{training['subset']}`, seed {training['seed']}); in features, {training['feature_images']} of them. "
+             f"Held-out real: the {held['images']} images of the real data's {held['split']}, never training "
+             f"images. Nearest neighbours are searched within each class; pixels at the real data's size and grey "
+             f"levels. Audit time {memorization['seconds']:.1f} s.", "",
+             markdown_table(frame, "space"), ""]
+    lines += [f"- **{key}**: {text}" for key, text in MEMORIZATION_HELP.items()]
+    lines += ["", "Per class:", "", markdown_table(per_class, "class"), ""]
+    return lines
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def _plot_per_class(report: dict, path: Path) -> None:

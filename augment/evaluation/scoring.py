@@ -1,11 +1,15 @@
-"""Evaluate a conditional generator class by class, through a classifier trained on real MNIST.
+"""Evaluate a conditional generator, or a set of labelled images, class by class, through a
+classifier trained on real data (the shipped one: MNIST).
 
 Samples ``n_per_class`` images of every class (latents from a CPU ``torch.Generator`` seeded
-with ``seed``), embeds them and the real test set with the evaluator classifier and reports,
-overall and per class (see ``METRIC_HELP``): agreement (right digits), Frechet classifier
-distance, precision/recall/density/coverage (sharp and varied), intra-class diversity, the
-confusion matrix and, on request, CAS (a fresh classifier trained on the samples only, tested
+with ``seed``), or reads a sample set (``augment.evaluation.sample_sets``), embeds them and the
+real test set with the evaluator classifier and reports, overall and per class (see
+``METRIC_HELP``): agreement (right digits), Frechet classifier distance,
+precision/recall/density/coverage (sharp and varied), intra-class diversity, the confusion
+matrix and, on request, CAS (a fresh classifier trained on the samples only, tested
 on real test). The same metrics on a real-train subset of the same size give the ceiling row.
+The memorization audit (``augment.evaluation.audit``) asks whether the set copies the training
+images of its generator.
 ``augment.evaluation.report`` turns the results into tables, markdown and plots (one report directory).
 """
 
@@ -22,11 +26,13 @@ import numpy as np
 import torch
 
 from augment.checkpoint import load_generator
-from augment.data.sources import dataset_name, load_labelled, source_path
+from augment.config import SubsetSpec
+from augment.data.sources import LabelledImages, dataset_name, source_path
 from augment.data.subsets import per_class_subset
 from augment.device import module_device
 from augment.errors import AugmentError, ConfigError, DataError
 from augment.evaluation import metrics
+from augment.evaluation.audit import native_pixels, run_audit, training_indices
 from augment.evaluation.classifier import Classifier, ClassifierTrainConfig, features_and_predictions, train_classifier
 from augment.evaluation.classifier_files import (
     DEFAULT_WEIGHTS,
@@ -34,12 +40,22 @@ from augment.evaluation.classifier_files import (
     load_classifier,
     load_verified_classifier,
 )
-from augment.evaluation.report import GENERATOR, METRIC_HELP, REAL_BASELINE, check_out_dir, write_report
+from augment.evaluation.report import (
+    GENERATOR,
+    MEMORIZATION_HELP,
+    METRIC_HELP,
+    REAL_BASELINE,
+    SAMPLES,
+    check_out_dir,
+    memorization_verdict,
+    write_report,
+)
+from augment.evaluation.sample_sets import check_sample_set, read_sample_set, read_split
 from augment.fileio import PathLike, sha256_file
-from augment.images import to_model_images
+from augment.images import BACKGROUND, to_model_images
 
 REPORT_FORMAT = "augment.evaluation"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: top-level "memorization"; "samples" instead of "generator" for a sample set
 GRID_PER_CLASS = 10
 CAS_STEPS = 1500  # fixed training budget of a CAS classifier, whatever the sample count
 
@@ -57,7 +73,9 @@ def _quiet(_: str) -> None:
 @dataclass
 class RealReference:
     """The real test split as the evaluator sees it: images ``(N, C, 32, 32)`` in [-1, 1],
-    labels ``(N,)``, features ``(N, D)`` and predictions ``(N,)``, all on the CPU."""
+    labels ``(N,)``, features ``(N, D)`` and predictions ``(N,)``, all on the CPU; ``pixels``
+    the same images uint8 at their own size ``(N, H, W)``; ``origin`` "own" (the source's test
+    split) or "held out" (a seeded hold-out of a single-split source)."""
 
     images: torch.Tensor
     labels: torch.Tensor
@@ -67,38 +85,50 @@ class RealReference:
     data_dir: Optional[Path]
     dataset: str = "mnist"
     class_names: Optional[list] = None
+    pixels: Optional[torch.Tensor] = None
+    origin: str = "own"
 
     @property
     def classifier_accuracy(self) -> float:
         """The evaluator's accuracy on this real test set, in [0, 1]."""
         return float((self.predictions == self.labels).double().mean())
 
+    @property
+    def held_out(self) -> dict:
+        """What the memorization audit calibrates on (``augment.evaluation.audit.run_audit``)."""
+        split = "test split" if self.origin == "own" else "test part of the seeded hold-out (1/7 of each class)"
+        return {"pixels": self.pixels, "features": self.features, "labels": self.labels, "split": split}
+
 
 def load_reference(classifier: Classifier, data_dir: Optional[PathLike] = None,
-                   mnist: bool = True, dataset: Optional[str] = None) -> RealReference:
+                   dataset: str = "mnist") -> RealReference:
     """Load the real test split of a source (``augment.data.sources``: ``data_dir`` of kind
-    ``dataset``, default MNIST, else IDX when not ``mnist``) and embed it."""
-    dataset = dataset_name(dataset, mnist)
-    test = load_labelled(data_dir, "test", dataset)
-    images_u8, labels = test.images, test.labels
+    ``dataset``) and embed it."""
+    dataset = dataset_name(dataset)
+    test = read_split(data_dir, "test", dataset)
     num_classes = classifier.config.num_classes
-    if int(labels.max()) >= num_classes:
-        raise DataError(f"test labels reach {int(labels.max())} but the classifier has "
+    if int(test.labels.max()) >= num_classes:
+        raise DataError(f"test labels reach {int(test.labels.max())} but the classifier has "
                         f"{num_classes} classes")
-    images = to_model_images(images_u8)
+    images = to_model_images(test.images)
     features, predictions = features_and_predictions(classifier, images)
-    return RealReference(images, labels, features, predictions, num_classes,
-                         Path(data_dir) if data_dir is not None else None, dataset, test.class_names)
+    return RealReference(images, test.labels, features, predictions, num_classes,
+                         Path(data_dir) if data_dir is not None else None, dataset, test.class_names,
+                         test.images, test.origin)
 
 
-def real_train_subset(reference: RealReference, n_per_class: int, seed: int = 0
-                      ) -> tuple[torch.Tensor, torch.Tensor]:
+def load_train_split(reference: RealReference) -> LabelledImages:
+    """The real train split of ``reference``'s source: uint8 images ``(N, H, W)``, labels."""
+    return read_split(reference.data_dir, "train", reference.dataset)
+
+
+def real_train_subset(reference: RealReference, n_per_class: int, seed: int = 0,
+                      train: Optional[LabelledImages] = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``n_per_class`` real training images per class (seeded): images ``(C*n, C, 32, 32)`` in
-    [-1, 1] and labels ``(C*n,)``, on the CPU."""
-    train = load_labelled(reference.data_dir, "train", reference.dataset)
-    images_u8, labels = train.images, train.labels
-    keep = per_class_subset(labels, n_per_class, seed, reference.num_classes)
-    return to_model_images(images_u8[keep]), labels[keep]
+    [-1, 1] and labels ``(C*n,)``, on the CPU (``train``: the train split, if already read)."""
+    train = train or load_train_split(reference)
+    keep = per_class_subset(train.labels, n_per_class, seed, reference.num_classes)
+    return to_model_images(train.images[keep]), train.labels[keep]
 
 
 # --------------------------------------------------------------------------------- sampling
@@ -137,11 +167,12 @@ def sample_generator(generator: torch.nn.Module, n_per_class: int, seed: int = 0
 
 def evaluate_samples(images: torch.Tensor, labels: torch.Tensor, classifier: Classifier,
                      reference: RealReference, k: int = 5, seed: int = 0, cas: bool = False,
-                     cas_steps: int = CAS_STEPS, log: Log = _quiet) -> dict:
+                     cas_steps: int = CAS_STEPS, log: Log = _quiet, embedded: Optional[tuple] = None) -> dict:
     """All metrics of a labelled set (images as the classifier takes them, labels ``(N,)`` =
-    the class each image is meant to show) against ``reference``. Returns
-    ``{"count", "overall": {column: float}, "per_class": {column: [C floats]},
-    "confusion_matrix": C x C ints}``; NaN where a value is undefined (too few samples)."""
+    the class each image is meant to show) against ``reference`` (``embedded``: the set's
+    features and predictions, if already computed). Returns ``{"count", "overall": {column:
+    float}, "per_class": {column: [C floats]}, "confusion_matrix": C x C ints}``; NaN where a
+    value is undefined (too few samples)."""
     started = time.time()
     num_classes = reference.num_classes
     labels = labels.cpu().long()
@@ -150,7 +181,7 @@ def evaluate_samples(images: torch.Tensor, labels: torch.Tensor, classifier: Cla
         raise AugmentError(f"images have {channels} channels but the evaluator takes "
                            f"{classifier.config.channels}")
     log(f"embedding {len(labels)} images")
-    feats, preds = features_and_predictions(classifier, images)
+    feats, preds = embedded or features_and_predictions(classifier, images)
     real_feats, real_labels = reference.features, reference.labels
 
     agreement = metrics.classifier_agreement(preds, labels, num_classes)
@@ -197,53 +228,123 @@ def _nanmean(values: list) -> float:
     return float(np.mean(finite)) if finite else math.nan
 
 
+def _judge(images: torch.Tensor, pixels: torch.Tensor, labels: torch.Tensor, classifier: Classifier,
+           reference: RealReference, train: Optional[LabelledImages], k: int, seed: int, cas: bool, cas_steps: int,
+           log: Log, training_subset: SubsetSpec, training_seed: int, feature_per_class: int,
+           known: Optional[tuple] = None) -> tuple[dict, Optional[torch.Tensor]]:
+    """The metrics of a judged set and (given the train split ``train``) its memorization audit
+    under ``"memorization"``; the audit's picture, or None."""
+    embedded = features_and_predictions(classifier, images)
+    result = evaluate_samples(images, labels, classifier, reference, k, seed, cas, cas_steps, log, embedded)
+    if train is None:
+        return result, None
+    if reference.pixels is None:
+        raise AugmentError("the memorization audit needs the real test images' pixels (RealReference.pixels, as "
+                           "load_reference sets them); or pass audit=False")
+    log(f"memorization audit: nearest of {len(labels)} images among the training images "
+        f"({training_subset.label()}, seed {training_seed})")
+    result["memorization"], picture = run_audit(
+        images, native_pixels(images, tuple(reference.pixels.shape[1:])) if pixels is None else pixels, labels,
+        embedded[0], classifier, train, reference.held_out, training_subset, training_seed, seed, feature_per_class,
+        known)
+    result["memorization"]["verdict"] = memorization_verdict(result["memorization"])
+    return result, picture
+
+
 def evaluate_generator(generator: torch.nn.Module, n_per_class: int = 1000, seed: int = 0,
                        classifier: Optional[Classifier] = None,
                        data_dir: Optional[PathLike] = None, cas: bool = False,
                        device: Optional[Device] = None, reference: Optional[RealReference] = None,
-                       mnist: bool = True, k: int = 5, cas_steps: int = CAS_STEPS,
-                       log: Log = _quiet, dataset: Optional[str] = None) -> dict:
+                       k: int = 5, cas_steps: int = CAS_STEPS, log: Log = _quiet, dataset: str = "mnist",
+                       audit: bool = True, training_subset: SubsetSpec = SubsetSpec(),
+                       training_seed: int = 0) -> dict:
     """Metrics (see :func:`evaluate_samples`) of ``n_per_class`` seeded samples per class of a
-    conditional generator against the real test set, as ``augment evaluate`` reports them.
+    conditional generator against the real test set, and its memorization audit, as
+    ``augment evaluate`` reports them.
 
     Args:
         generator: a conditional generator module (``generator(z, labels)``, ``.config``),
             e.g. from ``augment.load_generator``.
         n_per_class: samples per class (latents from a CPU ``torch.Generator`` seeded with
             ``seed``, so the same on any device).
-        seed: the seed of the latents (and of CAS training and diversity's subsampling).
+        seed: the seed of the latents (and of CAS training, diversity's subsampling and the
+            audit's k-means).
         classifier: the evaluator; default the shipped one, on ``device``.
-        data_dir: where the real test split is (default: ``$AUGMENT_DATA``, else the cache).
+        data_dir: where the real data is (default: ``$AUGMENT_DATA``, else the cache).
         cas: also train a classifier on the samples alone and test it on real test (slow).
         device: the evaluator's device (default: the generator's).
         reference: the real test set already embedded (:func:`load_reference`); skips it.
-        mnist: check MNIST's checksums (False: any IDX data).
-        dataset: the kind of source (``augment.data.sources``); overrides ``mnist``.
         k: neighbours of precision/recall/density/coverage.
         cas_steps: training steps of the CAS classifier.
         log: called with progress messages.
+        dataset: the kind of source (``augment.data.sources``).
+        audit: run the memorization audit (``augment.evaluation.audit``).
+        training_subset: the subset of the train split the generator was trained on (default
+            all of it; a fair generator: its ``n_per_class`` or long-tailed spec).
+        training_seed: the seed that drew that subset (the training run's seed).
 
     Returns:
         ``{"count", "overall": {metric: float}, "per_class": {metric: [C floats]},
-        "confusion_matrix", "seconds"}`` (metrics: ``augment.evaluation.report.METRIC_HELP``).
+        "confusion_matrix", "seconds"}`` (metrics: ``augment.evaluation.report.METRIC_HELP``)
+        and ``"memorization"`` (``augment.evaluation.report.MEMORIZATION_HELP``) with ``audit``.
     """
-    classifier, reference = _prepare(classifier, reference, data_dir, dataset_name(dataset, mnist),
+    classifier, reference = _prepare(classifier, reference, data_dir, dataset_name(dataset),
                                      device or module_device(generator))
     _check_classes(generator.config.num_classes, reference.num_classes)
     log(f"sampling {n_per_class} images per class")
     images, labels = sample_generator(generator, n_per_class, seed)
-    return evaluate_samples(images, labels, classifier, reference, k, seed, cas, cas_steps, log)
+    train = load_train_split(reference) if audit else None
+    return _judge(images, None, labels, classifier, reference, train, k, seed, cas, cas_steps, log,
+                  training_subset, training_seed, n_per_class)[0]
+
+
+def evaluate_sample_set(samples: PathLike, sample_format: Optional[str] = None,
+                        classifier: Optional[Classifier] = None, data_dir: Optional[PathLike] = None,
+                        dataset: str = "mnist", reference: Optional[RealReference] = None, k: int = 5,
+                        seed: int = 0, cas: bool = False, cas_steps: int = CAS_STEPS, device: Device = "cpu",
+                        log: Log = _quiet, audit: bool = True, training_subset: SubsetSpec = SubsetSpec(),
+                        training_seed: int = 0) -> dict:
+    """Metrics and memorization audit of a set of labelled images read from ``samples`` (format
+    ``sample_format``, default recognised from the path: ``augment.evaluation.sample_sets``)
+    against the real test set, as ``augment evaluate --samples`` reports them. Arguments as
+    :func:`evaluate_generator`'s; the audit's training set is the train split (or
+    ``training_subset``) of the real data the samples' generator learnt from. Returns
+    :func:`evaluate_generator`'s dict and ``"samples"`` (path, format, images per class)."""
+    classifier, reference = _prepare(classifier, reference, data_dir, dataset_name(dataset), device)
+    images, labels, pixels, described = _read_samples(samples, sample_format, reference, k)
+    train = load_train_split(reference) if audit else None
+    result = _judge(images, pixels, labels, classifier, reference, train, k, seed, cas, cas_steps, log,
+                    training_subset, training_seed, _baseline_size(labels, train, reference))[0]
+    return {**result, "samples": described}
+
+
+def _read_samples(path: PathLike, sample_format: Optional[str], reference: RealReference, k: int) -> tuple:
+    """(model images, uint8 pixels, labels, description) of a checked sample set."""
+    samples, kind = read_sample_set(path, sample_format)
+    check_sample_set(samples, path, reference.class_names, tuple(reference.pixels.shape[1:]), k)
+    counts = torch.bincount(samples.labels, minlength=reference.num_classes).tolist()
+    described = {"path": str(path), "format": kind, "images": int(len(samples.labels)), "counts_per_class": counts}
+    return to_model_images(samples.images), samples.images, samples.labels, described
+
+
+def _baseline_size(labels: torch.Tensor, train: Optional[LabelledImages], reference: RealReference) -> int:
+    """Real images per class of a sample set's baseline: its smallest class, at most the train
+    split's smallest."""
+    fewest = int(torch.bincount(labels, minlength=reference.num_classes).min())
+    if train is not None:
+        fewest = min(fewest, int(torch.bincount(train.labels, minlength=reference.num_classes).min()))
+    return fewest
 
 
 def evaluate_real_baseline(n_per_class: int = 1000, seed: int = 0,
                            classifier: Optional[Classifier] = None,
                            data_dir: Optional[PathLike] = None, cas: bool = False,
                            device: Device = "cpu", reference: Optional[RealReference] = None,
-                           mnist: bool = True, k: int = 5, cas_steps: int = CAS_STEPS,
-                           log: Log = _quiet, dataset: Optional[str] = None) -> dict:
+                           k: int = 5, cas_steps: int = CAS_STEPS,
+                           log: Log = _quiet, dataset: str = "mnist") -> dict:
     """The same metrics for ``n_per_class`` seeded real training images per class against
     real test: the ceiling a perfect generator would reach at this sample size."""
-    classifier, reference = _prepare(classifier, reference, data_dir, dataset_name(dataset, mnist), device)
+    classifier, reference = _prepare(classifier, reference, data_dir, dataset_name(dataset), device)
     log(f"real baseline: {n_per_class} training images per class")
     images, labels = real_train_subset(reference, n_per_class, seed)
     return evaluate_samples(images, labels, classifier, reference, k, seed, cas, cas_steps, log)
@@ -276,22 +377,26 @@ def _check_classes(generator_classes: int, real_classes: int) -> None:
 # ------------------------------------------------------------------------------ end to end
 
 
-def run_evaluation(generator_path: PathLike, out_dir: PathLike, n_per_class: int = 1000,
+def run_evaluation(generator_path: Optional[PathLike], out_dir: PathLike, n_per_class: int = 1000,
                    seed: int = 0, cas: bool = False, cas_steps: int = CAS_STEPS, k: int = 5,
                    classifier_path: Optional[PathLike] = None,
-                   data_dir: Optional[PathLike] = None, mnist: bool = True,
-                   device: Device = "cpu", overwrite: bool = False, log: Log = _quiet,
-                   dataset: Optional[str] = None) -> dict:
-    """``augment evaluate``: load the generator file (or checkpoint) and the evaluator, score
-    the generator and the real baseline, write the report directory; returns the report."""
-    dataset = dataset_name(dataset, mnist)
+                   data_dir: Optional[PathLike] = None, device: Device = "cpu", overwrite: bool = False,
+                   log: Log = _quiet, dataset: str = "mnist", samples: Optional[PathLike] = None,
+                   sample_format: Optional[str] = None, training_subset: SubsetSpec = SubsetSpec(),
+                   training_seed: int = 0) -> dict:
+    """``augment evaluate``: load the evaluator and the generator file (or checkpoint), or read
+    the sample set ``samples`` instead; score it, its memorization audit and the real baseline;
+    write the report directory; returns the report."""
+    dataset = dataset_name(dataset)
     _check_evaluator_fits(classifier_path is not None, dataset)  # before the work
+    if (generator_path is None) == (samples is None):
+        raise ConfigError("evaluate a generator file or a sample set (--samples), one of them")
     started = time.time()
-    if n_per_class <= k:
+    if samples is None and n_per_class <= k:
         raise AugmentError(f"n_per_class ({n_per_class}) must exceed k ({k}) for per-class "
                            f"precision/recall/density/coverage")
     out_dir = check_out_dir(out_dir, overwrite)  # fail before the work, not after
-    generator = load_generator(generator_path, device)
+    generator = load_generator(generator_path, device) if samples is None else None
     if classifier_path is None:
         classifier_path = DEFAULT_WEIGHTS
         classifier, _ = load_verified_classifier(classifier_path, device)
@@ -300,24 +405,32 @@ def run_evaluation(generator_path: PathLike, out_dir: PathLike, n_per_class: int
     source_path(data_dir, dataset)  # a missing directory: its error before any progress line
     log("embedding the real test set")
     reference = load_reference(classifier, data_dir, dataset=dataset)
-    _check_classes(generator.config.num_classes, reference.num_classes)
-
-    real_images, real_labels = real_train_subset(reference, n_per_class, seed)  # fails early
-
-    log(f"sampling {n_per_class} images per class")
-    images, labels = sample_generator(generator, n_per_class, seed)
-    results = {GENERATOR: evaluate_samples(images, labels, classifier, reference, k, seed, cas,
-                                           cas_steps, log)}
+    if samples is None:
+        _check_classes(generator.config.num_classes, reference.num_classes)
+        images, pixels, labels = None, None, None
+    else:
+        log(f"reading the sample set {samples}")
+        images, pixels, labels, described = _read_samples(samples, sample_format, reference, k)
+    train = load_train_split(reference)
+    training_indices(train, training_subset, training_seed, reference.num_classes)  # a bad subset fails early
+    if samples is not None:
+        n_per_class = _baseline_size(labels, train, reference)
+    real_images, real_labels = real_train_subset(reference, n_per_class, seed, train)  # fails early
+    if samples is None:
+        log(f"sampling {n_per_class} images per class")
+        images, labels = sample_generator(generator, n_per_class, seed)
     log(f"real baseline: {n_per_class} training images per class")
-    results[REAL_BASELINE] = evaluate_samples(real_images, real_labels, classifier, reference, k,
-                                              seed, cas, cas_steps, log)
-    grid = images.view(reference.num_classes, n_per_class, *images.shape[1:])[:, :GRID_PER_CLASS]
-
+    real_embedded = features_and_predictions(classifier, real_images)
+    known = (per_class_subset(train.labels, n_per_class, seed, reference.num_classes), real_embedded[0])
+    judged, picture = _judge(images, pixels, labels, classifier, reference, train, k, seed, cas, cas_steps, log,
+                             training_subset, training_seed, n_per_class, known)
+    name = GENERATOR if samples is None else SAMPLES
+    memorization = judged.pop("memorization")
+    results = {name: judged, REAL_BASELINE: evaluate_samples(real_images, real_labels, classifier, reference, k,
+                                                             seed, cas, cas_steps, log, real_embedded)}
     report = {
         "format": REPORT_FORMAT,
         "format_version": FORMAT_VERSION,
-        "generator": {"path": str(generator_path), "sha256": sha256_file(generator_path),
-                      "model_config": dataclasses.asdict(generator.config)},
         "classifier": {"path": str(classifier_path), "sha256": sha256_file(classifier_path),
                        "test_accuracy": reference.classifier_accuracy},
         "data": {"dir": str(source_path(data_dir, dataset)), "dataset": dataset,
@@ -326,8 +439,26 @@ def run_evaluation(generator_path: PathLike, out_dir: PathLike, n_per_class: int
         "settings": {"n_per_class": n_per_class, "seed": seed, "k": k, "cas": cas,
                      "cas_steps": cas_steps if cas else None, "device": str(device)},
         "results": results,
+        "memorization": memorization,
         "metrics": METRIC_HELP,
+        "memorization_help": MEMORIZATION_HELP,
     }
+    if samples is None:
+        report["generator"] = {"path": str(generator_path), "sha256": sha256_file(generator_path),
+                               "model_config": dataclasses.asdict(generator.config)}
+    else:
+        report["samples"] = described
     report["seconds"] = round(time.time() - started, 2)
-    write_report(report, out_dir, grid, overwrite)
+    write_report(report, out_dir, _sample_grid(images, labels, reference.num_classes), overwrite, picture)
     return report
+
+
+def _sample_grid(images: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """The first images of each class ``(C, columns, ...)``, ``columns`` the largest class's count
+    up to ``GRID_PER_CLASS``; a class short of them padded with background."""
+    columns = min(GRID_PER_CLASS, int(torch.bincount(labels, minlength=num_classes).max()))
+    grid = torch.full((num_classes, columns, *images.shape[1:]), BACKGROUND)
+    for c in range(num_classes):
+        first = images[labels == c][:columns]
+        grid[c, :len(first)] = first
+    return grid

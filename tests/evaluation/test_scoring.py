@@ -50,7 +50,7 @@ def tiny_classifier(tiny_data):
 
 @pytest.fixture(scope="module")
 def tiny_reference(tiny_classifier, tiny_data):
-    return ev.load_reference(tiny_classifier, tiny_data, mnist=False)
+    return ev.load_reference(tiny_classifier, tiny_data, dataset="idx")
 
 
 def tiny_generator(seed: int = 0) -> Generator:
@@ -151,7 +151,7 @@ def files(tmp_path, tiny_classifier):
 def run(files, tiny_data, out_dir, **kwargs):
     generator_path, classifier_path = files
     return ev.run_evaluation(generator_path, out_dir, n_per_class=6, classifier_path=classifier_path,
-                             data_dir=tiny_data, mnist=False, **kwargs)
+                             data_dir=tiny_data, dataset="idx", **kwargs)
 
 
 def strict_json(path: Path) -> dict:
@@ -165,9 +165,14 @@ def test_run_evaluation_writes_a_complete_report(files, tiny_data, tmp_path):
     out = tmp_path / "report"
     report = run(files, tiny_data, out)
     assert sorted(p.name for p in out.iterdir()) == [
-        "confusion.png", "per_class.png", "report.md", "results.json", "samples.png"]
+        "confusion.png", "copies.png", "per_class.png", "report.md", "results.json", "samples.png"]
     saved = strict_json(out / "results.json")
     assert saved["format"] == ev.REPORT_FORMAT
+    memorization = saved["memorization"]
+    assert {"ct", "authenticity", "near_duplicate_fraction", "verdict", "features", "per_class"} <= set(memorization)
+    assert memorization["training"] == {"subset": "all", "seed": 0, "images": 120, "feature_images": 60}
+    assert memorization["held_out"]["images"] == 100 and "test split" in memorization["held_out"]["split"]
+    assert len(memorization["per_class"]["authenticity"]) == 10 and "## Memorization" in (out / "report.md").read_text()
     assert set(saved["results"]) == {ev.GENERATOR, ev.REAL_BASELINE}
     assert saved["settings"]["n_per_class"] == 6 and saved["data"]["test_images"] == 100
     assert saved["results"][ev.GENERATOR]["overall"]["frechet"] == pytest.approx(
@@ -222,6 +227,7 @@ def test_evaluate_command(files, tiny_data, tmp_path):
     assert result.exit_code == 0, result.output
     assert ev.GENERATOR in result.output and ev.REAL_BASELINE in result.output
     assert "per class" in result.output and (out / "report.md").is_file()
+    assert "memorization: " in result.output
     assert json.loads(result.output.strip().splitlines()[-1])["out_dir"] == str(out)
 
 
@@ -288,7 +294,7 @@ def evaluate_stand_in(mnist_test, mode):
     generator = StandIn(mnist_test.bank_images, mnist_test.bank_labels, mode)
     return ev.evaluate_generator(generator, n_per_class=40, seed=0,
                                  classifier=mnist_test.classifier,
-                                 reference=mnist_test.reference)["overall"]
+                                 reference=mnist_test.reference, audit=False)["overall"]
 
 
 def test_a_set_against_itself_has_zero_distance(mnist_test):
