@@ -56,7 +56,14 @@ def check_image_shape(shape: Sequence[int], where: str) -> int:
                         f"least 1")
     pixels = math.prod(int(d) for d in shape)
     check_pixels(pixels, where)
+    check_image_count(int(shape[0]), where)
     return pixels
+
+
+def check_image_count(count: int, where: str) -> None:
+    """A one-line DataError when the ``count`` images' labels, as int64, would take more bytes
+    than the budget (so many tiny images cannot cost more than their pixels say)."""
+    check_bytes(8 * count, where, f"has {count:,} images, whose int64 labels take")
 
 
 def check_pixels(pixels: int, where: str) -> None:

@@ -93,6 +93,14 @@ def test_labels_and_class_names_are_held_to_the_budget_too(tmp_path):
         load_labelled(tmp_path / "names.npz", "train", "npz")
 
 
+def test_many_tiny_images_are_held_to_the_budget_by_their_labels(tmp_path, monkeypatch):
+    """1x1 images: their int64 labels (8 bytes an image) would outweigh their pixels."""
+    npz_with(tmp_path / "d.npz", x=np.zeros((3000, 1, 1), np.uint8), y=(np.arange(3000) % 3).astype(np.uint8))
+    monkeypatch.setenv(MAX_PIXELS_ENV, "20000")
+    with pytest.raises(DataError, match="has 3,000 images, whose int64 labels take 24,000 bytes"):
+        load_labelled(tmp_path / "d.npz", "train", "npz")
+
+
 def test_an_image_folder_is_held_to_the_budget_from_the_image_headers(tmp_path, monkeypatch):
     """Formerly: 40 PNGs each declaring 9,000 x 9,000 pixels were decoded (9.6 GB). Their sizes
     are summed from the headers and refused before any is decoded."""
