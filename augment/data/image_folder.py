@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
 from augment.config import IMAGE_SIZE
-from augment.data.limits import check_image_count, check_pixels, open_regular
+from augment.data.limits import check_pixels, image_pixels, open_regular
 from augment.data.reader import SourceReader
 from augment.errors import ConfigError, DataError
 from augment.fileio import PathLike
@@ -73,8 +73,7 @@ def read_image_folder(root: Path) -> tuple[torch.Tensor, torch.Tensor, list[str]
     (``augment.data.limits``), before any image is decoded."""
     folders = class_folders(root)
     files = [(label, path) for label, folder in enumerate(folders) for path in _image_files(folder)]
-    check_image_count(len(files), str(root))
-    check_pixels(sum(w * h for w, h in (_open_image(path) for _, path in files)), str(root))
+    check_pixels(sum(image_pixels(*_open_image(path)) for _, path in files), str(root))
     arrays, converted = [], set()
     for _, path in files:
         arrays.append(_open_image(path, lambda img: _decoded(img, path, converted)))

@@ -2,25 +2,27 @@
 
 The budget is one number, ``AUGMENT_MAX_PIXELS`` (environment variable; default
 ``DEFAULT_MAX_PIXELS`` = 2^31, the 2 GiB IDX files could always hold): the images one read of a
-source decodes (a split, or an npz file's split) hold at most that many pixels, and no file or
-array a reader decodes holds more than that many bytes. Every reader checks it from headers
+source decodes (a split) hold at most that many pixels, each image counted as at least the
+models' 32x32 (the copy it gets when it enters a model), and no file or array a reader decodes
+holds more than that many bytes. Every reader checks it from headers
 (IDX headers, npz members' ``.npy`` headers, PNG/JPEG/BMP headers through PIL's lazy open)
 before it inflates or decodes anything, so a small file that declares gigabytes costs nothing.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import stat
 from pathlib import Path
 from typing import BinaryIO, Sequence
 
+from augment.config import IMAGE_SIZE
 from augment.errors import ConfigError, DataError
 from augment.fileio import PathLike
 
 MAX_PIXELS_ENV = "AUGMENT_MAX_PIXELS"
-DEFAULT_MAX_PIXELS = 1 << 31  # 2,147,483,648: 2.7 million 28x28 images (EMNIST ByClass: 0.64 billion pixels)
+DEFAULT_MAX_PIXELS = 1 << 31  # 2,147,483,648: 2 million images of 32x32 or less (EMNIST ByClass: 0.81 million)
+MODEL_IMAGE_PIXELS = IMAGE_SIZE * IMAGE_SIZE  # the least an image counts for: its copy in the models' format
 
 
 def max_pixels() -> int:
@@ -48,31 +50,29 @@ def check_bytes(nbytes: int, where: str, what: str = "holds") -> None:
                         f"here (raise {MAX_PIXELS_ENV} to allow more)")
 
 
-def check_image_shape(shape: Sequence[int], where: str) -> int:
-    """The number of pixels of images of ``shape`` (N, H, W), declared by a header: a one-line
-    DataError unless H and W are at least 1 and the N*H*W pixels fit the budget."""
+def check_image_shape(shape: Sequence[int], where: str) -> None:
+    """A one-line DataError unless images of ``shape`` (N, H, W), declared by a header, are at
+    least 1x1 and fit the budget (``image_pixels``)."""
     if len(shape) == 3 and min(shape[1:]) < 1:
         raise DataError(f"{where}: images of {shape[1]}x{shape[2]} pixels; an image needs a width and height of at "
                         f"least 1")
-    pixels = math.prod(int(d) for d in shape)
-    check_pixels(pixels, where)
-    check_image_count(int(shape[0]), where)
-    return pixels
+    check_pixels(int(shape[0]) * image_pixels(int(shape[1]), int(shape[2])), where)
 
 
-def check_image_count(count: int, where: str) -> None:
-    """A one-line DataError when the ``count`` images' labels, as int64, would take more bytes
-    than the budget (so many tiny images cannot cost more than their pixels say)."""
-    check_bytes(8 * count, where, f"has {count:,} images, whose int64 labels take")
+def image_pixels(width: int, height: int) -> int:
+    """The pixels an image counts for in the budget: W*H, and at least the models' 32x32
+    (``MODEL_IMAGE_PIXELS``), the copy every image gets when it enters a model, so many tiny
+    images cannot cost more than the budget says."""
+    return max(width * height, MODEL_IMAGE_PIXELS)
 
 
 def check_pixels(pixels: int, where: str) -> None:
-    """A one-line DataError when ``pixels`` (declared by headers, before decoding) exceed the
-    budget."""
+    """A one-line DataError when ``pixels`` (declared by headers, before decoding; from
+    ``image_pixels``) exceed the budget."""
     limit = max_pixels()
     if pixels > limit:
-        raise DataError(f"{where}: images of {pixels:,} pixels in all, more than the {limit:,} a source may hold here "
-                        f"(raise {MAX_PIXELS_ENV} to allow more)")
+        raise DataError(f"{where}: images of {pixels:,} pixels in all (each at least {IMAGE_SIZE}x{IMAGE_SIZE}), "
+                        f"more than the {limit:,} a source may hold here (raise {MAX_PIXELS_ENV} to allow more)")
 
 
 def open_regular(path: PathLike) -> BinaryIO:

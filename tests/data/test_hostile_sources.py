@@ -76,7 +76,7 @@ def test_an_npz_member_declaring_more_than_the_budget_is_refused_before_it_is_in
     monkeypatch.setenv(MAX_PIXELS_ENV, "20000")
     with pytest.raises(DataError, match="23,520 bytes, more than the 20,000.*raise AUGMENT_MAX_PIXELS"):
         load_labelled(path, "train", "npz")
-    monkeypatch.setenv(MAX_PIXELS_ENV, "30000")
+    monkeypatch.setenv(MAX_PIXELS_ENV, "40000")  # 30 images count as 30 x 32 x 32 = 30,720 pixels
     assert len(load_labelled(path, "train", "npz").labels) == 24  # raised: read (10 a class, 2 held out)
 
 
@@ -93,22 +93,24 @@ def test_labels_and_class_names_are_held_to_the_budget_too(tmp_path):
         load_labelled(tmp_path / "names.npz", "train", "npz")
 
 
-def test_many_tiny_images_are_held_to_the_budget_by_their_labels(tmp_path, monkeypatch):
-    """1x1 images: their int64 labels (8 bytes an image) would outweigh their pixels."""
-    npz_with(tmp_path / "d.npz", x=np.zeros((3000, 1, 1), np.uint8), y=(np.arange(3000) % 3).astype(np.uint8))
-    monkeypatch.setenv(MAX_PIXELS_ENV, "20000")
-    with pytest.raises(DataError, match="has 3,000 images, whose int64 labels take 24,000 bytes"):
+def test_many_tiny_images_count_as_the_models_32x32(tmp_path, monkeypatch):
+    """1x1 images count as the models' 32x32 (the copy each gets when it enters a model)."""
+    npz_with(tmp_path / "d.npz", x=np.zeros((30, 1, 1), np.uint8), y=(np.arange(30) % 3).astype(np.uint8))
+    monkeypatch.setenv(MAX_PIXELS_ENV, "30000")
+    with pytest.raises(DataError, match=r"30,720 pixels in all \(each at least 32x32\), more than the 30,000"):
         load_labelled(tmp_path / "d.npz", "train", "npz")
+    monkeypatch.setenv(MAX_PIXELS_ENV, "40000")
+    assert load_labelled(tmp_path / "d.npz", "train", "npz").images.shape[1:] == (1, 1)
 
 
 def test_an_image_folder_is_held_to_the_budget_from_the_image_headers(tmp_path, monkeypatch):
     """Formerly: 40 PNGs each declaring 9,000 x 9,000 pixels were decoded (9.6 GB). Their sizes
     are summed from the headers and refused before any is decoded."""
-    root = folder_of(tmp_path / "f", [(60, 50)] * 2)  # 2 classes x 2 images x 3,000 pixels
+    root = folder_of(tmp_path / "f", [(60, 50)] * 2)  # 2 classes x 2 images x 3,000 pixels (over 32 x 32)
     monkeypatch.setenv(MAX_PIXELS_ENV, "11999")
     decoded = []
     monkeypatch.setattr("augment.data.image_folder._grayscale_uint8", lambda img, path: decoded.append(path))
-    with pytest.raises(DataError, match="12,000 pixels in all, more than the 11,999"):
+    with pytest.raises(DataError, match="12,000 pixels in all .*, more than the 11,999"):
         load_labelled(root, "train", "folder")
     assert decoded == []
 
