@@ -100,10 +100,10 @@ class SourceReader(ABC):
         if names is None:
             names = numbered_classes(self.path, reference, split)
         elif reference is not labels and len(reference):
-            check_labels(self.path, reference, names, "train")  # the test split's classes are the train split's
+            check_source_labels(self.path, reference, names, "train")  # the test split's classes are the train split's
         check_class_names(self.path, names)
         if len(labels):
-            check_labels(self.path, labels, names, read_split)
+            check_source_labels(self.path, labels, names, read_split)
         found = LabelledImages(images, labels, names)
         return found if own else held_out(found, split)
 
@@ -125,10 +125,10 @@ def numbered_classes(path: Path, labels: torch.Tensor, split: str) -> list:
     for labels that do not cover 0..C-1."""
     if not len(labels):
         raise DataError(f"{path}: no labels to tell the classes by (the {split} split is empty)")
-    return [str(c) for c in range(check_labels(path, labels, None, "train"))]
+    return [str(c) for c in range(check_source_labels(path, labels, None, "train"))]
 
 
-def check_labels(path: Path, labels: torch.Tensor, names: Optional[list], split: str) -> int:
+def check_source_labels(path: Path, labels: torch.Tensor, names: Optional[list], split: str) -> int:
     """The number of classes, C: len(names), else max(label) + 1. Labels must lie in 0..C-1;
     in the train split every class must have an image (compared with the distinct labels, so
     a label of 10^9 costs nothing); at least 2 classes."""
