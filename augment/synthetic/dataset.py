@@ -6,10 +6,12 @@ Images. Item i is ``generator(latent(i), label(i))``. Every forward has exactly 
 (the last one padded), so an image is computed in a batch of the same shape whatever batch
 asked for it; samples never interact (no batch statistics), and BLAS/conv kernels reduce in
 an order set by the shapes, so item i is bit-identical across batch sizes, orders, samplers,
-Subset/ConcatDataset and worker processes on a given device (tested on the CPU).
+Subset/ConcatDataset and worker processes on a given device (tested on the CPU). The options
+that change the images (truncation, a quality filter, bfloat16) are one ``SamplingOptions``;
+``device`` and ``chunk`` only say where and in what forwards they are computed.
 
 Workers. ``DataLoader(num_workers > 0)`` works for a CPU dataset: each worker process holds its
-own CPU copy of the (fast) generator and, since items are pure functions of the index, yields
+own CPU copy of the ``FastGenerator`` and, since items are pure functions of the index, yields
 the same images as ``num_workers=0``. A CUDA dataset must use ``num_workers=0`` (one batched
 forward per batch already keeps the GPU busy); a worker raises a clear error otherwise.
 """
