@@ -1,15 +1,16 @@
-"""Tables and plots of augmentation-experiment results (rows as written to results.csv):
+"""Tables and plots of a balanced grid (rows as the runner writes them to results.csv):
 summary.md (mean ± std over seeds), diversity.csv and the four PNG plots."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Optional
 
 import pandas as pd
 from matplotlib.figure import Figure
 
-from augment.downstream.grid import AUGMENTATIONS
+from augment.downstream.methods import methods_of
 from augment.downstream.records import REAL_CEILING
 from augment.evaluation.report import labelled_classes, markdown_table
 from augment.fileio import atomic_path, atomic_write_text
@@ -22,14 +23,14 @@ def _frame(rows):
     df["ratio"] = df["ratio"].astype(float)
     df["seed"] = df["seed"].astype(int)
     df["n"] = df["n_per_class"].astype(str).map(lambda s: 6000 if s == "all" else int(s))
-    df["method"] = df.apply(lambda r: r["augmentation"] if r["regime"] == "-"
-                            else f"{r['augmentation']} ({r['regime']})", axis=1)
+    df["name"] = df.apply(lambda r: r["method"] if r["regime"] == "-" else f"{r['method']} ({r['regime']})",
+                          axis=1)
     return df
 
 
 def _method_colours(df) -> dict:
     """One colour per method, the same in every accuracy plot of a grid."""
-    return {m: f"C{i % 10}" for i, m in enumerate(sorted(df["method"].unique()))}
+    return {m: f"C{i % 10}" for i, m in enumerate(sorted(df["name"].unique()))}
 
 
 def _seeds_label(method: str, group) -> str:
@@ -77,8 +78,8 @@ def plot_accuracy_vs_n(rows, path: Path) -> None:
     axes = fig.subplots(1, len(ratios), squeeze=False, sharey=True)
     for ax, r in zip(axes[0], ratios):
         part = finite[(finite["ratio"] == r) | (finite["regime"] == "-")]
-        for method, g in sorted(part.groupby("method")):
-            style = "--" if method in set(base["method"]) else "-"
+        for method, g in sorted(part.groupby("name")):
+            style = "--" if method in set(base["name"]) else "-"
             _mean_std_line(ax, g, "n", style + "o", _seeds_label(method, g), colours[method])
         ax.set_xscale("log")
         ax.set_title(f"synthetic:real = {r:g}")
@@ -97,7 +98,7 @@ def plot_accuracy_vs_ratio(rows, path: Path) -> None:
     axes = fig.subplots(1, len(ns), squeeze=False, sharey=True)
     for ax, n in zip(axes[0], ns):
         part = finite[finite["n"] == n]
-        for method, g in sorted(part.groupby("method")):
+        for method, g in sorted(part.groupby("name")):
             if (g["regime"] == "-").all():  # a real-only baseline: its mean across, its std as a band
                 mean, std = g["test_accuracy"].mean(), g["test_accuracy"].std()
                 ax.axhline(mean, ls="--", lw=1, label=_seeds_label(method, g), color=colours[method])
@@ -122,11 +123,11 @@ def plot_per_class(rows, path: Path) -> None:
     axes = fig.subplots(len(ns), 1, squeeze=False)
     for ax, n in zip(axes[:, 0], ns):
         part = df[df["n"] == n]
-        part = part[part["ratio"] == part.groupby("method")["ratio"].transform("max")]
-        methods = sorted(part["method"].unique())
+        part = part[part["ratio"] == part.groupby("name")["ratio"].transform("max")]
+        methods = sorted(part["name"].unique())
         width = 0.8 / max(1, len(methods))
         for i, method in enumerate(methods):
-            g = part[part["method"] == method]
+            g = part[part["name"] == method]
             means = [g[c].astype(float).mean() * 100 for c in cols]
             ratio = g["ratio"].iloc[0]
             label = method if ratio == 0 else f"{method}, r={ratio:g}"
@@ -178,40 +179,40 @@ def plot_diversity(diversity, path: Path) -> None:
 
 
 def summary_frame(rows: list[dict]):
-    """Mean, std and count of test accuracy per (augmentation, regime, ratio, n)."""
+    """Mean, std and count of test accuracy per (method, regime, ratio, n)."""
     df = pd.DataFrame(rows)
     df["test_accuracy"] = df["test_accuracy"].astype(float)
     df["ratio"] = df["ratio"].astype(float)
     df["n_per_class"] = df["n_per_class"].astype(str)
-    g = df.groupby(["augmentation", "regime", "ratio", "n_per_class"])["test_accuracy"]
+    g = df.groupby(["method", "regime", "ratio", "n_per_class"])["test_accuracy"]
     return g.agg(["mean", "std", "count"]).reset_index()
 
 
 def paired_gains(rows: list[dict], baseline: str, methods: tuple):
     """Accuracy of each ``methods`` cell minus the ``baseline`` cell ("none" or "classical") of
     the same n and seed (the same real images), in points: mean, std and count over seeds per
-    (augmentation, regime, ratio, n). Pairing removes the spread that the real subset causes."""
+    (method, regime, ratio, n). Pairing removes the spread that the real subset causes."""
     df = pd.DataFrame(rows)
     df["test_accuracy"] = df["test_accuracy"].astype(float)
     df["ratio"] = df["ratio"].astype(float)
     df["n_per_class"] = df["n_per_class"].astype(str)
     df["seed"] = df["seed"].astype(int)
-    base = df[df["augmentation"] == baseline][["n_per_class", "seed", "test_accuracy"]]
-    cells = df[df["augmentation"].isin(methods)]
+    base = df[df["method"] == baseline][["n_per_class", "seed", "test_accuracy"]]
+    cells = df[df["method"].isin(methods)]
     merged = cells.merge(base, on=["n_per_class", "seed"], suffixes=("", "_base"))
     merged["gain"] = 100 * (merged["test_accuracy"] - merged["test_accuracy_base"])
-    g = merged.groupby(["augmentation", "regime", "ratio", "n_per_class"])["gain"]
+    g = merged.groupby(["method", "regime", "ratio", "n_per_class"])["gain"]
     return g.agg(["mean", "std", "count"]).reset_index()
 
 
 def _reading_order(table):
-    """Rows of an (augmentation, regime, ratio) table in reading order: none, classical,
-    synthetic, classical+synthetic; shipped before fair; ratios by value (inf last)."""
-    regimes = ("-", "shipped", "fair")
+    """Rows of a (method, regime, ratio) table in reading order: the method table's (none,
+    classical, synthetic, classical+synthetic); shipped before fair; ratios by value (inf last)."""
+    order, regimes = methods_of("balanced"), ("-", "shipped", "fair")
 
     def key(index):
-        aug, regime, ratio = index
-        return (AUGMENTATIONS.index(aug) if aug in AUGMENTATIONS else len(AUGMENTATIONS),
+        method, regime, ratio = index
+        return (order.index(method) if method in order else len(order),
                 regimes.index(regime) if regime in regimes else len(regimes), float(ratio))
 
     return table.loc[sorted(table.index, key=key)]
@@ -222,25 +223,27 @@ def _gain_table(gains, ns: list) -> str:
     gains["cell"] = gains.apply(lambda r: f"{r['mean']:+.2f} ± {r['std']:.2f} ({int(r['count'])} seeds)"
                                 if r["count"] > 1 else f"{r['mean']:+.2f} (1 seed)", axis=1)
     gains["ratio"] = gains["ratio"].map(lambda r: f"{r:g}")
-    table = gains.pivot_table(index=["augmentation", "regime", "ratio"], columns="n_per_class",
+    table = gains.pivot_table(index=["method", "regime", "ratio"], columns="n_per_class",
                               values="cell", aggfunc="first")
     table = _reading_order(table.reindex(columns=[n for n in ns if n in table.columns]).fillna(""))
     return _markdown(table.reset_index())
 
 
-def write_summary(out_dir: Path, rows: list[dict], diversity: list[dict]) -> None:
-    """summary.md (mean ± std tables), diversity.csv, and the plots."""
+def write_summary(out_dir: Path, grid, rows: list[dict], diversity: list[dict], fair_generators: dict,
+                  data_dir: Optional[Path], dataset: str) -> None:
+    """summary.md (mean ± std tables), diversity.csv, and the plots of a balanced grid's rows
+    (the grid, its fair generators and data are not needed here)."""
     if not rows:
         return
     summary = summary_frame(rows)
     ns = sorted(summary["n_per_class"].unique(), key=lambda s: (1, 0) if s == "all" else (0, int(s)))
     summary["cell"] = summary.apply(_mean_std_cell, axis=1)
     summary["ratio"] = summary["ratio"].map(lambda r: f"{r:g}")  # 0, 0.5, 4, inf
-    table = summary.pivot_table(index=["augmentation", "regime", "ratio"], columns="n_per_class",
+    table = summary.pivot_table(index=["method", "regime", "ratio"], columns="n_per_class",
                                 values="cell", aggfunc="first").reindex(columns=ns).fillna("")
     table = _reading_order(table)
     lines = ["# Test accuracy (%) on the real test set, mean ± std over seeds", "",
-             "Rows: augmentation, generator regime, synthetic:real ratio. Columns: real images "
+             "Rows: method, generator regime, synthetic:real ratio. Columns: real images "
              "per class. Ratio inf = synthetic only: no real image is used, and the column is "
              "the number of real images per class the generator was trained on (shipped: all). The "
              "'shipped' regime is the shipped generator, or the one --generator named (run.json says which). "

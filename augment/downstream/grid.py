@@ -1,145 +1,174 @@
-"""The grid of an augmentation experiment and its results file.
+"""What every experiment grid shares: its config fields, its cells and its results file.
 
-A cell is one classifier run: real images per class n, synthetic:real ratio r, augmentation,
-generator regime and seed. ``grid_cells`` lists the cells of a ``GridConfig`` in a stable
-order; ``results.csv`` holds one row per finished cell (``read_results``, ``write_results``,
-rewritten atomically after each cell) and ``cell_key`` matches rows to cells.
+A cell is one classifier run: a real subset (``SubsetSpec``), a method (a row of
+``augment.downstream.methods.METHODS``), a generator regime and a seed, and for the methods that
+add ``r x n_c`` synthetic images, the ratio r. ``GridConfig`` holds the fields every grid has
+and the classifier budget; its subclasses (``BalancedGridConfig``, ``LongtailGridConfig``) add
+their axes, list their cells and name their rows' columns. A field made with ``option`` is a
+CLI option of ``augment experiment`` (``--`` + its name), its help and kind read from here.
+``results.csv`` holds one row per finished cell (``read_results``, ``write_results``,
+rewritten atomically after each cell); ``GridConfig.row_key`` matches rows to cells.
 
-Augmentations: ``none`` (real only), ``classical`` (per-sample random affine, see
-``augment.downstream.affine``), ``synthetic`` (real + r x n synthetic per class, or synthetic only
-when r = inf), ``classical+synthetic`` (both). Regimes: ``shipped`` (the default generator,
-trained on all 60k labelled images: an upper bound that leaks labels a low-n classifier does
-not have), ``fair`` (a generator trained by this project's trainer on the same n-per-class
-subset the classifier sees: the real use case), ``-`` for cells without synthetic data.
+Regimes: ``shipped`` (the default generator, trained on all 60k labelled images: an upper
+bound that leaks labels a low-n classifier does not have), ``fair`` (a generator trained by
+this project's trainer on exactly the cell's real images: the real use case), ``-`` for cells
+without synthetic data.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, ClassVar
 
-from augment.config import CRITIC_AUGMENT_POLICIES
+from augment.config import CRITIC_AUGMENT_POLICIES, SubsetSpec
+from augment.downstream.methods import METHODS, Method, methods_of
 from augment.errors import ConfigError
 from augment.fileio import atomic_write_text
 
-AUGMENTATIONS = ("none", "classical", "synthetic", "classical+synthetic")
 REGIMES = ("shipped", "fair")
-RESULT_COLUMNS = ("n_per_class", "ratio", "augmentation", "regime", "seed", "test_accuracy",
-                  "train_images", "seconds")
+# the kinds of CLI option a grid field can be ("experiment" parses each): 'count' (N: seeds 0..N-1),
+# 'sizes' (ints or 'all'), 'numbers', 'ints', 'ints or all', 'names' (comma-separated), 'positive'
+# (a number > 0), 'whole' (an int >= 1), 'choice' (one of its ``choices``)
+OPTION_KINDS = ("count", "sizes", "numbers", "ints", "ints or all", "names", "positive", "whole", "choice")
+
+
+def option(default: Any, help: str, kind: str, **metadata: Any) -> Any:
+    """A grid field that is also a CLI option of ``augment experiment`` (``help``, ``kind`` as in
+    ``OPTION_KINDS``; ``choices`` for 'choice'; ``shown`` False keeps the presets' values out of
+    the help; ``none`` says what None means)."""
+    assert kind in OPTION_KINDS, kind
+    return field(default=default, metadata={"help": help, "kind": kind, **metadata})
 
 
 @dataclass(frozen=True)
 class Cell:
-    """One run. ``n_per_class`` None = all real images; ``ratio`` inf = synthetic only."""
+    """One classifier run."""
 
-    n_per_class: Optional[int]
-    ratio: float
-    augmentation: str
-    regime: str
+    subset: SubsetSpec  # the real images (all by default); a fair generator trains on the same
+    method: str
+    regime: str  # 'shipped', 'fair', or '-' without synthetic data
     seed: int
+    ratio: float = 0.0  # synthetic images per real one of each class ('ratio' methods); inf: synthetic only
 
     @property
-    def key(self) -> str:
-        n = "all" if self.n_per_class is None else self.n_per_class
-        return f"n={n}|r={self.ratio:g}|{self.augmentation}|{self.regime}|seed={self.seed}"
-
-    @property
-    def uses_synthetic(self) -> bool:
-        return "synthetic" in self.augmentation
-
-    @property
-    def uses_classical(self) -> bool:
-        return "classical" in self.augmentation
+    def uses_real(self) -> bool:
+        return self.ratio != float("inf")
 
 
 @dataclass(frozen=True)
 class GridConfig:
-    """The grid and the fixed classifier budget. ``n_per_class`` entries: int or None (all)."""
+    """The fields every grid has: its methods, regimes and seeds, the fixed classifier budget
+    and how its fair generators are trained when ``--fair-dir`` does not hold them (``fair_widths``
+    (g_width, d_width), ``fair_gan_steps`` generator steps, ``fair_critic_augment``)."""
 
-    n_per_class: tuple = (10, 50, 100, 500, None)
-    ratios: tuple = (0.5, 1.0, 2.0, 4.0, 8.0)
-    augmentations: tuple = AUGMENTATIONS
-    regimes: tuple = REGIMES
-    fair_n: tuple = (10, 100, 500)  # n for which a fair generator is trained
-    fair_seeds: Optional[tuple] = None  # seeds with fair cells (None: every seed)
-    synthetic_only: bool = True
-    synthetic_only_per_class: int = 5000
-    seeds: tuple = (0, 1, 2)
-    classifier_steps: int = 2000
+    kind: ClassVar[str] = ""  # 'balanced' or 'longtail': which methods it runs, which summary it writes
+    key_columns: ClassVar[tuple] = ()  # the columns of a row that name its cell
+    result_columns: ClassVar[tuple] = ()  # results.csv's first columns
+    budget_fields: ClassVar[tuple] = ("classifier_steps", "classifier_batch")  # shared by every row of a directory
+    # what a fair run's config.json must say to stand for the grid's fair generator:
+    # (key, section of the config or None, the option that sets it); see ``fair.check_fair_run``
+    fair_settings: ClassVar[tuple] = (("critic_augment", None, "--fair-critic-augment"),)
+
+    methods: tuple = option((), "the methods (rows of the method table)", "names", shown=False)
+    regimes: tuple = option(REGIMES, "the generator regimes: 'shipped', 'fair' or both", "names")
+    seeds: tuple = option((0, 1, 2), "how many seeds (0 to N-1)", "count")
+    classifier_steps: int = option(1000, "the classifier budget: training steps of every cell", "whole")
     classifier_batch: int = 128
-    # generator steps of each fair generator trained here (fast path on a GPU). The H100 main
-    # run was at 10% agreement at 5,000 steps and clean from 8,000 (experiments/results/h100)
-    fair_gan_steps: int = 10000
-    fair_critic_augment: str = "none"  # TrainConfig.critic_augment of fair generators trained here
-    fair_widths: tuple = (128, 64)  # (g_width, d_width) of fair generators trained here (reference)
+    fair_gan_steps: int = option(10000, "generator steps of each fair generator this grid trains", "whole")
+    fair_widths: tuple = option((128, 64), "G,D base widths of the fair generators this grid trains", "ints")
+    fair_critic_augment: str = option("none", "DiffAugment policy of the fair generators this grid trains",
+                                      "choice", choices=CRITIC_AUGMENT_POLICIES)
     diversity_per_class: int = 200  # synthetic images per class for the diversity table
 
     def __post_init__(self) -> None:
-        bad = [a for a in self.augmentations if a not in AUGMENTATIONS]
-        if bad:
-            raise ConfigError(f"unknown augmentation(s) {bad}; choose from {AUGMENTATIONS}")
+        known = methods_of(self.kind)
+        bad = [m for m in self.methods if m not in known]
+        if bad or not self.methods:
+            raise ConfigError(f"unknown {self.kind} method(s) {bad}; choose from {', '.join(known)}")
         bad = [r for r in self.regimes if r not in REGIMES]
         if bad:
-            raise ConfigError(f"unknown regime(s) {bad}; choose from {REGIMES}")
-        if any(n is not None and n < 1 for n in self.n_per_class):
-            shown = ", ".join("all" if n is None else str(n) for n in self.n_per_class)
-            raise ConfigError(f"n_per_class entries must be >= 1 (or all), got {shown}")
+            raise ConfigError(f"unknown regime(s) {bad}; choose from {', '.join(REGIMES)}")
         if not self.seeds:
             raise ConfigError("seeds is empty")
-        if any(n is None or n < 1 for n in self.fair_n) or (
-                self.fair_seeds is not None and any(s not in self.seeds for s in self.fair_seeds)):
-            raise ConfigError("fair_n entries must be >= 1 (a fair generator for n = all is the shipped one); "
-                              "fair_seeds must be among seeds")
         if self.fair_critic_augment not in CRITIC_AUGMENT_POLICIES:
             raise ConfigError(f"fair_critic_augment must be one of {', '.join(CRITIC_AUGMENT_POLICIES)}")
         if len(self.fair_widths) != 2 or any(not isinstance(w, int) or w < 1 for w in self.fair_widths):
             raise ConfigError(f"fair_widths must be two widths >= 1 (g_width, d_width), got {self.fair_widths!r}")
-        if any(not r > 0 for r in self.ratios):
-            raise ConfigError("ratios must be > 0 (ratio 0 is the 'none'/'classical' cells)")
+
+    # ---------------------------------------------------------------- what a grid kind says
+    def cells(self) -> list[Cell]:
+        """All cells, in a stable order."""
+        raise NotImplementedError
+
+    def cell_columns(self, cell: Cell) -> dict:
+        """The ``key_columns`` of the cell's row."""
+        raise NotImplementedError
+
+    def row_subset(self, row: dict) -> SubsetSpec:
+        """The real subset of a results.csv row (its fair generator's training images)."""
+        raise NotImplementedError
+
+    def generator_name(self, subset: SubsetSpec, seed: int) -> str:
+        """The name of a fair generator in run.json and diversity.csv."""
+        raise NotImplementedError
+
+    def method_settings(self, method: str) -> dict:
+        """The grid settings a method's rows depend on, as their columns ({} when none)."""
+        return {}
+
+    def scores(self, accuracy: float, recall: list, counts: list) -> dict:
+        """A row's score columns from the test accuracy, each class's recall and the real training
+        images per class (None for all)."""
+        raise NotImplementedError
+
+    def fair_options(self) -> dict:
+        """TrainConfig fields of the fair generators besides their subset, seed, widths and steps."""
+        return {"critic_augment": self.fair_critic_augment}
+
+    # ---------------------------------------------------------------- shared
+    def check_method_settings(self, rows: list[dict], out_dir: Path) -> None:
+        """Refuse to add cells with another tau (synthetic ratio, top-up target) than the rows of
+        the same method already in ``out_dir`` were made with: one method, one setting per table."""
+        for row in rows:
+            if row["method"] not in self.methods:
+                continue
+            for key, value in self.method_settings(row["method"]).items():
+                have = row.get(key, "")
+                if value != "" and have not in ("", None) and float(have) != value:
+                    raise ConfigError(f"{out_dir} holds {row['method']} cells made with {key}={float(have):g}, not "
+                                      f"{value:g}; use another --out (or the same setting)")
+
+    def method(self, name: str) -> Method:
+        return METHODS[name]
+
+    def key(self, row: dict) -> str:
+        """The key of a results.csv row (or of ``cell_columns``), read back as strings or not."""
+        return "|".join(f"{k}={_canonical(row[k])}" for k in self.key_columns)
+
+    def cell_key(self, cell: Cell) -> str:
+        return self.key(self.cell_columns(cell))
+
+    def option_fields(self) -> list[dataclasses.Field]:
+        """The fields that are CLI options."""
+        return [f for f in dataclasses.fields(self) if "kind" in f.metadata]
 
 
-PRESETS = {
-    # CPU, about 10 minutes: the shipped generator only.
-    "quick": GridConfig(n_per_class=(10, 100), ratios=(1.0, 4.0), regimes=("shipped",), seeds=(0, 1),
-                        classifier_steps=300, synthetic_only_per_class=1000, diversity_per_class=100),
-    # The issue's full grid: a GPU job (fair generators are trained on the fly).
-    "full": GridConfig(),
-    # What 2 CPU cores do in a few hours: no n = all, two ratios, fair cells for seed 0 only,
-    # from quarter-width fair generators of 5,000 steps (about 25 min each; the reference size
-    # runs 0.65 steps/s here) unless ``--fair-dir`` holds them already.
-    "cpu": GridConfig(n_per_class=(10, 100, 500), ratios=(1.0, 4.0), fair_seeds=(0,),
-                      classifier_steps=1000, synthetic_only_per_class=2000, diversity_per_class=200,
-                      fair_gan_steps=5000, fair_widths=(32, 16)),
-}
+def redefault(name: str, default: Any) -> Any:
+    """``GridConfig``'s field ``name`` (its help and kind) with another default, for a grid kind."""
+    base = {f.name: f for f in dataclasses.fields(GridConfig)}[name]
+    return field(default=default, metadata=base.metadata)
 
 
-def _has_fair(grid: GridConfig, n: Optional[int], seed: int) -> bool:
-    return n in grid.fair_n and (grid.fair_seeds is None or seed in grid.fair_seeds)
-
-
-def grid_cells(grid: GridConfig) -> list[Cell]:
-    """All cells of a grid, in a stable order (cheap cells first within each seed)."""
-    cells = []
-    for seed in grid.seeds:
-        for n in grid.n_per_class:
-            for aug in grid.augmentations:
-                if aug in ("none", "classical"):
-                    cells.append(Cell(n, 0.0, aug, "-", seed))
-                    continue
-                for regime in grid.regimes:
-                    if regime == "fair" and not _has_fair(grid, n, seed):
-                        continue
-                    cells += [Cell(n, float(r), aug, regime, seed) for r in grid.ratios]
-        if grid.synthetic_only and "synthetic" in grid.augmentations:
-            for regime in grid.regimes:
-                ns = [None] if regime == "shipped" else \
-                    [n for n in grid.n_per_class if _has_fair(grid, n, seed)]
-                cells += [Cell(n, math.inf, "synthetic", regime, seed) for n in ns]
-    return cells
+def _canonical(value: Any) -> str:
+    """'1', 'inf', 'all', 'fair' for 1, 1.0, '1.0', inf, 'all', 'fair': one spelling per value."""
+    try:
+        return f"{float(value):g}"
+    except (TypeError, ValueError):
+        return str(value)
 
 
 # ------------------------------------------------------------------------------ the results
@@ -153,7 +182,7 @@ def read_results(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def write_results(path: Path, rows: list[dict], first_columns: tuple = RESULT_COLUMNS) -> None:
+def write_results(path: Path, rows: list[dict], first_columns: tuple) -> None:
     """Rewrite the whole CSV atomically (so a killed run keeps every finished cell): the
     ``first_columns``, then any other column of the rows in order of appearance."""
     columns = list(first_columns)
@@ -164,10 +193,3 @@ def write_results(path: Path, rows: list[dict], first_columns: tuple = RESULT_CO
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(path, buf.getvalue())
-
-
-def cell_key(row: dict) -> str:
-    """The ``Cell.key`` of a results.csv row (read back as strings)."""
-    n = row["n_per_class"]
-    ratio = float(row["ratio"])
-    return f"n={n}|r={ratio:g}|{row['augmentation']}|{row['regime']}|seed={int(row['seed'])}"

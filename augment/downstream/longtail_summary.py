@@ -1,4 +1,4 @@
-"""Tables and plots of a long-tailed grid (rows as ``augment.downstream.longtail`` writes them):
+"""Tables and plots of a longtail grid (rows as the runner writes them to results.csv):
 summary.md (mean ± std over seeds; paired gains over the best non-generative baseline),
 diversity.csv, and the plots balanced_accuracy.png, recall_vs_count.png and
 rare_class_samples.png."""
@@ -14,29 +14,28 @@ from matplotlib.figure import Figure
 
 from augment.checkpoint import load_generator
 from augment.data.real import RealMNIST
+from augment.downstream.longtail_grid import RARE, rarest_classes
+from augment.downstream.methods import METHODS, methods_of
 from augment.downstream.records import REAL_CEILING
 from augment.evaluation.report import labelled_classes, markdown_table
 from augment.fileio import atomic_path, atomic_write_text
 from augment.visualize import class_grid, grid_image
 
-RARE = 3  # "the rarest classes": this many, by training count
 SCORES = {"test_accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "worst_recall": "worst-class recall",
           "rare_recall": f"mean recall, {RARE} rarest classes"}
-# every method, in the order tables and plots list them (whatever --methods the last run named)
-METHOD_LABELS = {
-    "erm": "ERM", "balanced": "class-balanced resampling", "logit-adjusted": "logit adjustment",
-    "classical": "classical", "classical+balanced": "classical + resampling",
-    "classical+logit-adjusted": "classical + logit adjustment", "top-up": "synthetic top-up",
-    "classical+top-up": "classical + synthetic top-up",
-    "classical+synthetic+logit-adjusted": "classical + synthetic x r + logit adjustment",
-}
-METHOD_RANK = {m: i for i, m in enumerate(METHOD_LABELS)}  # unknown methods: len(METHOD_RANK), last
 SAMPLES_SHOWN = 8  # images per row of the rare-class figure
 
 
-def rarest_classes(counts: list[int], k: int = RARE) -> list[int]:
-    """The ``k`` classes with the fewest training images (ties by class id)."""
-    return sorted(range(len(counts)), key=lambda c: (counts[c], c))[:k]
+def label(method: str) -> str:
+    """How tables and plots name a method (the method table's label)."""
+    return METHODS[method].label if method in METHODS else method
+
+
+def rank(method: str) -> int:
+    """A method's place in tables and plots: the method table's order, whatever order the rows
+    came in or --methods named them; unknown methods last."""
+    order = methods_of("longtail")
+    return order.index(method) if method in order else len(order)
 
 
 def longtail_frame(rows: list[dict]) -> pd.DataFrame:
@@ -46,7 +45,7 @@ def longtail_frame(rows: list[dict]) -> pd.DataFrame:
         df[k] = df[k].astype(float) * 100
     df["imbalance_ratio"] = df["imbalance_ratio"].astype(float)
     df["seed"] = df["seed"].astype(int)
-    df["name"] = df.apply(lambda r: METHOD_LABELS.get(r["method"], r["method"])
+    df["name"] = df.apply(lambda r: label(r["method"])
                           + ("" if r["regime"] == "-" else f" ({r['regime']})"), axis=1)
     return df
 
@@ -61,10 +60,10 @@ def score_table(df: pd.DataFrame) -> pd.DataFrame:
     regimes = {"-": 0, "fair": 1, "shipped": 2}
     out = []
     for (rho, method, regime), g in df.groupby(["imbalance_ratio", "method", "regime"]):
-        row = {"rho": f"{rho:g}", "method": METHOD_LABELS.get(method, method), "regime": regime,
+        row = {"rho": f"{rho:g}", "method": label(method), "regime": regime,
                "seeds": g["seed"].nunique()}
         row.update({label: _cell(g[k].mean(), g[k].std(), len(g)) for k, label in SCORES.items()})
-        out.append((rho, regimes.get(regime, 3), METHOD_RANK.get(method, len(METHOD_RANK)), row))
+        out.append((rho, regimes.get(regime, 3), rank(method), row))
     return pd.DataFrame([r for *_, r in sorted(out, key=lambda t: t[:3])])
 
 
@@ -85,15 +84,15 @@ def paired_gains(df: pd.DataFrame, baselines: dict) -> pd.DataFrame:
         base = base.set_index("seed")
         cells = df[(df["imbalance_ratio"] == rho) & (df["regime"] != "-")]
         groups = sorted(cells.groupby(["method", "regime"]),
-                        key=lambda kv: (METHOD_RANK.get(kv[0][0], len(METHOD_RANK)), kv[0][1]))
+                        key=lambda kv: (rank(kv[0][0]), kv[0][1]))
         for (m, regime), g in groups:
             g = g.set_index("seed").join(base[["balanced_accuracy", "rare_recall"]].add_suffix("_base"), how="inner")
             if not len(g):
                 continue
             bal = g["balanced_accuracy"] - g["balanced_accuracy_base"]
             rare = g["rare_recall"] - g["rare_recall_base"]
-            out.append({"rho": f"{rho:g}", "method": METHOD_LABELS.get(m, m), "regime": regime,
-                        "over": METHOD_LABELS.get(method, method),
+            out.append({"rho": f"{rho:g}", "method": label(m), "regime": regime,
+                        "over": label(method),
                         "balanced accuracy gain": _cell(bal.mean(), bal.std(), len(g), signed=True),
                         f"rarest-{RARE} recall gain": _cell(rare.mean(), rare.std(), len(g), signed=True),
                         "seeds above": f"{int((bal > 0).sum())} of {len(g)}"})
@@ -127,12 +126,13 @@ def _markdown(df: pd.DataFrame) -> str:
     return markdown_table(df.set_index(first), index_name=str(first))
 
 
-def write_longtail_summary(out_dir: Path, rows: list[dict], diversity: list[dict], grid, data_dir: Optional[Path],
-                           dataset: str, fair_generators: dict) -> None:
-    """summary.md, diversity.csv and the plots of a long-tailed grid. ``fair_generators``:
-    {(rho, seed): generator file} of the fair generators there are."""
+def write_summary(out_dir: Path, grid, rows: list[dict], diversity: list[dict], fair_generators: dict,
+                  data_dir: Optional[Path], dataset: str) -> None:
+    """summary.md, diversity.csv and the plots of a longtail grid. ``fair_generators``:
+    {(subset, seed): generator file} of the fair generators there are."""
     if not rows:
         return
+    fair_generators = {(subset.imbalance_ratio, seed): path for (subset, seed), path in fair_generators.items()}
     df = longtail_frame(rows)
     lines = ["# Long-tailed training sets: scores on the balanced real test set (%), mean ± std over seeds", "",
              f"Rows: imbalance ratio rho (MNIST-LT, n_max = {grid.n_max}), method, generator regime ('-': no "
@@ -149,7 +149,7 @@ def write_longtail_summary(out_dir: Path, rows: list[dict], diversity: list[dict
     for (rho, seed), _ in fair_generators.items():
         row = next((r for r in rows if float(r["imbalance_ratio"]) == rho and int(r["seed"]) == seed), None)
         if row is not None:
-            counts[f"fair {grid.subset(rho).label()}_seed{seed}"] = _row_counts(row)
+            counts[grid.generator_name(grid.subset(rho), seed)] = _row_counts(row)
     if diversity:
         atomic_write_text(out_dir / "diversity.csv", pd.DataFrame(diversity).to_csv(index=False))
         per_class, grouped = diversity_tables(diversity, counts)
@@ -192,7 +192,7 @@ def plot_balanced_accuracy(df: pd.DataFrame, path: Path) -> None:
     fig = Figure(figsize=(5.2 * len(rhos), 0.32 * df["name"].nunique() + 1.5))
     axes = fig.subplots(1, len(rhos), squeeze=False, sharey=True)[0]
     names = sorted(df["name"].unique(),
-                   key=lambda n: (METHOD_RANK.get(df[df["name"] == n]["method"].iloc[0], len(METHOD_RANK)), n))
+                   key=lambda n: (rank(df[df["name"] == n]["method"].iloc[0]), n))
     colours = {"-": "0.55", "fair": "C0", "shipped": "C1"}
     for ax, rho in zip(axes, rhos):
         part = df[df["imbalance_ratio"] == rho]

@@ -26,13 +26,11 @@ from augment.errors import ConfigError
 from augment.fileio import PathLike, atomic_write_text, sha256_file
 from augment.synthetic.shipped import verified_default_generator_path
 
-BUDGET_FIELDS = ("classifier_steps", "classifier_batch", "synthetic_only_per_class")  # GridConfig's
 
-
-def budget(grid) -> dict:
+def budget(grid: GridConfig) -> dict:
     """The fields of a grid config that every row of its directory shares (``budget_fields``:
     the classifier's budget and whatever else makes rows comparable)."""
-    return {k: getattr(grid, k) for k in getattr(grid, "budget_fields", BUDGET_FIELDS)}
+    return {k: getattr(grid, k) for k in grid.budget_fields}
 
 
 # diversity.csv's row name for real training images scored like a generator's samples, at the same n
@@ -46,7 +44,7 @@ def check_same_budget(out_dir: Path, grid: GridConfig, rows: list[dict], generat
     if not rows:
         return
     info = read_run_info(out_dir)
-    recorded = info.get("budget") or info.get("grid") or {}
+    recorded = info.get("budget") or {}
     for field, value in budget(grid).items():
         if field in recorded and recorded[field] != value:
             raise ConfigError(f"{out_dir} holds cells made with {field}={recorded[field]}, not "
@@ -62,17 +60,11 @@ def record_budget(out_dir: Path, grid: GridConfig, rows: list[dict], generator: 
     """Write run.json's budget, and which shipped generator the cells use, before the first cell
     runs, so that ``check_same_budget`` also guards a directory whose first invocation was
     killed before it wrote its full run.json. Kept as it is when rows already exist under a
-    recorded budget (less any field that is no longer a budget field)."""
+    recorded budget."""
     info = read_run_info(out_dir)
-    fields = getattr(grid, "budget_fields", BUDGET_FIELDS)
     if rows and info.get("budget"):
-        if set(info["budget"]) <= set(fields):
-            return
-        # a field that is no longer a budget field (the long-tailed grid's tau, now a column of
-        # its rows, which read_rows fills from here first): dropped, the rest kept as recorded
-        info["budget"] = {k: v for k, v in info["budget"].items() if k in fields}
-    else:
-        info["budget"] = budget(grid)
+        return
+    info["budget"] = budget(grid)
     if "shipped" in grid.regimes:
         generators = info.get("generators") if isinstance(info.get("generators"), dict) else {}
         info["generators"] = {**generators, "shipped": describe_generator(_shipped_path(generator))}

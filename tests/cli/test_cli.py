@@ -141,7 +141,7 @@ def test_class_out_of_range_in_sample(tmp_path, tiny_model_config):
 
 def test_experiment_overrides_reach_the_grid(tmp_path, monkeypatch):
     import augment.downstream.runner as experiment
-    from augment.downstream.grid import PRESETS
+    from augment.downstream.presets import PRESETS
 
     seen = {}
 
@@ -150,6 +150,7 @@ def test_experiment_overrides_reach_the_grid(tmp_path, monkeypatch):
         return out / "results.csv"
 
     monkeypatch.setattr(experiment, "run_grid", fake_run_grid)
+    PRESETS = {name: preset.grid for name, preset in PRESETS.items()}
     run("experiment", "--preset", "cpu", "--out", tmp_path / "exp", "--n-per-class", "100,all",
         "--ratios", "1,0.5", "--regimes", "fair", "--seeds", "1", "--fair-dir", tmp_path / "fair",
         "--device", "cpu")
@@ -176,17 +177,18 @@ def test_experiment_overrides_reach_the_grid(tmp_path, monkeypatch):
 
 
 def test_longtail_experiment_overrides_reach_the_grid(tmp_path, monkeypatch):
-    import augment.downstream.longtail as longtail
+    import augment.downstream.runner as runner
+    from augment.downstream.presets import PRESETS
 
     seen = {}
 
-    def fake_run_longtail_grid(grid, out, device, **kwargs):
+    def fake_run_grid(grid, out, device, **kwargs):
         seen["grid"] = grid
         return out / "results.csv"
 
-    monkeypatch.setattr(longtail, "run_longtail_grid", fake_run_longtail_grid)
+    monkeypatch.setattr(runner, "run_grid", fake_run_grid)
     run("experiment", "--preset", "longtail-cpu", "--out", tmp_path / "exp", "--device", "cpu")
-    preset = longtail.PRESETS["longtail-cpu"]
+    preset = PRESETS["longtail-cpu"].grid
     assert seen["grid"] == preset and preset.synthetic_ratio == 1.0 and preset.top_up_target is None
     run("experiment", "--preset", "longtail-cpu", "--out", tmp_path / "exp", "--imbalance-ratios", "100",
         "--methods", "erm,classical+synthetic+logit-adjusted", "--logit-adjust-tau", "1", "--synthetic-ratio", "4",

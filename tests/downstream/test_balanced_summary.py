@@ -2,11 +2,12 @@ import math
 
 import pytest
 
-from augment.downstream.summary import paired_gains, summary_frame, write_summary
+from augment.downstream.balanced_grid import BalancedGridConfig
+from augment.downstream.balanced_summary import paired_gains, summary_frame, write_summary
 
 
-def row(n, ratio, augmentation, regime, seed, accuracy):
-    return {"n_per_class": str(n), "ratio": str(ratio), "augmentation": augmentation, "regime": regime,
+def row(n, ratio, method, regime, seed, accuracy):
+    return {"n_per_class": str(n), "ratio": str(ratio), "method": method, "regime": regime,
             "seed": str(seed), "test_accuracy": str(accuracy), "train_images": "10", "seconds": "1.0",
             **{f"acc_{c}": str(accuracy) for c in range(10)}}
 
@@ -23,12 +24,12 @@ ROWS = [
 
 def test_paired_gains_subtract_the_same_seeds_baseline():
     gains = paired_gains(ROWS, "none", ("synthetic", "classical+synthetic")).set_index(
-        ["augmentation", "regime", "ratio", "n_per_class"])
+        ["method", "regime", "ratio", "n_per_class"])
     synthetic = gains.loc[("synthetic", "fair", 1.0, "10")]
     assert synthetic["mean"] == pytest.approx(1.0) and synthetic["std"] == pytest.approx(0.0, abs=1e-9)
     assert synthetic["count"] == 2
     # unpaired, the two seeds' accuracies spread by 7 points; paired, not at all
-    spread = summary_frame(ROWS).set_index(["augmentation", "regime", "ratio", "n_per_class"])
+    spread = summary_frame(ROWS).set_index(["method", "regime", "ratio", "n_per_class"])
     assert spread.loc[("synthetic", "fair", 1.0, "10"), "std"] > 0.05
     assert gains.loc[("synthetic", "fair", math.inf, "10"), "mean"] == pytest.approx(-20.0)
     over_classical = paired_gains(ROWS, "classical", ("classical+synthetic",))
@@ -37,7 +38,7 @@ def test_paired_gains_subtract_the_same_seeds_baseline():
 
 
 def test_summary_has_the_gain_tables(tmp_path):
-    write_summary(tmp_path, ROWS, [])
+    write_summary(tmp_path, BalancedGridConfig(), ROWS, [], {}, None, "mnist")
     text = (tmp_path / "summary.md").read_text()
     assert "# Gain over real only (points), paired by seed" in text
     assert "+1.00 ± 0.00 (2 seeds)" in text and "-20.00 (1 seed)" in text
@@ -50,7 +51,7 @@ def test_summary_rows_are_in_reading_order_and_generators_are_averaged(tmp_path)
                    row(10, 4.0, "synthetic", "shipped", 0, 0.9)]
     diversity = [{"generator": g, "class": c, "agreement": a, "frechet": 2.0 * c}
                  for g in ("fair n=10 seed=0", "real train (ceiling)") for c, a in enumerate((0.5, 1.0))]
-    write_summary(tmp_path, rows, diversity)
+    write_summary(tmp_path, BalancedGridConfig(), rows, diversity, {}, None, "mnist")
     accuracy_table = (tmp_path / "summary.md").read_text().split("# Gain over")[0]
     labels = [line.split("|")[1:4] for line in accuracy_table.splitlines() if line.startswith("| ")][1:]
     assert [[c.strip() for c in label] for label in labels] == [

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from augment.checkpoint import save_generator
-from augment.downstream.grid import GridConfig
+from augment.downstream.balanced_grid import BalancedGridConfig
 from augment.downstream.records import (
     check_same_budget,
     describe_generator,
@@ -63,7 +63,7 @@ def test_diversity_rows_are_read_back_as_numbers(tmp_path):
 
 
 def test_run_info_accumulates_invocations_and_guards_the_budget(tmp_path):
-    grid = GridConfig(classifier_steps=7)
+    grid = BalancedGridConfig(classifier_steps=7)
     rows = [{"regime": "-", "seconds": "1.5"}, {"regime": "-", "seconds": "2.0"}]
     for cells_run in (2, 0):
         write_run_info(tmp_path, grid, torch.device("cpu"), "augment experiment", 10.0, cells_run, {}, rows)
@@ -72,6 +72,6 @@ def test_run_info_accumulates_invocations_and_guards_the_budget(tmp_path):
     assert info["cells_run_total"] == 2 and info["wall_time_s_total"] == 20.0 and info["cell_seconds_total"] == 3.5
     assert info["budget"]["classifier_steps"] == 7 and "no GPU" in info["invocations"][0]["machine"]
     check_same_budget(tmp_path, grid, rows, None)  # the same budget passes
-    check_same_budget(tmp_path, GridConfig(classifier_steps=8), [], None)  # no rows yet: nothing to mix
+    check_same_budget(tmp_path, BalancedGridConfig(classifier_steps=8), [], None)  # no rows yet: nothing to mix
     with pytest.raises(ConfigError, match="classifier_steps=7, not 8"):
-        check_same_budget(tmp_path, GridConfig(classifier_steps=8), rows, None)
+        check_same_budget(tmp_path, BalancedGridConfig(classifier_steps=8), rows, None)

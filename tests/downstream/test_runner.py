@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from augment.checkpoint import read_generator_file, save_generator
-from augment.downstream.grid import GridConfig, grid_cells, read_results
+from augment.config import SubsetSpec
+from augment.downstream.balanced_grid import BalancedGridConfig
+from augment.downstream.grid import read_results
 from augment.downstream.records import read_diversity
 from augment.downstream.runner import run_grid
 from augment.errors import AugmentError, ConfigError, DataError
@@ -16,15 +18,15 @@ from augment.gan.models import Generator
 
 
 def test_grid_runs_resumes_and_reports(tmp_path, idx_dir, tiny_generator):
-    grid = GridConfig(n_per_class=(2,), ratios=(1.0,), regimes=("shipped",), seeds=(0,),
-                      classifier_steps=3, classifier_batch=8, synthetic_only_per_class=3,
-                      diversity_per_class=6)
+    grid = BalancedGridConfig(n_per_class=(2,), ratios=(1.0,), regimes=("shipped",), seeds=(0,),
+                              classifier_steps=3, classifier_batch=8, synthetic_only_per_class=3,
+                              diversity_per_class=6)
     out = tmp_path / "exp"
     results = run_grid(grid, out, torch.device("cpu"), data_dir=idx_dir, generator=tiny_generator,
-                       progress=False, log=lambda m: None, mnist=False)
+                       progress=False, log=lambda m: None, dataset="idx")
     rows = read_results(results)
-    assert len(rows) == len(grid_cells(grid)) == 5
-    by_aug = {(r["augmentation"], r["ratio"]): r for r in rows}
+    assert len(rows) == len(grid.cells()) == 5
+    by_aug = {(r["method"], r["ratio"]): r for r in rows}
     assert int(by_aug[("none", "0.0")]["train_images"]) == 20
     assert int(by_aug[("synthetic", "1.0")]["train_images"]) == 40
     assert int(by_aug[("synthetic", "inf")]["train_images"]) == 30
@@ -42,16 +44,16 @@ def test_grid_runs_resumes_and_reports(tmp_path, idx_dir, tiny_generator):
     # a rerun skips finished cells; a bigger grid runs only the new ones
     mtime = results.stat().st_mtime_ns
     run_grid(grid, out, torch.device("cpu"), data_dir=idx_dir, generator=tiny_generator,
-             progress=False, log=lambda m: None, mnist=False)
+             progress=False, log=lambda m: None, dataset="idx")
     assert len(read_results(results)) == 5
     bigger = dataclasses.replace(grid, seeds=(0, 1))
     run_grid(bigger, out, torch.device("cpu"), data_dir=idx_dir, generator=tiny_generator,
-             progress=False, log=lambda m: None, mnist=False)
+             progress=False, log=lambda m: None, dataset="idx")
     rows2 = read_results(results)
     assert len(rows2) == 10 and rows2[:5] == rows
     assert results.stat().st_mtime_ns != mtime
     with open(results) as f:
-        assert next(csv.reader(f))[:6] == ["n_per_class", "ratio", "augmentation", "regime", "seed",
+        assert next(csv.reader(f))[:6] == ["n_per_class", "ratio", "method", "regime", "seed",
                                            "test_accuracy"]
     info = json.loads((out / "run.json").read_text())  # every invocation is kept
     assert [i["cells_run"] for i in info["invocations"]] == [5, 0, 5]
@@ -67,12 +69,12 @@ def test_fair_generators_from_another_directory_are_used_as_they_are(tmp_path, i
     fair_dir = tmp_path / "trained_elsewhere"
     (fair_dir / "n2_seed0").mkdir(parents=True)
     shutil.copyfile(tiny_generator, fair_dir / "n2_seed0" / "generator.safetensors")
-    grid = GridConfig(n_per_class=(2,), ratios=(1.0,), augmentations=("synthetic",),
-                      regimes=("fair",), fair_n=(2,), seeds=(0,), classifier_steps=2, classifier_batch=8,
-                      synthetic_only_per_class=3, diversity_per_class=6)
+    grid = BalancedGridConfig(n_per_class=(2,), ratios=(1.0,), methods=("synthetic",),
+                              regimes=("fair",), fair_n=(2,), seeds=(0,), classifier_steps=2, classifier_batch=8,
+                              synthetic_only_per_class=3, diversity_per_class=6)
     out = tmp_path / "exp"
     rows = read_results(run_grid(grid, out, torch.device("cpu"), data_dir=idx_dir,
-                                 progress=False, log=lambda m: None, mnist=False,
+                                 progress=False, log=lambda m: None, dataset="idx",
                                  fair_dir=fair_dir))
     assert {(r["regime"], r["ratio"]) for r in rows} == {("fair", "1.0"), ("fair", "inf")}
     assert not (out / "fair_generators").exists()  # nothing was trained
@@ -83,11 +85,11 @@ def test_a_rebuild_without_the_fair_generators_trains_nothing_and_keeps_their_di
     fair_dir = tmp_path / "trained_elsewhere"
     (fair_dir / "n2_seed0").mkdir(parents=True)
     shutil.copyfile(tiny_generator, fair_dir / "n2_seed0" / "generator.safetensors")
-    grid = GridConfig(n_per_class=(2,), ratios=(1.0,), augmentations=("synthetic",), regimes=("fair",),
-                      fair_n=(2,), seeds=(0,), classifier_steps=2, classifier_batch=8,
-                      synthetic_only=False, diversity_per_class=6)
+    grid = BalancedGridConfig(n_per_class=(2,), ratios=(1.0,), methods=("synthetic",), regimes=("fair",),
+                              fair_n=(2,), seeds=(0,), classifier_steps=2, classifier_batch=8,
+                              synthetic_only=False, diversity_per_class=6)
     out = tmp_path / "exp"
-    run = dict(progress=False, log=lambda m: None, mnist=False, data_dir=idx_dir)
+    run = dict(progress=False, log=lambda m: None, dataset="idx", data_dir=idx_dir)
     run_grid(grid, out, torch.device("cpu"), fair_dir=fair_dir, **run)
     before = (out / "diversity.csv").read_text()
     shutil.rmtree(fair_dir)  # the weights stayed on another machine
@@ -107,11 +109,11 @@ def test_new_cells_refuse_another_fair_generator_than_earlier_cells_used(tmp_pat
     weights = fair_dir / "n2_seed0" / "generator.safetensors"
     weights.parent.mkdir(parents=True)
     shutil.copyfile(tiny_generator, weights)
-    grid = GridConfig(n_per_class=(2,), ratios=(1.0,), augmentations=("synthetic",), regimes=("fair",),
-                      fair_n=(2,), seeds=(0,), classifier_steps=2, classifier_batch=8,
-                      synthetic_only=False, diversity_per_class=6)
+    grid = BalancedGridConfig(n_per_class=(2,), ratios=(1.0,), methods=("synthetic",), regimes=("fair",),
+                              fair_n=(2,), seeds=(0,), classifier_steps=2, classifier_batch=8,
+                              synthetic_only=False, diversity_per_class=6)
     out = tmp_path / "exp"
-    run = dict(progress=False, log=lambda m: None, mnist=False, data_dir=idx_dir, fair_dir=fair_dir)
+    run = dict(progress=False, log=lambda m: None, dataset="idx", data_dir=idx_dir, fair_dir=fair_dir)
     run_grid(grid, out, torch.device("cpu"), **run)
     more = dataclasses.replace(grid, ratios=(1.0, 2.0))  # a new cell on the same fair generator
     torch.manual_seed(1)
@@ -128,8 +130,7 @@ def test_new_cells_refuse_another_fair_generator_than_earlier_cells_used(tmp_pat
     assert len(read_results(out / "results.csv")) == 2
 
 
-def test_each_cell_trains_with_its_own_augmentation_and_synthetic_seed(tmp_path, idx_dir, tiny_generator,
-                                                                       monkeypatch):
+def test_each_cell_trains_with_its_own_method_and_synthetic_seed(tmp_path, idx_dir, tiny_generator, monkeypatch):
     import augment.downstream.runner as experiment
     import augment.evaluation.classifier as classifier
     import augment.synthetic.mixing as mixing
@@ -148,31 +149,31 @@ def test_each_cell_trains_with_its_own_augmentation_and_synthetic_seed(tmp_path,
         return real_train(images, labels, *args, batch_transform=batch_transform, **kwargs)
 
     def mix(real, generator, ratio, seed=0, **kwargs):
-        synthetic_seeds[cells[-1].key] = seed
+        synthetic_seeds[(cells[-1].method, cells[-1].seed)] = seed
         return real_mix(real, generator, ratio, seed=seed, **kwargs)
 
     monkeypatch.setattr(experiment, "cell_training_set", training_set)
     monkeypatch.setattr(experiment, "train_classifier", train)
     monkeypatch.setattr(experiment, "mix_real_synthetic", mix)
-    augmentations = ("none", "classical", "synthetic", "classical+synthetic")
-    grid = GridConfig(n_per_class=(2,), ratios=(1.0,), augmentations=augmentations, regimes=("shipped",),
-                      seeds=(0, 1), classifier_steps=2, classifier_batch=8,
-                      synthetic_only=False, diversity_per_class=6)
+    methods = ("none", "classical", "synthetic", "classical+synthetic")
+    grid = BalancedGridConfig(n_per_class=(2,), ratios=(1.0,), methods=methods, regimes=("shipped",),
+                              seeds=(0, 1), classifier_steps=2, classifier_batch=8,
+                              synthetic_only=False, diversity_per_class=6)
     run_grid(grid, tmp_path / "exp", torch.device("cpu"), data_dir=idx_dir, generator=tiny_generator,
-             progress=False, log=lambda m: None, mnist=False)
+             progress=False, log=lambda m: None, dataset="idx")
     assert len(cells) == len(transforms) == 8
     for cell, transform in zip(cells, transforms):
-        assert transform is (random_affine if "classical" in cell.augmentation else None), cell
+        assert transform is (random_affine if "classical" in cell.method else None), cell
     assert sorted(synthetic_seeds.values()) == [10_000, 10_000, 10_001, 10_001]  # differ from seed to seed
-    assert all(synthetic_seeds[cell.key] == 10_000 + cell.seed for cell in cells if cell.key in synthetic_seeds)
+    assert all(seed == 10_000 + cell_seed for (_, cell_seed), seed in synthetic_seeds.items())
 
 
 def test_a_rerun_under_another_budget_or_shipped_generator_is_refused(tmp_path, idx_dir, tiny_generator):
-    grid = GridConfig(n_per_class=(2,), ratios=(1.0,), augmentations=("none", "synthetic"), regimes=("shipped",),
-                      seeds=(0,), classifier_steps=2, classifier_batch=8, synthetic_only=False,
-                      diversity_per_class=6)
+    grid = BalancedGridConfig(n_per_class=(2,), ratios=(1.0,), methods=("none", "synthetic"), regimes=("shipped",),
+                              seeds=(0,), classifier_steps=2, classifier_batch=8, synthetic_only=False,
+                              diversity_per_class=6)
     out = tmp_path / "exp"
-    run = dict(progress=False, log=lambda m: None, mnist=False, data_dir=idx_dir)
+    run = dict(progress=False, log=lambda m: None, dataset="idx", data_dir=idx_dir)
     run_grid(grid, out, torch.device("cpu"), generator=tiny_generator, **run)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     for field, value in (("classifier_steps", 3), ("classifier_batch", 16), ("synthetic_only_per_class", 7)):
@@ -196,11 +197,11 @@ def test_a_run_killed_after_its_first_cell_still_refuses_another_budget(tmp_path
                                                                         monkeypatch):
     import augment.downstream.runner as experiment
 
-    grid = GridConfig(n_per_class=(2,), ratios=(1.0,), augmentations=("none", "synthetic"), regimes=("shipped",),
-                      seeds=(0,), classifier_steps=2, classifier_batch=8, synthetic_only=False,
-                      diversity_per_class=6)
+    grid = BalancedGridConfig(n_per_class=(2,), ratios=(1.0,), methods=("none", "synthetic"), regimes=("shipped",),
+                              seeds=(0,), classifier_steps=2, classifier_batch=8, synthetic_only=False,
+                              diversity_per_class=6)
     out = tmp_path / "exp"
-    run = dict(progress=False, log=lambda m: None, mnist=False, data_dir=idx_dir, generator=tiny_generator)
+    run = dict(progress=False, log=lambda m: None, dataset="idx", data_dir=idx_dir, generator=tiny_generator)
     real_run_cell, calls = experiment.run_cell, []
 
     def killed_in_second_cell(cell, ctx):
@@ -223,39 +224,39 @@ def test_a_run_killed_after_its_first_cell_still_refuses_another_budget(tmp_path
 def test_a_second_invocation_on_the_same_directory_is_refused(tmp_path, idx_dir, tiny_generator):
     from augment.fileio import exclusive_lock
 
-    grid = GridConfig(n_per_class=(2,), ratios=(1.0,), augmentations=("none",), seeds=(0,), classifier_steps=2,
-                      classifier_batch=8, diversity_per_class=6)
+    grid = BalancedGridConfig(n_per_class=(2,), ratios=(1.0,), methods=("none",), seeds=(0,), classifier_steps=2,
+                              classifier_batch=8, diversity_per_class=6)
     out = tmp_path / "exp"
     with exclusive_lock(out / ".lock", "held by this test"):  # as if another run were writing
         with pytest.raises(AugmentError, match="in use by another process"):
             run_grid(grid, out, torch.device("cpu"), data_dir=idx_dir, generator=tiny_generator,
-                     progress=False, log=lambda m: None, mnist=False)
+                     progress=False, log=lambda m: None, dataset="idx")
     assert not (out / "results.csv").exists()
     run_grid(grid, out, torch.device("cpu"), data_dir=idx_dir, generator=tiny_generator,
-             progress=False, log=lambda m: None, mnist=False)
+             progress=False, log=lambda m: None, dataset="idx")
     assert len(read_results(out / "results.csv")) == 1
 
 
 def test_a_bad_generator_fails_before_any_cell(tmp_path, idx_dir):
-    grid = GridConfig(n_per_class=(2,), ratios=(1.0,), regimes=("shipped",), seeds=(0,), classifier_steps=2)
+    grid = BalancedGridConfig(n_per_class=(2,), ratios=(1.0,), regimes=("shipped",), seeds=(0,), classifier_steps=2)
     (tmp_path / "bad.safetensors").write_bytes(b"not weights")
     with pytest.raises(AugmentError, match="bad.safetensors"):
         run_grid(grid, tmp_path / "exp", torch.device("cpu"), data_dir=idx_dir, progress=False,
-                 log=lambda m: None, mnist=False, generator=tmp_path / "bad.safetensors")
+                 log=lambda m: None, dataset="idx", generator=tmp_path / "bad.safetensors")
     assert not (tmp_path / "exp").exists()
 
 
 def test_a_fair_run_stopped_before_its_first_checkpoint_starts_again(tmp_path, idx_dir):
-    grid = GridConfig(n_per_class=(8,), ratios=(1.0,), augmentations=("synthetic",), regimes=("fair",),
-                      fair_n=(8,), seeds=(0,), classifier_steps=2, classifier_batch=8,
-                      synthetic_only=False, fair_gan_steps=1, diversity_per_class=6,
-                      fair_critic_augment="translation", fair_widths=(8, 4))
+    grid = BalancedGridConfig(n_per_class=(8,), ratios=(1.0,), methods=("synthetic",), regimes=("fair",),
+                              fair_n=(8,), seeds=(0,), classifier_steps=2, classifier_batch=8,
+                              synthetic_only=False, fair_gan_steps=1, diversity_per_class=6,
+                              fair_critic_augment="translation", fair_widths=(8, 4))
     stopped = tmp_path / "fair" / "n8_seed0"
     (stopped / "samples").mkdir(parents=True)
     (stopped / "config.json").write_text("{}")  # what a run killed before step 1 leaves behind
     log = []
     rows = read_results(run_grid(grid, tmp_path / "exp", torch.device("cpu"), data_dir=idx_dir,
-                                 progress=False, log=log.append, mnist=False, fair_dir=tmp_path / "fair"))
+                                 progress=False, log=log.append, dataset="idx", fair_dir=tmp_path / "fair"))
     assert [(r["regime"], r["n_per_class"]) for r in rows] == [("fair", "8")]
     assert (stopped / "generator.safetensors").exists()
     assert any("stopped before its first checkpoint" in m for m in log)
@@ -265,10 +266,10 @@ def test_a_fair_run_stopped_before_its_first_checkpoint_starts_again(tmp_path, i
 
 
 def test_a_subset_larger_than_the_data_is_refused_before_anything_is_written(tmp_path, idx_dir, tiny_generator):
-    grid = GridConfig(n_per_class=(2, 9), ratios=(1.0,), regimes=("shipped",), seeds=(0,), classifier_steps=2)
+    grid = BalancedGridConfig(n_per_class=(2, 9), ratios=(1.0,), regimes=("shipped",), seeds=(0,), classifier_steps=2)
     with pytest.raises(DataError, match="fewer than n_per_class=9"):
         run_grid(grid, tmp_path / "exp", torch.device("cpu"), data_dir=idx_dir, generator=tiny_generator,
-                 progress=False, log=lambda m: None, mnist=False)
+                 progress=False, log=lambda m: None, dataset="idx")
     assert not (tmp_path / "exp").exists()
 
 
@@ -277,17 +278,17 @@ def test_a_fair_run_with_another_critic_augment_is_refused_before_any_cell(tmp_p
     run.mkdir(parents=True)
     shutil.copyfile(tiny_generator, run / "generator.safetensors")
     (run / "config.json").write_text(json.dumps({"critic_augment": "translation,cutout"}))
-    grid = GridConfig(n_per_class=(2,), ratios=(1.0,), regimes=("fair",), fair_n=(2,), seeds=(0,),
-                      classifier_steps=2, classifier_batch=8, diversity_per_class=6)
+    grid = BalancedGridConfig(n_per_class=(2,), ratios=(1.0,), regimes=("fair",), fair_n=(2,), seeds=(0,),
+                              classifier_steps=2, classifier_batch=8, diversity_per_class=6)
     with pytest.raises(ConfigError, match="critic_augment='translation,cutout'"):
         run_grid(grid, tmp_path / "exp", torch.device("cpu"), data_dir=idx_dir, progress=False,
-                 log=lambda m: None, mnist=False, fair_dir=tmp_path / "fair")
+                 log=lambda m: None, dataset="idx", fair_dir=tmp_path / "fair")
     assert not (tmp_path / "exp").exists()
-    rows = read_results(run_grid(dataclasses.replace(grid, augmentations=("synthetic",), synthetic_only=False,
+    rows = read_results(run_grid(dataclasses.replace(grid, methods=("synthetic",), synthetic_only=False,
                                                      fair_critic_augment="translation,cutout"),
                                  tmp_path / "exp", torch.device("cpu"), data_dir=idx_dir, progress=False,
-                                 log=lambda m: None, mnist=False, fair_dir=tmp_path / "fair"))
-    assert [(r["regime"], r["augmentation"]) for r in rows] == [("fair", "synthetic")]
+                                 log=lambda m: None, dataset="idx", fair_dir=tmp_path / "fair"))
+    assert [(r["regime"], r["method"]) for r in rows] == [("fair", "synthetic")]
 
 
 class CountingDataset(torch.utils.data.Dataset):
@@ -306,10 +307,10 @@ class CountingDataset(torch.utils.data.Dataset):
 
 def test_on_demand_images_are_the_materialized_ones_made_once_and_only_when_drawn(idx_dir, generator):
     from augment.data.real import RealMNIST
-    from augment.downstream.runner import OnDemandImages, materialize
+    from augment.downstream.on_demand import OnDemandImages, materialize
     from augment.synthetic.mixing import mix_real_synthetic
 
-    real = RealMNIST(idx_dir, train=True, device="cpu", n_per_class=3, seed=0, mnist=False)
+    real = RealMNIST(idx_dir, train=True, device="cpu", subset=SubsetSpec(n_per_class=3), seed=0, dataset="idx")
     mixed = mix_real_synthetic(real, generator, 8.0, seed=5, device="cpu")
     images, _ = materialize(mixed, batch_size=7)
     counting = CountingDataset(mixed)
@@ -327,11 +328,11 @@ def test_on_demand_images_are_the_materialized_ones_made_once_and_only_when_draw
 
 def test_a_classifier_trained_on_demand_equals_one_trained_on_materialized_images(idx_dir, generator):
     from augment.data.real import RealMNIST
-    from augment.downstream.runner import OnDemandImages, materialize
+    from augment.downstream.on_demand import OnDemandImages, materialize
     from augment.evaluation.classifier import ClassifierTrainConfig, train_classifier
     from augment.synthetic.mixing import dataset_targets, mix_real_synthetic
 
-    real = RealMNIST(idx_dir, train=True, device="cpu", n_per_class=2, seed=1, mnist=False)
+    real = RealMNIST(idx_dir, train=True, device="cpu", subset=SubsetSpec(n_per_class=2), seed=1, dataset="idx")
     mixed = mix_real_synthetic(real, generator, 4.0, seed=3, device="cpu")
     images, labels = materialize(mixed)
     assert torch.equal(labels, dataset_targets(mixed))
@@ -343,7 +344,7 @@ def test_a_classifier_trained_on_demand_equals_one_trained_on_materialized_image
 
 
 def test_on_demand_images_of_a_dataset_without_batched_fetch(generator):
-    from augment.downstream.runner import OnDemandImages
+    from augment.downstream.on_demand import OnDemandImages
     from augment.synthetic.dataset import SyntheticMNIST
 
     ds = SyntheticMNIST(generator, num_samples=12, seed=4)
@@ -353,7 +354,7 @@ def test_on_demand_images_of_a_dataset_without_batched_fetch(generator):
 
 
 def test_on_demand_images_of_an_empty_dataset_are_refused():
-    from augment.downstream.runner import OnDemandImages
+    from augment.downstream.on_demand import OnDemandImages
 
     with pytest.raises(ConfigError, match="empty"):
         OnDemandImages([], "cpu")
@@ -366,11 +367,11 @@ def test_a_fair_run_short_of_the_grids_steps_is_refused_one_past_them_is_used(tm
     run.mkdir(parents=True)
     save_generator(run / "generator.safetensors", Generator(tiny_model_config), {"step": step})
     (run / "config.json").write_text(json.dumps({"critic_augment": "none", "max_steps": 100, "max_minutes": 1}))
-    grid = GridConfig(n_per_class=(2,), ratios=(1.0,), augmentations=("synthetic",), regimes=("fair",),
-                      fair_n=(2,), seeds=(0,), classifier_steps=2, classifier_batch=8, synthetic_only=False,
-                      fair_gan_steps=5, diversity_per_class=6)
+    grid = BalancedGridConfig(n_per_class=(2,), ratios=(1.0,), methods=("synthetic",), regimes=("fair",),
+                              fair_n=(2,), seeds=(0,), classifier_steps=2, classifier_batch=8, synthetic_only=False,
+                              fair_gan_steps=5, diversity_per_class=6)
     go = lambda: run_grid(grid, tmp_path / "exp", torch.device("cpu"), data_dir=idx_dir,  # noqa: E731
-                          progress=False, log=lambda m: None, mnist=False, fair_dir=tmp_path / "fair")
+                          progress=False, log=lambda m: None, dataset="idx", fair_dir=tmp_path / "fair")
     if refused:  # a time limit ended it before the grid's 5 steps: its rows would claim 5
         with pytest.raises(ConfigError, match="stopped at step 3 of the 5 the grid asks for; train it again"):
             go()
