@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import stat
-from pathlib import Path
 from typing import BinaryIO, Sequence
 
 from augment.config import IMAGE_SIZE
@@ -77,10 +76,10 @@ def check_pixels(pixels: int, where: str) -> None:
 
 def open_regular(path: PathLike) -> BinaryIO:
     """``path`` opened for binary reading, if it is a regular file (or a link to one). A FIFO,
-    a device or a directory is a one-line DataError, and opening it does not block."""
-    path = Path(path)
+    a device or a directory is a one-line DataError, and opening it does not block (the
+    O_NONBLOCK it is opened with does nothing to a regular file's reads)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise DataError(f"file not found: {path}") from None
     except OSError as e:
@@ -91,5 +90,4 @@ def open_regular(path: PathLike) -> BinaryIO:
         if stat.S_ISDIR(mode):
             raise DataError(f"expected a file, found a directory: {path}")
         raise DataError(f"{path}: not a regular file (a FIFO, socket or device); only regular files are read")
-    os.set_blocking(fd, True)
-    return os.fdopen(fd, "rb")
+    return open(fd, "rb")
