@@ -73,7 +73,7 @@ def affine_warp(images: torch.Tensor, angle: torch.Tensor, shear: torch.Tensor, 
         torch.stack([cos / scale, (cos * tan - sin) / scale, tx], dim=1),
         torch.stack([sin / scale, (sin * tan + cos) / scale, ty], dim=1),
     ], dim=1)
-    grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)
+    coords = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)  # where each pixel samples
     shifted = images - BACKGROUND  # so that grid_sample's zero padding is background
-    return F.grid_sample(shifted, grid, mode="bilinear", padding_mode="zeros",
+    return F.grid_sample(shifted, coords, mode="bilinear", padding_mode="zeros",
                          align_corners=False) + BACKGROUND

@@ -33,7 +33,7 @@ def fair_train_config(grid: GridConfig, subset: SubsetSpec, seed: int, data_dir:
                       device: torch.device) -> TrainConfig:
     """The ``TrainConfig`` of the fair generator of (``subset``, ``seed``): the grid's
     ``fair_widths`` and ``fair_gan_steps`` and its ``fair_options``, the cell's seed (so the same
-    real images as its classifier), the step that is fastest on ``device``, ten grids and
+    real images as its classifier), the step that is fastest on ``device``, ten sample images and
     checkpoints over the run."""
     g_width, d_width = grid.fair_widths
     steps = grid.fair_gan_steps
