@@ -77,7 +77,7 @@ def run_audit(images: torch.Tensor, pixels: torch.Tensor, labels: torch.Tensor, 
     the feature training images. Returns the ``"memorization"`` dict of results.json (see
     ``augment.evaluation.report.MEMORIZATION_HELP``) and the picture's images ``(rows, 1 +
     NEIGHBOURS_SHOWN, C, 32, 32)`` in [-1, 1]."""
-    started = time.time()
+    started, cpu_started = time.time(), time.process_time()
     num_classes = classifier.config.num_classes
     keep = training_indices(train, subset, training_seed, num_classes)
     train_labels = train.labels[keep]
@@ -104,6 +104,7 @@ def run_audit(images: torch.Tensor, pixels: torch.Tensor, labels: torch.Tensor, 
     }
     picture = _picture(images, pixels, rows, train, keep, train_labels, labels)
     summary["seconds"] = round(time.time() - started, 2)
+    summary["cpu_seconds"] = round(time.process_time() - cpu_started, 2)  # all threads: the cost on a shared machine
     return summary, picture
 
 

@@ -58,7 +58,8 @@ MEMORIZATION_HELP = {
     "held_out_authenticity": "authenticity of the held-out real images themselves: the yardstick",
 }
 COPY_NEAR_DUPLICATES = 0.05  # the verdict "copies": 5x the near duplicates of fresh real data
-COPY_CT = -3.0  # C_T at or below this: closer to the training images than chance allows
+COPY_CT = -3.0  # C_T at or below this: clearly closer to the training images than fresh real data
+LEAN_CT = -1.0  # C_T at or below this: a little closer
 SUMMARY_COLUMNS = ("agreement", "frechet", "class_frechet", "precision", "recall", "density",
                    "coverage", "diversity", "cas")
 PER_CLASS_COLUMNS = ("agreement", "frechet", "precision", "recall", "density", "coverage",
@@ -238,12 +239,15 @@ def memorization_verdict(memorization: dict) -> str:
                 f"data: about 1%), C_T {ct:+.1f}")
     if _finite(ct) and ct <= COPY_CT:
         return (f"leans towards its training images: the samples lie closer to them than fresh real data does "
-                f"(C_T {ct:+.1f} in pixels), though few are near duplicates ({near:.1%})")
+                f"(C_T {ct:+.1f} in pixels), though few are near duplicates ({near:.1%}; fresh real data: about 1%)")
     if _finite(feature_ct) and feature_ct <= COPY_CT:
         return (f"no copies in pixels (C_T {ct:+.1f}, {near:.1%} near duplicates), but in the evaluator's features "
                 f"the samples sit closer to the training images than fresh real data (C_T {feature_ct:+.1f})")
     if not _finite(ct) and not _finite(near):
         return "undetermined: too few samples or held-out images per class for the audit"
+    if _finite(ct) and ct <= LEAN_CT:
+        return (f"no copies ({near:.1%} near duplicates; fresh real data: about 1%), the samples a little closer to "
+                f"the training images than fresh real data (C_T {ct:+.1f} in pixels, {feature_ct:+.1f} in features)")
     return (f"no sign of copying: the samples lie no closer to the training images than fresh real data does "
             f"(C_T {ct:+.1f} in pixels, {feature_ct:+.1f} in features; {near:.1%} near duplicates)")
 

@@ -27,6 +27,7 @@ from augment.data.mnist import SPLITS
 from augment.data.sources import LabelledImages, load_labelled
 from augment.errors import ConfigError, DataError
 from augment.fileio import PathLike
+from augment.images import to_model_images
 from augment.synthetic.dump import DUMP_FORMAT
 
 SAMPLE_FORMATS = ("npz", "folder", "idx", "dump")
@@ -102,6 +103,27 @@ def check_sample_set(samples: LabelledImages, path: PathLike, class_names: list,
     if int(counts[fewest]) <= min_per_class:
         raise DataError(f"{path}: class {class_names[fewest]} has {int(counts[fewest])} samples; every class needs "
                         f"more than {min_per_class} (k of precision/recall)")
+
+
+def read_checked_samples(path: PathLike, sample_format: Optional[str], class_names: list, image_size: tuple,
+                         k: int) -> tuple:
+    """(images ``(N, C, 32, 32)`` in [-1, 1], uint8 pixels ``(N, H, W)``, labels ``(N,)``,
+    description for the report) of the sample set at ``path``, checked by
+    :func:`check_sample_set` against the real data's classes and image size."""
+    samples, kind = read_sample_set(path, sample_format)
+    check_sample_set(samples, path, class_names, image_size, k)
+    counts = torch.bincount(samples.labels, minlength=len(class_names)).tolist()
+    described = {"path": str(path), "format": kind, "images": int(len(samples.labels)), "counts_per_class": counts}
+    return to_model_images(samples.images), samples.images, samples.labels, described
+
+
+def baseline_size(labels: torch.Tensor, num_classes: int, train: Optional[LabelledImages] = None) -> int:
+    """Real images per class of a sample set's baseline row: its smallest class, at most the
+    train split's smallest."""
+    fewest = int(torch.bincount(labels, minlength=num_classes).min())
+    if train is not None:
+        fewest = min(fewest, int(torch.bincount(train.labels, minlength=num_classes).min()))
+    return fewest
 
 
 def _both_splits(path: Path, kind: str) -> LabelledImages:

@@ -18,8 +18,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Optional, Union
 
 import numpy as np
@@ -30,7 +28,7 @@ from augment.config import SubsetSpec
 from augment.data.sources import LabelledImages, dataset_name, source_path
 from augment.data.subsets import per_class_subset
 from augment.device import module_device
-from augment.errors import AugmentError, ConfigError, DataError
+from augment.errors import AugmentError, ConfigError
 from augment.evaluation import metrics
 from augment.evaluation.audit import native_pixels, run_audit, training_indices
 from augment.evaluation.classifier import Classifier, ClassifierTrainConfig, features_and_predictions, train_classifier
@@ -50,9 +48,10 @@ from augment.evaluation.report import (
     memorization_verdict,
     write_report,
 )
-from augment.evaluation.sample_sets import check_sample_set, read_sample_set, read_split
+from augment.evaluation.reference import RealReference, load_reference, load_train_split, real_train_subset
+from augment.evaluation.sample_sets import baseline_size, read_checked_samples
 from augment.fileio import PathLike, sha256_file
-from augment.images import BACKGROUND, to_model_images
+from augment.images import BACKGROUND
 
 REPORT_FORMAT = "augment.evaluation"
 FORMAT_VERSION = 2  # 2: top-level "memorization"; "samples" instead of "generator" for a sample set
@@ -65,70 +64,6 @@ Log = Callable[[str], None]
 
 def _quiet(_: str) -> None:
     pass
-
-
-# ---------------------------------------------------------------------------- the real side
-
-
-@dataclass
-class RealReference:
-    """The real test split as the evaluator sees it: images ``(N, C, 32, 32)`` in [-1, 1],
-    labels ``(N,)``, features ``(N, D)`` and predictions ``(N,)``, all on the CPU; ``pixels``
-    the same images uint8 at their own size ``(N, H, W)``; ``origin`` "own" (the source's test
-    split) or "held out" (a seeded hold-out of a single-split source)."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
-    features: torch.Tensor
-    predictions: torch.Tensor
-    num_classes: int
-    data_dir: Optional[Path]
-    dataset: str = "mnist"
-    class_names: Optional[list] = None
-    pixels: Optional[torch.Tensor] = None
-    origin: str = "own"
-
-    @property
-    def classifier_accuracy(self) -> float:
-        """The evaluator's accuracy on this real test set, in [0, 1]."""
-        return float((self.predictions == self.labels).double().mean())
-
-    @property
-    def held_out(self) -> dict:
-        """What the memorization audit calibrates on (``augment.evaluation.audit.run_audit``)."""
-        split = "test split" if self.origin == "own" else "test part of the seeded hold-out (1/7 of each class)"
-        return {"pixels": self.pixels, "features": self.features, "labels": self.labels, "split": split}
-
-
-def load_reference(classifier: Classifier, data_dir: Optional[PathLike] = None,
-                   dataset: str = "mnist") -> RealReference:
-    """Load the real test split of a source (``augment.data.sources``: ``data_dir`` of kind
-    ``dataset``) and embed it."""
-    dataset = dataset_name(dataset)
-    test = read_split(data_dir, "test", dataset)
-    num_classes = classifier.config.num_classes
-    if int(test.labels.max()) >= num_classes:
-        raise DataError(f"test labels reach {int(test.labels.max())} but the classifier has "
-                        f"{num_classes} classes")
-    images = to_model_images(test.images)
-    features, predictions = features_and_predictions(classifier, images)
-    return RealReference(images, test.labels, features, predictions, num_classes,
-                         Path(data_dir) if data_dir is not None else None, dataset, test.class_names,
-                         test.images, test.origin)
-
-
-def load_train_split(reference: RealReference) -> LabelledImages:
-    """The real train split of ``reference``'s source: uint8 images ``(N, H, W)``, labels."""
-    return read_split(reference.data_dir, "train", reference.dataset)
-
-
-def real_train_subset(reference: RealReference, n_per_class: int, seed: int = 0,
-                      train: Optional[LabelledImages] = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n_per_class`` real training images per class (seeded): images ``(C*n, C, 32, 32)`` in
-    [-1, 1] and labels ``(C*n,)``, on the CPU (``train``: the train split, if already read)."""
-    train = train or load_train_split(reference)
-    keep = per_class_subset(train.labels, n_per_class, seed, reference.num_classes)
-    return to_model_images(train.images[keep]), train.labels[keep]
 
 
 # --------------------------------------------------------------------------------- sampling
@@ -311,29 +246,15 @@ def evaluate_sample_set(samples: PathLike, sample_format: Optional[str] = None,
     ``training_subset``) of the real data the samples' generator learnt from. Returns
     :func:`evaluate_generator`'s dict and ``"samples"`` (path, format, images per class)."""
     classifier, reference = _prepare(classifier, reference, data_dir, dataset_name(dataset), device)
-    images, labels, pixels, described = _read_samples(samples, sample_format, reference, k)
+    images, pixels, labels, described = _read_samples(samples, sample_format, reference, k)
     train = load_train_split(reference) if audit else None
     result = _judge(images, pixels, labels, classifier, reference, train, k, seed, cas, cas_steps, log,
-                    training_subset, training_seed, _baseline_size(labels, train, reference))[0]
+                    training_subset, training_seed, baseline_size(labels, reference.num_classes, train))[0]
     return {**result, "samples": described}
 
 
 def _read_samples(path: PathLike, sample_format: Optional[str], reference: RealReference, k: int) -> tuple:
-    """(model images, uint8 pixels, labels, description) of a checked sample set."""
-    samples, kind = read_sample_set(path, sample_format)
-    check_sample_set(samples, path, reference.class_names, tuple(reference.pixels.shape[1:]), k)
-    counts = torch.bincount(samples.labels, minlength=reference.num_classes).tolist()
-    described = {"path": str(path), "format": kind, "images": int(len(samples.labels)), "counts_per_class": counts}
-    return to_model_images(samples.images), samples.images, samples.labels, described
-
-
-def _baseline_size(labels: torch.Tensor, train: Optional[LabelledImages], reference: RealReference) -> int:
-    """Real images per class of a sample set's baseline: its smallest class, at most the train
-    split's smallest."""
-    fewest = int(torch.bincount(labels, minlength=reference.num_classes).min())
-    if train is not None:
-        fewest = min(fewest, int(torch.bincount(train.labels, minlength=reference.num_classes).min()))
-    return fewest
+    return read_checked_samples(path, sample_format, reference.class_names, tuple(reference.pixels.shape[1:]), k)
 
 
 def evaluate_real_baseline(n_per_class: int = 1000, seed: int = 0,
@@ -414,7 +335,7 @@ def run_evaluation(generator_path: Optional[PathLike], out_dir: PathLike, n_per_
     train = load_train_split(reference)
     training_indices(train, training_subset, training_seed, reference.num_classes)  # a bad subset fails early
     if samples is not None:
-        n_per_class = _baseline_size(labels, train, reference)
+        n_per_class = baseline_size(labels, reference.num_classes, train)
     real_images, real_labels = real_train_subset(reference, n_per_class, seed, train)  # fails early
     if samples is None:
         log(f"sampling {n_per_class} images per class")
