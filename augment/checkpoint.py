@@ -8,6 +8,13 @@ across resumes; log_window: per-step stats not yet logged, ``{name: (m,)}``; old
 checkpoints lack both); RNG states are uint8 tensors. A generator file is
 safetensors whose metadata carries ``format``, ``format_version`` and the ``model_config``
 JSON, so it alone rebuilds the generator. Both are written atomically.
+
+Both readers check what they read before anything else uses it, and refuse a bad file in one
+line (``CheckpointError``): metadata strings are capped in size (``MAX_METADATA_CHARS``) and JSON
+nesting (``MAX_METADATA_DEPTH``) before they are parsed; weights must be finite; class names follow
+``augment.checks.class_names_problem``; a checkpoint's ``step``, ``elapsed``, RNG state and the
+containers of its state dicts have their types and sizes checked, so the trainer never sees a
+malformed one.
 """
 
 from __future__ import annotations
@@ -15,7 +22,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import pickle
+import re
 import zipfile
 from pathlib import Path
 from typing import Optional, Union
@@ -24,10 +33,11 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
+from augment.checks import class_names_problem, is_integer, is_real
 from augment.config import ModelConfig, TrainConfig, config_from_dict
 from augment.device import resolve_device
 from augment.errors import AugmentError, CheckpointError, ConfigError, one_line
-from augment.fileio import PathLike, atomic_path, sha256_file
+from augment.fileio import PathLike, atomic_path, sha256_file, write_failed
 from augment.gan.ema import decay_at
 from augment.gan.models import Generator
 
@@ -36,13 +46,22 @@ GENERATOR_FORMAT = "augment.generator"
 FORMAT_VERSION = 1
 DATA_DIGEST_KEY = "data_sha256"  # safetensors metadata: SHA-256 of the tensor data (checked on read)
 _REQUIRED_KEYS = ("train_config", "generator", "critic", "opt_g", "opt_d", "step", "rng")
+MAX_METADATA_CHARS = 2 << 20  # one metadata string: room for 10,000 class names of 100 characters
+MAX_METADATA_DEPTH = 16  # JSON nesting of a metadata string (the library writes flat lists and dicts)
+MAX_STATE_DEPTH = 16  # nesting of a checkpoint's dicts and lists (an optimizer state is 4 deep)
+# the noise generator's state: MT19937 on the CPU, seed + offset (Philox) on CUDA
+RNG_STATE_BYTES = {"cpu": torch.Generator().get_state().numel(), "cuda": 16}
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 
 
 def save_checkpoint(path: PathLike, state: dict) -> None:
     """Atomically write a training-state dict (``Trainer.state_dict()``; see the module docstring)."""
     payload = {"format": CHECKPOINT_FORMAT, "format_version": FORMAT_VERSION, **state}
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a Python file: a full disk is an OSError
+        try:
+            torch.save(payload, f)
+        except RuntimeError as e:  # torch's own writer fails with RuntimeError
+            raise write_failed(path, e) from None
 
 
 def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cpu") -> dict:
@@ -76,15 +95,82 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
     missing = [k for k in _REQUIRED_KEYS if k not in state]
     if missing:
         raise CheckpointError(f"{path}: checkpoint lacks {', '.join(missing)}")
+    _check_nesting(path, state)
+    if not isinstance(state["train_config"], dict):
+        raise CheckpointError(f"{path}: bad training config inside (not a dict)")
     try:
         state["train_config"] = TrainConfig.from_dict(state["train_config"])
     except AugmentError as e:
-        raise CheckpointError(f"{path}: bad training config inside ({e})") from None
+        raise CheckpointError(f"{path}: bad training config inside ({one_line(e)})") from None
     decay = state["train_config"].ema_decay
     if decay is not None and not isinstance(state.get("generator_ema"), dict):
         raise CheckpointError(f"{path}: trained with ema_decay={decay} but holds no weight average "
                               f"(generator_ema); the file is damaged or was edited")
+    problem = _checkpoint_problem(state)
+    if problem:
+        raise CheckpointError(f"{path}: {problem}; the file is damaged or was edited")
     return state
+
+
+def _check_nesting(path: Path, state: dict) -> None:
+    """Walk the loaded checkpoint without recursion: containers at most ``MAX_STATE_DEPTH`` deep,
+    every floating-point tensor finite."""
+    todo = [(state, 0)]
+    while todo:
+        value, depth = todo.pop()
+        if depth > MAX_STATE_DEPTH:
+            raise CheckpointError(f"{path}: nested deeper than {MAX_STATE_DEPTH} levels; not an augment checkpoint")
+        if isinstance(value, dict):
+            todo.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, (list, tuple)):
+            todo.extend((v, depth + 1) for v in value)
+        elif isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(value.isfinite().all()):
+            raise CheckpointError(f"{path}: holds weights or statistics that are NaN or infinite")
+
+
+def _is_state_dict(value) -> bool:
+    return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                           for k, v in value.items())
+
+
+def _checkpoint_problem(state: dict) -> Optional[str]:
+    """What is wrong with the parts of a loaded checkpoint that the trainer uses, or None."""
+    step = state["step"]
+    if not is_integer(step) or step < 0:
+        return f"bad step {step!r} (a step is an integer >= 0)"
+    elapsed = state.get("elapsed", 0.0)
+    if not is_real(elapsed) or not math.isfinite(elapsed) or elapsed < 0:
+        return f"bad elapsed {elapsed!r} (training seconds, finite and >= 0)"
+    rng = state["rng"]
+    noise = rng.get("noise") if isinstance(rng, dict) else None
+    sizes = " or ".join(f"{n} on {kind}" for kind, n in RNG_STATE_BYTES.items())
+    if not isinstance(noise, torch.Tensor) or noise.dtype != torch.uint8 or noise.dim() != 1:
+        return "bad RNG state (the noise generator's state is a 1-D uint8 tensor)"
+    if noise.numel() not in RNG_STATE_BYTES.values():
+        return f"bad RNG state of {noise.numel()} bytes (a noise generator's state has {sizes})"
+    for key in ("generator", "critic", "generator_ema"):
+        if key in state and not _is_state_dict(state[key]):
+            return f"bad {key} weights (not a dict of named tensors)"
+    for key in ("opt_g", "opt_d"):
+        opt = state[key]
+        if not (isinstance(opt, dict) and isinstance(opt.get("state"), dict)
+                and isinstance(opt.get("param_groups"), list)):
+            return f"bad optimizer state {key}"
+    window = state.get("log_window", {})
+    if not (isinstance(window, dict) and all(isinstance(k, str) and isinstance(v, torch.Tensor) and v.dim() == 1
+                                             for k, v in window.items())):
+        return "bad log_window (statistics not yet logged: named 1-D tensors)"
+    best = state.get("best")
+    if best is not None and not (isinstance(best, dict) and is_real(best.get("score"))
+                                 and is_integer(best.get("step")) and best.get("weights") in ("live", "average")
+                                 and _is_state_dict(best.get("state_dict"))):
+        return "bad best generator (score, step, weights, state_dict)"
+    names = state.get("class_names")
+    if names is not None:
+        problem = class_names_problem(names, state["train_config"].model.num_classes)
+        if problem:
+            return problem
+    return None
 
 
 def save_generator(path: PathLike, generator: Generator, extra: dict | None = None) -> str:
@@ -128,10 +214,19 @@ def read_safetensors(path: PathLike, expected_format: str, what: str) -> tuple[d
     ``expected_format`` and whose ``format_version`` this library reads; one-line
     CheckpointError otherwise (``what`` names the kind of file in messages)."""
     path = _existing_file(path)
+    kind = _other_kind(path)
+    if kind:
+        raise CheckpointError(f"{path}: {kind}, not a safetensors {what} file (augment reads only safetensors "
+                              f"model files, which hold no code)")
+    if not _has_safetensors_header(path):
+        raise CheckpointError(f"{path}: not a readable safetensors file (no JSON header after its 8-byte length)")
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             metadata = f.metadata() or {}
+            _check_metadata(path, metadata)
             tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except CheckpointError:
+        raise
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"{path}: not a readable safetensors file ({one_line(e)[:200]})") from None
     if metadata.get("format") != expected_format:
@@ -146,7 +241,48 @@ def read_safetensors(path: PathLike, expected_format: str, what: str) -> tuple[d
     if version > FORMAT_VERSION:
         raise CheckpointError(f"{path}: {what} format version {metadata['format_version']} is "
                               f"newer than this library's ({FORMAT_VERSION})")
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not bool(v.isfinite().all())]
+    if bad:
+        raise CheckpointError(f"{path}: {len(bad)} of its {len(tensors)} weight tensors hold NaN or infinity "
+                              f"(e.g. {bad[0]}); a {what} file needs finite weights")
     return tensors, metadata
+
+
+def _other_kind(path: Path) -> Optional[str]:
+    """What a model file that is not safetensors is, told by its first bytes: a pickle or a zip
+    archive (a ``torch.save`` file); None otherwise."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "a Python pickle"
+    if head == b"PK\x03\x04":
+        return "a zip archive (e.g. a torch.save file)"
+    return None
+
+
+def _has_safetensors_header(path: Path) -> bool:
+    """An 8-byte little-endian length that fits the file, followed by a JSON object."""
+    with open(path, "rb") as f:
+        head = f.read(9)
+    return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") <= path.stat().st_size - 8
+
+
+def _check_metadata(path: Path, metadata: dict) -> None:
+    """Every metadata value is a string of at most ``MAX_METADATA_CHARS`` characters whose JSON
+    nesting (brackets outside string literals) is at most ``MAX_METADATA_DEPTH`` deep: checked
+    before any of them is parsed."""
+    for key, value in metadata.items():
+        if not isinstance(value, str):
+            raise CheckpointError(f"{path}: metadata {key!r} is not a string")
+        if len(value) > MAX_METADATA_CHARS:
+            raise CheckpointError(f"{path}: metadata {key!r} is {len(value):,} characters long "
+                                  f"(at most {MAX_METADATA_CHARS:,})")
+        depth = 0
+        for c in re.sub(r"[^\[\]{}]", "", _JSON_STRING.sub("", value)):
+            depth += 1 if c in "[{" else -1
+            if depth > MAX_METADATA_DEPTH:
+                raise CheckpointError(f"{path}: metadata {key!r} is nested deeper than {MAX_METADATA_DEPTH} "
+                                      f"levels")
 
 
 def _data_sha256(path: Path) -> str:
@@ -164,10 +300,25 @@ def read_generator_file(path: PathLike) -> tuple[ModelConfig, dict, dict]:
     """(model config, state dict on CPU, metadata) of a safetensors generator file."""
     tensors, metadata = read_safetensors(path, GENERATOR_FORMAT, "generator")
     try:
-        cfg = config_from_dict(ModelConfig, json.loads(metadata["model_config"]))
+        fields = json.loads(metadata["model_config"])
+        if not isinstance(fields, dict):
+            raise ConfigError(f"a JSON object, not {type(fields).__name__}")
+        cfg = config_from_dict(ModelConfig, fields)
     except (KeyError, json.JSONDecodeError, AugmentError) as e:
         raise CheckpointError(f"{path}: bad model config in metadata ({one_line(e)})") from None
+    problem = class_names_problem(_metadata_class_names(metadata), cfg.num_classes) \
+        if "class_names" in metadata else None
+    if problem:
+        raise CheckpointError(f"{path}: bad class_names in metadata ({problem})")
     return cfg, tensors, metadata
+
+
+def _metadata_class_names(metadata: dict):
+    """The parsed ``class_names`` of checked metadata (None when it is not JSON)."""
+    try:
+        return json.loads(metadata["class_names"])
+    except json.JSONDecodeError:
+        return None
 
 
 def load_generator(path: PathLike, device: Union[str, torch.device] = "cpu") -> Generator:
@@ -221,12 +372,10 @@ def export_generator(checkpoint: PathLike, out: PathLike, averaged: bool = True)
 
 def class_names(metadata: dict, num_classes: int) -> list:
     """The class names a generator or classifier file's metadata records (``class_names``, a
-    JSON list of C strings), else "0".."C-1" (files written before names travelled)."""
-    try:
-        names = json.loads(metadata.get("class_names", "null"))
-    except (TypeError, json.JSONDecodeError):
-        names = None
-    if isinstance(names, list) and len(names) == num_classes and all(isinstance(n, str) for n in names):
+    JSON list of C strings, checked by its reader), else "0".."C-1" (files written before names
+    travelled, or names that are not C valid ones)."""
+    names = _metadata_class_names(metadata) if "class_names" in metadata else None
+    if names is not None and class_names_problem(names, num_classes) is None:
         return names
     return [str(c) for c in range(num_classes)]
 
@@ -246,10 +395,12 @@ def generator_step(path: PathLike) -> Optional[int]:
     """The training step a generator file was saved at (its ``step`` metadata); None when the
     file does not say (written by hand or by an older version)."""
     _, _, metadata = read_generator_file(path)
-    try:
-        return int(metadata["step"])
-    except (KeyError, ValueError):
+    if "step" not in metadata:
         return None
+    step = metadata["step"]
+    if not (step.isascii() and step.isdigit()):
+        raise CheckpointError(f"{path}: bad step {step[:40]!r} in metadata (a step is an integer >= 0)")
+    return int(step)
 
 
 def weights_metadata(ema_decay: float | None, step: int) -> dict:

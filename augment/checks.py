@@ -2,8 +2,10 @@
 
 ``is_integer``/``is_real`` are the one test of "an integer (or number), not a bool" (``True`` is
 an ``int`` in Python, so ``isinstance(x, int)`` alone accepts it); ``item_index`` checks a
-dataset's ``__getitem__`` index; ``class_ids``/``check_class_ids`` check a list of class ids.
-Each raises the library's one-line error (``ConfigError``; ``TypeError`` for an index). Deep
+dataset's ``__getitem__`` index; ``class_ids``/``check_class_ids`` check a list of class ids;
+``class_names_problem`` says what is wrong with a list of class names (each reader raises it as
+its own error: a data source's ``DataError``, a model file's ``CheckpointError``).
+Each other helper raises the library's one-line error (``ConfigError``; ``TypeError`` for an index). Deep
 inside the library nothing is re-checked: values are checked once, where they come in.
 """
 
@@ -15,6 +17,8 @@ from collections.abc import Iterable
 from typing import Optional, Sequence
 
 from augment.errors import ConfigError
+
+MAX_CLASS_NAME_CHARS = 100  # a class name becomes a folder name, file metadata and a grid caption
 
 
 def is_integer(value) -> bool:
@@ -66,3 +70,20 @@ def item_index(index, owner: str) -> int:
     except TypeError:
         raise TypeError(f"{owner} indices must be integers (a batch goes through __getitems__), "
                         f"got {type(index).__name__}") from None
+
+
+def class_names_problem(names, num_classes: Optional[int] = None) -> Optional[str]:
+    """What is wrong with ``names`` as the class names of ``num_classes`` classes (any number when
+    None), or None when nothing is: a list of distinct, non-empty, printable strings (no newline
+    or other control character) of at most ``MAX_CLASS_NAME_CHARS`` characters."""
+    if not isinstance(names, (list, tuple)):
+        return f"class names must be a list of strings, got {type(names).__name__}"
+    if num_classes is not None and len(names) != num_classes:
+        return f"{len(names)} class names for {num_classes} classes"
+    for name in names:
+        if not isinstance(name, str) or not name or not name.isprintable() or len(name) > MAX_CLASS_NAME_CHARS:
+            shown = repr(name[:40]) + ("..." if len(name) > 40 else "") if isinstance(name, str) else repr(name)[:40]
+            return f"class name {shown} refused; a class name is 1 to {MAX_CLASS_NAME_CHARS} printable characters"
+    if len(set(names)) != len(names):
+        return "class names must be distinct"
+    return None

@@ -1,4 +1,9 @@
-"""Atomic file writes: a file appears complete or not at all (temp file, fsync, os.replace)."""
+"""Atomic file writes: a file appears complete or not at all (temp file, fsync, os.replace).
+
+Temp files and folders are created with mode 0o666 / 0o777, which the kernel narrows by the
+process's umask at that moment (as for any new file): no global state is read or changed here.
+A failed write (a full disk, a write error of the writer inside ``atomic_path``) is one
+``AugmentError``: "writing PATH failed: REASON"."""
 
 from __future__ import annotations
 
@@ -8,9 +13,9 @@ import errno
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Union
 
@@ -18,34 +23,86 @@ from augment.errors import AugmentError
 
 PathLike = Union[str, os.PathLike]
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)  # read once: new files get the usual 0o666 & ~umask, not mkstemp's 0o600
-
 
 @contextlib.contextmanager
 def atomic_path(path: PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success fsync it and rename it onto ``path``.
+    """Yield a temporary path beside ``path``; on success fsync it and rename it onto ``path``,
+    with the mode a new file gets (0o666 narrowed by the umask).
 
-    On any exception the temporary file is removed and ``path`` is left untouched.
+    On any exception the temporary file is removed and ``path`` is left untouched; an
+    ``OSError`` (a full disk, a permission) becomes the one-line ``AugmentError`` "writing PATH
+    failed: REASON".
     """
     path = Path(path)
     if path.is_dir():
         raise AugmentError(f"{path} is a directory; give the path of a file to write")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    _make_parent(path)
+    tmp_path, mode = _new_temp_file(path.parent, path.name)
     try:
         yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~_UMASK)  # after writing: some writers replace the file
+        os.chmod(tmp_path, mode)  # after writing: some writers replace the file or change its mode
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp_path, path)
         _fsync_dir(path.parent)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+        if isinstance(e, OSError):
+            raise write_failed(path, e) from None
         raise
+
+
+def write_failed(path: PathLike, e: BaseException) -> AugmentError:
+    """The one-line error of a failed write of ``path`` (an ``OSError``'s reason, or the first
+    line of a writer's own error, e.g. torch's RuntimeError for a full disk)."""
+    reason = e.strerror if isinstance(e, OSError) and e.strerror else " ".join(str(e).split())[:200]
+    return AugmentError(f"writing {path} failed: {reason or type(e).__name__}")
+
+
+def _temp_name(directory: Path, name: str) -> Path:
+    return directory / f".{name}.{secrets.token_hex(6)}.tmp"
+
+
+def _new_temp_file(directory: Path, name: str) -> tuple[Path, int]:
+    """A new empty file ``.NAME.<random>.tmp`` in ``directory``, created with mode 0o666 (the
+    kernel applies the umask), and that mode."""
+    while True:
+        tmp = _temp_name(directory, name)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+        except FileExistsError:
+            continue
+        try:
+            return tmp, os.fstat(fd).st_mode & 0o777
+        finally:
+            os.close(fd)
+
+
+def _new_temp_directory(directory: Path, name: str) -> Path:
+    """A new empty folder ``.NAME.<random>.tmp`` in ``directory``, mode 0o777 narrowed by the umask."""
+    while True:
+        tmp = _temp_name(directory, name)
+        try:
+            os.mkdir(tmp, 0o777)
+            return tmp
+        except FileExistsError:
+            continue
+
+
+def _make_parent(path: Path) -> None:
+    """Create the parent folder of ``path`` and its missing ancestors; a file in the way is
+    named as such (not as mkdir's "File exists")."""
+    parent = path.parent
+    ancestor = parent.absolute()
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise AugmentError(f"cannot write {path}: its parent {ancestor} is not a directory")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise AugmentError(f"cannot write to {parent}: {e.strerror or e}") from None
 
 
 def atomic_write_bytes(path: PathLike, data: bytes) -> None:
@@ -95,10 +152,9 @@ def atomic_directory(out: PathLike, overwrite: bool = False,
         created = parent
         while not created.parent.exists():
             created = created.parent
+    _make_parent(out)
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
-        os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes it 0700
+        tmp = _new_temp_directory(parent, out.name)
     except OSError as e:
         raise AugmentError(f"cannot write to {parent}: {e.strerror or e}") from None
     try:
@@ -131,7 +187,7 @@ def _publish_directory(tmp: Path, out: Path, overwrite: bool,
     if out.is_dir() and any(out.iterdir()):
         if not _exchange_directories(tmp, out):
             # no atomic exchange here: move the old output aside, and back if the second rename fails
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=tmp.parent)) / "previous"
+            old = _new_temp_directory(tmp.parent, f"{out.name}.old") / "previous"
             try:
                 os.replace(out, old)
                 try:

@@ -14,9 +14,11 @@ from matplotlib.figure import Figure
 from PIL import Image, ImageDraw, ImageFont
 from torchvision.utils import make_grid
 
-from augment.checks import check_class_ids
-from augment.errors import AugmentError
+from augment.checks import MAX_CLASS_NAME_CHARS, check_class_ids
+from augment.errors import AugmentError, ConfigError
 from augment.fileio import PathLike, atomic_path
+
+MAX_ROW_LABEL_CHARS = MAX_CLASS_NAME_CHARS + 8  # "<class id> <class name>"
 
 
 def grid_image(images: torch.Tensor, nrow: int, padding: int = 2):
@@ -31,14 +33,30 @@ def grid_image(images: torch.Tensor, nrow: int, padding: int = 2):
 
 def save_grid(images: torch.Tensor, path: PathLike, nrow: int, row_labels: Optional[Sequence[str]] = None) -> Path:
     """Save ``images`` (N, C, H, W) in [-1, 1] as a PNG grid, ``nrow`` images per row; with
-    ``row_labels`` (one per row), each row is labelled on its left."""
+    ``row_labels`` (one per row: printable, at most ``MAX_ROW_LABEL_CHARS`` characters), each row
+    is labelled on its left."""
     path = Path(path)
+    labels = None if row_labels is None else _checked_labels(row_labels, -(-len(images) // nrow))
     image = grid_image(images, nrow)
-    if row_labels is not None:
-        image = _labelled_rows(image, list(row_labels))
+    if labels is not None:
+        image = _labelled_rows(image, labels)
     with atomic_path(path) as tmp:
         image.save(tmp, format="PNG")
     return path
+
+
+def _checked_labels(row_labels: Sequence[str], rows: int) -> list:
+    """``row_labels`` as a list of ``rows`` printable strings short enough for a caption
+    (Pillow's text drawing refuses a newline and a string of millions of characters)."""
+    labels = list(row_labels)
+    if len(labels) != rows:
+        raise ConfigError(f"{len(labels)} row labels for {rows} rows")
+    for label in labels:
+        if not isinstance(label, str) or not label.isprintable() or len(label) > MAX_ROW_LABEL_CHARS:
+            shown = repr(label[:40]) if isinstance(label, str) else repr(label)[:40]
+            raise ConfigError(f"row label {shown} refused: a label is printable text of at most "
+                              f"{MAX_ROW_LABEL_CHARS} characters")
+    return labels
 
 
 def _labelled_rows(image, labels: list):

@@ -119,7 +119,8 @@ def _hand_written_generator_file(path, generator: Generator, model_config, forma
 
     save_file({k: v.contiguous() for k, v in generator.state_dict().items()}, str(path),
               metadata={"format": "augment.generator", "format_version": format_version,
-                        "model_config": json.dumps(dataclasses.asdict(model_config))})
+                        "model_config": json.dumps(model_config if isinstance(model_config, dict)
+                                                   else dataclasses.asdict(model_config))})
 
 
 def test_generator_weights_must_fit_config(tmp_path, tiny_model_config):
@@ -218,9 +219,14 @@ def test_a_generator_file_of_a_newer_format_is_refused(tmp_path, tiny_model_conf
 def test_a_config_edited_to_absurd_sizes_is_refused_before_allocating(tmp_path, tiny_model_config):
     import dataclasses
 
-    huge = dataclasses.replace(tiny_model_config, z_dim=10 ** 10)  # 10**10 x g_width*8*16 floats
+    # the largest config the bounds allow: 4096 x 1024*8*16 floats (2 GiB) in the first layer alone
+    huge = dataclasses.replace(tiny_model_config, z_dim=4096, embed_dim=4096, g_width=1024)
     _hand_written_generator_file(tmp_path / "g.safetensors", Generator(tiny_model_config), huge)
     with pytest.raises(CheckpointError, match="do not fit the model config"):
+        load_generator(tmp_path / "g.safetensors")
+    beyond = {**dataclasses.asdict(tiny_model_config), "z_dim": 10 ** 10}  # past the bounds: refused by the config
+    _hand_written_generator_file(tmp_path / "g.safetensors", Generator(tiny_model_config), beyond)
+    with pytest.raises(CheckpointError, match=r"bad model config in metadata \(z_dim=10000000000 is outside"):
         load_generator(tmp_path / "g.safetensors")
 
 

@@ -126,9 +126,8 @@ def test_non_finite_loss_is_reported_with_its_step(tmp_path, tiny_train_config, 
 def test_full_disk_gives_one_line_error_and_no_partial_file(tmp_path, idx_dir, monkeypatch):
     import augment.checkpoint as ckpt
 
-    def no_space(obj, f, *args, **kwargs):
-        with open(f, "wb") as fh:
-            fh.write(b"partial")
+    def no_space(obj, f, *args, **kwargs):  # f: the open temp file
+        f.write(b"partial")
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(ckpt.torch, "save", no_space)
@@ -138,7 +137,9 @@ def test_full_disk_gives_one_line_error_and_no_partial_file(tmp_path, idx_dir, m
         "--batch-size", "16", "--n-critic", "1", "--z-dim", "8", "--g-width", "8", "--d-width", "8",
         "--embed-dim", "4", "--device", "cpu", "--no-tensorboard", "--quiet"])
     assert result.exit_code == 1, result.output
-    assert result.output.strip().splitlines()[-1] == "Error: No space left on device"
+    assert result.output.strip().startswith("Error: writing ")  # the words of a dump's full disk
+    assert result.output.strip().endswith("last.pt failed: No space left on device")
+    assert len(result.output.strip().splitlines()) == 1, result.output
     assert not (run / "checkpoints").exists() or not any((run / "checkpoints").iterdir())
 
 
@@ -165,13 +166,14 @@ def test_killed_dump_leaves_nothing_that_looks_complete(tmp_path, tiny_model_con
 def test_an_interrupted_experiment_keeps_its_finished_cells(tmp_path, idx_dir, tiny_model_config, monkeypatch):
     import augment.downstream.runner as exp
     from augment.checkpoint import save_generator
-    from augment.downstream.grid import GridConfig, cell_key, grid_cells, read_results
+    from augment.downstream.balanced_grid import BalancedGridConfig
+    from augment.downstream.grid import read_results
     from augment.gan.models import Generator
 
     save_generator(tmp_path / "g.safetensors", Generator(tiny_model_config))
-    grid = GridConfig(n_per_class=(2,), ratios=(1.0,), regimes=("shipped",), seeds=(0,),
-                      classifier_steps=2, classifier_batch=8, synthetic_only_per_class=3,
-                      diversity_per_class=6)
+    grid = BalancedGridConfig(n_per_class=(2,), ratios=(1.0,), regimes=("shipped",), seeds=(0,),
+                              classifier_steps=2, classifier_batch=8, synthetic_only_per_class=3,
+                              diversity_per_class=6)
     real_run_cell, calls = exp.run_cell, []
 
     def dies_on_third(cell, ctx):
@@ -182,11 +184,11 @@ def test_an_interrupted_experiment_keeps_its_finished_cells(tmp_path, idx_dir, t
 
     monkeypatch.setattr(exp, "run_cell", dies_on_third)
     kwargs = dict(data_dir=idx_dir, generator=tmp_path / "g.safetensors", progress=False,
-                  log=lambda m: None, mnist=False)
+                  log=lambda m: None, dataset="idx")
     with pytest.raises(KeyboardInterrupt):
         exp.run_grid(grid, tmp_path / "exp", torch.device("cpu"), **kwargs)
     assert len(read_results(tmp_path / "exp" / "results.csv")) == 2
     monkeypatch.setattr(exp, "run_cell", real_run_cell)
     exp.run_grid(grid, tmp_path / "exp", torch.device("cpu"), **kwargs)
     rows = read_results(tmp_path / "exp" / "results.csv")
-    assert len(rows) == len(grid_cells(grid)) and len({cell_key(r) for r in rows}) == len(rows)
+    assert len(rows) == len(grid.cells()) and len({grid.key(r) for r in rows}) == len(rows)

@@ -2,7 +2,7 @@ import pytest
 import torch
 from PIL import Image
 
-from augment.errors import AugmentError
+from augment.errors import AugmentError, ConfigError
 from augment.gan.models import Generator
 from augment.visualize import class_grid, run_frames, save_gif, save_grid
 
@@ -44,3 +44,11 @@ def test_row_labels_sit_on_a_white_margin(tiny_model_config, tmp_path):
     png = Image.open(path).convert("RGB")
     assert png.width > 2 * 34 + 2 and png.getpixel((1, 1)) == (255, 255, 255)  # not red: (255, 0, 0)
     assert min(png.crop((0, 0, 30, png.height)).getdata()) < (128, 128, 128)  # some dark text
+
+
+@pytest.mark.parametrize("labels, word", [(["a\nb"] * 10, "row label"), (["x" * 5_000_000] + ["a"] * 9, "row label"),
+                                          (["a"] * 9, "9 row labels for 10 rows")])
+def test_row_labels_that_pillow_cannot_draw_are_refused_before_drawing(tmp_path, labels, word):
+    with pytest.raises(ConfigError, match=word):
+        save_grid(torch.zeros(20, 1, 8, 8), tmp_path / "g.png", nrow=2, row_labels=labels)
+    assert not list(tmp_path.iterdir())

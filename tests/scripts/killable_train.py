@@ -22,11 +22,12 @@ if len(sys.argv) > 4 and sys.argv[4] == "hang-in-checkpoint-write":
     hang_step = int(sys.argv[5])
     real_save = torch.save
 
-    def hanging_save(obj, f, *args, **kwargs):
+    def hanging_save(obj, f, *args, **kwargs):  # f: the open temp file
         if isinstance(obj, dict) and obj.get("step") == hang_step:
             real_save(obj, f, *args, **kwargs)
-            with open(f, "r+b") as fh:
-                fh.truncate(fh.seek(0, 2) // 2)
+            f.flush()
+            f.truncate(f.seek(0, 2) // 2)
+            f.flush()
             print("WRITING", flush=True)
             time.sleep(600)
         return real_save(obj, f, *args, **kwargs)
