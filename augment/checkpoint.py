@@ -10,48 +10,40 @@ safetensors whose metadata carries ``format``, ``format_version`` and the ``mode
 JSON, so it alone rebuilds the generator. Both are written atomically.
 
 Both readers check what they read before anything else uses it, and refuse a bad file in one
-line (``CheckpointError``): metadata strings are capped in size (``MAX_METADATA_CHARS``) and JSON
-nesting (``MAX_METADATA_DEPTH``) before they are parsed; weights must be finite; class names follow
-``augment.checks.class_names_problem``; a checkpoint's ``step``, ``elapsed``, RNG state and the
-containers of its state dicts have their types and sizes checked, so the trainer never sees a
-malformed one.
+line (``CheckpointError``): a generator file's safetensors layer is checked by
+``augment.safetensors_files`` (metadata size and depth before parsing, finite weights, digest)
+and its class names by ``augment.checks.class_names_problem``; a checkpoint's ``step``,
+``elapsed``, RNG state and state dicts have their types and sizes checked, its nesting is
+bounded and its tensors finite, so the trainer never sees a malformed one.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import pickle
-import re
 import zipfile
 from pathlib import Path
 from typing import Optional, Union
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save
 
 from augment.checks import class_names_problem, is_integer, is_real
 from augment.config import ModelConfig, TrainConfig, config_from_dict
 from augment.device import resolve_device
 from augment.errors import AugmentError, CheckpointError, ConfigError, one_line
-from augment.fileio import PathLike, atomic_path, sha256_file, write_failed
+from augment.fileio import PathLike, atomic_path, write_failed
 from augment.gan.ema import decay_at
 from augment.gan.models import Generator
+from augment.safetensors_files import FORMAT_VERSION, existing_file, read_safetensors, write_safetensors
 
 CHECKPOINT_FORMAT = "augment.checkpoint"
 GENERATOR_FORMAT = "augment.generator"
-FORMAT_VERSION = 1
-DATA_DIGEST_KEY = "data_sha256"  # safetensors metadata: SHA-256 of the tensor data (checked on read)
 _REQUIRED_KEYS = ("train_config", "generator", "critic", "opt_g", "opt_d", "step", "rng")
-MAX_METADATA_CHARS = 2 << 20  # one metadata string: room for 10,000 class names of 100 characters
-MAX_METADATA_DEPTH = 16  # JSON nesting of a metadata string (the library writes flat lists and dicts)
 MAX_STATE_DEPTH = 16  # nesting of a checkpoint's dicts and lists (an optimizer state is 4 deep)
 # the noise generator's state: MT19937 on the CPU, seed + offset (Philox) on CUDA
 RNG_STATE_BYTES = {"cpu": torch.Generator().get_state().numel(), "cuda": 16}
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 
 
 def save_checkpoint(path: PathLike, state: dict) -> None:
@@ -69,7 +61,7 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
 
     Returns the dict with ``train_config`` rebuilt as a ``TrainConfig``.
     """
-    path = _existing_file(path)
+    path = existing_file(path)
     if not zipfile.is_zipfile(path):
         raise CheckpointError(f"{path}: not an augment checkpoint (not a torch.save zip archive)")
     try:  # torch.load does not check the archive's CRCs: a flipped bit would load silently
@@ -188,114 +180,6 @@ def save_generator(path: PathLike, generator: Generator, extra: dict | None = No
     return write_safetensors(path, generator.state_dict(), metadata)
 
 
-def write_safetensors(path: PathLike, state: dict, metadata: dict) -> str:
-    """Atomically write a state dict and string ``metadata`` as safetensors; returns the file's
-    SHA-256. The same tensors and metadata give the same bytes in any process: the
-    safetensors library writes the metadata map in a per-process random order, so the header is
-    rewritten with the metadata keys sorted (tensor entries and data untouched). The metadata
-    also gets ``data_sha256``, the SHA-256 of the tensor data, which ``read_safetensors`` checks:
-    safetensors itself has no checksum, so a flipped bit in a weight would load silently."""
-    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
-    raw = save(tensors, metadata=metadata)
-    n = int.from_bytes(raw[:8], "little")
-    header = json.loads(raw[8:8 + n])
-    digest = hashlib.sha256(memoryview(raw)[8 + n:]).hexdigest()
-    header["__metadata__"] = dict(sorted({**header.get("__metadata__", {}), DATA_DIGEST_KEY: digest}.items()))
-    text = json.dumps({"__metadata__": header.pop("__metadata__"), **header}, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)  # the data stays 8-byte aligned, as the library writes it
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        f.write(len(text).to_bytes(8, "little") + text)
-        f.write(memoryview(raw)[8 + n:])
-    return sha256_file(path)
-
-
-def read_safetensors(path: PathLike, expected_format: str, what: str) -> tuple[dict, dict]:
-    """(state dict on the CPU, metadata) of a safetensors file whose metadata ``format`` is
-    ``expected_format`` and whose ``format_version`` this library reads; one-line
-    CheckpointError otherwise (``what`` names the kind of file in messages)."""
-    path = _existing_file(path)
-    kind = _other_kind(path)
-    if kind:
-        raise CheckpointError(f"{path}: {kind}, not a safetensors {what} file (augment reads only safetensors "
-                              f"model files, which hold no code)")
-    if not _has_safetensors_header(path):
-        raise CheckpointError(f"{path}: not a readable safetensors file (no JSON header after its 8-byte length)")
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            metadata = f.metadata() or {}
-            _check_metadata(path, metadata)
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except CheckpointError:
-        raise
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({one_line(e)[:200]})") from None
-    if metadata.get("format") != expected_format:
-        raise CheckpointError(f"{path}: not an augment {what} file")
-    if DATA_DIGEST_KEY in metadata and _data_sha256(path) != metadata[DATA_DIGEST_KEY]:
-        raise CheckpointError(f"{path}: corrupt {what} file (its tensor data does not match the SHA-256 "
-                              f"written with it)")
-    try:
-        version = int(metadata.get("format_version", "0"))
-    except ValueError:
-        raise CheckpointError(f"{path}: bad {what} format version {metadata['format_version']!r}") from None
-    if version > FORMAT_VERSION:
-        raise CheckpointError(f"{path}: {what} format version {metadata['format_version']} is "
-                              f"newer than this library's ({FORMAT_VERSION})")
-    bad = [k for k, v in tensors.items() if v.is_floating_point() and not bool(v.isfinite().all())]
-    if bad:
-        raise CheckpointError(f"{path}: {len(bad)} of its {len(tensors)} weight tensors hold NaN or infinity "
-                              f"(e.g. {bad[0]}); a {what} file needs finite weights")
-    return tensors, metadata
-
-
-def _other_kind(path: Path) -> Optional[str]:
-    """What a model file that is not safetensors is, told by its first bytes: a pickle or a zip
-    archive (a ``torch.save`` file); None otherwise."""
-    with open(path, "rb") as f:
-        head = f.read(4)
-    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
-        return "a Python pickle"
-    if head == b"PK\x03\x04":
-        return "a zip archive (e.g. a torch.save file)"
-    return None
-
-
-def _has_safetensors_header(path: Path) -> bool:
-    """An 8-byte little-endian length that fits the file, followed by a JSON object."""
-    with open(path, "rb") as f:
-        head = f.read(9)
-    return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") <= path.stat().st_size - 8
-
-
-def _check_metadata(path: Path, metadata: dict) -> None:
-    """Every metadata value is a string of at most ``MAX_METADATA_CHARS`` characters whose JSON
-    nesting (brackets outside string literals) is at most ``MAX_METADATA_DEPTH`` deep: checked
-    before any of them is parsed."""
-    for key, value in metadata.items():
-        if not isinstance(value, str):
-            raise CheckpointError(f"{path}: metadata {key!r} is not a string")
-        if len(value) > MAX_METADATA_CHARS:
-            raise CheckpointError(f"{path}: metadata {key!r} is {len(value):,} characters long "
-                                  f"(at most {MAX_METADATA_CHARS:,})")
-        depth = 0
-        for c in re.sub(r"[^\[\]{}]", "", _JSON_STRING.sub("", value)):
-            depth += 1 if c in "[{" else -1
-            if depth > MAX_METADATA_DEPTH:
-                raise CheckpointError(f"{path}: metadata {key!r} is nested deeper than {MAX_METADATA_DEPTH} "
-                                      f"levels")
-
-
-def _data_sha256(path: Path) -> str:
-    """SHA-256 of a safetensors file's tensor data: everything after the 8-byte length and the
-    JSON header."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        f.seek(8 + int.from_bytes(f.read(8), "little"))
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def read_generator_file(path: PathLike) -> tuple[ModelConfig, dict, dict]:
     """(model config, state dict on CPU, metadata) of a safetensors generator file."""
     tensors, metadata = read_safetensors(path, GENERATOR_FORMAT, "generator")
@@ -325,7 +209,7 @@ def load_generator(path: PathLike, device: Union[str, torch.device] = "cpu") -> 
     """A generator in eval mode on ``device`` ('cpu', 'cuda', 'cuda:N', 'auto' or a
     ``torch.device``) from a generator file (.safetensors) or a training checkpoint."""
     device = resolve_device(device)
-    path = _existing_file(path)
+    path = existing_file(path)
     if _is_safetensors(path):
         cfg, state, _ = read_generator_file(path)
     else:
@@ -382,7 +266,7 @@ def class_names(metadata: dict, num_classes: int) -> list:
 
 def generator_class_names(path: PathLike) -> list:
     """The class names of a generator file or a training checkpoint's run."""
-    path = _existing_file(path)
+    path = existing_file(path)
     if _is_safetensors(path):
         cfg, _, metadata = read_generator_file(path)
         return class_names(metadata, cfg.num_classes)
@@ -417,12 +301,3 @@ def _is_safetensors(path: Path) -> bool:
     with open(path, "rb") as f:
         head = f.read(9)
     return (len(head) == 9 and head[8:9] == b"{") or path.suffix.lower() == ".safetensors"
-
-
-def _existing_file(path: PathLike) -> Path:
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"file not found: {path}")
-    if not path.is_file():
-        raise CheckpointError(f"not a file: {path}")
-    return path

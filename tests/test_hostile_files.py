@@ -19,7 +19,6 @@ from safetensors.torch import save_file
 import augment.checkpoint as checkpoint
 from augment.checkpoint import (
     GENERATOR_FORMAT,
-    MAX_METADATA_CHARS,
     generator_step,
     load_checkpoint,
     load_generator,
@@ -33,6 +32,7 @@ from augment.config import ModelConfig, TrainConfig
 from augment.errors import AugmentError, CheckpointError
 from augment.fileio import atomic_directory, atomic_path, atomic_write_text
 from augment.gan.models import Critic, Generator
+from augment.safetensors_files import MAX_METADATA_CHARS
 from tests.conftest import write_idx_dir
 
 T = "{tmp}"
