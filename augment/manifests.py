@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Optional
 
-from augment.errors import CheckpointError
+from augment.errors import CheckpointError, one_line
 from augment.fileio import PathLike, atomic_write_text, sha256_file
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -26,14 +26,22 @@ def write_manifest(weights: PathLike, info: dict, manifest: Optional[PathLike] =
     return manifest
 
 
+MAX_MANIFEST_BYTES = 1 << 20  # a manifest is a few kB of JSON
+
+
 def read_manifest(manifest: PathLike) -> dict:
-    """The manifest dict of a weights file (``file``, ``sha256``, ``bytes``, ...)."""
+    """The manifest dict of a weights file (``file``, ``sha256``, ``bytes``, ...): at most
+    ``MAX_MANIFEST_BYTES``, checked before it is read; one-line CheckpointError otherwise."""
+    manifest = Path(manifest)
     try:
-        body = json.loads(Path(manifest).read_text())
+        if manifest.stat().st_size > MAX_MANIFEST_BYTES:
+            raise CheckpointError(f"{manifest}: {manifest.stat().st_size:,} bytes is no manifest "
+                                  f"(at most {MAX_MANIFEST_BYTES:,})")
+        body = json.loads(manifest.read_text())
     except FileNotFoundError:
         raise CheckpointError(f"manifest not found: {manifest}") from None
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{manifest}: unreadable manifest ({e})") from None
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise CheckpointError(f"{manifest}: unreadable manifest ({one_line(e)[:200]})") from None
     if not isinstance(body, dict) or not isinstance(body.get("sha256"), str):
         raise CheckpointError(f"{manifest}: manifest lacks a sha256")
     return body

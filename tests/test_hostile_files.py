@@ -282,3 +282,15 @@ def test_importing_fileio_leaves_the_umask_alone():
             "    import augment.fileio, augment.checkpoint\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+@pytest.mark.parametrize("content, word", [("[" * 100_000 + "]" * 100_000, "unreadable manifest"),
+                                           (" " * ((1 << 20) + 1), "is no manifest")])
+def test_a_hostile_manifest_is_one_line(tmp_path, content, word):
+    from augment.manifests import verify_checksum
+
+    (tmp_path / "w.safetensors").write_bytes(b"x")
+    (tmp_path / "w.json").write_text(content)
+    with pytest.raises(CheckpointError, match=word) as e:
+        verify_checksum(tmp_path / "w.safetensors")
+    assert len(str(e.value)) < 400
