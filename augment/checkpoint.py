@@ -20,6 +20,7 @@ bounded and its tensors finite, so the trainer never sees a malformed one.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import pickle
@@ -42,8 +43,7 @@ CHECKPOINT_FORMAT = "augment.checkpoint"
 GENERATOR_FORMAT = "augment.generator"
 _REQUIRED_KEYS = ("train_config", "generator", "critic", "opt_g", "opt_d", "step", "rng")
 MAX_STATE_DEPTH = 16  # nesting of a checkpoint's dicts and lists (an optimizer state is 4 deep)
-# the noise generator's state: MT19937 on the CPU, seed + offset (Philox) on CUDA
-RNG_STATE_BYTES = {"cpu": torch.Generator().get_state().numel(), "cuda": 16}
+CUDA_RNG_STATE_BYTES = 16  # a CUDA generator's state: Philox seed + offset (8 bytes each)
 
 
 def save_checkpoint(path: PathLike, state: dict) -> None:
@@ -104,6 +104,14 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
     return state
 
 
+@functools.lru_cache(maxsize=1)
+def rng_state_bytes() -> dict:
+    """The sizes of a noise generator's state, {device type: bytes}: MT19937 on the CPU, Philox
+    on CUDA (measured when a GPU is present)."""
+    cuda = torch.Generator("cuda").get_state().numel() if torch.cuda.is_available() else CUDA_RNG_STATE_BYTES
+    return {"cpu": torch.Generator().get_state().numel(), "cuda": cuda}
+
+
 def _check_nesting(path: Path, state: dict) -> None:
     """Walk the loaded checkpoint without recursion: containers at most ``MAX_STATE_DEPTH`` deep,
     every floating-point tensor finite."""
@@ -135,11 +143,12 @@ def _checkpoint_problem(state: dict) -> Optional[str]:
         return f"bad elapsed {elapsed!r} (training seconds, finite and >= 0)"
     rng = state["rng"]
     noise = rng.get("noise") if isinstance(rng, dict) else None
-    sizes = " or ".join(f"{n} on {kind}" for kind, n in RNG_STATE_BYTES.items())
+    sizes = rng_state_bytes()
     if not isinstance(noise, torch.Tensor) or noise.dtype != torch.uint8 or noise.dim() != 1:
         return "bad RNG state (the noise generator's state is a 1-D uint8 tensor)"
-    if noise.numel() not in RNG_STATE_BYTES.values():
-        return f"bad RNG state of {noise.numel()} bytes (a noise generator's state has {sizes})"
+    if noise.numel() not in sizes.values():
+        shown = " or ".join(f"{n} on {kind}" for kind, n in sizes.items())
+        return f"bad RNG state of {noise.numel()} bytes (a noise generator's state has {shown})"
     for key in ("generator", "critic", "generator_ema"):
         if key in state and not _is_state_dict(state[key]):
             return f"bad {key} weights (not a dict of named tensors)"
