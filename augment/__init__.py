@@ -32,7 +32,8 @@ _EXPORTS = {
     "FastGenerator": "synthetic.fast_generator", "dump_synthetic": "synthetic.dump",
     "evaluate_generator": "evaluation.scoring", "quality_filter": "evaluation.classifier_files",
     "top_up_real_synthetic": "synthetic.mixing", "to_mnist_uint8": "images", "to_mnist_tensor": "images",
-    "QualityFilter": "synthetic.quality_filter", "long_tail_counts": "data.subsets",
+    "QualityFilter": "synthetic.filtering", "SamplingOptions": "synthetic.dataset",
+    "long_tail_counts": "data.subsets",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

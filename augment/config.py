@@ -25,7 +25,9 @@ from augment.errors import ConfigError
 IMAGE_SIZE = 32  # the models' resolution in pixels (square); 28x28 MNIST is resized to it
 CRITIC_AUGMENT_POLICIES = ("none", "translation", "cutout", "translation,cutout")
 CLASS_ORDERS = ("index", "permuted")
+CRITIC_LABELS = ("channels", "projection")
 REAL_SAMPLINGS = ("auto", "uniform", "balanced")
+KEEP_BEST_METRICS = ("agreement", "class_frechet", "coverage")  # in-training evaluation scores (lower Frechet wins)
 DATASETS = ("mnist", "idx", "folder", "npz")  # the kinds of data source (augment.data.sources)
 LONG_TAIL_N_MAX = 5000  # images of the largest class of a long-tailed subset (MNIST-LT)
 # caps that keep a model a file or an option describes within memory (the reference: widths 128/64)
@@ -50,6 +52,10 @@ class ModelConfig:
     channels: int = _opt(1, "image channels", min=1, max=4)
     g_width: int = _opt(128, "generator base width (reference: 128 -> 512/256/128)", min=1, max=MAX_WIDTH)
     d_width: int = _opt(64, "critic base width (reference: 64 -> 64/128/256)", min=1, max=MAX_WIDTH)
+    critic_label: str = _opt(
+        "channels", "how the critic sees the label: 'channels' (the reference: the label's embedding as extra "
+        "input channels) or 'projection' (Miyato & Koyama 2018: the inner product of a label embedding with the "
+        "critic's pooled features, added to its score)", choices=CRITIC_LABELS)
 
     def __post_init__(self) -> None:
         _check_bounds(self)
@@ -176,10 +182,28 @@ class TrainConfig:
     sample_every: int = _opt(500, "generator steps between sample grids", min=1)
     checkpoint_every: int = _opt(1000, "generator steps between checkpoints", min=1)
     tensorboard: bool = _opt(True, "also log to TensorBoard when it is installed")
+    eval_every: Optional[int] = _opt(
+        None, "generator steps between in-training evaluations of the generator (and its weight average): "
+        "agreement, per-class Frechet and coverage by a classifier of the data, into metrics.jsonl, "
+        "TensorBoard and the progress bar", min=1)
+    eval_per_class: int = _opt(100, "samples per class of each in-training evaluation", min=2, max=100_000)
+    eval_classifier: Optional[str] = _opt(
+        None, "the classifier that judges in-training evaluations (a file from 'augment train-classifier'); "
+        "default: the shipped MNIST evaluator on MNIST, else one trained on the run's data when the run "
+        "starts (and said so)", metavar="FILE")
+    keep_best: Optional[str] = _opt(
+        None, "with --eval-every: export the generator (live or average) that scored best by this metric at "
+        "an evaluation instead of the last weights (the last stay in generator_last.safetensors)",
+        choices=KEEP_BEST_METRICS)
 
     def __post_init__(self) -> None:
         _check_bounds(self)
         check_device_name(self.device)
+        if self.keep_best is not None and self.eval_every is None:
+            raise ConfigError("keep_best picks among in-training evaluations: it goes with eval_every")
+        if self.step_impl == "explicit-gp" and self.model.critic_label != "channels":
+            raise ConfigError("the explicit-gp step writes out the reference critic's input gradient: it goes with "
+                              "critic_label 'channels'")
         if self.compile_step and self.step_impl != "explicit-gp":
             raise ConfigError("compile_step compiles the explicit-gp step: it goes with step_impl 'explicit-gp'")
 

@@ -7,6 +7,11 @@ and exit 1; usage errors (an option out of range, an unknown option or command) 
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import warnings
+
 import click
 
 from augment.errors import AugmentError, one_line
@@ -55,11 +60,6 @@ class AugmentGroup(click.Group):
 @click.version_option(package_name="augment", prog_name="augment")
 def main() -> None:
     """Train a conditional WGAN-GP on MNIST and use it as a data-augmentation source."""
-    import os
-    import signal
-    import threading
-    import warnings
-
     # SIGTERM (kill, a job scheduler) unwinds like Ctrl-C, so the library's cleanups run: no
     # half-written output or temp directory is left behind; a single-process training run
     # stops after its step. Not under torchrun, whose workers must die on its SIGTERM (a rank
@@ -71,7 +71,7 @@ def main() -> None:
         if previous is not None:
             click.get_current_context().call_on_close(lambda: signal.signal(signal.SIGTERM, previous))
 
-    # library warnings (e.g. "no CUDA graphs on the CPU") as one line, not file:line + source
+    # library warnings (e.g. "torch.compile is unavailable here") as one line, not file:line + source
     warnings.formatwarning = lambda message, category, *args, **kwargs: f"Warning: {message}\n"
 
 

@@ -113,7 +113,7 @@ def quality_filter_from(min_confidence, filter_classifier, max_attempts):
         if filter_classifier is not None:
             raise click.UsageError("--filter-classifier needs --min-confidence")
         return None
-    from augment.evaluation.classifier_files import quality_filter
+    from augment.evaluation.classifier_files import quality_filter  # loads torch: not at `augment --help`
 
     return quality_filter(min_confidence, filter_classifier, max_attempts)
 

@@ -16,7 +16,6 @@ Paths:
                n_critic critic updates, then one generator update; eager maths, op by op.
   eager        Trainer(step_impl='eager', real_batches='shared'): data resident on the device.
   fast         Trainer(step_impl='fast'): batched forwards; one CUDA graph on a GPU.
-  fast-merged  the fast step with real, fake and interpolates in one critic forward.
   batched      the fast step without CUDA graphs (on a CPU it is 'fast').
   explicit-gp  Trainer(step_impl='explicit-gp'): the batched step with the penalty's input
                gradient written out (one backward per critic update, no double backward).
@@ -45,7 +44,6 @@ import platform
 import statistics
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import torch
@@ -57,7 +55,7 @@ from augment.errors import DataError
 from augment.fileio import atomic_write_text
 from augment.gan.losses import critic_loss, generator_loss, gradient_penalty
 from augment.gan.models import Critic, Generator
-from augment.training.batched_step import FastStepFallback, build_fast_step
+from augment.training.steps import Step
 from augment.training.trainer import Trainer
 
 FALLBACK_DATA_DIR = "/work/shared/data/mnist"
@@ -88,7 +86,7 @@ class ReferenceLoop:
 
     def __init__(self, data_dir: Path, device: torch.device, batch_size: int, workers: int,
                  seed: int = 0):
-        images, labels = load_split(data_dir, "train", mnist=True)
+        images, labels = load_split(data_dir, "train", dataset="mnist")
         gen = torch.Generator().manual_seed(seed)
         self.loader = torch.utils.data.DataLoader(
             TorchvisionStyleMNIST(images, labels), batch_size=batch_size, shuffle=True,
@@ -132,20 +130,19 @@ class ReferenceLoop:
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach()}
 
 
-def make_trainer(args, data_dir: Path, impl: str, **fast_options) -> Trainer:
-    explicit = impl.startswith("explicit-gp")
+def make_trainer(args, data_dir: Path, impl: str) -> Trainer:
+    """A trainer running the step ``impl`` names (module docstring); 'batched' is 'fast' without
+    CUDA graphs."""
+    step_impl = {"explicit-gp-compiled": "explicit-gp", "batched": "fast"}.get(impl, impl)
     cfg = TrainConfig(data_dir=str(data_dir), batch_size=args.batch_size, n_critic=N_CRITIC,
-                      real_batches="shared", step_impl="explicit-gp" if explicit else "eager", device=args.device,
+                      real_batches="shared", step_impl=step_impl, device=args.device,
                       compile_step=impl == "explicit-gp-compiled", seed=args.seed, tensorboard=False)
     trainer = Trainer(cfg)
-    if impl != "eager" and not explicit:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FastStepFallback)  # printed once in the header
-            trainer.step_fn = build_fast_step(trainer, required=True, **fast_options)
+    if impl == "batched":
+        trainer.step_fn = Step(trainer, batched=True)
     return trainer
 
 
-FAST_OPTIONS = {"fast": {}, "fast-merged": {"merge_penalty": True}, "batched": {"cuda_graph": False}}
 EXPLICIT = ("explicit-gp", "explicit-gp-compiled")
 VIEW_OPS = {"aten::empty", "aten::empty_strided", "aten::view", "aten::as_strided", "aten::as_strided_",
             "aten::slice", "aten::select", "aten::transpose", "aten::t", "aten::expand", "aten::permute",
@@ -180,9 +177,7 @@ def make_path(name: str, args, data_dir: Path):
     if name == "reference":
         return ReferenceLoop(data_dir, torch.device(args.device), args.batch_size, args.workers,
                              args.seed).step
-    if name in ("eager", *EXPLICIT):
-        return make_trainer(args, data_dir, name).step
-    return make_trainer(args, data_dir, name, **FAST_OPTIONS[name]).step
+    return make_trainer(args, data_dir, name).step
 
 
 def sync(device: torch.device) -> None:
@@ -238,8 +233,8 @@ def main(argv=None) -> dict:
                    help=f"IDX directory (default: $AUGMENT_DATA or ~/.cache/augment/mnist, else "
                         f"{FALLBACK_DATA_DIR})")
     p.add_argument("--paths", default=None,
-                   help="comma-separated from reference,eager,fast,fast-merged,batched,explicit-gp,"
-                        "explicit-gp-compiled (default: reference,eager,fast,fast-merged; on cuda also batched)")
+                   help="comma-separated from reference,eager,fast,batched,explicit-gp,"
+                        "explicit-gp-compiled (default: reference,eager,fast; on cuda also batched)")
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers of the reference loop")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: 2 on cpu)")
     p.add_argument("--cudnn-benchmark", action="store_true", help="torch.backends.cudnn.benchmark")
@@ -264,8 +259,8 @@ def main(argv=None) -> dict:
     if on_cuda:
         warmup = max(warmup, 3)
     args.check_steps = args.check_steps if args.check_steps is not None else (5 if on_cuda else 2)
-    paths = (args.paths or "reference,eager,fast,fast-merged" + (",batched" if on_cuda else "")).split(",")
-    unknown = set(paths) - {"reference", "eager", *FAST_OPTIONS, *EXPLICIT}
+    paths = (args.paths or "reference,eager,fast" + (",batched" if on_cuda else "")).split(",")
+    unknown = set(paths) - {"reference", "eager", "fast", "batched", *EXPLICIT}
     if unknown:
         sys.exit(f"Error: unknown path(s) {', '.join(sorted(unknown))}")
     try:

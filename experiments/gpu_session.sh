@@ -80,7 +80,7 @@ say "env: $(tr '\n' ' ' <"$WORK/logs/env.log")"
 for name in $STAGES; do
   case $name in
   cuda_tests)
-    stage cuda_tests 90 300 python3 -m pytest -q -rs -p no:cacheprovider tests/training/test_batched_step.py \
+    stage cuda_tests 90 300 python3 -m pytest -q -rs -p no:cacheprovider tests/training/test_steps.py tests/training/test_cuda_graph.py \
       tests/synthetic/test_fast_generator.py tests/synthetic/test_dataset.py -k cuda ;;
   profile)
     stage profile 90 300 python3 experiments/profile_train_step.py --device "$DEVICE" \

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import warnings
 from pathlib import Path
 
 import torch
@@ -26,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from augment.config import TrainConfig  # noqa: E402
 from augment.data.mnist import resolve_data_dir  # noqa: E402
 from augment.fileio import atomic_write_text  # noqa: E402
-from augment.training.batched_step import FastStepFallback, build_fast_step  # noqa: E402
+from augment.training.steps import Step  # noqa: E402
 from augment.training.trainer import Trainer  # noqa: E402
 
 VIEW_OPS = {"aten::empty", "aten::empty_strided", "aten::view", "aten::as_strided", "aten::as_strided_",
@@ -85,9 +84,7 @@ def main(argv=None) -> dict:
     cfg = TrainConfig(data_dir=str(resolve_data_dir(args.data_dir)), batch_size=args.batch_size,
                       device=str(device), step_impl="eager", tensorboard=False)
     trainer = Trainer(cfg)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FastStepFallback)
-        trainer.step_fn = build_fast_step(trainer, required=True, cuda_graph=False)
+    trainer.step_fn = Step(trainer, batched=True)  # the fast step without CUDA graphs
     for _ in range(args.warmup):
         trainer.step()
     if on_cuda:

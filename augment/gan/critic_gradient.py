@@ -59,6 +59,8 @@ def _instance_norm(a: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Ten
 def _layers(critic: nn.Module) -> list:
     """(conv, has_instance_norm, leaky slope or None) per convolution of the reference critic;
     a ConfigError for any other layout."""
+    if critic.config.critic_label != "channels":
+        raise ConfigError("the explicit input gradient supports the reference critic only (critic_label 'channels')")
     layers, modules = [], list(critic.net)
     for k, m in enumerate(modules):
         if isinstance(m, nn.Conv2d):

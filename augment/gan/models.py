@@ -53,15 +53,21 @@ class Generator(nn.Module):
 
 
 class Critic(nn.Module):
-    """(images: (B, channels, 32, 32) in [-1, 1], labels: (B,) int64) -> scores (B,) unbounded."""
+    """(images: (B, channels, 32, 32) in [-1, 1], labels: (B,) int64) -> scores (B,) unbounded.
+
+    ``critic_label='channels'`` (the reference): the label's embedding enters as ``embed_dim``
+    constant input channels. ``'projection'``: the image alone goes through the convolutions, and
+    the score gains ``<embed(y), sum over pixels of the last features>`` (Miyato & Koyama 2018).
+    """
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.config = cfg
-        w = cfg.d_width
-        self.embed = nn.Embedding(_require_classes(cfg), cfg.embed_dim)
+        w, projection = cfg.d_width, cfg.critic_label == "projection"
+        classes = _require_classes(cfg)
+        self.embed = nn.Embedding(classes, 4 * w if projection else cfg.embed_dim)
         self.net = nn.Sequential(
-            nn.Conv2d(cfg.channels + cfg.embed_dim, w, 4, 2, 1),  # 32 -> 16
+            nn.Conv2d(cfg.channels + (0 if projection else cfg.embed_dim), w, 4, 2, 1),  # 32 -> 16
             nn.LeakyReLU(0.2),
             nn.Conv2d(w, 2 * w, 4, 2, 1),  # 16 -> 8
             nn.InstanceNorm2d(2 * w),
@@ -73,6 +79,9 @@ class Critic(nn.Module):
         )
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if self.config.critic_label == "projection":
+            features = self.net[:-1](images)  # (B, 4w, 4, 4)
+            return self.net[-1](features).flatten() + (self.embed(labels) * features.sum((2, 3))).sum(1)
         b, _, h, w = images.shape
         label_maps = self.embed(labels)[:, :, None, None].expand(b, -1, h, w)
         return self.net(torch.cat([images, label_maps], dim=1)).flatten()

@@ -10,6 +10,7 @@ from typing import Union
 import torch
 
 from augment.checkpoint import load_generator, read_generator_file
+from augment.config import ModelConfig, config_from_dict
 from augment.errors import CheckpointError
 from augment.fileio import PathLike
 from augment.manifests import WEIGHTS_DIR, verify_checksum
@@ -39,8 +40,9 @@ def verify_model_config(weights: PathLike, info: dict) -> None:
     recorded = (info.get("train_config") or {}).get("model")
     if recorded is None:
         return
-    actual = dataclasses.asdict(read_generator_file(weights)[0])
-    if recorded != actual:
+    actual = read_generator_file(weights)[0]
+    if config_from_dict(ModelConfig, recorded) != actual:  # as configs: a field added since takes its default
+        recorded, actual = dataclasses.asdict(config_from_dict(ModelConfig, recorded)), dataclasses.asdict(actual)
         diff = sorted(k for k in set(recorded) | set(actual) if recorded.get(k) != actual.get(k))
         raise CheckpointError(f"{weights}: model config differs from its manifest ({', '.join(diff)})")
 

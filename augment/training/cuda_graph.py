@@ -20,13 +20,13 @@ from typing import Optional
 import torch
 
 from augment.errors import AugmentError
-from augment.training.steps import FastStepFallback, Step, adam_flags, generator_step
+from augment.training.steps import FastStepFallback, Step, adam_flags, training_step
 
 GRAPH_WARMUP_STEPS = 2  # batched steps on a side stream before the first capture
 
 
 class CudaGraphStep:
-    """Zero-argument step callable replaying one CUDA graph of the batched ``generator_step``."""
+    """Zero-argument step callable replaying one CUDA graph of the batched ``training_step``."""
 
     def __init__(self, trainer, required: bool, warmup_steps: int = GRAPH_WARMUP_STEPS):
         self.trainer, self.required = trainer, required
@@ -69,7 +69,7 @@ class CudaGraphStep:
                               FastStepFallback, stacklevel=2)
                 self.fallback = Step(t, batched=True)
                 with adam_flags(self.optimizers, fused=True, capturable=False):
-                    return generator_step(t.step_parts(), noise, indices, batched=True)
+                    return training_step(t.step_parts(), noise, indices, batched=True)
         for k, v in noise.items():
             self.static[k].copy_(v)
         self.static["indices"].copy_(indices)
@@ -81,7 +81,7 @@ class CudaGraphStep:
         main, side = torch.cuda.current_stream(device), torch.cuda.Stream(device)
         side.wait_stream(main)
         with torch.cuda.stream(side), adam_flags(self.optimizers, fused=True, capturable=False):
-            stats = generator_step(self.trainer.step_parts(), noise, indices, batched=True)
+            stats = training_step(self.trainer.step_parts(), noise, indices, batched=True)
         main.wait_stream(side)
         return {k: v.clone() for k, v in stats.items()}
 
@@ -99,7 +99,7 @@ class CudaGraphStep:
         try:
             with adam_flags(self.optimizers, fused=True, capturable=True), torch.cuda.graph(graph):
                 step_noise = {k: self.static[k] for k in noise}
-                stats = generator_step(t.step_parts(), step_noise, self.static["indices"], batched=True)
+                stats = training_step(t.step_parts(), step_noise, self.static["indices"], batched=True)
                 self.stat_keys = tuple(sorted(stats))
                 self.static["out"] = torch.stack([stats[k] for k in self.stat_keys])
         finally:

@@ -1,10 +1,11 @@
-"""One generator step, written once (``generator_step``), and the ways to run it (``Step``, ``build_step``).
+"""One generator step, written once (``training_step``), and the ways to run it (``Step``, ``build_step``).
 
 A generator step is ``n_critic`` critic updates and one generator update
 (``augment.training.updates``). The implementations compute the same function and differ only in how:
 
 * **eager** (``step_impl='eager'``, and 'auto' on a CPU): the fakes of each critic update come from
-  their own generator forward, Adam runs its default (for-each) kernels: the reference, op by op.
+  their own generator forward, real and fake are scored in separate forwards, Adam runs its default
+  (for-each) kernels: the reference, op by op.
 * **batched** ('fast' off CUDA graphs): the generator does not change during the critic updates, so
   ONE forward of ``n_critic * B`` latents makes all their fakes; inside it every BatchNorm normalises
   each group of B with that group's own statistics and updates its running statistics once per group,
@@ -55,9 +56,9 @@ class FastStepFallback(UserWarning):
     """The step could not use its fastest path and runs a slower one (same function)."""
 
 
-def generator_step(parts: StepParts, noise: dict, indices: torch.Tensor, batched: bool = False,
-                   critic: CriticTerms = critic_terms, generator: GeneratorTerms = generator_terms,
-                   update_generator: bool = True) -> dict:
+def training_step(parts: StepParts, noise: dict, indices: torch.Tensor, batched: bool = False,
+                  critic: CriticTerms = critic_terms, generator: GeneratorTerms = generator_terms,
+                  update_generator: bool = True) -> dict:
     """One generator step on ``parts`` from its ``noise`` (``Trainer.draw_noise``) and real-batch
     ``indices`` (n_critic, B) (``Trainer.real_indices``). ``batched`` makes the fakes in one forward;
     ``critic``/``generator`` compute the updates' terms (plain, explicit-penalty or compiled).
@@ -79,7 +80,8 @@ def generator_step(parts: StepParts, noise: dict, indices: torch.Tensor, batched
         if i > 0 and not parts.shared_batches:
             real = parts.real.index_select(0, indices[i])
         real_i = critic_view(parts.critic_augment, real, diffaugment.row(noise.get("aug_real"), i))
-        fake_i = critic_view(parts.critic_augment, fakes[i * b:(i + 1) * b], diffaugment.row(noise.get("aug_fake"), i))
+        fake_i = critic_view(parts.critic_augment, fakes[i * b:(i + 1) * b],
+                             diffaugment.row(noise.get("aug_fake"), i))
         stats = critic_update(parts, real_i, fake_i, labels[i * b:(i + 1) * b], noise["alpha"][i], critic)
     # one generator update, for the labels of the last real batch
     last = labels[(n - 1) * b:]
@@ -135,6 +137,12 @@ def adam_flags(optimizers, fused: bool, capturable: bool) -> Iterator[None]:
                 g.update(flags)
 
 
+def eager_critic_terms(D: nn.Module, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor,
+                       alpha: torch.Tensor, gp_weight: float) -> dict:
+    """``critic_terms`` op by op, as the reference computes it: real and fake scored in two forwards."""
+    return critic_terms(D, real, fake, labels, alpha, gp_weight, one_forward=False)
+
+
 def explicit_critic_terms(D: nn.Module, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor,
                           alpha: torch.Tensor, gp_weight: float) -> dict:
     """``critic_terms`` with the penalty's input gradient written out (one backward)."""
@@ -148,15 +156,16 @@ class Step:
     def __init__(self, trainer, batched: bool, explicit_gp: bool = False, compile_step: bool = False):
         self.trainer, self.batched = trainer, batched
         self.fused_adam = batched and trainer.device.type in FUSED_ADAM_DEVICES
-        critic = explicit_critic_terms if explicit_gp else critic_terms
+        critic = explicit_critic_terms if explicit_gp else critic_terms if batched else eager_critic_terms
         self.critic = CompiledOrPlain(critic) if compile_step else critic
         self.generator = CompiledOrPlain(generator_terms) if compile_step else generator_terms
 
-    def __call__(self) -> dict:
+    def __call__(self, update_generator: bool = True) -> dict:
         t = self.trainer
         noise, indices = t.draw_noise(), t.real_indices()
         with adam_flags((t.opt_d, t.opt_g), self.fused_adam, capturable=False):
-            return generator_step(t.step_parts(), noise, indices, self.batched, self.critic, self.generator)
+            return training_step(t.step_parts(), noise, indices, self.batched, self.critic, self.generator,
+                                 update_generator)
 
 
 class CompiledOrPlain:

@@ -3,7 +3,7 @@
 ``Trainer.step()`` is one generator step: ``n_critic`` critic updates, then one generator
 update (critic updates only during the first ``critic_warmup`` steps), then the weight
 average's update when the run keeps one. The step itself is ``augment.training.steps``
-(``generator_step``, run eager, batched, with the explicit penalty, or as a CUDA graph as
+(``training_step``, run eager, batched, with the explicit penalty, or as a CUDA graph as
 ``step_impl`` says: ``build_step``). All randomness of a step is drawn up front from one explicit
 ``torch.Generator`` (``draw_noise``) and real batches are a pure function of (seed, batch
 counter) (``augment.training.real_data``), so ``state_dict()`` alone resumes a run bitwise.
@@ -28,7 +28,7 @@ from augment.images import to_model_images
 from augment.training import data_parallel
 from augment.training.cuda_graph import CudaGraphStep
 from augment.training.real_data import BalancedBatches, RealBatches, load_training_data, resolved_real_sampling
-from augment.training.steps import Step, generator_step
+from augment.training.steps import Step
 from augment.training.updates import StepParts
 
 
@@ -127,14 +127,18 @@ class Trainer:
         """One generator step (n_critic critic updates + one generator update; critic updates
         only during the first ``cfg.critic_warmup`` steps), then the update of the weight
         average when there is one."""
-        if self.step_count < self.cfg.critic_warmup:  # the critic alone: the generator's loss measured only
-            stats = generator_step(self.step_parts(), self.draw_noise(), self.real_indices(), update_generator=False)
+        if self.step_count < self.cfg.critic_warmup:  # the critic alone (eager): the generator's loss measured only
+            stats = Step(self, batched=False)(update_generator=False)
         else:
             stats = self.step_fn()
         self.step_count += 1
         if self.G_ema is not None:
             ema.update_average(self.G_ema, self.G, ema.decay_at(self.step_count, self.cfg.ema_decay))
         return stats
+
+    def generators(self) -> dict[str, torch.nn.Module]:
+        """The generators an in-training evaluation scores: 'live', and 'average' when kept."""
+        return {"live": self.G} if self.G_ema is None else {"live": self.G, "average": self.G_ema}
 
     @property
     def sampling_generator(self) -> torch.nn.Module:

@@ -59,14 +59,19 @@ def critic_view(policy: str, images: torch.Tensor, params: Optional[torch.Tensor
 
 
 def critic_terms(D: nn.Module, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor, alpha: torch.Tensor,
-                 gp_weight: float, input_gradient: InputGradient = autograd_input_gradient) -> dict:
+                 gp_weight: float, input_gradient: InputGradient = autograd_input_gradient,
+                 one_forward: bool = True) -> dict:
     """The critic's loss and statistics on ``real`` and ``fake`` (B, C, 32, 32) as the critic sees
     them, for ``labels`` (B,), the penalty on interpolates with weights ``alpha`` (B, 1, 1, 1):
     ``loss_d`` = -(E[D(real)] - E[D(fake)]) + gp_weight * ``gp``, and ``wasserstein``, the
-    estimate. Real and fake are scored in one forward (the critic treats samples independently).
+    estimate. ``one_forward`` scores real and fake in one forward of both (the critic treats
+    samples independently: the same function, fewer kernels), else in two, as the reference does.
     A pure function of its arguments, so it compiles."""
-    b = real.shape[0]
-    real_scores, fake_scores = D(torch.cat([real, fake]), torch.cat([labels, labels])).split(b)
+    if one_forward:
+        b = real.shape[0]
+        real_scores, fake_scores = D(torch.cat([real, fake]), torch.cat([labels, labels])).split(b)
+    else:
+        real_scores, fake_scores = D(real, labels), D(fake, labels)
     gp = gradient_penalty(D, real, fake, labels, alpha, input_gradient)
     return {"loss_d": critic_loss(real_scores, fake_scores) + gp_weight * gp, "gp": gp,
             "wasserstein": wasserstein_estimate(real_scores, fake_scores)}

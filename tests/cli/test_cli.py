@@ -27,11 +27,25 @@ def test_cas_steps_default_is_the_library_default():
     assert option.default == CAS_STEPS
 
 
-def test_dry_run_prints_resolved_config():
-    result = run("train", "--run-dir", "unused", "--dry-run", "--lr", "0.0003", "--z-dim", "16")
+def test_dry_run_prints_resolved_config(tmp_path, idx_dir):
+    result = run("train", "--run-dir", tmp_path / "unused", "--dry-run", "--lr", "0.0003", "--z-dim", "16",
+                 "--data-dir", idx_dir, "--dataset", "idx", "--n-per-class", 3)
     assert result.exit_code == 0, result.output
     cfg = json.loads(result.output)
     assert cfg["lr"] == 0.0003 and cfg["model"]["z_dim"] == 16 and cfg["model"]["num_classes"] is None
+    assert cfg["subset"]["n_per_class"] == 3
+    assert not (tmp_path / "unused").exists()
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--class-counts", "1,2,3"], "3 class counts for 10 classes"), (["--lr", "nan"], "not a finite number"),
+    (["--z-dim", "1e12"], "--z-dim"), (["--data-dir", "/nonexistent/dir"], "/nonexistent/dir"),
+])
+def test_dry_run_makes_every_check_a_real_run_makes(tmp_path, idx_dir, args, words):
+    base = ["train", "--run-dir", tmp_path / "unused", "--dry-run", "--data-dir", idx_dir, "--dataset", "idx"]
+    result = run(*base, *args)
+    assert result.exit_code != 0 and words in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1
 
 
 def test_train_sample_export_resume(tmp_path, idx_dir):

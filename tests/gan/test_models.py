@@ -1,6 +1,8 @@
+import pytest
 import torch
 
-from augment.config import ModelConfig
+from augment.config import ModelConfig, TrainConfig
+from augment.errors import ConfigError
 from augment.gan.models import Critic, Generator, build_models, count_parameters
 
 
@@ -35,3 +37,20 @@ def test_label_changes_output(tiny_model_config):
     z = torch.randn(1, tiny_model_config.z_dim).repeat(2, 1)
     x = g(z, torch.tensor([0, 1]))
     assert not torch.allclose(x[0], x[1])
+
+
+def test_a_projection_critic_scores_by_label_and_refuses_the_explicit_gradient():
+    from augment.gan.critic_gradient import scores_and_input_gradient
+
+    cfg = ModelConfig(z_dim=8, embed_dim=4, g_width=8, d_width=8, critic_label="projection")
+    torch.manual_seed(0)
+    D = Critic(cfg)
+    torch.nn.init.normal_(D.embed.weight)
+    images = torch.randn(5, 1, 32, 32)
+    same, other = D(images, torch.zeros(5, dtype=torch.long)), D(images, torch.ones(5, dtype=torch.long))
+    assert same.shape == (5,) and not torch.allclose(same, other)
+    assert D.net[0].in_channels == 1  # the image alone goes through the convolutions
+    with pytest.raises(ConfigError, match="critic_label 'channels'"):
+        scores_and_input_gradient(D, images, torch.zeros(5, dtype=torch.long))
+    with pytest.raises(ConfigError, match="critic_label 'channels'"):
+        TrainConfig(model=cfg, step_impl="explicit-gp")

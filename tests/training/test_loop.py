@@ -6,7 +6,7 @@ import signal
 import pytest
 import torch
 
-from augment.checkpoint import load_checkpoint, load_generator
+from augment.checkpoint import load_checkpoint, load_generator, read_generator_file
 from augment.config import TrainConfig
 from augment.errors import CheckpointError, ConfigError, TrainingError
 from augment.training.loop import TrainingInterrupted, resume, train
@@ -320,3 +320,51 @@ def test_train_takes_a_device_name_and_refuses_what_is_not_a_config(tmp_path, ti
     (tmp_path / "file").write_text("x")
     with pytest.raises(TrainingError, match="is a file"):
         train(tiny_train_config, tmp_path / "file", progress=False)
+
+
+class ScriptedMonitor:
+    """A monitor whose scores are a function of the step: the average is best at step 4 (of 6)."""
+
+    def __init__(self, trainer_steps):
+        self.steps, self.calls = trainer_steps, []
+
+    def __call__(self, generators):
+        step = len(self.calls) * 2 + 2  # called at steps 2, 4, 6 (eval_every=2)
+        self.calls.append(sorted(generators))
+        return {"live": {"agreement": 0.1 * step, "class_frechet": 10.0, "coverage": 0.5},
+                "average": {"agreement": 0.9 if step == 4 else 0.2, "class_frechet": 9.0, "coverage": 0.6}}
+
+
+def test_a_monitor_logs_its_scores_and_keep_best_exports_the_best_weights(tmp_path, tiny_train_config):
+    cfg = dataclasses.replace(tiny_train_config, max_steps=6, checkpoint_every=4, ema_decay=0.9, eval_every=2,
+                              keep_best="agreement", log_every=3)
+    monitor = ScriptedMonitor(6)
+    run = tmp_path / "run"
+    path = train(cfg, run, progress=False, monitor=monitor)
+    assert monitor.calls == [["average", "live"]] * 3
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [2, 3, 4, 6]  # log_every rows and evaluation rows
+    scored = [r for r in rows if "live_agreement" in r]
+    assert [r["step"] for r in scored] == [2, 4, 6] and scored[1]["average_agreement"] == 0.9
+    assert {"live_class_frechet", "live_coverage", "average_coverage"} <= set(scored[0])
+    best, last = load_generator(path), load_generator(run / "generator_last.safetensors")
+    _, _, meta = read_generator_file(path)
+    assert json.loads(meta["selected_by"]) == {"metric": "agreement", "score": 0.9, "at_step": 4}
+    assert meta["step"] == "4" and meta["weights"] == "average"
+    assert any(not torch.equal(a, b) for a, b in zip(best.state_dict().values(), last.state_dict().values()))
+
+
+def test_keep_best_survives_a_resume(tmp_path, tiny_train_config):
+    cfg = dataclasses.replace(tiny_train_config, max_steps=6, checkpoint_every=2, ema_decay=0.9, eval_every=2,
+                              keep_best="agreement")
+    whole = train(cfg, tmp_path / "whole", progress=False, monitor=ScriptedMonitor(6))
+    train(dataclasses.replace(cfg, max_steps=4), tmp_path / "part", progress=False, monitor=ScriptedMonitor(4))
+    resumed = resume(tmp_path / "part", {"max_steps": 6}, progress=False, monitor=ScriptedMonitor(6))
+    for a, b in zip(load_generator(whole).state_dict().values(), load_generator(resumed).state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_eval_every_needs_a_monitor(tmp_path, tiny_train_config):
+    with pytest.raises(ConfigError, match="eval_every needs a monitor"):
+        train(dataclasses.replace(tiny_train_config, eval_every=2), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()

@@ -150,6 +150,7 @@ def test_each_step_impl_runs_the_step_it_names_on_a_cpu(idx_dir):
     assert all(isinstance(fn, Step) for fn in impls.values())
     assert [impls[k].batched for k in ("auto", "eager", "fast", "explicit-gp")] == [False, False, True, True]
     assert impls["explicit-gp"].critic is steps.explicit_critic_terms and impls["fast"].critic is steps.critic_terms
+    assert impls["eager"].critic is steps.eager_critic_terms
 
 
 @pytest.mark.parametrize("real_batches,critic_augment",
