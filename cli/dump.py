@@ -7,7 +7,16 @@ from pathlib import Path
 
 import click
 
-from .options import DEVICE, INT_LIST, ChoiceList, Count, int_list, quality_filter_from, quality_filter_options
+from .options import (
+    DEVICE,
+    INT_LIST,
+    ChoiceList,
+    Count,
+    FiniteFloatRange,
+    int_list,
+    quality_filter_from,
+    quality_filter_options,
+)
 
 
 @click.command("dump")
@@ -33,7 +42,7 @@ from .options import DEVICE, INT_LIST, ChoiceList, Count, int_list, quality_filt
 @click.option("--class-counts", type=INT_LIST, default=None,
               help="exact images per class (of --classes, default all), e.g. the synthetic top-up of a "
                    "long-tailed set: 0,2003,3203,...")
-@click.option("--truncation", type=click.FloatRange(0, min_open=True), default=None,
+@click.option("--truncation", type=FiniteFloatRange(0, min_open=True), default=None,
               help="latent components beyond +-T are redrawn or clipped (fidelity over diversity)")
 @click.option("--truncation-mode", type=click.Choice(["resample", "clamp"]), default="resample",
               help="with --truncation: redraw components beyond +-T, or clip them to +-T")

@@ -95,13 +95,23 @@ class ChoiceList(click.ParamType):
         return items
 
 
+class FiniteFloatRange(click.FloatRange):
+    """``click.FloatRange`` that also refuses NaN and infinities (which compare False with every bound)."""
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
 def quality_filter_options(fn: Callable) -> Callable:
     """``--min-confidence P``, ``--filter-classifier FILE``, ``--max-attempts N`` (quality-filtered sampling)."""
     fn = click.option("--max-attempts", type=click.IntRange(1, 1000), default=16, show_default=True,
                       help="with --min-confidence: latents tried per image before the best-scored is kept")(fn)
     fn = click.option("--filter-classifier", type=click.Path(dir_okay=False, path_type=Path), default=None,
                       help="with --min-confidence: the judge (a classifier file; default the shipped evaluator)")(fn)
-    return click.option("--min-confidence", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+    return click.option("--min-confidence", type=FiniteFloatRange(0, 1, min_open=True, max_open=True), default=None,
                         help="keep an image only if a judge classifier labels it as its class with at least this "
                              "probability; others are redrawn from new latents, the same ones every time")(fn)
 
@@ -116,16 +126,6 @@ def quality_filter_from(min_confidence, filter_classifier, max_attempts):
     from augment.evaluation.classifier_files import quality_filter  # loads torch: not at `augment --help`
 
     return quality_filter(min_confidence, filter_classifier, max_attempts)
-
-
-class FiniteFloatRange(click.FloatRange):
-    """``click.FloatRange`` that also refuses NaN and infinities (which compare False with every bound)."""
-
-    def convert(self, value: Any, param: Any, ctx: Any) -> float:
-        number = super().convert(value, param, ctx)
-        if not math.isfinite(number):
-            self.fail(f"{value!r} is not a finite number", param, ctx)
-        return number
 
 
 def _click_type(cls: type, f: dataclasses.Field) -> Any:
