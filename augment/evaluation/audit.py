@@ -33,7 +33,7 @@ from augment.evaluation import memorization as mem
 from augment.evaluation.classifier import Classifier, extract_features
 from augment.images import to_model_images
 
-MOST_COPIED = 8  # rows of the picture
+MOST_COPIED = 10  # rows of the picture at most: the most-copied sample of each class, most copied first
 NEIGHBOURS_SHOWN = 3  # training images beside each sample
 
 
@@ -90,7 +90,7 @@ def run_audit(images: torch.Tensor, pixels: torch.Tensor, labels: torch.Tensor, 
         train_features = extract_features(classifier, to_model_images(train.images[in_features]))
     feature = mem.audit(train_features, train.labels[in_features], held_out["features"], held_out["labels"],
                         features, labels, num_classes, seed)
-    rows = _most_copied(pixel)
+    rows = _most_copied(pixel, labels)
     summary = {
         **pixel.summary,
         "space": "pixels",
@@ -108,11 +108,15 @@ def run_audit(images: torch.Tensor, pixels: torch.Tensor, labels: torch.Tensor, 
     return summary, picture
 
 
-def _most_copied(audit: mem.MemorizationAudit) -> list:
-    """The ``MOST_COPIED`` samples with the smallest copy ratio (nearest-training distance over
-    their class's near-duplicate threshold), most copied first."""
+def _most_copied(audit: mem.MemorizationAudit, labels: torch.Tensor) -> list:
+    """The most-copied sample of each class (smallest copy ratio: nearest-training distance over
+    the class's near-duplicate threshold), most copied first, at most ``MOST_COPIED``."""
     ratio = np.where(np.isnan(audit.copy_ratio), np.inf, audit.copy_ratio)
-    return [int(i) for i in np.argsort(ratio, kind="stable")[:MOST_COPIED] if np.isfinite(ratio[i])]
+    best = {}
+    for i in np.argsort(ratio, kind="stable"):
+        if np.isfinite(ratio[i]):
+            best.setdefault(int(labels[i]), int(i))
+    return sorted(best.values(), key=lambda i: ratio[i])[:MOST_COPIED]
 
 
 def _picture(images: torch.Tensor, pixels: torch.Tensor, rows: list, train: LabelledImages, keep: torch.Tensor,

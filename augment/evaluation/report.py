@@ -223,7 +223,7 @@ def report_markdown(report: dict, images: Optional[dict] = None) -> str:
     lines.append("")
     titles = {"per_class": "Per-class metrics", "confusion": "Confusion matrix",
               "samples": "Samples (row = class)",
-              "copies": "Most-copied samples (left) beside their nearest training images"}
+              "copies": "The most-copied sample of each class (left) beside its nearest training images"}
     for key, file in (images or {}).items():
         lines += [f"## {titles[key]}", "", f"![{titles[key]}]({file})", ""]
     return "\n".join(lines)
