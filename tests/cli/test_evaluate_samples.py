@@ -12,7 +12,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from augment.cli import main
-from augment.config import ModelConfig
+from augment.config import ModelConfig, SubsetSpec
+from augment.data.subsets import subset_indices
 from augment.data.idx import encode_idx
 from augment.evaluation import scoring
 from augment.evaluation.classifier import ClassifierConfig, ClassifierTrainConfig, train_classifier
@@ -92,6 +93,20 @@ def test_noised_training_images_read_as_copies(workspace):
     assert memorization["near_duplicate_fraction"] > 0.95 and memorization["authenticity"] < 0.05
     assert memorization["verdict"].startswith("copies its training images")
     assert (workspace / "copies" / "copies.png").is_file()
+
+
+def test_the_training_set_is_the_subset_the_generator_saw(workspace):
+    """Copies of all 200 training images, audited against a 5-per-class subset: exactly the
+    copies of the subset's 50 images are near duplicates."""
+    result = evaluate(workspace, "subset", "--samples", str(workspace / "copies.npz"), "--train-n-per-class", "5",
+                      "--train-seed", "3")
+    assert result.exit_code == 0, result.output
+    memorization = json.loads((workspace / "subset" / "results.json").read_text())["memorization"]
+    assert memorization["training"] == {"subset": "n5", "seed": 3, "images": 50, "feature_images": 50}
+    assert memorization["near_duplicate_fraction"] == pytest.approx(50 / 200, abs=0.03)
+    _, labels = bar_digits(N_TRAIN, 0)
+    subset = set(subset_indices(labels.long(), SubsetSpec(n_per_class=5), 3, 10).tolist())
+    assert {row["training_index"] for row in memorization["most_copied"]} <= subset
 
 
 @pytest.mark.parametrize("name, option", [("folder", None), ("idx", None), ("dump", None), ("dump_png", None),
