@@ -67,13 +67,12 @@ def check_mnist_checksum(name: str, raw: bytes, where: str) -> None:
                         f"for other IDX data, use --dataset idx)")
 
 
-def verify_dir(directory: PathLike, dataset: str = "mnist", mnist: Optional[bool] = None) -> dict:
+def verify_dir(directory: PathLike, dataset: str = "mnist") -> dict:
     """Check every split found in ``directory`` (or ``directory/MNIST/raw``, torchvision's
     layout, as an ``augment dump`` writes): headers, sizes, image/label counts, the labels'
     classes and (``dataset`` 'mnist') SHA-256. Returns {split: number of examples, 0 for an
-    empty split}; raises DataError on the first problem or when no split is present.
-    ``mnist`` (True: 'mnist', False: 'idx') is the older spelling of ``dataset``."""
-    dataset = _idx_kind(dataset, mnist)
+    empty split}; raises DataError on the first problem or when no split is present."""
+    _check_idx_kind(dataset)
     directory = Path(directory)
     if not directory.is_dir():
         raise DataError(f"data directory {'is not a directory' if directory.exists() else 'does not exist'}: "
@@ -85,16 +84,16 @@ def verify_dir(directory: PathLike, dataset: str = "mnist", mnist: Optional[bool
 # -------------------------------------------------------------------------------------- load
 
 
-def load_split(directory: PathLike, split: str = "train", dataset: str = "mnist", allow_empty: bool = False,
-               mnist: Optional[bool] = None) -> tuple[torch.Tensor, torch.Tensor]:
+def load_split(directory: PathLike, split: str = "train", dataset: str = "mnist", allow_empty: bool = False
+               ) -> tuple[torch.Tensor, torch.Tensor]:
     """Images ``(N, H, W)`` uint8 and labels ``(N,)`` int64 of one split ('train' or 'test'),
     as the files hold them (no check of the labels' classes: ``load_labelled`` does those).
 
     ``dataset`` 'mnist' verifies the SHA-256 of MNIST's files; 'idx' accepts any IDX pair of
-    grayscale images with integer labels (structure still validated; ``mnist`` True/False is
-    the older spelling). An empty split is an error unless ``allow_empty``.
+    grayscale images with integer labels (structure still validated). An empty split is an
+    error unless ``allow_empty``.
     """
-    checksum = _idx_kind(dataset, mnist) == "mnist"
+    checksum = _check_idx_kind(dataset) == "mnist"
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; expected 'train' or 'test'")
     directory = Path(directory)
@@ -120,9 +119,7 @@ def load_split(directory: PathLike, split: str = "train", dataset: str = "mnist"
     return images, labels.long()
 
 
-def _idx_kind(dataset: str, mnist: Optional[bool]) -> str:
-    if mnist is not None:
-        return "mnist" if mnist else "idx"
+def _check_idx_kind(dataset: str) -> str:
     if dataset not in ("mnist", "idx"):
         raise DataError(f"IDX files are dataset 'mnist' or 'idx', not {dataset!r}")
     return dataset
