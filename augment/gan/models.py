@@ -57,7 +57,9 @@ class Critic(nn.Module):
 
     ``critic_label='channels'`` (the reference): the label's embedding enters as ``embed_dim``
     constant input channels. ``'projection'``: the image alone goes through the convolutions, and
-    the score gains ``<embed(y), sum over pixels of the last features>`` (Miyato & Koyama 2018).
+    the score gains ``<embed(y), mean over pixels of the last features>`` (Miyato & Koyama 2018),
+    the embedding starting at zero, so the untrained critic ignores the label rather than score
+    at random by it.
     """
 
     def __init__(self, cfg: ModelConfig):
@@ -66,6 +68,8 @@ class Critic(nn.Module):
         w, projection = cfg.d_width, cfg.critic_label == "projection"
         classes = _require_classes(cfg)
         self.embed = nn.Embedding(classes, 4 * w if projection else cfg.embed_dim)
+        if projection:
+            nn.init.zeros_(self.embed.weight)
         self.net = nn.Sequential(
             nn.Conv2d(cfg.channels + (0 if projection else cfg.embed_dim), w, 4, 2, 1),  # 32 -> 16
             nn.LeakyReLU(0.2),
@@ -81,7 +85,7 @@ class Critic(nn.Module):
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if self.config.critic_label == "projection":
             features = self.net[:-1](images)  # (B, 4w, 4, 4)
-            return self.net[-1](features).flatten() + (self.embed(labels) * features.sum((2, 3))).sum(1)
+            return self.net[-1](features).flatten() + (self.embed(labels) * features.mean((2, 3))).sum(1)
         b, _, h, w = images.shape
         label_maps = self.embed(labels)[:, :, None, None].expand(b, -1, h, w)
         return self.net(torch.cat([images, label_maps], dim=1)).flatten()
