@@ -129,10 +129,22 @@ def mann_whitney_z(x: ArrayLike, y: ArrayLike) -> float:
 
 def audit(train: ArrayLike, train_labels: ArrayLike, held_out: ArrayLike, held_out_labels: ArrayLike,
           samples: ArrayLike, sample_labels: ArrayLike, num_classes: int, seed: int = 0) -> MemorizationAudit:
-    """The memorization audit (module docstring) of ``samples`` against ``train``, calibrated
-    on ``held_out`` (real vectors that are not training vectors). Vectors are ``(N, ...)`` rows
-    of one space (flattened); labels ``(N,)``. ``seed`` seeds the k-means of class c as
-    ``seed + c``."""
+    """The memorization audit (module docstring) of ``samples`` against ``train``.
+
+    Args:
+        train: the generator's training vectors ``(M, ...)`` (flattened to rows), any real dtype.
+        train_labels: their classes ``(M,)`` in [0, ``num_classes``).
+        held_out: real vectors ``(H, ...)`` of the same space that are not training vectors.
+        held_out_labels: their classes ``(H,)``.
+        samples: the judged vectors ``(N, ...)``.
+        sample_labels: their classes ``(N,)``.
+        num_classes: C.
+        seed: the k-means of class c is seeded with ``seed + c``.
+
+    Returns:
+        A :class:`MemorizationAudit`; NaN where a value is undefined (a class without training
+        or held-out vectors, or without a cell holding enough of both).
+    """
     train_labels, held_labels, sample_labels = _labels(train_labels), _labels(held_out_labels), _labels(sample_labels)
     n = len(sample_labels)
     nearest_distance = np.full(n, math.nan)

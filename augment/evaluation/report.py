@@ -19,6 +19,7 @@ import torch
 from matplotlib.figure import Figure
 
 from augment.fileio import PathLike, atomic_directory, check_directory_target
+from augment.images import BACKGROUND
 from augment.visualize import save_grid
 
 REAL_BASELINE = "real train"
@@ -165,6 +166,17 @@ def write_report(report: dict, out_dir: PathLike, grid: Optional[torch.Tensor] =
         _plot_confusion(report, tmp / images["confusion"])
         (tmp / "report.md").write_text(report_markdown(report, images))
     return out_dir
+
+
+def sample_grid(images: torch.Tensor, labels: torch.Tensor, num_classes: int, per_class: int = 10) -> torch.Tensor:
+    """The first images of each class ``(C, columns, ...)`` for samples.png, ``columns`` the
+    largest class's count up to ``per_class``; a class short of them padded with background."""
+    columns = min(per_class, int(torch.bincount(labels, minlength=num_classes).max()))
+    grid = torch.full((num_classes, columns, *images.shape[1:]), BACKGROUND)
+    for c in range(num_classes):
+        first = images[labels == c][:columns]
+        grid[c, :len(first)] = first
+    return grid
 
 
 def _json_safe(value):

@@ -46,12 +46,12 @@ from augment.evaluation.report import (
     SAMPLES,
     check_out_dir,
     memorization_verdict,
+    sample_grid,
     write_report,
 )
 from augment.evaluation.reference import RealReference, load_reference, load_train_split, real_train_subset
 from augment.evaluation.sample_sets import baseline_size, read_checked_samples
 from augment.fileio import PathLike, sha256_file
-from augment.images import BACKGROUND
 
 REPORT_FORMAT = "augment.evaluation"
 FORMAT_VERSION = 2  # 2: top-level "memorization"; "samples" instead of "generator" for a sample set
@@ -239,12 +239,33 @@ def evaluate_sample_set(samples: PathLike, sample_format: Optional[str] = None,
                         seed: int = 0, cas: bool = False, cas_steps: int = CAS_STEPS, device: Device = "cpu",
                         log: Log = _quiet, audit: bool = True, training_subset: SubsetSpec = SubsetSpec(),
                         training_seed: int = 0) -> dict:
-    """Metrics and memorization audit of a set of labelled images read from ``samples`` (format
-    ``sample_format``, default recognised from the path: ``augment.evaluation.sample_sets``)
-    against the real test set, as ``augment evaluate --samples`` reports them. Arguments as
-    :func:`evaluate_generator`'s; the audit's training set is the train split (or
-    ``training_subset``) of the real data the samples' generator learnt from. Returns
-    :func:`evaluate_generator`'s dict and ``"samples"`` (path, format, images per class)."""
+    """Metrics and memorization audit of a set of labelled images, as ``augment evaluate
+    --samples`` reports them.
+
+    Args:
+        samples: the set: an ``.npz`` file, an image folder, an IDX directory or an ``augment
+            dump`` directory (``augment.evaluation.sample_sets``).
+        sample_format: 'npz', 'folder', 'idx' or 'dump'; default recognised from the path.
+        classifier: the evaluator; default the shipped one, on ``device``.
+        data_dir: where the real data is (default: ``$AUGMENT_DATA``, else the cache).
+        dataset: the kind of real source (``augment.data.sources``).
+        reference: the real test set already embedded (``load_reference``); skips it.
+        k: neighbours of precision/recall/density/coverage (every class needs more images).
+        seed: the seed of CAS training, diversity's subsampling and the audit's k-means.
+        cas: also train a classifier on the set alone and test it on real test (slow).
+        cas_steps: training steps of the CAS classifier.
+        device: the evaluator's device.
+        log: called with progress messages.
+        audit: run the memorization audit.
+        training_subset: the subset of the real train split the set's generator learnt from
+            (default all of it).
+        training_seed: the seed that drew that subset.
+
+    Returns:
+        :func:`evaluate_generator`'s dict and ``"samples"``: path, format, images and images per
+        class. One-line ``DataError`` for a set that is empty, has other classes than the real
+        data, images of another size (not resized) or a class of at most ``k`` images.
+    """
     classifier, reference = _prepare(classifier, reference, data_dir, dataset_name(dataset), device)
     images, pixels, labels, described = _read_samples(samples, sample_format, reference, k)
     train = load_train_split(reference) if audit else None
@@ -370,16 +391,6 @@ def run_evaluation(generator_path: Optional[PathLike], out_dir: PathLike, n_per_
     else:
         report["samples"] = described
     report["seconds"] = round(time.time() - started, 2)
-    write_report(report, out_dir, _sample_grid(images, labels, reference.num_classes), overwrite, picture)
+    grid = sample_grid(images, labels, reference.num_classes, GRID_PER_CLASS)
+    write_report(report, out_dir, grid, overwrite, picture)
     return report
-
-
-def _sample_grid(images: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """The first images of each class ``(C, columns, ...)``, ``columns`` the largest class's count
-    up to ``GRID_PER_CLASS``; a class short of them padded with background."""
-    columns = min(GRID_PER_CLASS, int(torch.bincount(labels, minlength=num_classes).max()))
-    grid = torch.full((num_classes, columns, *images.shape[1:]), BACKGROUND)
-    for c in range(num_classes):
-        first = images[labels == c][:columns]
-        grid[c, :len(first)] = first
-    return grid
