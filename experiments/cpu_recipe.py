@@ -15,6 +15,10 @@ steps x idle step time (``experiments/results/cpu_recipe/``).
         --max-steps 3000 --eval-every 250 --threads 1
     python experiments/cpu_recipe.py --out runs/cpu_recipe/half --set g_width=64 --set d_width=32 \
         --time-steps 20 --threads 2
+    python experiments/cpu_recipe.py --summarize experiments/results/cpu_recipe/trials.md runs/cpu_recipe/*/
+
+``--summarize`` tables every trial's evaluations against steps and idle minutes (steps x its
+``idle_step_t2.json``) and plots agreement against idle minutes beside the table.
 """
 
 from __future__ import annotations
@@ -88,9 +92,50 @@ def _cpu_name() -> str:
     return "unknown"
 
 
+def summarize(out: Path, trials: list[Path]) -> None:
+    """trials.md (one table per trial) and trials.png (agreement of the weight average, else the live
+    weights, against idle minutes) from trial directories."""
+    from matplotlib.figure import Figure
+
+    lines, fig = ["# CPU-recipe trials", ""], Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    for trial in trials:
+        cfg = json.loads((trial / "config.json").read_text())
+        timing = trial / "idle_step_t2.json"
+        step_s = json.loads(timing.read_text())["step_s"] if timing.exists() else None
+        rows = [json.loads(line) for line in (trial / "trial.jsonl").read_text().splitlines() if line.strip()]
+        m = cfg["model"]
+        lines += [f"## {trial.name}", "",
+                  f"widths {m['g_width']}/{m['d_width']}, critic label {m.get('critic_label', 'channels')}, "
+                  f"n_critic {cfg['n_critic']}, batch {cfg['batch_size']}, lr {cfg['lr']:g}, critic lr "
+                  f"{cfg.get('critic_lr') or cfg['lr']:g}, EMA {cfg['ema_decay']}; idle step "
+                  f"{'not timed' if step_s is None else f'{step_s:.3f} s (2 threads)'}", "",
+                  "| step | idle min | agreement live / avg | class Frechet live / avg | coverage live / avg |",
+                  "|---|---|---|---|---|"]
+        for r in rows:
+            live, avg = r["live"], r.get("ema", r["live"])
+            minutes = "-" if step_s is None else f"{r['step'] * step_s / 60:.1f}"
+            lines.append(f"| {r['step']} | {minutes} | {live['agreement']:.3f} / {avg['agreement']:.3f} | "
+                         f"{live['class_frechet']:.1f} / {avg['class_frechet']:.1f} | "
+                         f"{live['coverage']:.3f} / {avg['coverage']:.3f} |")
+        lines.append("")
+        if step_s is not None:
+            ax.plot([r["step"] * step_s / 60 for r in rows], [r.get("ema", r["live"])["agreement"] for r in rows],
+                    marker="o", ms=3, label=trial.name)
+    ax.set_xlabel("idle minutes on 2 cores (steps x idle step time)")
+    ax.set_ylabel("agreement (weight average, 100/class)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    atomic_write_text(out, "\n".join(lines) + "\n")
+    fig.savefig(out.with_suffix(".png"), dpi=100)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--out", type=Path, help="the trial directory")
+    ap.add_argument("--summarize", type=Path, metavar="MD", help="write a summary of the TRIALS to MD (and .png)")
+    ap.add_argument("trials", nargs="*", type=Path, help="with --summarize: trial directories")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                     help="a TrainConfig or ModelConfig field (repeatable)")
     ap.add_argument("--data-dir", default=os.environ.get("AUGMENT_DATA"))
@@ -100,6 +145,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--time-steps", type=int, default=0, help="only time this many steps (idle machine)")
     args = ap.parse_args()
+    if args.summarize:
+        summarize(args.summarize, args.trials)
+        return
+    if args.out is None:
+        ap.error("--out is required")
     torch.set_num_threads(args.threads)
     cfg = build_config(args.set, args.data_dir)
     args.out.mkdir(parents=True, exist_ok=True)
