@@ -32,7 +32,8 @@ from augment.evaluation.classifier import (
     train_classifier,
 )
 from augment.evaluation.classifier_files import default_classifier, load_classifier
-from augment.evaluation.scoring import RealReference, load_reference, sample_generator
+from augment.evaluation.reference import RealReference, load_reference
+from augment.evaluation.scoring import sample_generator
 from augment.images import to_model_images
 
 MONITOR_SEED = 0  # the latents of every in-training evaluation

@@ -9,7 +9,7 @@ from augment.config import ModelConfig, TrainConfig
 from augment.evaluation.classifier import ClassifierConfig, ClassifierTrainConfig, train_classifier
 from augment.evaluation.classifier_files import save_classifier
 from augment.evaluation.monitor import TrainingMonitor, build_monitor
-from augment.evaluation.scoring import load_reference
+from augment.evaluation.reference import load_reference
 from augment.gan.models import Generator
 from tests.conftest import bar_digits
 
