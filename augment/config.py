@@ -218,6 +218,27 @@ class TrainConfig:
         return config_from_dict(cls, d)
 
 
+# Named starting points for ``augment train --preset``: settings that replace the defaults (options
+# given on the command line still win). 'cpu' is the CPU recipe: the best quality per CPU-minute in
+# the trials of experiments/results/cpu_recipe/ (quarter widths, 2 critic updates per generator
+# update with a 3x faster critic, a weight average, in-training evaluation keeping the best weights).
+TRAIN_PRESETS = {
+    "cpu": {"model": {"g_width": 32, "d_width": 16}, "n_critic": 2, "critic_lr": 3e-4, "ema_decay": 0.999,
+            "eval_every": 250, "keep_best": "agreement"},
+}
+
+
+def preset_config(name: str, **overrides: Any) -> TrainConfig:
+    """The ``TrainConfig`` of preset ``name`` (``TRAIN_PRESETS``) with ``overrides`` (TrainConfig
+    fields; ``model`` and ``subset`` as dicts of their fields, merged into the preset's)."""
+    if name not in TRAIN_PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose from {', '.join(TRAIN_PRESETS)}")
+    merged = {**TRAIN_PRESETS[name], **overrides}
+    for nested in ("model", "subset"):
+        merged[nested] = {**TRAIN_PRESETS[name].get(nested, {}), **overrides.get(nested, {})}
+    return config_from_dict(TrainConfig, merged)
+
+
 def config_from_dict(cls: type, d: dict) -> Any:
     """Rebuild a config dataclass from a dict, refusing unknown keys with a clear error."""
     if not isinstance(d, dict):

@@ -103,3 +103,13 @@ def test_paths_and_numpy_numbers_become_plain_json_values():
     assert cfg.data_dir == "/data/mnist" and type(cfg.seed) is int and type(cfg.lr) is float
     assert type(cfg.model.g_width) is int
     assert TrainConfig.from_dict(json.loads(cfg.to_json())) == cfg
+
+
+def test_a_preset_merges_its_nested_settings_with_the_overrides():
+    from augment.config import TRAIN_PRESETS, preset_config
+
+    cfg = preset_config("cpu", model={"z_dim": 16}, subset={"n_per_class": 5}, seed=3)
+    assert (cfg.model.g_width, cfg.model.z_dim, cfg.subset.n_per_class, cfg.seed) == (32, 16, 5, 3)
+    assert cfg.n_critic == TRAIN_PRESETS["cpu"]["n_critic"]
+    with pytest.raises(ConfigError, match="unknown preset"):
+        preset_config("gpu")

@@ -211,3 +211,14 @@ def test_longtail_experiment_overrides_reach_the_grid(tmp_path, monkeypatch):
     assert grid.imbalance_ratios == (100.0,) and grid.methods == ("erm", "classical+synthetic+logit-adjusted")
     assert grid.logit_adjust_tau == 1.0 and grid.synthetic_ratio == 4.0 and grid.top_up_target == 1000
     assert grid.fair_real_sampling == "uniform" and grid.seeds == preset.seeds
+
+
+def test_a_preset_sets_the_recipe_and_given_options_win(tmp_path, idx_dir):
+    result = run("train", "--run-dir", tmp_path / "r", "--dry-run", "--preset", "cpu", "--d-width", "24",
+                 "--data-dir", idx_dir, "--dataset", "idx")
+    assert result.exit_code == 0, result.output
+    cfg = json.loads(result.output)
+    assert (cfg["model"]["g_width"], cfg["model"]["d_width"], cfg["n_critic"], cfg["critic_lr"]) == (32, 24, 2, 3e-4)
+    assert cfg["keep_best"] == "agreement" and cfg["model"]["num_classes"] is None
+    result = run("train", "--run-dir", tmp_path / "r", "--resume", "--preset", "cpu")
+    assert result.exit_code == 2 and "--preset starts a new run" in result.output
