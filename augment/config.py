@@ -186,7 +186,7 @@ class TrainConfig:
         None, "generator steps between in-training evaluations of the generator (and its weight average): "
         "agreement, per-class Frechet and coverage by a classifier of the data, into metrics.jsonl, "
         "TensorBoard and the progress bar", min=1)
-    eval_per_class: int = _opt(100, "samples per class of each in-training evaluation", min=2, max=100_000)
+    eval_per_class: int = _opt(100, "samples per class of each in-training evaluation", min=10, max=100_000)
     eval_classifier: Optional[str] = _opt(
         None, "the classifier that judges in-training evaluations (a file from 'augment train-classifier'); "
         "default: the shipped MNIST evaluator on MNIST, else one trained on the run's data when the run "

@@ -30,7 +30,8 @@ from .options import config_options, pick
 @click.option("--preset", type=click.Choice(sorted(TRAIN_PRESETS)), default=None,
               help="start from a named recipe instead of the reference one: 'cpu', the best quality per "
                    "CPU-minute measured (widths 32/16, --n-critic 2, --critic-lr 3e-4, --ema-decay 0.999, "
-                   "--eval-every 250, --keep-best agreement; see docs/training.md); options given here still win")
+                   "--eval-every 250, --keep-best agreement; see docs/training.md); options given here still win "
+                   "(its evaluation's settings can change, not be switched off)")
 @click.option("--nproc", type=click.IntRange(1, 1024), default=1,
               help="processes on this machine (launches torchrun --standalone); for several "
                    "machines run torchrun yourself (see docs/distributed.md)")
@@ -43,7 +44,7 @@ def train(ctx: click.Context, run_dir: Path, resume: bool, dry_run: bool, quiet:
     """Train the conditional WGAN-GP (defaults: the reference recipe)."""
     # torch loads here, not at import: `augment --help` takes under a second instead of 10-25 s (measured)
     from augment import training
-    from augment.evaluation.monitor import build_monitor
+    from augment.evaluation.monitor import build_monitor, check_monitor_inputs
 
     given = [k for k in values if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE]
     if resume and preset is not None:
@@ -71,8 +72,9 @@ def train(ctx: click.Context, run_dir: Path, resume: bool, dry_run: bool, quiet:
                                     **pick(TrainConfig, chosen))
         except ConfigError as e:
             raise click.UsageError(str(e)) from None
-    if dry_run or nproc > 1:  # a bad input: one line here, not one per rank
-        training.preflight(run_dir, cfg, resuming=resume)
+    # every check of the run before anything is written or trained (and one line here, not one per rank)
+    training.preflight(run_dir, cfg, resuming=resume)
+    check_monitor_inputs(cfg)
     if dry_run:
         click.echo(cfg.to_json())
         return

@@ -89,6 +89,13 @@ def build_monitor(cfg: TrainConfig, log: Callable[[str], None] = print, device: 
     return TrainingMonitor(classifier, reference, cfg.eval_per_class)
 
 
+def check_monitor_inputs(cfg: TrainConfig) -> None:
+    """The checks of ``build_monitor``'s inputs that need no training: ``eval_classifier`` is a readable
+    classifier file (a one-line error otherwise), for ``augment train --dry-run``."""
+    if cfg.eval_every is not None and cfg.eval_classifier is not None:
+        load_classifier(cfg.eval_classifier)
+
+
 def _judge_of_the_training_images(cfg: TrainConfig, device: torch.device, steps: int) -> Classifier:
     """A classifier of the run's own training images (its subset), for data without a judge."""
     train = load_labelled(cfg.data_dir, "train", cfg.dataset)

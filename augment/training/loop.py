@@ -153,8 +153,9 @@ def _run(cfg: TrainConfig, run_dir: Path, state: Optional[dict], progress: bool,
          device: Optional[torch.device], monitor: Optional[Monitor]) -> Path:
     if not isinstance(cfg, TrainConfig):
         raise ConfigError(f"train takes a TrainConfig, got {type(cfg).__name__}")
-    if cfg.eval_every is not None and monitor is None:
-        raise ConfigError("eval_every needs a monitor (augment.evaluation.monitor.build_monitor(cfg))")
+    if (cfg.eval_every is None) != (monitor is None):
+        raise ConfigError("eval_every and a monitor go together (augment.evaluation.monitor.build_monitor(cfg) "
+                          "makes the monitor eval_every asks for)")
     device = resolve_device(device if device is not None else cfg.device)
     started_group = torchrun.launched_by_torchrun() and not torch.distributed.is_initialized()
     ctx = torchrun.init_from_env(device.type)

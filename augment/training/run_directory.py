@@ -87,11 +87,14 @@ class BestGenerator:
     (``TrainConfig.keep_best``), with the step and score; nothing when ``metric`` is None."""
 
     def __init__(self, metric: Optional[str], saved: Optional[dict] = None):
-        self.metric, self.saved = metric, saved  # saved: {score, step, weights, state_dict}
+        self.metric, self.saved = metric, saved  # saved: {metric, score, step, weights, state_dict}
 
     @classmethod
     def from_state(cls, metric: Optional[str], state: Optional[dict]) -> "BestGenerator":
-        return cls(metric, (state or {}).get("best"))
+        """The best kept in a checkpoint's ``state``, unless it was chosen by another metric (a resume
+        that changed ``keep_best``): then the choice starts again."""
+        saved = (state or {}).get("best")
+        return cls(metric, saved if saved is not None and saved.get("metric") == metric else None)
 
     def consider(self, scores: dict, trainer: Trainer) -> None:
         """Keep the best of ``scores`` ({weights name: {metric: value}}) if it beats the kept one."""
@@ -102,7 +105,8 @@ class BestGenerator:
             score = metrics[self.metric]
             if math.isfinite(score) and (self.saved is None or sign * score > sign * self.saved["score"]):
                 state = {k: v.detach().cpu().clone() for k, v in trainer.generators()[name].state_dict().items()}
-                self.saved = {"score": score, "step": trainer.step_count, "weights": name, "state_dict": state}
+                self.saved = {"metric": self.metric, "score": score, "step": trainer.step_count, "weights": name,
+                              "state_dict": state}
 
     def state(self) -> Optional[dict]:
         return self.saved
@@ -156,7 +160,8 @@ class RunDirectory:
         if bad:
             raise TrainingError(f"non-finite {', '.join(bad)} at step {t.step_count}; last good "
                                 f"checkpoint kept at {self.last}")
-        quality = {f"{name}_{k}": v for name, metrics in scores.items() for k, v in metrics.items()}
+        quality = {f"{name}_{k}": v if math.isfinite(v) else None  # (undefined: null, standard JSON)
+                   for name, metrics in scores.items() for k, v in metrics.items()}
         epoch = t.step_count * t.batches_per_step / t.batches.per_epoch
         row = {"step": t.step_count, "epoch": round(epoch, 4), "time_s": round(elapsed, 3), **stats, **quality}
         if self.writes:
@@ -165,8 +170,9 @@ class RunDirectory:
             for k, v in stats.items():
                 self.tb.add_scalar(f"train/{k}", v, t.step_count)
             for k, v in quality.items():
-                self.tb.add_scalar(f"eval/{k}", v, t.step_count)
-        self.latest_quality.update({k: v for k, v in quality.items() if k.endswith("agreement")})
+                if v is not None:
+                    self.tb.add_scalar(f"eval/{k}", v, t.step_count)
+        self.latest_quality.update({k: v for k, v in quality.items() if k.endswith("agreement") and v is not None})
         self.bar.set_postfix({**{k: f"{v:.3f}" for k, v in stats.items()},
                               **{k: f"{v:.1%}" for k, v in self.latest_quality.items()}})
 

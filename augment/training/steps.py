@@ -150,8 +150,8 @@ def explicit_critic_terms(D: nn.Module, real: torch.Tensor, fake: torch.Tensor, 
 
 
 class Step:
-    """Zero-argument callable: one generator step of ``trainer`` (eager, batched or explicit-penalty,
-    optionally compiled), returning detached scalar statistics."""
+    """Callable: one generator step of ``trainer`` (eager, batched or explicit-penalty, optionally
+    compiled), returning detached scalar statistics; ``update_generator=False`` for the critic warm-up."""
 
     def __init__(self, trainer, batched: bool, explicit_gp: bool = False, compile_step: bool = False):
         self.trainer, self.batched = trainer, batched

@@ -40,6 +40,7 @@ def test_dry_run_prints_resolved_config(tmp_path, idx_dir):
 @pytest.mark.parametrize("args, words", [
     (["--class-counts", "1,2,3"], "3 class counts for 10 classes"), (["--lr", "nan"], "not a finite number"),
     (["--z-dim", "1e12"], "--z-dim"), (["--data-dir", "/nonexistent/dir"], "/nonexistent/dir"),
+    (["--eval-every", "5", "--eval-classifier", "/nonexistent/judge"], "/nonexistent/judge"),
 ])
 def test_dry_run_makes_every_check_a_real_run_makes(tmp_path, idx_dir, args, words):
     base = ["train", "--run-dir", tmp_path / "unused", "--dry-run", "--data-dir", idx_dir, "--dataset", "idx"]

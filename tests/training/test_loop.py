@@ -365,6 +365,18 @@ def test_keep_best_survives_a_resume(tmp_path, tiny_train_config):
 
 
 def test_eval_every_needs_a_monitor(tmp_path, tiny_train_config):
-    with pytest.raises(ConfigError, match="eval_every needs a monitor"):
+    with pytest.raises(ConfigError, match="eval_every and a monitor go together"):
         train(dataclasses.replace(tiny_train_config, eval_every=2), tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_resume_that_changes_keep_best_chooses_again(tmp_path, tiny_train_config):
+    from augment.training.run_directory import BestGenerator
+
+    cfg = dataclasses.replace(tiny_train_config, max_steps=4, checkpoint_every=2, ema_decay=0.9, eval_every=2,
+                              keep_best="agreement")
+    train(cfg, tmp_path / "run", progress=False, monitor=ScriptedMonitor(4))
+    state = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert state["best"]["metric"] == "agreement" and BestGenerator.from_state("agreement", state).saved
+    assert BestGenerator.from_state("class_frechet", state).saved is None
+    assert BestGenerator.from_state(None, state).saved is None
