@@ -29,6 +29,7 @@ CRITIC_LABELS = ("channels", "projection")
 REAL_SAMPLINGS = ("auto", "uniform", "balanced")
 KEEP_BEST_METRICS = ("agreement", "class_frechet", "coverage")  # in-training evaluation scores (lower Frechet wins)
 DATASETS = ("mnist", "idx", "folder", "npz")  # the kinds of data source (augment.data.sources)
+SAMPLE_FORMATS = ("npz", "folder", "idx", "dump")  # what `augment evaluate --samples` reads
 LONG_TAIL_N_MAX = 5000  # images of the largest class of a long-tailed subset (MNIST-LT)
 # caps that keep a model a file or an option describes within memory (the reference: widths 128/64)
 MAX_CLASSES, MAX_WIDTH = 10_000, 1024

@@ -29,20 +29,29 @@ def write_manifest(weights: PathLike, info: dict, manifest: Optional[PathLike] =
 MAX_MANIFEST_BYTES = 1 << 20  # a manifest is a few kB of JSON
 
 
+def read_json_object(path: PathLike, what: str = "manifest") -> dict:
+    """A JSON object from a file of at most ``MAX_MANIFEST_BYTES`` (the size checked before it is
+    read; deep nesting and bad text refused), or a one-line CheckpointError naming ``what`` it is."""
+    path = Path(path)
+    try:
+        if path.stat().st_size > MAX_MANIFEST_BYTES:
+            raise CheckpointError(f"{path}: {path.stat().st_size:,} bytes is no {what} "
+                                  f"(at most {MAX_MANIFEST_BYTES:,})")
+        body = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{what} not found: {path}") from None
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise CheckpointError(f"{path}: unreadable {what} ({one_line(e)[:200]})") from None
+    if not isinstance(body, dict):
+        raise CheckpointError(f"{path}: a {what} is a JSON object, not {type(body).__name__}")
+    return body
+
+
 def read_manifest(manifest: PathLike) -> dict:
     """The manifest dict of a weights file (``file``, ``sha256``, ``bytes``, ...): at most
     ``MAX_MANIFEST_BYTES``, checked before it is read; one-line CheckpointError otherwise."""
-    manifest = Path(manifest)
-    try:
-        if manifest.stat().st_size > MAX_MANIFEST_BYTES:
-            raise CheckpointError(f"{manifest}: {manifest.stat().st_size:,} bytes is no manifest "
-                                  f"(at most {MAX_MANIFEST_BYTES:,})")
-        body = json.loads(manifest.read_text())
-    except FileNotFoundError:
-        raise CheckpointError(f"manifest not found: {manifest}") from None
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
-        raise CheckpointError(f"{manifest}: unreadable manifest ({one_line(e)[:200]})") from None
-    if not isinstance(body, dict) or not isinstance(body.get("sha256"), str):
+    body = read_json_object(manifest)
+    if not isinstance(body.get("sha256"), str):
         raise CheckpointError(f"{manifest}: manifest lacks a sha256")
     return body
 

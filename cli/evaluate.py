@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from augment.config import SubsetSpec
+from augment.config import SAMPLE_FORMATS, SubsetSpec
 
 from .options import DEVICE, INT_LIST, FiniteFloatRange, data_options
 
@@ -28,7 +28,7 @@ from .options import DEVICE, INT_LIST, FiniteFloatRange, data_options
 @click.option("--samples", type=click.Path(path_type=Path), default=None, metavar="PATH",
               help="judge this set of labelled images instead of a generator: an .npz (x, y, class_names), a folder "
                    "per class, an IDX directory or an augment dump directory")
-@click.option("--samples-format", default=None, metavar="KIND",
+@click.option("--samples-format", type=click.Choice(SAMPLE_FORMATS), default=None,
               help="the format of --samples: npz, folder, idx or dump (default: recognised from the path)")
 @click.option("--n-per-class", type=click.IntRange(6), default=1000,
               help="samples per class (and real training images per class in the baseline; with --samples the "

@@ -16,21 +16,20 @@ read (``augment.data.image_folder``), as real data would be.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
 import torch
 
+from augment.config import SAMPLE_FORMATS
 from augment.data.idx import find_idx_file
 from augment.data.mnist import SPLITS
 from augment.data.sources import LabelledImages, load_labelled
-from augment.errors import ConfigError, DataError
+from augment.errors import CheckpointError, ConfigError, DataError
 from augment.fileio import PathLike
 from augment.images import to_model_images
+from augment.manifests import read_json_object
 from augment.synthetic.dump import DUMP_FORMAT
-
-SAMPLE_FORMATS = ("npz", "folder", "idx", "dump")
 
 
 def read_split(source: Optional[PathLike], split: str, kind: str) -> LabelledImages:
@@ -69,7 +68,7 @@ def read_sample_set(path: PathLike, kind: Optional[str] = None) -> tuple[Labelle
     manifest = _dump_manifest(path)
     if manifest is None:
         raise DataError(f"{path}: not an augment dump (no manifest.json of format {DUMP_FORMAT!r})")
-    splits = [s for s, info in manifest.get("splits", {}).items() if info.get("num_samples")]
+    splits = [s for s, info in manifest["splits"].items() if info.get("num_samples")]
     if "npz" in manifest.get("formats", []):
         parts = [_both_splits(path / f"{s}.npz", "npz") for s in splits]
     elif "idx" in manifest.get("formats", []):
@@ -144,11 +143,22 @@ def _joined(parts: list, names: Optional[list], path: Path) -> LabelledImages:
 
 
 def _dump_manifest(directory: Path) -> Optional[dict]:
-    try:
-        manifest = json.loads((directory / "manifest.json").read_text())
-    except (OSError, ValueError):
+    """The dump's manifest (None when there is none or it is not a dump's); its size and depth are
+    checked before it is parsed (``read_manifest``), its fields' types after."""
+    if not (directory / "manifest.json").is_file():
         return None
-    return manifest if isinstance(manifest, dict) and manifest.get("format") == DUMP_FORMAT else None
+    try:
+        manifest = read_json_object(directory / "manifest.json", "dump manifest")
+    except CheckpointError as e:
+        raise DataError(str(e)) from None
+    if manifest.get("format") != DUMP_FORMAT:
+        return None
+    splits, formats, names = manifest.get("splits"), manifest.get("formats", []), manifest.get("class_names")
+    if not (isinstance(splits, dict) and all(isinstance(v, dict) for v in splits.values())
+            and isinstance(formats, list) and (names is None or isinstance(names, list))):
+        raise DataError(f"{directory / 'manifest.json'}: a damaged dump manifest (splits, formats or class names "
+                        f"of the wrong type)")
+    return manifest
 
 
 def _short(names: list) -> str:

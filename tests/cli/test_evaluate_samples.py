@@ -136,7 +136,7 @@ def test_the_python_api_matches(workspace):
     (["--samples", "{w}/wrong_classes.npz"], "classes"),
     (["--samples", "{w}/empty.npz"], "empty"),
     (["--samples", "{w}/big.npz"], "not resized"),
-    (["--samples", "{w}/fresh.npz", "--samples-format", "jpeg"], "jpeg"),
+    (["--samples", "{w}/fresh.npz", "--samples-format", "jpeg"], "jpeg"),  # (a usage error: not one of the formats)
     (["{w}/g.safetensors", "--samples", "{w}/fresh.npz"], "one of them"),
     ([], "one of them"),
     (["--samples", "{w}/fresh.npz", "--train-n-per-class", "500"], "fewer than n_per_class=500"),
@@ -153,3 +153,18 @@ def test_bad_sample_sets_get_one_error_line_and_nothing_written(workspace, extra
 def test_the_help_lists_every_format():
     help_text = CliRunner().invoke(main, ["evaluate", "--help"]).output
     assert all(kind in help_text for kind in SAMPLE_FORMATS)
+
+
+@pytest.mark.parametrize("manifest, word", [
+    ('{"format": "%s", "splits": [1, 2], "formats": ["npz"]}', "damaged dump manifest"),
+    ('{"format": "%s", "splits": ' + "[" * 100_000 + "]" * 100_000 + "}", "unreadable dump manifest"),
+])
+def test_a_hostile_dump_manifest_is_one_line(workspace, tmp_path, manifest, word):
+    from augment.synthetic.dump import DUMP_FORMAT
+
+    dump = tmp_path / "hostile_dump"
+    dump.mkdir()
+    (dump / "manifest.json").write_text(manifest.replace("%s", DUMP_FORMAT, 1))
+    result = evaluate(workspace, "bad", "--samples", str(dump), "--samples-format", "dump")
+    assert result.exit_code == 1 and word in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (workspace / "bad").exists()
