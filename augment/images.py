@@ -9,7 +9,7 @@ slightly: it is not an exact inverse.
 
 from __future__ import annotations
 
-from typing import Union
+from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -38,16 +38,19 @@ def to_model_images(images: torch.Tensor, device: Union[str, torch.device] = "cp
     return out
 
 
-def to_uint8_images(images: torch.Tensor) -> torch.Tensor:
-    """float ``(N, C, H, W)`` in [-1, 1] -> uint8 in [0, 255] (round to nearest), on the CPU."""
-    return ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round_().to(torch.uint8)
+def to_uint8_images(images: torch.Tensor, size: Optional[tuple] = None) -> torch.Tensor:
+    """float ``(N, C, H, W)`` in [-1, 1] -> uint8 ``(N, C, *size)`` in [0, 255] on the CPU: resized to
+    ``size`` ``(H, W)`` first when given and different (antialiased bilinear, on the images' device),
+    then rounded to nearest. The one way model images become pixels (dumps, PIL items, audits)."""
+    x = images.detach().float()
+    if size is not None and tuple(x.shape[-2:]) != tuple(size):
+        x = F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
+    return ((x.clamp(-1.0, 1.0) + 1.0) * 127.5).round_().to(torch.uint8).cpu()
 
 
 def to_mnist_uint8(images: torch.Tensor) -> torch.Tensor:
     """(B, 1, 32, 32) float in [-1, 1] -> (B, 28, 28) uint8 on the CPU (antialiased bilinear)."""
-    x = F.interpolate(images.float(), size=(MNIST_SIZE, MNIST_SIZE), mode="bilinear",
-                      align_corners=False, antialias=True)
-    return ((x.clamp(-1.0, 1.0) + 1.0) * 127.5).round_().to(torch.uint8)[:, 0].cpu()
+    return to_uint8_images(images, (MNIST_SIZE, MNIST_SIZE))[:, 0]
 
 
 def to_mnist_tensor(image: torch.Tensor) -> torch.Tensor:

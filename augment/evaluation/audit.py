@@ -24,14 +24,13 @@ from typing import Optional
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from augment.config import SubsetSpec
 from augment.data.sources import LabelledImages
 from augment.data.subsets import class_permutations, subset_indices
 from augment.evaluation import memorization as mem
 from augment.evaluation.classifier import Classifier, extract_features
-from augment.images import to_model_images
+from augment.images import to_model_images, to_uint8_images
 
 MOST_COPIED = 10  # rows of the picture at most: the most-copied sample of each class, most copied first
 NEIGHBOURS_SHOWN = 3  # training images beside each sample
@@ -41,10 +40,7 @@ def native_pixels(images: torch.Tensor, size: tuple) -> torch.Tensor:
     """Model images ``(N, C, 32, 32)`` in [-1, 1] -> uint8 ``(N, H, W)`` (one channel) or
     ``(N, C, H, W)`` at ``size`` ``(H, W)``: antialiased bilinear, round to nearest, as
     ``augment dump`` writes samples."""
-    x = images.float().cpu()
-    if tuple(x.shape[-2:]) != tuple(size):
-        x = F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
-    x = ((x.clamp(-1.0, 1.0) + 1.0) * 127.5).round_().to(torch.uint8)
+    x = to_uint8_images(images, size)
     return x[:, 0] if x.shape[1] == 1 else x
 
 
