@@ -104,7 +104,7 @@ def evaluate(generator: Path | None, out_dir: Path, samples: Path | None, sample
 @click.option("--epochs", type=click.IntRange(1), default=None, help="passes over the data")
 @click.option("--steps", type=click.IntRange(1), default=None, help="optimizer steps (overrides --epochs)")
 @click.option("--batch-size", type=click.IntRange(2), default=None, help="images per batch")
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=None, help="peak learning rate")
+@click.option("--lr", type=FiniteFloatRange(0, min_open=True), default=None, help="peak learning rate")
 @click.option("--seed", type=click.IntRange(0), default=None, help="seed of init, order and shifts")
 @click.option("--widths", type=INT_LIST, default=None,
               help="widths of the conv blocks, 1 to 5 of them (default: 16,32,64, the shipped evaluator's)")

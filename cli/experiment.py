@@ -15,7 +15,7 @@ from augment.downstream.methods import methods_of
 from augment.downstream.presets import PRESETS
 from augment.errors import ConfigError
 
-from .options import DEVICE, data_options, int_list
+from .options import DEVICE, FiniteFloatRange, data_options, int_list
 
 
 def _grid_fields() -> dict:
@@ -59,7 +59,7 @@ def _help(f: dataclasses.Field) -> str:
 
 def _click_type(f: dataclasses.Field):
     kind = f.metadata["kind"]
-    return {"count": click.IntRange(1, 20), "positive": click.FloatRange(0, min_open=True),
+    return {"count": click.IntRange(1, 20), "positive": FiniteFloatRange(0, min_open=True),
             "whole": click.IntRange(1)}.get(kind, click.Choice(f.metadata.get("choices", ())) if kind == "choice"
                                             else str)
 

@@ -9,7 +9,7 @@ from typing import Callable, Optional, Sequence, Union
 import torch
 from torchvision.datasets import VisionDataset
 
-from augment.checks import is_integer, item_index
+from augment.checks import item_index
 from augment.config import SubsetSpec
 from augment.data.sources import dataset_name, load_labelled, source_path
 from augment.data.subsets import subset_indices
@@ -48,21 +48,12 @@ class RealMNIST(VisionDataset):
 
     def __init__(self, root: Optional[PathLike] = None, train: bool = True, subset: Optional[SubsetSpec] = None,
                  seed: int = 0, dataset: Optional[str] = None, device: Union[str, torch.device] = "cpu",
-                 transform: Optional[Callable] = None, target_transform: Optional[Callable] = None,
-                 *, n_per_class: Optional[int] = None, mnist: Optional[bool] = None):
-        # n_per_class= and mnist= are the older spellings of subset= and dataset=, kept until their last callers
-        # move (issue 33 item 4); they go then.
-        if n_per_class is not None:
-            if not is_integer(n_per_class) or n_per_class < 1:
-                raise ConfigError(f"n_per_class must be a positive integer (or None for all), got {n_per_class!r}")
-            if subset is not None:
-                raise ConfigError("give n_per_class or subset, not both")
-            subset = SubsetSpec(n_per_class=n_per_class)
+                 transform: Optional[Callable] = None, target_transform: Optional[Callable] = None):
         if subset is not None and not isinstance(subset, SubsetSpec):
             raise ConfigError(f"subset must be a SubsetSpec (or None for all), got {type(subset).__name__}")
         subset = subset if subset is not None else SubsetSpec()
         device = resolve_device(device)
-        self.dataset = dataset_name(dataset if dataset is not None or mnist is None else ("mnist" if mnist else "idx"))
+        self.dataset = dataset_name(dataset)
         source = load_labelled(root, "train" if train else "test", self.dataset)
         super().__init__(source_path(root, self.dataset), transform=transform, target_transform=target_transform)
         self.train, self.split_origin = train, source.origin

@@ -113,7 +113,7 @@ def test_the_training_subset_is_the_classifiers_subset(tiny_train_config):
 
     cfg = dataclasses.replace(tiny_train_config, subset=SubsetSpec(n_per_class=3), seed=5)
     trainer = Trainer(cfg)
-    real = RealMNIST(cfg.data_dir, train=True, n_per_class=3, seed=5, mnist=False)
+    real = RealMNIST(cfg.data_dir, train=True, subset=SubsetSpec(n_per_class=3), seed=5, dataset="idx")
     assert torch.equal(trainer.real, real.data) and torch.equal(trainer.labels, real.targets)
 
 
@@ -124,7 +124,7 @@ def test_a_long_tailed_fair_generator_trains_on_the_classifiers_long_tailed_subs
 
     cfg = dataclasses.replace(tiny_train_config, subset=SubsetSpec(imbalance_ratio=4.0, n_max=8), seed=2, batch_size=8)
     trainer = Trainer(cfg)
-    real = RealMNIST(cfg.data_dir, train=True, subset=SubsetSpec(imbalance_ratio=4.0, n_max=8), seed=2, mnist=False)
+    real = RealMNIST(cfg.data_dir, train=True, subset=SubsetSpec(imbalance_ratio=4.0, n_max=8), seed=2, dataset="idx")
     assert torch.equal(trainer.real, real.data) and torch.equal(trainer.labels, real.targets)
     assert torch.bincount(trainer.labels).tolist() == long_tail_counts(10, 4.0, n_max=8)
     assert trainer.cfg.real_sampling == "balanced"  # 'auto' saved resolved for a long-tailed run
