@@ -37,7 +37,7 @@ def test_scores_are_in_their_ranges_and_the_same_for_the_same_generator(idx_dir,
 
 
 def test_the_judge_is_the_given_file_else_one_made_from_the_training_images(tmp_path, idx_dir, judge):
-    cfg = TrainConfig(model=TINY, data_dir=str(idx_dir), dataset="idx", eval_every=5, eval_per_class=4)
+    cfg = TrainConfig(model=TINY, data_dir=str(idx_dir), dataset="idx", eval_every=5, eval_per_class=10)
     said = []
     monitor = build_monitor(cfg, log=said.append, judge_steps=3)
     assert "trained now on the run's training images (3 steps" in said[-1]
