@@ -103,3 +103,29 @@ def generator_file(tmp_path: Path, generator) -> Path:
     path = tmp_path / "g.safetensors"
     save_generator(path, generator)
     return path
+
+
+def _snapshot(root: Path) -> dict:
+    return {p.relative_to(root).as_posix(): p.stat().st_mtime_ns for p in root.rglob("*")}
+
+
+def assert_one_line_error(root: Path, args: list, code: int, word: str) -> None:
+    """Run ``augment ARGS`` (each ``{tmp}`` in them is ``root``): it must exit with ``code``, print
+    exactly one ``Error: ...`` line (short, containing ``word``) and no traceback, and write nothing
+    under ``root``. The harness of the bad-input batteries (tests/cli/test_bad_invocations.py,
+    tests/test_hostile_files.py)."""
+    from click.testing import CliRunner
+
+    from augment.cli import main
+
+    before = _snapshot(root)
+    result = CliRunner().invoke(main, [a.format(tmp=root) for a in args])
+    assert result.exit_code == code, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
+    errors = [ln for ln in result.output.splitlines() if ln.startswith("Error")]
+    assert len(errors) == 1, result.output
+    assert word in errors[0], result.output
+    assert result.output.strip() == errors[0]  # one line, usage errors too (no usage block)
+    assert len(errors[0]) < 400  # a 5 MB name or a 100,000-deep value is not echoed back
+    assert _snapshot(root) == before  # nothing written

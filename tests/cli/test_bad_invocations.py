@@ -1,14 +1,13 @@
 """Every command, bad input: non-zero exit, one error line naming the bad value, no traceback,
 nothing written."""
 
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from augment.checkpoint import save_generator
 from augment.gan.models import Generator
-from augment.cli import main
+from tests.conftest import assert_one_line_error
 
 T = "{tmp}"
 G = "{tmp}/g.safetensors"  # a valid tiny generator
@@ -137,23 +136,10 @@ def workspace(tmp_path, tiny_model_config):
     return tmp_path
 
 
-def _snapshot(root: Path) -> dict:
-    return {p.relative_to(root).as_posix(): p.stat().st_mtime_ns for p in root.rglob("*")}
-
-
 @pytest.mark.parametrize("args, code, word", CASES, ids=[" ".join(c[0][:2]) + f"-{i}" for i, c in enumerate(CASES)])
 def test_bad_invocation(workspace, monkeypatch, args, code, word):
     monkeypatch.setenv("AUGMENT_DATA", str(workspace / "missing"))
-    before = _snapshot(workspace)
-    result = CliRunner().invoke(main, [a.format(tmp=workspace) for a in args])
-    assert result.exit_code == code, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in result.output
-    errors = [ln for ln in result.output.splitlines() if ln.startswith("Error")]
-    assert len(errors) == 1, result.output
-    assert word in errors[0], result.output
-    assert result.output.strip() == errors[0]  # one line, usage errors too (no usage block)
-    assert _snapshot(workspace) == before  # nothing written
+    assert_one_line_error(workspace, args, code, word)
 
 
 def test_at_least_25_cases_across_all_commands():
