@@ -33,7 +33,7 @@ from augment.evaluation.classifier import (
 from augment.evaluation.sample_sets import read_split
 from augment.fileio import PathLike, check_writable, sha256_file
 from augment.manifests import WEIGHTS_DIR, verify_checksum, write_manifest
-from augment.synthetic.quality_filter import QualityFilter
+from augment.synthetic.filtering import QualityFilter
 
 CLASSIFIER_FORMAT = "augment.classifier"
 FORMAT_VERSION = 1

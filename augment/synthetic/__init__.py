@@ -10,8 +10,6 @@
   holds its writers;
 - ``shipped``: the shipped generator file and its checks.
 
-(``quality_filter`` is a transitional alias of ``filtering``, to go once its importers move.)
-
 May import: the root modules and ``augment.gan``. Knows no optimiser, no training loop and no
 metric.
 """
