@@ -1,4 +1,4 @@
-"""One generator step, written once (``training_step``), and the ways to run it (``Step``, ``build_step``).
+"""One generator step, written once (``training_step``), and the ways to run it (``Step``; the trainer picks one).
 
 A generator step is ``n_critic`` critic updates and one generator update
 (``augment.training.updates``). The implementations compute the same function and differ only in how:
