@@ -29,7 +29,7 @@ from .options import config_options, pick
 @click.option("-q", "--quiet", is_flag=True, help="no progress bar")
 @click.option("--preset", type=click.Choice(sorted(TRAIN_PRESETS)), default=None,
               help="start from a named recipe instead of the reference one: 'cpu', the best quality per "
-                   "CPU-minute measured (widths 32/16, --n-critic 1, --critic-lr 4e-4, --ema-decay 0.999, "
+                   "CPU-minute measured (widths 32/16, --n-critic 2, --critic-lr 3e-4, --ema-decay 0.999, "
                    "--eval-every 250, --keep-best agreement; see docs/training.md); options given here still win "
                    "(its evaluation's settings can change, not be switched off)")
 @click.option("--nproc", type=click.IntRange(1, 1024), default=1,

@@ -219,7 +219,7 @@ def test_a_preset_sets_the_recipe_and_given_options_win(tmp_path, idx_dir):
                  "--data-dir", idx_dir, "--dataset", "idx")
     assert result.exit_code == 0, result.output
     cfg = json.loads(result.output)
-    assert (cfg["model"]["g_width"], cfg["model"]["d_width"], cfg["n_critic"], cfg["critic_lr"]) == (32, 24, 1, 4e-4)
+    assert (cfg["model"]["g_width"], cfg["model"]["d_width"], cfg["n_critic"], cfg["critic_lr"]) == (32, 24, 2, 3e-4)
     assert cfg["keep_best"] == "agreement" and cfg["model"]["num_classes"] is None
     result = run("train", "--run-dir", tmp_path / "r", "--resume", "--preset", "cpu")
     assert result.exit_code == 2 and "--preset starts a new run" in result.output
