@@ -30,9 +30,10 @@ from augment.cli import main
 from augment.config import ModelConfig, TrainConfig
 from augment.errors import AugmentError, CheckpointError
 from augment.fileio import atomic_directory, atomic_path, atomic_write_text
-from augment.gan.models import Critic, Generator
+from augment.gan.models import Generator
 from augment.safetensors_files import MAX_METADATA_CHARS
 from tests.conftest import assert_one_line_error, write_idx_dir
+from tests.test_checkpoint import _state as checkpoint_state
 
 T = "{tmp}"
 G = "{tmp}/g.safetensors"  # a valid tiny generator
@@ -84,12 +85,8 @@ def _metadata(cfg: ModelConfig, **extra) -> dict:
 
 
 def _checkpoint_state(cfg: TrainConfig) -> dict:
-    torch.manual_seed(0)
-    g, d = Generator(cfg.model), Critic(cfg.model)
-    opt = torch.optim.Adam(g.parameters())
-    return {"train_config": cfg.to_dict(), "generator": g.state_dict(), "critic": d.state_dict(),
-            "opt_g": opt.state_dict(), "opt_d": opt.state_dict(), "step": 3,
-            "rng": {"noise": torch.Generator().manual_seed(5).get_state()}, "elapsed": 1.5, "log_window": {},
+    """test_checkpoint's state, with what the loop adds: elapsed time, the log window, class names."""
+    return {**checkpoint_state(cfg), "elapsed": 1.5, "log_window": {},
             "class_names": [str(c) for c in range(cfg.model.num_classes)]}
 
 
