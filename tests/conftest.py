@@ -12,8 +12,11 @@ from threadpoolctl import threadpool_limits
 
 from augment.config import ModelConfig, TrainConfig
 from augment.data.idx import encode_idx
+from augment.data.mnist import locate_mnist
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+# real MNIST wherever a user keeps it: $AUGMENT_DATA, the fetch cache, else beside the checkout
+REAL_MNIST = locate_mnist(SHARED_MNIST)
 NUM_CLASSES = 10
 
 # Tiny models and small matrices: one thread (torch and numpy's BLAS) beats two, and stalls
@@ -89,10 +92,11 @@ def generator():
 
 @pytest.fixture
 def shared_mnist() -> Path:
-    """The real MNIST IDX files beside the checkout (skips when absent)."""
-    if not (SHARED_MNIST / "train-labels-idx1-ubyte.gz").exists():
-        pytest.skip("real MNIST files not available at ../shared/data/mnist")
-    return SHARED_MNIST
+    """The directory of real MNIST's IDX files (``REAL_MNIST``; skips when there is none)."""
+    if REAL_MNIST is None:
+        pytest.skip("real MNIST not found in $AUGMENT_DATA, ~/.cache/augment/mnist or ../shared/data/mnist "
+                    "(augment data fetch gets it)")
+    return REAL_MNIST
 
 
 @pytest.fixture

@@ -66,6 +66,10 @@ def _image_files(folder: Path) -> list[Path]:
     return files
 
 
+def _holds_an_image(folder: Path) -> bool:
+    return any(p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") for p in folder.iterdir())
+
+
 def read_image_folder(root: Path) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """(images (N, H, W) uint8, labels (N,) int64, class names) of an image folder; images of
     mixed sizes come back 32x32 (see the module docstring). Every image's size is read from its
@@ -112,6 +116,15 @@ class FolderReader(SourceReader):
     (``test/`` with the same classes); without ``test/``, the test split is held out."""
 
     kind = "folder"
+
+    @classmethod
+    def recognises(cls, path: Path) -> bool:
+        """A directory (or its ``train/``) with a class folder holding an image file."""
+        if not path.is_dir():
+            return False
+        root = path / "train" if (path / "train").is_dir() else path
+        return any(folder.is_dir() and not folder.name.startswith(".") and _holds_an_image(folder)
+                   for folder in root.iterdir())
 
     @classmethod
     def locate(cls, root: Optional[PathLike]) -> Path:

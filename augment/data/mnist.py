@@ -1,7 +1,9 @@
-"""MNIST's four IDX files: their SHA-256, where they are looked for, checking a directory,
-loading a split as uint8 images and int64 labels, and the two readers of IDX directories
-(``augment.data.reader``): ``MnistReader`` (kind 'mnist', MNIST's checksums) and ``IdxReader``
-(kind 'idx', any IDX pair with MNIST's file names, structure still validated).
+"""MNIST's four IDX files: their SHA-256, where they are looked for (``resolve_data_dir``; the
+default place, ``$AUGMENT_DATA`` else the fetch cache; ``locate_mnist``, the first place that
+holds MNIST), checking a directory, loading a split as uint8 images and int64 labels, and the
+two readers of IDX directories (``augment.data.reader``): ``MnistReader`` (kind 'mnist',
+MNIST's checksums) and ``IdxReader`` (kind 'idx', any IDX pair with MNIST's file names,
+structure still validated).
 
 A data directory holds ``train-images-idx3-ubyte`` etc. (raw or ``.gz``) flat or in
 torchvision's ``MNIST/raw`` layout.
@@ -37,32 +39,77 @@ SPLITS = {
 
 def resolve_data_dir(root: Optional[PathLike] = None) -> Path:
     """Where the IDX files are: ``root`` (or ``root/MNIST/raw``, torchvision's layout), else
-    ``$AUGMENT_DATA``, else ``~/.cache/augment/mnist``. Raises DataError when none holds them."""
-    if root is not None:
-        candidates = [Path(root)]
-        if not Path(root).is_dir():
-            raise DataError(f"data directory {'is not a directory' if Path(root).exists() else 'does not exist'}: "
-                            f"{root}")
-    elif os.environ.get("AUGMENT_DATA"):
-        candidates = [Path(os.environ["AUGMENT_DATA"])]
-    else:
-        candidates = [default_data_dir()]
-    for base in candidates:
-        for d in (base, base / "MNIST" / "raw"):
-            if find_idx_file(d, SPLITS["train"][0]) or find_idx_file(d, SPLITS["test"][0]):
-                return d
-    raise DataError(f"no IDX files (train-images-idx3-ubyte[.gz]) in {candidates[0]} or "
-                    f"{candidates[0] / 'MNIST' / 'raw'}; run 'augment data fetch'")
+    ``$AUGMENT_DATA``, else the fetch cache (``default_data_dir``). Raises DataError when none
+    holds them."""
+    if root is not None and not Path(root).is_dir():
+        raise DataError(f"data directory {'is not a directory' if Path(root).exists() else 'does not exist'}: "
+                        f"{root}")
+    base = Path(root) if root is not None else default_data_dir()
+    found = find_idx_dir(base)
+    if found is None:
+        raise DataError(f"no IDX files (train-images-idx3-ubyte[.gz]) in {base} or {base / 'MNIST' / 'raw'}"
+                        + ("; run 'augment data fetch'" if root is None else ""))
+    return found
+
+
+def find_idx_dir(base: Path) -> Optional[Path]:
+    """``base`` or ``base/MNIST/raw`` (torchvision's layout), the first holding an IDX images file
+    of either split (MNIST's names, raw or ``.gz``); None when neither does."""
+    for d in (base, base / "MNIST" / "raw"):
+        if any(find_idx_file(d, images) for images, _ in SPLITS.values()):
+            return d
+    return None
 
 
 def default_data_dir() -> Path:
-    return Path(os.environ.get("AUGMENT_DATA") or Path.home() / ".cache" / "augment" / "mnist")
+    """Where MNIST is when no directory is given, and where ``augment data fetch`` writes it:
+    ``$AUGMENT_DATA``, else the fetch cache ``~/.cache/augment/mnist``."""
+    return Path(os.environ.get("AUGMENT_DATA") or fetch_cache_dir())
+
+
+def fetch_cache_dir() -> Path:
+    """The fetch cache, ``~/.cache/augment/mnist``: where ``augment data fetch`` writes without
+    ``--dest`` and ``$AUGMENT_DATA``."""
+    return Path.home() / ".cache" / "augment" / "mnist"
+
+
+def locate_mnist(*more: PathLike) -> Optional[Path]:
+    """The first directory holding MNIST (``is_mnist_dir``) among ``$AUGMENT_DATA``, the fetch
+    cache and ``more`` (e.g. a checkout's shared data), as ``resolve_data_dir`` finds its files
+    (flat or ``MNIST/raw``); None when none does. Where the tests look for real MNIST."""
+    candidates = [Path(os.environ["AUGMENT_DATA"])] if os.environ.get("AUGMENT_DATA") else []
+    for base in [*candidates, fetch_cache_dir(), *map(Path, more)]:
+        if is_mnist_dir(base):
+            return find_idx_dir(base)
+    return None
+
+
+def is_mnist_dir(path: PathLike) -> bool:
+    """Whether the directory ``path`` (flat or ``MNIST/raw``) holds MNIST: its four files by
+    name, raw or ``.gz``, and the two label files' SHA-256 MNIST's (60 KB and 10 KB: a quick
+    tell of MNIST from another set under the same names, e.g. Fashion-MNIST; the images are
+    checked when they are read)."""
+    directory = find_idx_dir(Path(path)) if Path(path).is_dir() else None
+    if directory is None or not all(find_idx_file(directory, name) for name in MNIST_FILES):
+        return False
+    for _, labels in SPLITS.values():
+        try:
+            if not is_mnist_file(labels, read_file_bytes(find_idx_file(directory, labels))):
+                return False
+        except DataError:  # unreadable: not told MNIST here (the idx reader says why when it reads it)
+            return False
+    return True
+
+
+def is_mnist_file(name: str, raw: bytes) -> bool:
+    """Whether ``raw`` is the uncompressed MNIST file ``name`` (its size and SHA-256)."""
+    size, digest = MNIST_FILES[name]
+    return len(raw) == size and hashlib.sha256(raw).hexdigest() == digest
 
 
 def check_mnist_checksum(name: str, raw: bytes, where: str) -> None:
     """Raise DataError unless ``raw`` is the uncompressed MNIST file ``name``."""
-    size, digest = MNIST_FILES[name]
-    if len(raw) != size or hashlib.sha256(raw).hexdigest() != digest:
+    if not is_mnist_file(name, raw):
         raise DataError(f"{where}: SHA-256 does not match MNIST's {name} (corrupt, or not MNIST: "
                         f"for other IDX data, use --dataset idx)")
 
@@ -137,6 +184,10 @@ class IdxReader(SourceReader):
     kind = "idx"
 
     @classmethod
+    def recognises(cls, path: Path) -> bool:
+        return path.is_dir() and find_idx_dir(path) is not None
+
+    @classmethod
     def locate(cls, root: Optional[PathLike]) -> Path:
         return resolve_data_dir(root)
 
@@ -168,6 +219,10 @@ class MnistReader(IdxReader):
     """``--dataset mnist``: MNIST's four IDX files, each SHA-256 checked; both splits its own."""
 
     kind = "mnist"
+
+    @classmethod
+    def recognises(cls, path: Path) -> bool:
+        return is_mnist_dir(path)
 
     def has_own_test(self) -> bool:
         return True

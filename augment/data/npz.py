@@ -36,6 +36,10 @@ class NpzReader(SourceReader):
 
     kind = "npz"
 
+    @classmethod
+    def recognises(cls, path: Path) -> bool:
+        return path.is_file() and path.suffix.lower() == ".npz"
+
     def __init__(self, root: Optional[PathLike]):
         super().__init__(root)
         with _open_archive(self.path) as archive:

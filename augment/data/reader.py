@@ -1,6 +1,7 @@
 """The interface every kind of data source implements, and what all kinds share.
 
-A ``SourceReader`` subclass says where its data is (``locate``), whether the source has its own
+A ``SourceReader`` subclass says whether a path looks like its kind (``recognises``: how the kind
+of a source is told when none is given), where its data is (``locate``), whether the source has its own
 test split, how to read one split's images and labels (checked against the budget of
 ``augment.data.limits`` before anything is decoded) and, if the source names them, the class
 names. Everything else is written once here: the label checks (every class present in the
@@ -47,8 +48,8 @@ class LabelledImages:
 class SourceReader(ABC):
     """One kind of data source at one path.
 
-    Subclasses set ``kind`` (a name of ``augment.config.DATASETS``) and implement ``locate``,
-    ``has_own_test`` and ``read``; they may override ``class_names`` (default: numbered),
+    Subclasses set ``kind`` (a name of ``augment.config.DATASETS``) and implement ``recognises``,
+    ``locate``, ``has_own_test`` and ``read``; they may override ``class_names`` (default: numbered),
     ``reference_labels`` (the labels that number the classes) and ``present_splits``.
     """
 
@@ -56,6 +57,13 @@ class SourceReader(ABC):
 
     def __init__(self, root: Optional[PathLike]):
         self.path = self.locate(root)
+
+    @classmethod
+    @abstractmethod
+    def recognises(cls, path: Path) -> bool:
+        """Whether the existing file or directory ``path`` looks like this kind of source, told
+        from names (and at most a few small files), nothing decoded; the checks come when it
+        is read."""
 
     @classmethod
     @abstractmethod

@@ -7,6 +7,7 @@ import torch
 from augment.data.idx import encode_idx
 from augment.data.mnist import load_split, resolve_data_dir, verify_dir
 from augment.errors import DataError
+from tests.conftest import write_idx_dir
 
 
 def test_load_split_validates_counts(idx_dir):
@@ -31,8 +32,6 @@ def test_mnist_checksum_catches_non_mnist(idx_dir):
 
 
 def test_data_dir_resolution(tmp_path, monkeypatch):
-    from tests.conftest import write_idx_dir
-
     tv_root = tmp_path / "root"
     write_idx_dir(tv_root / "MNIST" / "raw")
     assert resolve_data_dir(tv_root) == tv_root / "MNIST" / "raw"
@@ -42,6 +41,23 @@ def test_data_dir_resolution(tmp_path, monkeypatch):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="augment data fetch"):
         resolve_data_dir()
+
+
+def test_real_mnist_is_located_in_the_env_then_the_fetch_cache_then_the_places_given(tmp_path, monkeypatch,
+                                                                                     shared_mnist):
+    from augment.data.mnist import fetch_cache_dir, locate_mnist
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("AUGMENT_DATA", str(write_idx_dir(tmp_path / "other")))  # IDX files, not MNIST's
+    assert fetch_cache_dir() == tmp_path / "home" / ".cache" / "augment" / "mnist"
+    assert locate_mnist() is None and locate_mnist(tmp_path / "nowhere", shared_mnist) == shared_mnist
+    fetch_cache_dir().parent.mkdir(parents=True)
+    fetch_cache_dir().symlink_to(shared_mnist)
+    assert locate_mnist(tmp_path / "nowhere") == fetch_cache_dir()
+    monkeypatch.setenv("AUGMENT_DATA", str(tmp_path / "tv"))
+    (tmp_path / "tv" / "MNIST").mkdir(parents=True)
+    (tmp_path / "tv" / "MNIST" / "raw").symlink_to(shared_mnist)
+    assert locate_mnist() == tmp_path / "tv" / "MNIST" / "raw"
 
 
 def test_verify_dir_reports_counts(idx_dir):

@@ -38,6 +38,25 @@ def test_real_mnist_items_are_copies_and_lists_are_not_indices(idx_dir):
         ds[[1, 2]]
 
 
+def test_pil_items_are_torchvision_mnists(idx_dir, monkeypatch):
+    from PIL import Image
+    from torchvision import transforms
+
+    ds = RealMNIST(idx_dir, train=False, output="pil")
+    image, label = ds[3]
+    assert isinstance(image, Image.Image) and image.mode == "L" and image.size == (28, 28) and label == 3
+    images, _ = load_split(idx_dir, "test", dataset="idx")
+    assert np.array_equal(np.asarray(image), images[3].numpy()) and ds.value_range is None
+    to_tensor = RealMNIST(idx_dir, train=False, output="pil", transform=transforms.ToTensor())
+    x, y = next(iter(torch.utils.data.DataLoader(to_tensor, batch_size=4)))
+    assert x.shape == (4, 1, 28, 28) and y.tolist() == [0, 1, 2, 3] and "Output: pil" in repr(to_tensor)
+    with pytest.raises(ConfigError, match="output must be one of tensor, pil"):
+        RealMNIST(idx_dir, output="PIL")
+    monkeypatch.setattr("augment.data.real.resolve_device", lambda device: torch.device("cuda"))
+    with pytest.raises(ConfigError, match="live on the CPU; device 'cuda' is for output='tensor'"):
+        RealMNIST(idx_dir, output="pil", device="cuda")
+
+
 def test_real_mnist_checksums(shared_mnist):
     assert verify_dir(shared_mnist) == {"train": 60000, "test": 10000}
     _, labels = load_split(shared_mnist, "test")

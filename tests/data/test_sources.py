@@ -12,7 +12,8 @@ from augment.config import SubsetSpec
 from augment.data.idx import encode_idx
 from augment.data.image_folder import ConversionWarning, _grayscale_uint8
 from augment.data.real import RealMNIST
-from augment.data.sources import HOLDOUT_FRACTION, dataset_name, describe_source, load_labelled
+from augment.data.sources import (HOLDOUT_FRACTION, dataset_name, describe_source, detect_source_kind, load_labelled,
+                                  source_kind)
 from augment.errors import ConfigError, DataError
 from tests.conftest import bar_digits, write_idx_dir
 
@@ -187,9 +188,53 @@ def test_real_mnist_and_describe_take_every_source(tmp_path):
 
 
 def test_dataset_names_are_checked():
-    assert dataset_name(None) == "mnist" and dataset_name("folder") == "folder"
+    assert dataset_name("folder") == "folder"
     with pytest.raises(ConfigError, match="dataset must be one of"):
         dataset_name("csv")
+
+
+def test_the_kind_of_a_source_is_recognised_from_its_path(tmp_path, monkeypatch):
+    npz = write_npz(tmp_path / "digits.npz").rename(tmp_path / "DIGITS.NPZ")
+    folder = write_folder(tmp_path / "clothes")
+    split_folder = write_folder(tmp_path / "split" / "train")
+    write_folder(tmp_path / "split" / "test")
+    flat = write_idx_dir(tmp_path / "idx")
+    write_idx_dir(tmp_path / "tv" / "MNIST" / "raw")
+    kinds = {path: detect_source_kind(path) for path in (npz, folder, tmp_path / "split", flat, tmp_path / "tv")}
+    assert list(kinds.values()) == ["npz", "folder", "folder", "idx", "idx"]
+    assert split_folder.is_dir() and load_labelled(npz).class_names == ["0", "1", "2"]  # dataset None: recognised
+    assert describe_source(folder)["dataset"] == "folder" and RealMNIST(flat, train=False).dataset == "idx"
+    assert source_kind(flat, "npz") == "npz"  # a kind given wins
+    monkeypatch.setenv("AUGMENT_DATA", str(tmp_path / "tv"))
+    assert source_kind(None) == "idx" and len(load_labelled(None, "test").labels) == 40
+
+
+def test_mnist_is_told_from_another_idx_set_by_its_label_files(tmp_path, shared_mnist):
+    from augment.data.idx import find_idx_file
+
+    root = tmp_path / "mnist"
+    root.mkdir()
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        (root / find_idx_file(shared_mnist, name).name).symlink_to(find_idx_file(shared_mnist, name))
+    assert detect_source_kind(shared_mnist) == detect_source_kind(root) == "mnist"
+    (root / find_idx_file(root, "t10k-labels-idx1-ubyte").name).unlink()  # not all four: any IDX pair
+    assert detect_source_kind(root) == "idx"
+
+
+@pytest.mark.parametrize("make, says", [
+    (lambda d: d / "missing", "data source does not exist"),
+    (lambda d: write_npz(d / "digits.npz").rename(d / "digits.zip"), "a data file is an .npz; other sources are"),
+    (lambda d: write_idx_dir(d / "i") / "train-labels-idx1-ubyte", "IDX files are read by their directory: pass"),
+    (lambda d: write_npz(d / "digits.npz").parent, "it holds digits.npz: pass that file"),
+    (lambda d: write_folder(d / "f", names=["a", "b"]) / "a", "no IDX files train-images-idx3-ubyte[.gz]"),
+])
+def test_a_source_of_no_kind_names_the_option(tmp_path, make, says):
+    path = make(tmp_path)
+    with pytest.raises(DataError) as e:
+        detect_source_kind(path)
+    assert says in str(e.value) and "\n" not in str(e.value)
+    assert str(e.value).endswith("pass --dataset mnist|idx|folder|npz") or "does not exist" in str(e.value)
 
 
 def test_describe_reports_an_empty_idx_split_as_0_images(tmp_path):
