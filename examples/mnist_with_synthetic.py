@@ -1,21 +1,26 @@
 """The usual PyTorch MNIST script, trained on synthetic or real + synthetic digits.
 
-Only the lines that build the training set differ from torchvision's MNIST example: a
+Only the lines that build the data sets differ from torchvision's MNIST example: a
 ``SyntheticMNIST(output="pil")`` yields exactly what ``torchvision.datasets.MNIST`` yields
 (a 28x28 PIL image of mode 'L' and an int), so the transforms, the model and the loop stay.
+The real digits are ``RealMNIST(output="pil")``, the same items read from the files wherever
+``augment data fetch`` put them (flat or ``MNIST/raw``, raw or gzipped; ``$AUGMENT_DATA``, else
+``~/.cache/augment/mnist``), where ``datasets.MNIST(root)`` wants ``root/MNIST/raw``.
 
-    python examples/mnist_with_synthetic.py --mnist-root data --mode mixed --epochs 1
+    augment data fetch && python examples/mnist_with_synthetic.py --mode mixed --epochs 1
 """
 
 import argparse
+import sys
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
-from torchvision import datasets, transforms
+from torchvision import transforms
 
-from augment import BatchedConcatDataset, SyntheticMNIST
+from augment import BatchedConcatDataset, RealMNIST, SyntheticMNIST
+from augment.errors import AugmentError
 
 
 class Net(nn.Module):  # the model of PyTorch's MNIST example
@@ -33,7 +38,8 @@ class Net(nn.Module):  # the model of PyTorch's MNIST example
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--mnist-root", required=True, help="torchvision's MNIST root (MNIST/raw inside)")
+    p.add_argument("--data-dir", "--mnist-root", default=None,
+                   help="MNIST's IDX files, flat or in MNIST/raw (default: $AUGMENT_DATA, else ~/.cache/augment/mnist)")
     p.add_argument("--mode", choices=["synthetic", "mixed", "real"], default="mixed")
     p.add_argument("--synthetic", type=int, default=60000, help="synthetic images")
     p.add_argument("--generator", default=None, help="a generator file (default: the shipped one)")
@@ -43,10 +49,10 @@ def main(argv=None):
     args = p.parse_args(argv)
     torch.manual_seed(1)
     transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
-    real = datasets.MNIST(args.mnist_root, train=True, transform=transform)
+    real = RealMNIST(args.data_dir, train=True, output="pil", transform=transform)  # datasets.MNIST's items
     synthetic = SyntheticMNIST(args.generator, num_samples=args.synthetic, output="pil", transform=transform)
     train_set = {"synthetic": synthetic, "mixed": BatchedConcatDataset([real, synthetic]), "real": real}[args.mode]
-    test_set = datasets.MNIST(args.mnist_root, train=False, transform=transform)
+    test_set = RealMNIST(args.data_dir, train=False, output="pil", transform=transform)
     train_loader = DataLoader(train_set, batch_size=64, shuffle=True, num_workers=args.num_workers)
     test_loader = DataLoader(test_set, batch_size=1000)
     model = Net()
@@ -67,4 +73,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except AugmentError as e:  # no data, a bad generator file: one line, as the CLI says it
+        sys.exit(f"Error: {e}")
