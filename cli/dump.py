@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -17,6 +16,7 @@ from .options import (
     quality_filter_from,
     quality_filter_options,
 )
+from .output import json_option, print_result
 
 
 @click.command("dump")
@@ -53,7 +53,7 @@ from .options import (
 @click.option("--overwrite", is_flag=True,
               help="replace an earlier dump at the output path (a non-empty directory that is not a dump is refused)")
 @quality_filter_options
-@click.option("--json", "as_json", is_flag=True, help="print the summary as one JSON line (for scripts)")
+@json_option
 @click.option("-q", "--quiet", is_flag=True, help="no progress bar")
 def dump(generator: Path | None, out: Path, num_samples: int, formats: tuple, split: str,
          test_samples: int | None, seed: int,
@@ -78,10 +78,7 @@ def dump(generator: Path | None, out: Path, num_samples: int, formats: tuple, sp
     summary = {"out": str(out), "num_samples": manifest["num_samples"], "formats": manifest["formats"],
                "split": split, "counts_per_class": manifest["counts_per_class"],
                **({"test_samples": test["num_samples"]} if test else {})}
-    if as_json:
-        click.echo(json.dumps(summary))
-        return
     counts = ", ".join(f"{manifest['class_names'][int(c)]}: {n}" for c, n in manifest["counts_per_class"].items())
-    click.echo(f"wrote {summary['num_samples']:,} {split} images" + (f" and {test['num_samples']:,} test images"
-                                                                     if test else "")
-               + f" ({', '.join(summary['formats'])}) to {out}; per class: {counts}")
+    tests = f" and {test['num_samples']:,} test images" if test else ""
+    print_result(as_json, summary, f"wrote {summary['num_samples']:,} {split} images{tests} "
+                 f"({', '.join(summary['formats'])}) to {out}; per class: {counts}")

@@ -5,7 +5,6 @@ the package)."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import shlex
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ import click
 from augment.config import SAMPLE_FORMATS, SubsetSpec
 
 from .options import DEVICE, INT_LIST, FiniteFloatRange, data_options
+from .output import check_output_file, json_option, overwrite_option, print_result
 
 # augment.evaluation and augment.device import torch: imported at the top, `augment --help` took
 # 7.9-16.1 s instead of 0.9 s (measured on a shared, busy 2-core AMD EPYC), so each command imports
@@ -54,17 +54,19 @@ from .options import DEVICE, INT_LIST, FiniteFloatRange, data_options
 @click.option("--device", type=DEVICE, default="auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'")
 @click.option("--overwrite", is_flag=True, help="replace a previous report in --out-dir")
 @click.option("-q", "--quiet", is_flag=True, help="no progress lines on stderr")
+@json_option
 def evaluate(generator: Path | None, out_dir: Path, samples: Path | None, samples_format: str | None,
              n_per_class: int, cas: bool, cas_steps: int, seed: int, k: int, classifier_path: Path | None,
              data_dir: Path | None, dataset: str, train_n_per_class: int | None,
-             train_imbalance_ratio: float | None, train_seed: int, device: str, overwrite: bool, quiet: bool) -> None:
+             train_imbalance_ratio: float | None, train_seed: int, device: str, overwrite: bool, quiet: bool,
+             as_json: bool) -> None:
     """Score GENERATOR (file or checkpoint), or the labelled images of --samples, class by class
     against the real test split (MNIST by default; an image folder or npz needs --classifier),
     with a memorization audit: do the images copy the generator's training images?
 
     Prints a summary (the set and a real-train ceiling row), the set's per-class table and the
-    audit's verdict; writes results.json, report.md, per_class.png, confusion.png, samples.png
-    and copies.png."""
+    audit's verdict (--json: the same as one JSON line); writes results.json, report.md,
+    per_class.png, confusion.png, samples.png and copies.png."""
     from augment.device import resolve_device
     from augment.evaluation import report, scoring
 
@@ -84,20 +86,23 @@ def evaluate(generator: Path | None, out_dir: Path, samples: Path | None, sample
         training_subset=training_subset, training_seed=train_seed)
     results = published["results"]
     judged = next(iter(results))
-    click.echo(report.format_table(report.summary_table(results)))
-    click.echo("")
-    click.echo(f"per class ({judged}):")
-    click.echo(report.format_table(report.per_class_table(results[judged], published["data"].get("class_names"))))
-    click.echo("")
-    click.echo(f"memorization: {published['memorization']['verdict']}")
-    click.echo(json.dumps({"out_dir": str(out_dir), "report": str(out_dir / "report.md"),
-                           "seconds": published["seconds"]}))
+    verdict = published["memorization"]["verdict"]
+    tables = (report.format_table(report.summary_table(results)),
+              f"per class ({judged}):\n" + report.format_table(
+                  report.per_class_table(results[judged], published["data"].get("class_names"))))
+    facts = {"out_dir": str(out_dir), "report": str(out_dir / "report.md"), "seconds": published["seconds"],
+             "overall": {name: result["overall"] for name, result in results.items()},
+             "per_class": {judged: results[judged]["per_class"]}, "class_names": published["data"].get("class_names"),
+             "memorization": verdict}
+    print_result(as_json, facts, "\n\n".join(tables) + f"\n\nmemorization: {verdict}\n"
+                 f"wrote the report to {out_dir} (report.md, results.json and plots; {published['seconds']:.0f} s)")
 
 
 @click.command("train-classifier")
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="weights file to write (.safetensors); its manifest goes beside it (.json). "
-                   "Use augment/weights/classifier.safetensors to replace the shipped evaluator")
+              help="weights file to write (its name must end in .safetensors); its manifest goes beside it "
+                   "(.json). Use augment/weights/classifier.safetensors with --overwrite to replace the shipped "
+                   "evaluator")
 @data_options
 @click.option("--n-per-class", type=click.IntRange(1), default=None,
               help="train on a seeded subset of N images per class (default: the full train set)")
@@ -109,10 +114,13 @@ def evaluate(generator: Path | None, out_dir: Path, samples: Path | None, sample
 @click.option("--widths", type=INT_LIST, default=None,
               help="widths of the conv blocks, 1 to 5 of them (default: 16,32,64, the shipped evaluator's)")
 @click.option("--device", type=DEVICE, default="auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'")
+@overwrite_option("weights file and its manifest")
 @click.option("-q", "--quiet", is_flag=True, help="no progress bar")
+@json_option
 def train_classifier(out: Path, data_dir: Path | None, dataset: str, n_per_class: int | None,
                      epochs: int | None, steps: int | None, batch_size: int | None,
-                     lr: float | None, seed: int | None, widths: tuple | None, device: str, quiet: bool) -> None:
+                     lr: float | None, seed: int | None, widths: tuple | None, device: str, overwrite: bool,
+                     quiet: bool, as_json: bool) -> None:
     """Train the evaluator CNN on real train, test it on real test, write weights + manifest.
 
     Defaults are the recipe of the shipped weights."""
@@ -120,15 +128,19 @@ def train_classifier(out: Path, data_dir: Path | None, dataset: str, n_per_class
     from augment.evaluation import classifier as clf
     from augment.evaluation import classifier_files
 
+    check_output_file(out, (".safetensors",), overwrite)
+    check_output_file(out.with_suffix(".json"), (".json",), overwrite)
     given = {"epochs": epochs, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed}
     recipe = dataclasses.replace(clf.ClassifierTrainConfig(),
                                  **{k: v for k, v in given.items() if v is not None})
     info = classifier_files.train_and_save(out, recipe, data_dir=data_dir, dataset=dataset, widths=widths,
                                            n_per_class=n_per_class, device=resolve_device(device),
                                            progress=not quiet, command=_command_line(click.get_current_context()))
-    click.echo(json.dumps({"out": str(out), "manifest": info["manifest"], "sha256": info["sha256"],
-                           "test_accuracy": round(info["test_accuracy"], 4),
-                           "train_seconds": info["train_seconds"]}))
+    facts = {"out": str(out), "manifest": info["manifest"], "sha256": info["sha256"],
+             "test_accuracy": round(info["test_accuracy"], 4), "train_seconds": info["train_seconds"]}
+    print_result(as_json, facts, f"wrote {out} and its manifest {info['manifest']}: test accuracy "
+                 f"{facts['test_accuracy']:.2%} after {facts['train_seconds']:.0f} s of training "
+                 f"(SHA-256 {info['sha256']})")
 
 
 def _command_line(ctx: click.Context) -> str:

@@ -16,6 +16,7 @@ from augment.downstream.presets import PRESETS
 from augment.errors import ConfigError
 
 from .options import DEVICE, FiniteFloatRange, data_options, int_list
+from .output import json_option, print_result
 
 
 def _grid_fields() -> dict:
@@ -108,8 +109,9 @@ def grid_options(fn: Callable) -> Callable:
                    "shipped evaluator, for digits; --dataset folder or npz without one gets no table)")
 @click.option("--device", type=DEVICE, default="auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'")
 @click.option("-q", "--quiet", is_flag=True, help="no progress bar")
+@json_option
 def experiment(preset: str, out: Path, generator: Path | None, fair_dir: Path | None, data_dir: Path | None,
-               dataset: str, evaluator: Path | None, device: str, quiet: bool, **overrides) -> None:
+               dataset: str, evaluator: Path | None, device: str, quiet: bool, as_json: bool, **overrides) -> None:
     """Train one fixed classifier on real, classical-augmented, synthetic and mixed data: the
     balanced grid (n images per class), or a long-tailed one (MNIST-LT) with its baselines."""
     # torch and the runner load here, not at `augment --help`
@@ -130,4 +132,5 @@ def experiment(preset: str, out: Path, generator: Path | None, fair_dir: Path | 
                        progress=not quiet, log=lambda m: click.echo(m, err=True),
                        command="augment " + " ".join(sys.argv[1:]), fair_dir=fair_dir, dataset=dataset,
                        evaluator=evaluator)
-    click.echo(str(results))
+    print_result(as_json, {"out": str(out), "results": str(results)},
+                 f"wrote the grid's rows to {results}; its tables (summary.md) and plots are in {out}")

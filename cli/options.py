@@ -144,14 +144,24 @@ def _click_type(cls: type, f: dataclasses.Field) -> Any:
     return base
 
 
+def dataset_option(default: str | None = None) -> Callable:
+    """``--dataset KIND``, the same on every command that reads real data; default None: the
+    kind is recognised from the path (``augment.data.sources.source_kind``)."""
+    help_text = _TRAIN_FIELDS["dataset"].metadata["help"]
+    shown = "recognised from the path" if default is None else default
+    return click.option("--dataset", type=click.Choice(DATASETS), default=default, show_default=False,
+                        help=f"{help_text}  [default: {shown}]")
+
+
 def data_options(fn: Callable) -> Callable:
     """``--data-dir PATH`` and ``--dataset KIND``: the same two options, with the same help, on
-    every command that reads real data (``augment train`` gets them from ``TrainConfig``)."""
-    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
-    fn = click.option("--dataset", type=click.Choice(DATASETS), default="mnist", show_default=True,
-                      help=fields["dataset"].metadata["help"])(fn)
+    every command that reads real data."""
+    fn = dataset_option("mnist")(fn)
     return click.option("--data-dir", type=click.Path(path_type=Path), default=None, metavar="PATH",
-                        help=fields["data_dir"].metadata["help"])(fn)
+                        help=_TRAIN_FIELDS["data_dir"].metadata["help"])(fn)
+
+
+_TRAIN_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
 
 def config_options(cls: type, prefix: str = "", skip: tuple = (), defaults: dict | None = None

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from .options import DEVICE, int_list, quality_filter_from, quality_filter_options
+from .output import check_output_file, json_option, overwrite_option, print_result
 
 
 @click.command()
@@ -22,10 +22,11 @@ from .options import DEVICE, int_list, quality_filter_from, quality_filter_optio
               help="'cpu' (default: a grid is small), 'auto', 'cuda' or 'cuda:N'")
 @click.option("--duration-ms", type=click.IntRange(10, 10_000), default=250, help="GIF frame time")
 @quality_filter_options
-@click.option("--json", "as_json", is_flag=True, help="print the output path as one JSON line (for scripts)")
+@overwrite_option("output file")
+@json_option
 def sample(source: Path | None, out: Path, per_class: int, classes: str | None, seed: int, device: str,
            duration_ms: int, min_confidence: float | None, filter_classifier: Path | None, max_attempts: int,
-           as_json: bool) -> None:
+           overwrite: bool, as_json: bool) -> None:
     """Make a per-class sample grid from a generator (default: the shipped one; rows labelled
     with its class names when it has any), or a GIF from a run directory's grids. With
     --min-confidence the grid shows the quality-filtered items of a SyntheticMNIST (other
@@ -36,13 +37,13 @@ def sample(source: Path | None, out: Path, per_class: int, classes: str | None, 
     from augment.synthetic.dataset import SamplingOptions, SyntheticMNIST
     from augment.synthetic.shipped import load_default_generator
 
-    suffix = out.suffix.lower()
-    if suffix == ".gif":
+    check_output_file(out, (".png", ".gif"), overwrite)
+    if out.suffix.lower() == ".gif":
         if source is None or not source.is_dir():
             got = "no SOURCE" if source is None else f"{source}, not a directory"
             raise click.UsageError(f"a .gif output needs SOURCE, a run directory with sample grids ({got})")
         path = visualize.save_gif(visualize.run_frames(source), out, duration_ms)
-    elif suffix == ".png":
+    else:
         wanted = int_list(classes, "--classes")
         if source is None:
             generator = load_default_generator(resolve_device(device))
@@ -60,20 +61,21 @@ def sample(source: Path | None, out: Path, per_class: int, classes: str | None, 
         shown = wanted if wanted is not None else list(range(generator.config.num_classes))
         labels = [f"{c} {names[c]}" for c in shown] if names and names != [str(c) for c in range(len(names))] else None
         path = visualize.save_grid(images, out, nrow=per_class, row_labels=labels)
-    else:
-        raise click.UsageError(f"--out must end in .png or .gif, got {out.name!r}")
-    click.echo(json.dumps({"out": str(path)}) if as_json else f"wrote {path}")
+    print_result(as_json, {"out": str(path)}, f"wrote {path}")
 
 
 @click.command()
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="generator file to write (.safetensors)")
+              help="generator file to write (its name must end in .safetensors: that is its format)")
 @click.option("--live-weights", is_flag=True,
               help="a run trained with --ema-decay: export the live generator, not the weight average")
-def export(checkpoint: Path, out: Path, live_weights: bool) -> None:
+@overwrite_option("output file")
+@json_option
+def export(checkpoint: Path, out: Path, live_weights: bool, overwrite: bool, as_json: bool) -> None:
     """Write a training checkpoint's generator as a standalone .safetensors file."""
     from augment.checkpoint import export_generator  # loads torch: not at `augment --help`
 
+    check_output_file(out, (".safetensors",), overwrite)
     digest = export_generator(checkpoint, out, averaged=not live_weights)
-    click.echo(json.dumps({"out": str(out), "sha256": digest}))
+    print_result(as_json, {"out": str(out), "sha256": digest}, f"wrote {out} (SHA-256 {digest})")

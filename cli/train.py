@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 import signal
 import subprocess
@@ -15,7 +15,8 @@ import click
 from augment.config import TRAIN_PRESETS, ModelConfig, SubsetSpec, TrainConfig, preset_config
 from augment.errors import ConfigError
 
-from .options import config_options, pick
+from .options import config_options, dataset_option, pick
+from .output import json_option, print_result
 
 
 @click.command()
@@ -25,7 +26,7 @@ from .options import config_options, pick
               help="continue the run in --run-dir from its last checkpoint (its saved config; "
                    "length, device, step implementation and logging may change)")
 @click.option("--dry-run", is_flag=True, help="run every check a real run makes (config, data, run directory, "
-              "--init-generator), print the resolved config as JSON and exit")
+              "--init-generator), print the resolved config as JSON (what config.json would hold) and exit")
 @click.option("-q", "--quiet", is_flag=True, help="no progress bar")
 @click.option("--preset", type=click.Choice(sorted(TRAIN_PRESETS)), default=None,
               help="start from a named recipe instead of the reference one: 'cpu', the best quality per "
@@ -35,15 +36,19 @@ from .options import config_options, pick
 @click.option("--nproc", type=click.IntRange(1, 1024), default=1,
               help="processes on this machine (launches torchrun --standalone); for several "
                    "machines run torchrun yourself (see docs/distributed.md)")
-@config_options(TrainConfig)
+@config_options(TrainConfig, skip=("dataset",))
+@dataset_option()
 @config_options(SubsetSpec)
-@config_options(ModelConfig, defaults={"num_classes": None})
+# every source yields grayscale images (a colour folder is converted), so --channels is not offered
+@config_options(ModelConfig, skip=("channels",), defaults={"num_classes": None})
+@json_option
 @click.pass_context
 def train(ctx: click.Context, run_dir: Path, resume: bool, dry_run: bool, quiet: bool,
-          nproc: int, preset: Optional[str], **values) -> None:
+          nproc: int, preset: Optional[str], as_json: bool, **values) -> None:
     """Train the conditional WGAN-GP (defaults: the reference recipe)."""
     # torch loads here, not at import: `augment --help` takes under a second instead of 10-25 s (measured)
     from augment import training
+    from augment.data.sources import source_kind
     from augment.evaluation.monitor import build_monitor, check_monitor_inputs
 
     given = [k for k in values if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE]
@@ -62,6 +67,7 @@ def train(ctx: click.Context, run_dir: Path, resume: bool, dry_run: bool, quiet:
         overrides = {k: values[k] for k in given if k in allowed and not _same_setting(saved, k, values[k])}
         cfg = training.with_overrides(saved, overrides)
     else:
+        dataset = values.pop("dataset")  # None: recognised from --data-dir once the options are checked
         try:  # options that contradict each other: a usage error, as an option out of range is
             if preset is None:
                 cfg = TrainConfig(model=ModelConfig(**pick(ModelConfig, values)),
@@ -72,11 +78,13 @@ def train(ctx: click.Context, run_dir: Path, resume: bool, dry_run: bool, quiet:
                                     **pick(TrainConfig, chosen))
         except ConfigError as e:
             raise click.UsageError(str(e)) from None
+        cfg = dataclasses.replace(cfg, dataset=source_kind(cfg.data_dir, dataset))
     # every check of the run before anything is written or trained (and one line here, not one per rank)
     training.preflight(run_dir, cfg, resuming=resume)
     check_monitor_inputs(cfg)
-    if dry_run:
-        click.echo(cfg.to_json())
+    if dry_run:  # the config is the result: JSON for people too (config.json's format), one line with --json
+        print_result(as_json, cfg.to_dict(),
+                     f"checks passed; the run in {run_dir} would use this config:\n{cfg.to_json()}")
         return
     if nproc > 1:
         _launch_torchrun(nproc)
@@ -88,7 +96,8 @@ def train(ctx: click.Context, run_dir: Path, resume: bool, dry_run: bool, quiet:
     else:
         generator = training.train(cfg, run_dir, progress=not quiet, monitor=monitor)
     if is_rank0:  # under torchrun, rank 0 alone reports
-        click.echo(json.dumps({"run_dir": str(run_dir), "generator": str(generator)}))
+        print_result(as_json, {"run_dir": str(run_dir), "generator": str(generator)},
+                     f"trained: the generator is {generator} (config, logs, sample grids and checkpoints in {run_dir})")
 
 
 def _saved_setting(cfg: TrainConfig, name: str):

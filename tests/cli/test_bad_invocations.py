@@ -2,19 +2,22 @@
 nothing written."""
 
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from augment.checkpoint import save_generator
+from augment.cli import main
 from augment.gan.models import Generator
-from tests.conftest import assert_one_line_error
+from tests.conftest import assert_one_line_error, bar_digits
 
 T = "{tmp}"
 G = "{tmp}/g.safetensors"  # a valid tiny generator
 CASES = [
     # train
     (["train", "--run-dir", f"{T}/r", "--data-dir", f"{T}/missing"], 1, "missing"),
-    (["train", "--run-dir", f"{T}/r", "--data-dir", f"{T}/idx"], 1, "SHA-256"),
+    (["train", "--run-dir", f"{T}/r", "--data-dir", f"{T}/idx", "--dataset", "mnist"], 1, "SHA-256"),
+    (["train", "--run-dir", f"{T}/r", "--data-dir", f"{T}/full"], 1, "pass --dataset"),  # no kind of source
     (["train", "--run-dir", f"{T}/r", "--data-dir", f"{T}/truncated", "--dataset", "idx"], 1, "truncated"),
     (["train", "--run-dir", f"{T}/r", "--data-dir", f"{T}/mismatch", "--dataset", "idx"], 1, "80 images but 79"),
     (["train", "--run-dir", f"{T}/r", "--data-dir", f"{T}/idx", "--dataset", "idx", "--num-classes", "5"], 1,
@@ -47,6 +50,15 @@ CASES = [
     (["sample", G, "-o", f"{T}/o.bmp"], 2, "o.bmp"),
     (["export", f"{T}/cfg.json", "-o", f"{T}/e.safetensors"], 1, "cfg.json"),
     (["export", G, "-o", f"{T}/e.safetensors"], 1, "g.safetensors"),
+    # an output file: its format's suffix, and an existing one refused without --overwrite (as dump and evaluate)
+    (["export", f"{T}/cfg.json", "-o", f"{T}/e.pt"], 2, "must end in .safetensors, got 'e.pt'"),
+    (["export", f"{T}/cfg.json", "-o", f"{T}/old.safetensors"], 1, "--overwrite"),
+    (["sample", G, "-o", f"{T}/old.png"], 1, "old.png exists; pass --overwrite"),
+    (["sample", G, "-o", f"{T}/old.gif"], 1, "--overwrite"),
+    (["train-classifier", "-o", f"{T}/c.pt"], 2, "must end in .safetensors"),
+    (["train-classifier", "-o", f"{T}/old.safetensors"], 1, "--overwrite"),
+    (["train-classifier", "-o", f"{T}/cfg.safetensors"], 1, "cfg.json exists"),  # its manifest's name
+    (["train", "--run-dir", f"{T}/r", "--channels", "3"], 2, "--channels"),  # every source is grayscale
     # dump
     (["dump", G, "-o", f"{T}/d", "-n", "0"], 2, "--num-samples"),
     (["dump", G, "-o", f"{T}/d", "-n", "10", "--format", "jpeg"], 2, "--format"),
@@ -55,7 +67,7 @@ CASES = [
     (["dump", f"{T}/corrupt.safetensors", "-o", f"{T}/d", "-n", "10"], 1, "corrupt.safetensors"),
     (["dump", G, "-o", f"{T}/d", "-n", "10", "--device", "cpu", "--dtype", "bfloat16"], 1, "bfloat16"),
     # evaluate / train-classifier
-    (["evaluate", f"{T}/nope.safetensors", "-o", f"{T}/ev"], 1, "nope.safetensors"),
+    (["evaluate", f"{T}/nope.safetensors", "-o", f"{T}/ev", "--data-dir", f"{T}/idx"], 1, "nope.safetensors"),
     (["evaluate", G, "-o", f"{T}/ev", "--n-per-class", "2"], 2, "--n-per-class"),
     (["evaluate", G, "-o", f"{T}/ev", "--classifier", f"{T}/cfg.json", "--data-dir", f"{T}/idx",
       "--dataset", "idx"], 1, "cfg.json"),
@@ -72,7 +84,8 @@ CASES = [
     (["experiment", "--out", f"{T}/x", "--data-dir", f"{T}/missing"], 1, "missing"),
     (["data", "verify", f"{T}/missing"], 1, "missing"),
     (["data", "verify", f"{T}/truncated", "--any-idx"], 1, "truncated"),
-    (["data", "verify", f"{T}/idx"], 1, "SHA-256"),
+    (["data", "verify", f"{T}/idx", "--dataset", "mnist"], 1, "SHA-256"),
+    (["data", "verify", f"{T}/cfg.json"], 1, "cannot tell what kind of data"),
     (["data", "fetch", "--timeout", "0"], 2, "--timeout"),
     (["data", "verify", f"{T}/idx", "--dataset", "folder"], 1, "one folder per class"),
     (["data", "verify", f"{T}/cfg.json", "--dataset", "npz"], 1, "cfg.json"),
@@ -94,7 +107,6 @@ CASES = [
     (["dump", G, "-o", f"{T}/d", "--class-counts", "1,2"], 1, "2 class weights for 10 classes"),
     (["dump", G, "-o", f"{T}/d", "-n", "10", "--min-confidence", "1.5"], 2, "--min-confidence"),
     (["dump", G, "-o", f"{T}/d", "-n", "10", "--filter-classifier", f"{T}/cfg.json"], 2, "--min-confidence"),
-    (["evaluate", G, "-o", f"{T}/ev", "--data-dir", f"{T}/cfg.json", "--dataset", "npz"], 1, "--classifier"),
     (["experiment", "--out", f"{T}/x", "--preset", "longtail-cpu", "--ratios", "1"], 2, "does not apply"),
     (["experiment", "--out", f"{T}/x", "--preset", "longtail-cpu", "--methods", "erm,mixup"], 2, "mixup"),
     (["experiment", "--out", f"{T}/x", "--preset", "cpu", "--imbalance-ratios", "10"], 2, "does not apply"),
@@ -131,6 +143,10 @@ def workspace(tmp_path, tiny_model_config):
     blob = (tmp_path / "g.safetensors").read_bytes()
     (tmp_path / "corrupt.safetensors").write_bytes(blob[: len(blob) // 3])
     (tmp_path / "cfg.json").write_text("{}")
+    images, labels = bar_digits(30, num_classes=3)
+    np.savez(tmp_path / "three.npz", x=images.numpy(), y=labels.numpy())
+    for name in ("old.png", "old.gif", "old.safetensors"):
+        (tmp_path / name).write_bytes(b"keep")
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "keep.txt").write_text("keep")
     return tmp_path
@@ -140,6 +156,15 @@ def workspace(tmp_path, tiny_model_config):
 def test_bad_invocation(workspace, monkeypatch, args, code, word):
     monkeypatch.setenv("AUGMENT_DATA", str(workspace / "missing"))
     assert_one_line_error(workspace, args, code, word)
+
+
+def test_the_shipped_evaluator_meets_data_not_mnist(workspace):
+    """The shipped evaluator refused with the fix (the message names the path twice, so it is
+    longer than the harness's 400 characters here)."""
+    result = CliRunner().invoke(main, ["evaluate", str(workspace / "g.safetensors"), "-o", str(workspace / "ev"),
+                                       "--data-dir", str(workspace / "three.npz"), "--dataset", "npz"])
+    assert result.exit_code == 1 and result.output.startswith("Error: ") and result.output.count("\n") == 1
+    assert "--classifier" in result.output and not (workspace / "ev").exists()
 
 
 def test_at_least_25_cases_across_all_commands():

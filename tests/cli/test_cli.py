@@ -6,6 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from augment.cli import main
+from tests.conftest import bar_digits
 
 
 def run(*args):
@@ -28,13 +29,31 @@ def test_cas_steps_default_is_the_library_default():
 
 
 def test_dry_run_prints_resolved_config(tmp_path, idx_dir):
-    result = run("train", "--run-dir", tmp_path / "unused", "--dry-run", "--lr", "0.0003", "--z-dim", "16",
-                 "--data-dir", idx_dir, "--dataset", "idx", "--n-per-class", 3)
+    args = ["train", "--run-dir", tmp_path / "unused", "--dry-run", "--lr", "0.0003", "--z-dim", "16",
+            "--data-dir", idx_dir, "--dataset", "idx", "--n-per-class", 3]
+    result = run(*args, "--json")
     assert result.exit_code == 0, result.output
     cfg = json.loads(result.output)
+    assert len(result.output.splitlines()) == 1
     assert cfg["lr"] == 0.0003 and cfg["model"]["z_dim"] == 16 and cfg["model"]["num_classes"] is None
     assert cfg["subset"]["n_per_class"] == 3
     assert not (tmp_path / "unused").exists()
+    people = run(*args)  # a sentence, then the config as config.json would hold it
+    first, _, config = people.output.partition("\n")
+    assert first.startswith("checks passed;") and json.loads(config) == cfg
+
+
+def test_train_recognises_the_kind_of_its_data_and_dataset_wins(tmp_path, idx_dir):
+    import numpy as np
+
+    images, labels = bar_digits(30, num_classes=3)
+    np.savez(tmp_path / "d.npz", x=images.numpy(), y=labels.numpy())
+    for data, kind in ((tmp_path / "d.npz", "npz"), (idx_dir, "idx")):
+        result = run("train", "--run-dir", tmp_path / "unused", "--dry-run", "--data-dir", data, "--json")
+        assert result.exit_code == 0 and json.loads(result.output)["dataset"] == kind, result.output
+    result = run("train", "--run-dir", tmp_path / "unused", "--dry-run", "--data-dir", tmp_path / "d.npz",
+                 "--dataset", "idx")
+    _assert_clean_error(result, 1, "not a directory")
 
 
 @pytest.mark.parametrize("args, words", [
@@ -56,9 +75,11 @@ def test_train_sample_export_resume(tmp_path, idx_dir):
               "--log-every", 1, "--no-tensorboard", "--quiet"]
     result = run("train", "--run-dir", run_dir, "--max-steps", 2, *common)
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output.strip().splitlines()[-1])["generator"].endswith("generator.safetensors")
-    result = run("train", "--run-dir", run_dir, "--resume", "--max-steps", 3, "--quiet")
+    assert result.output == f"trained: the generator is {run_dir / 'generator.safetensors'} (config, logs, " \
+        f"sample grids and checkpoints in {run_dir})\n"
+    result = run("train", "--run-dir", run_dir, "--resume", "--max-steps", 3, "--quiet", "--json")
     assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == {"run_dir": str(run_dir), "generator": str(run_dir / "generator.safetensors")}
     # the original command with --resume added: repeated options must equal the run's settings
     result = run("train", "--run-dir", run_dir, "--resume", "--max-steps", 4, "--epochs", 100, *common)
     assert result.exit_code == 0, result.output  # epochs repeated with its saved value: no change
@@ -66,10 +87,15 @@ def test_train_sample_export_resume(tmp_path, idx_dir):
     _assert_clean_error(result, 2, "--lr cannot change", "0.0001")
     result = run("sample", run_dir / "generator.safetensors", "-o", tmp_path / "grid.png", "--per-class", 2)
     assert result.exit_code == 0 and (tmp_path / "grid.png").exists()
-    result = run("sample", run_dir, "-o", tmp_path / "anim.gif")
+    assert result.output == f"wrote {tmp_path / 'grid.png'}\n"
+    result = run("sample", run_dir, "-o", tmp_path / "anim.gif", "--json")
     assert result.exit_code == 0 and (tmp_path / "anim.gif").exists()
-    result = run("export", run_dir / "checkpoints" / "last.pt", "-o", tmp_path / "g.safetensors")
+    assert json.loads(result.output) == {"out": str(tmp_path / "anim.gif")}
+    result = run("export", run_dir / "checkpoints" / "last.pt", "-o", tmp_path / "g.safetensors", "--json")
     assert result.exit_code == 0 and len(json.loads(result.output)["sha256"]) == 64
+    digest = json.loads(result.output)["sha256"]
+    result = run("export", run_dir / "checkpoints" / "last.pt", "-o", tmp_path / "again.safetensors")
+    assert result.output == f"wrote {tmp_path / 'again.safetensors'} (SHA-256 {digest})\n"
 
 
 def test_train_with_a_weight_average_and_export_either_weights(tmp_path, idx_dir):
@@ -118,7 +144,8 @@ def _assert_clean_error(result, code, *words):
     (["sample", "{tmp}/cfg.json", "-o", "{tmp}/g.png", "--classes", "a,b"], 2, ["--classes"]),
     (["export", "{tmp}/cfg.json", "-o", "{tmp}/g.safetensors"], 1, ["not an augment checkpoint"]),
     (["data", "verify", "{tmp}/missing"], 1, ["does not exist"]),
-    (["data", "verify", "{tmp}/cfg.json"], 1, ["is not a directory"]),
+    (["data", "verify", "{tmp}/cfg.json"], 1, ["cannot tell what kind of data", "pass --dataset"]),
+    (["data", "verify", "{tmp}/cfg.json", "--dataset", "idx"], 1, ["is not a directory"]),
     (["dump", "-o", "{tmp}/d", "-n", "4294967296", "-f", "idx"], 1, ["at most 4,294,967,295 items"]),
     (["dump", "-o", "{tmp}/d", "-n", "10000000000000", "-f", "npz"], 1, ["too many"]),
     (["data", "verify", "{tmp}/bad"], 1, ["truncated"]),
@@ -216,7 +243,7 @@ def test_longtail_experiment_overrides_reach_the_grid(tmp_path, monkeypatch):
 
 def test_a_preset_sets_the_recipe_and_given_options_win(tmp_path, idx_dir):
     result = run("train", "--run-dir", tmp_path / "r", "--dry-run", "--preset", "cpu", "--d-width", "24",
-                 "--data-dir", idx_dir, "--dataset", "idx")
+                 "--data-dir", idx_dir, "--dataset", "idx", "--json")
     assert result.exit_code == 0, result.output
     cfg = json.loads(result.output)
     assert (cfg["model"]["g_width"], cfg["model"]["d_width"], cfg["n_critic"], cfg["critic_lr"]) == (32, 24, 2, 3e-4)

@@ -18,14 +18,30 @@ def verify(*args):
 
 
 def test_verify_reports_classes_and_size_for_idx_as_for_npz(tmp_path):
-    result = verify(write_idx_dir(tmp_path / "d"), "--dataset", "idx")
+    result = verify(write_idx_dir(tmp_path / "d"), "--dataset", "idx", "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["examples"] == {"train": 80, "test": 40} and report["test_split"] == "own"
     assert report["classes"] == [str(c) for c in range(10)] and report["image_size"] == [28, 28]
     images, labels = bar_digits(30, num_classes=3)
     np.savez(tmp_path / "d.npz", x=images.numpy(), y=labels.numpy())
-    assert set(json.loads(verify(tmp_path / "d.npz", "--dataset", "npz").output)) == set(report)
+    assert set(json.loads(verify(tmp_path / "d.npz", "--dataset", "npz", "--json").output)) == set(report)
+
+
+@pytest.mark.parametrize("make, kind", [(lambda d: write_idx_dir(d / "idx"), "idx"),
+                                        (lambda d: _npz(d / "d.npz"), "npz")])
+def test_the_kind_is_recognised_from_the_path_and_dataset_wins(tmp_path, make, kind):
+    path = make(tmp_path)
+    result = verify(path, "--json")
+    assert result.exit_code == 0 and json.loads(result.output)["dataset"] == kind, result.output
+    result = verify(path, "--dataset", "folder")  # read as the kind given, so refused
+    assert result.exit_code == 1 and result.output.startswith("Error: ") and "folder" in result.output
+
+
+def _npz(path):
+    images, labels = bar_digits(30, num_classes=3)
+    np.savez(path, x=images.numpy(), y=labels.numpy())
+    return path
 
 
 def _labels_0_and_a_billion(tmp_path):
