@@ -41,14 +41,15 @@ def resolve_data_dir(root: Optional[PathLike] = None) -> Path:
     """Where the IDX files are: ``root`` (or ``root/MNIST/raw``, torchvision's layout), else
     ``$AUGMENT_DATA``, else the fetch cache (``default_data_dir``). Raises DataError when none
     holds them."""
+    other_kind = "; for another kind of data, leave out --dataset to have it recognised"
     if root is not None and not Path(root).is_dir():
         raise DataError(f"data directory {'is not a directory' if Path(root).exists() else 'does not exist'}: "
-                        f"{root}")
+                        f"{root}" + (other_kind if Path(root).exists() else ""))
     base = Path(root) if root is not None else default_data_dir()
     found = find_idx_dir(base)
     if found is None:
         raise DataError(f"no IDX files (train-images-idx3-ubyte[.gz]) in {base} or {base / 'MNIST' / 'raw'}"
-                        + ("; run 'augment data fetch'" if root is None else ""))
+                        + ("; run 'augment data fetch'" if root is None else other_kind))
     return found
 
 

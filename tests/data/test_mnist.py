@@ -21,6 +21,11 @@ def test_load_split_validates_counts(idx_dir):
 def test_missing_file_and_directory(tmp_path, idx_dir):
     with pytest.raises(DataError, match="does not exist"):
         resolve_data_dir(tmp_path / "nope")
+    (tmp_path / "d.npz").write_bytes(b"")
+    with pytest.raises(DataError, match="is not a directory: .*d.npz; for another kind of data, leave out --dataset"):
+        resolve_data_dir(tmp_path / "d.npz")
+    with pytest.raises(DataError, match="no IDX files .* leave out --dataset to have it recognised$"):
+        resolve_data_dir(tmp_path)
     (idx_dir / "t10k-labels-idx1-ubyte").unlink()
     with pytest.raises(DataError, match="missing t10k-labels"):
         load_split(idx_dir, "test", dataset="idx")
