@@ -2,17 +2,21 @@
 
 A checkpoint is one dict saved with ``torch.save`` and loaded with ``weights_only=True``:
 ``{"format": "augment.checkpoint", "format_version", "train_config", "generator", "critic",
-"opt_g", "opt_d", "step", "rng", "elapsed", "log_window", "class_names"}`` plus ``"generator_ema"`` (the
-weight average) in runs with ``ema_decay`` (elapsed: training wall time in seconds, counted
-across resumes; log_window: per-step stats not yet logged, ``{name: (m,)}``; older
-checkpoints lack both); RNG states are uint8 tensors. A generator file is
-safetensors whose metadata carries ``format``, ``format_version`` and the ``model_config``
-JSON, so it alone rebuilds the generator. Both are written atomically.
+"opt_g", "opt_d", "step", "rng", "elapsed", "log_window", "class_names", "source_kind", "source_size",
+"source_channels"}`` plus ``"generator_ema"`` (the weight average) in runs with ``ema_decay``
+(elapsed: training wall time in seconds, counted across resumes; log_window: per-step stats not
+yet logged, ``{name: (m,)}``; the ``source_*`` keys: the training data's kind, [H, W] and
+channels, ``augment.provenance``; older checkpoints lack them); RNG states are uint8 tensors. A
+generator file is safetensors whose metadata carries ``format``, ``format_version`` and the
+``model_config`` JSON, so it alone rebuilds the generator, and, when its run recorded them, the
+``class_names`` and ``source_*`` keys of its training data (``generator_trained_on``: a file
+without them was trained at 28x28). Both are written atomically.
 
 Both readers check what they read before anything else uses it, and refuse a bad file in one
 line (``CheckpointError``): a generator file's safetensors layer is checked by
 ``augment.safetensors_files`` (metadata size and depth before parsing, finite weights, digest)
-and its class names by ``augment.checks.class_names_problem``; a checkpoint's ``step``,
+its class names by ``augment.checks.class_names_problem`` and its training data's keys by
+``augment.provenance.trained_on_problem``; a checkpoint's ``step``,
 ``elapsed``, RNG state and state dicts have their types and sizes checked, its nesting is
 bounded and its tensors finite, so the trainer never sees a malformed one.
 """
@@ -37,6 +41,7 @@ from augment.errors import AugmentError, CheckpointError, ConfigError, one_line
 from augment.fileio import PathLike, atomic_path, write_failed
 from augment.gan.ema import decay_at
 from augment.gan.models import Generator
+from augment.provenance import TRAINED_ON_KEYS, DataSignature, parse_trained_on, signature, trained_on_problem
 from augment.safetensors_files import FORMAT_VERSION, existing_file, read_safetensors, write_safetensors
 
 CHECKPOINT_FORMAT = "augment.checkpoint"
@@ -171,7 +176,7 @@ def _checkpoint_problem(state: dict) -> Optional[str]:
         problem = class_names_problem(names, state["train_config"].model.num_classes)
         if problem:
             return problem
-    return None
+    return trained_on_problem({k: state[k] for k in TRAINED_ON_KEYS if k in state})
 
 
 def save_generator(path: PathLike, generator: Generator, extra: dict | None = None) -> str:
@@ -203,6 +208,9 @@ def read_generator_file(path: PathLike) -> tuple[ModelConfig, dict, dict]:
         if "class_names" in metadata else None
     if problem:
         raise CheckpointError(f"{path}: bad class_names in metadata ({problem})")
+    problem = trained_on_problem(parse_trained_on(metadata))
+    if problem:
+        raise CheckpointError(f"{path}: {problem} in metadata")
     return cfg, tensors, metadata
 
 
@@ -260,7 +268,7 @@ def export_generator(checkpoint: PathLike, out: PathLike, averaged: bool = True)
     names = ckpt.get("class_names")
     return save_generator(out, generator, {"step": ckpt["step"], **weights_metadata(
         ckpt["train_config"].ema_decay if averaged else None, ckpt["step"]),
-        **({"class_names": list(names)} if names else {})})
+        **({"class_names": list(names)} if names else {}), **{k: ckpt[k] for k in TRAINED_ON_KEYS if k in ckpt}})
 
 
 def class_names(metadata: dict, num_classes: int) -> list:
@@ -275,13 +283,22 @@ def class_names(metadata: dict, num_classes: int) -> list:
 
 def generator_class_names(path: PathLike) -> list:
     """The class names of a generator file or a training checkpoint's run."""
+    return list(generator_trained_on(path).class_names)
+
+
+def generator_trained_on(path: PathLike) -> DataSignature:
+    """The data a generator file or a training checkpoint's run was trained on: its kind (None
+    where the file does not say), class names, size [H, W] (28x28 where the file does not say)
+    and channels (``augment.provenance``)."""
     path = existing_file(path)
     if _is_safetensors(path):
         cfg, _, metadata = read_generator_file(path)
-        return class_names(metadata, cfg.num_classes)
+        return signature(parse_trained_on(metadata), class_names(metadata, cfg.num_classes), cfg.channels)
     state = load_checkpoint(path)
+    cfg = state["train_config"].model
     names = state.get("class_names")
-    return class_names({"class_names": json.dumps(names)} if names else {}, state["train_config"].model.num_classes)
+    return signature({k: state[k] for k in TRAINED_ON_KEYS if k in state},
+                     class_names({"class_names": json.dumps(names)} if names else {}, cfg.num_classes), cfg.channels)
 
 
 def generator_step(path: PathLike) -> Optional[int]:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import os
 import warnings
 from collections.abc import Mapping
 from collections.abc import Sequence as SequenceABC
@@ -33,19 +32,16 @@ from PIL import Image
 from torch.utils.data import default_collate, get_worker_info
 from torchvision.datasets import VisionDataset
 
-from augment.checkpoint import generator_class_names, load_generator
 from augment.checks import check_class_ids, class_ids, is_integer, is_real, item_index
 from augment.device import resolve_device
 from augment.errors import AugmentError, ConfigError
-from augment.fileio import sha256_file
-from augment.gan.models import Generator
-from augment.images import to_mnist_uint8
+from augment.images import to_uint8_images
+from augment.provenance import check_fits, image_size as checked_image_size
 from augment.synthetic.fast_generator import DTypeLike, FastGenerator, resolve_dtype
-from augment.synthetic.filtering import QualityFilter, attempt_seed, filtered_images, weights_digest
+from augment.synthetic.filtering import QualityFilter, attempt_seed, filtered_images
 from augment.synthetic.latents import index_latents, stratified_labels
-from augment.synthetic.shipped import verified_default_generator_path
+from augment.synthetic.shipped import GeneratorLike, load_source
 
-GeneratorLike = Union[None, str, os.PathLike, Generator]
 OUTPUTS = ("tensor", "pil")
 
 
@@ -54,25 +50,6 @@ class RandomAccessWarning(UserWarning):
 
 
 # --------------------------------------------------------------------------------- dataset
-
-
-def load_source(generator: GeneratorLike) -> tuple[Generator, dict]:
-    """(generator on the CPU or its own device, provenance dict) from a path, a module or None
-    (the shipped default). Raises AugmentError when the default is missing."""
-    if generator is None:
-        generator = verified_default_generator_path()
-    if isinstance(generator, (str, os.PathLike)):
-        model = load_generator(generator, "cpu")
-        info = {"path": str(generator), "file_sha256": sha256_file(generator),
-                "class_names": generator_class_names(generator)}
-    elif isinstance(generator, Generator):
-        model, info = generator, {"path": None, "file_sha256": None,
-                                  "class_names": [str(c) for c in range(generator.config.num_classes)]}
-    else:
-        raise AugmentError(f"generator must be a file path, a Generator or None, got {type(generator).__name__}")
-    info["weights_sha256"] = weights_digest(model)
-    info["model_config"] = dataclasses.asdict(model.config)
-    return model, info
 
 
 _INDEX_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
@@ -161,12 +138,16 @@ class SyntheticMNIST(VisionDataset):
     (generator, seed, i) -- whatever the batch, order, sampler, worker or process.
 
     With ``output="tensor"`` (default) image is ``(C, 32, 32)`` float32 in [-1, 1] on ``device``,
-    the item format of ``RealMNIST``. With ``output="pil"`` it is exactly what
-    ``torchvision.datasets.MNIST`` yields: a ``PIL.Image`` of mode 'L', 28x28 (32 -> 28 with
-    antialiased bilinear, then ``round((x + 1) * 127.5)``, as a dump writes it), so an MNIST
+    the models' format, whatever the size of the training data: the item format of
+    ``RealMNIST``'s tensor items, which are resized to 32x32 alike, so the two mix in one
+    DataLoader. With ``output="pil"`` it is what ``torchvision.datasets.MNIST`` yields: a
+    ``PIL.Image`` of mode 'L' at ``image_size`` (default the size of the generator's training
+    data, which its file records; MNIST's, and a file that does not say: 28x28), made as a dump
+    writes it (32 -> H x W with antialiased bilinear, then ``round((x + 1) * 127.5)``), so an MNIST
     training script runs unchanged with ``ToTensor()``/``Normalize`` and mixes it with
-    torchvision's MNIST in a ``BatchedConcatDataset``. ``targets`` is ``(N,)`` int64 on the CPU;
-    ``classes``/``class_to_idx`` carry the generator file's class names.
+    torchvision's MNIST, or ``RealMNIST(output="pil")``, in a ``BatchedConcatDataset``.
+    ``targets`` is ``(N,)`` int64 on the CPU; ``classes``/``class_to_idx`` carry the generator
+    file's class names; ``trained_on`` what it was trained on (``augment.provenance``).
 
     Args:
         generator: None (the shipped generator), a generator or checkpoint file, or a
@@ -177,6 +158,8 @@ class SyntheticMNIST(VisionDataset):
         class_weights: their relative frequencies (default equal: exactly balanced; integer
             weights summing to N give exactly those counts), or a {class: weight} mapping.
         output: the item format, "tensor" or "pil" (see above).
+        image_size: with ``output="pil"``, the items' size: a side, or (height, width), each 1
+            to 4096; default the generator's training data's (``trained_on.size``).
         transform: applied to each image (a tensor, or with ``output="pil"`` a PIL image).
         target_transform: applied to each int label.
         sampling: truncation, quality filter and precision (``SamplingOptions``; default none,
@@ -192,7 +175,8 @@ class SyntheticMNIST(VisionDataset):
     def __init__(self, generator: GeneratorLike = None, num_samples: int = 60000, seed: int = 0, *,
                  classes: Optional[Sequence[int]] = None,
                  class_weights: Union[Sequence[float], Mapping[int, float], None] = None,
-                 output: str = "tensor", transform: Optional[Callable] = None,
+                 output: str = "tensor", image_size: Union[int, Sequence[int], None] = None,
+                 transform: Optional[Callable] = None,
                  target_transform: Optional[Callable] = None, sampling: Optional[SamplingOptions] = None,
                  device: Union[str, torch.device, None] = None, chunk: Optional[int] = None):
         if not is_integer(num_samples) or num_samples <= 0:
@@ -209,11 +193,15 @@ class SyntheticMNIST(VisionDataset):
         sampling = SamplingOptions() if sampling is None else sampling
         if not isinstance(sampling, SamplingOptions):
             raise ConfigError(f"sampling must be a SamplingOptions, got {type(sampling).__name__}")
-        model, self.source = load_source(generator)
+        if image_size is not None and output != "pil":
+            raise ConfigError("image_size is the size of PIL items (output='pil'); tensor items are the models' "
+                              "(C, 32, 32), as RealMNIST's")
+        model, self.source, self.trained_on = load_source(generator)
         self.config = model.config
         if output == "pil" and self.config.channels != 1:
             raise ConfigError(f"output='pil' makes grayscale images; this generator makes "
                               f"{self.config.channels} channels")
+        self.image_size = self.trained_on.size if image_size is None else checked_image_size(image_size)
         self.output, self.sampling = output, sampling
         self.device = next(model.parameters()).device if device is None else resolve_device(device)
         self.class_ids, self.class_weights = _check_classes(classes, class_weights, self.config.num_classes)
@@ -239,7 +227,11 @@ class SyntheticMNIST(VisionDataset):
 
     def _judge_on_device(self, quality: QualityFilter) -> QualityFilter:
         """``quality`` with a frozen copy of its classifier on the dataset's device, checked to
-        tell the generator's classes."""
+        fit the generator's training data (``augment.provenance.check_fits``, when the judge's is
+        known) and to tell the generator's classes."""
+        if quality.trained_on is not None:
+            check_fits("judge", f"the quality filter's classifier ({quality.name})", quality.trained_on,
+                       self.trained_on, "quality_filter(p, classifier=FILE), --filter-classifier FILE")
         judge = copy.deepcopy(quality.classifier).to(self.device).eval().requires_grad_(False)
         with torch.inference_mode():
             logits = judge(torch.zeros(1, self.config.channels, 32, 32, device=self.device))
@@ -330,9 +322,9 @@ class SyntheticMNIST(VisionDataset):
                           stacklevel=3)
 
     def _output_images(self, images: torch.Tensor) -> list:
-        """(C, 32, 32) tensors (copies) or, with ``output="pil"``, 28x28 PIL images of mode 'L'."""
+        """(C, 32, 32) tensors (copies) or, with ``output="pil"``, PIL images of mode 'L' at ``image_size``."""
         if self.output == "pil":
-            return [Image.fromarray(row, mode="L") for row in to_mnist_uint8(images).numpy()]
+            return [Image.fromarray(row, mode="L") for row in to_uint8_images(images, self.image_size)[:, 0].numpy()]
         return [img.clone() for img in images]
 
     def _item(self, img, target: int):
@@ -358,6 +350,7 @@ class SyntheticMNIST(VisionDataset):
                 f"Classes: {self.class_ids}, weights: {weights}\nSeed: {self.seed}, truncation: "
                 f"{self.sampling.truncation} ({self.sampling.truncation_mode})\nDevice: {self.device}, dtype: "
                 f"{str(self.dtype).replace('torch.', '')}\nOutput: {self.output}"
+                + (f" ({self.image_size[0]}x{self.image_size[1]})" if self.output == "pil" else "")
                 + ("" if self._quality is None else f"\nQuality filter: {self._quality.describe()}"))
 
 

@@ -11,14 +11,15 @@ Layout of the output directory (each format optional)::
     png/<split>/<class>/<index>.png     png: an ImageFolder root, ImageFolder(OUT/png/train) (folder per
                                         class present; an empty folder use-ImageFolder-on-png-train/
                                         beside it makes ImageFolder(OUT) fail, not read 1 class)
-    <split>.npz                         npz: x uint8 (N, 28, 28), y int64 (N,)
+    <split>.npz                         npz: x uint8 (N, H, W), y int64 (N,)
 
 The ``split`` holds SyntheticMNIST items ``0 .. N-1``; with ``test_samples=M`` (and split
 "train") the test split holds items ``N .. N+M-1`` of the same dataset: same seed, disjoint
-latents. Images are downsampled 32 -> 28 with antialiased bilinear
-interpolation (half-pixel centres, as real digits are upsampled 28 -> 32 for training; the round
-trip blurs a real digit slightly, so it is not an exact inverse),
-then mapped [-1, 1] -> round((x + 1) * 127.5) in [0, 255].
+latents. Images are written at ``image_size`` H x W: by default the size of the generator's training
+data, which its file records (MNIST's, and a file that does not say: 28x28), so a dump matches the
+set it augments; resized 32 -> H x W with antialiased bilinear interpolation (half-pixel centres,
+as real images are resized to 32x32 for training; the round trip blurs an image slightly, so it
+is not an exact inverse), then mapped [-1, 1] -> round((x + 1) * 127.5) in [0, 255].
 
 Same arguments on the same kind of device give byte-identical output (no timestamps; fixed PNG
 compression; fixed zip entry dates; images bit-identical whatever ``batch_size``). The output is
@@ -37,7 +38,7 @@ import shutil
 import sys
 import warnings
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -47,7 +48,8 @@ from augment import __version__, torchrun
 from augment.checks import is_integer
 from augment.errors import AugmentError, ConfigError
 from augment.fileio import PathLike, atomic_directory, check_directory_target
-from augment.images import MNIST_SIZE, to_mnist_uint8
+from augment.images import to_uint8_images
+from augment.provenance import image_size as checked_image_size
 from augment.synthetic.dataset import GeneratorLike, SamplingOptions, SyntheticMNIST
 from augment.synthetic.dump_formats import SPLITS, IdxWriter, NpzWriter, PngTreeWriter, check_formats, write_empty_idx
 
@@ -79,7 +81,8 @@ def dump_synthetic(out: PathLike, generator: GeneratorLike = None, num_samples: 
                    class_weights: Optional[Sequence[float]] = None, split: str = "train",
                    test_samples: Optional[int] = None, sampling: Optional[SamplingOptions] = None,
                    device="cpu", batch_size: int = 256, overwrite: bool = False, progress: bool = False,
-                   class_counts: Optional[Sequence[int]] = None) -> dict:
+                   class_counts: Optional[Sequence[int]] = None,
+                   image_size: Union[int, Sequence[int], None] = None) -> dict:
     """Write SyntheticMNIST items 0..N-1 to ``out`` in ``formats`` as ``split`` (and, with
     ``test_samples`` M > 0 and split "train", items N..N+M-1 as the test split), with a
     manifest.json. Every argument is checked (and the generator loaded) before anything is
@@ -108,6 +111,8 @@ def dump_synthetic(out: PathLike, generator: GeneratorLike = None, num_samples: 
         class_counts: exact items per class (of ``classes``, default all, in order), e.g. the
             synthetic top-up of a long-tailed set (``augment.synthetic.mixing.top_up_counts``);
             N is their sum. Not with ``class_weights`` or ``test_samples``.
+        image_size: the images' size, a side or (height, width), each 1 to 4096; default the
+            generator's training data's (``SyntheticMNIST.trained_on.size``; MNIST: 28x28).
 
     Returns:
         The manifest (also written as ``out/manifest.json``).
@@ -135,6 +140,7 @@ def dump_synthetic(out: PathLike, generator: GeneratorLike = None, num_samples: 
         raise ConfigError(f"an IDX file holds at most {IDX_MAX_COUNT:,} items (a 32-bit count)")
     if test_samples and split != "train":
         raise ConfigError("a test split of further items (test samples) goes with the train split, not split 'test'")
+    size = None if image_size is None else checked_image_size(image_size)
     parts = [(split, 0, num_samples)] + ([("test", num_samples, test_samples)] if test_samples else [])
     out = Path(out)
     check_directory_target(out, overwrite, not_a_dump)
@@ -142,6 +148,7 @@ def dump_synthetic(out: PathLike, generator: GeneratorLike = None, num_samples: 
         device = torchrun.local_device_name(device)
     dataset = SyntheticMNIST(generator, num_samples=num_samples + test_samples, seed=seed, classes=classes,
                              class_weights=class_weights, sampling=sampling, device=device)
+    size = dataset.trained_on.size if size is None else size
     if dataset.config.channels != 1:
         raise ConfigError(f"dump writes grayscale digits; this generator makes {dataset.config.channels} channels")
     if "idx" in formats and dataset.config.num_classes > 256:
@@ -164,9 +171,9 @@ def dump_synthetic(out: PathLike, generator: GeneratorLike = None, num_samples: 
     try:
         if not ctx.enabled:
             with atomic_directory(out, overwrite, not_a_dump) as tmp:
-                return _write_all(tmp, dataset, formats, parts, batch_size, progress,
-                                  _generated_batches(dataset))
-        return _sharded_dump(out, overwrite, dataset, formats, parts, batch_size, progress, ctx)
+                return _write_all(tmp, dataset, formats, parts, batch_size, progress, size,
+                                  _generated_batches(dataset, size))
+        return _sharded_dump(out, overwrite, dataset, formats, parts, batch_size, progress, size, ctx)
     except OSError as e:
         raise AugmentError(f"writing {out} failed: {e.strerror or e}") from None
     finally:
@@ -185,16 +192,16 @@ def not_a_dump(directory: Path) -> Optional[str]:
     return None
 
 
-def _generated_batches(dataset: SyntheticMNIST) -> Callable[[int, int], tuple]:
-    """fetch(start, end) -> (uint8 (k, 28, 28), labels (k,)) of items start..end-1."""
+def _generated_batches(dataset: SyntheticMNIST, size: tuple) -> Callable[[int, int], tuple]:
+    """fetch(start, end) -> (uint8 (k, H, W), labels (k,)) of items start..end-1 at ``size`` (H, W)."""
     def fetch(start: int, end: int) -> tuple:
         images, labels = dataset.generate(range(start, end))
-        return to_mnist_uint8(images), labels
+        return to_uint8_images(images, size)[:, 0], labels
     return fetch
 
 
 def _sharded_dump(out: Path, overwrite: bool, dataset: SyntheticMNIST, formats: list, parts: list,
-                  batch_size: int, progress: bool, ctx: "torchrun.DistContext") -> dict:
+                  batch_size: int, progress: bool, size: tuple, ctx: "torchrun.DistContext") -> dict:
     """Under torchrun: rank r generates items r, r + W, r + 2W, ... into a memory-mapped shard
     beside ``out``; rank 0 then writes the formats from the shards in index order, so the
     result is byte-identical to a single-process dump (items do not depend on the batch)."""
@@ -206,10 +213,10 @@ def _sharded_dump(out: Path, overwrite: bool, dataset: SyntheticMNIST, formats: 
     torchrun.barrier(ctx)
     mine = list(torchrun.strided_indices(n, ctx))
     pixels = np.lib.format.open_memmap(shards / f"rank{ctx.rank}.tmp.npy", mode="w+", dtype=np.uint8,
-                                       shape=(len(mine), MNIST_SIZE, MNIST_SIZE))
+                                       shape=(len(mine), *size))
     for k in range(0, len(mine), batch_size):
         images, _ = dataset.generate(mine[k:k + batch_size])
-        pixels[k:k + len(images)] = to_mnist_uint8(images).numpy()
+        pixels[k:k + len(images)] = to_uint8_images(images, size)[:, 0].numpy()
     pixels.flush()
     del pixels
     os.replace(shards / f"rank{ctx.rank}.tmp.npy", shards / f"rank{ctx.rank}.npy")
@@ -225,7 +232,7 @@ def _sharded_dump(out: Path, overwrite: bool, dataset: SyntheticMNIST, formats: 
                 return torch.from_numpy(rows), targets[start:end]
 
             with atomic_directory(out, overwrite, not_a_dump) as tmp:
-                manifest = _write_all(tmp, dataset, formats, parts, batch_size, progress, fetch)
+                manifest = _write_all(tmp, dataset, formats, parts, batch_size, progress, size, fetch)
     finally:
         torchrun.barrier(ctx)
         if ctx.is_main:
@@ -234,8 +241,9 @@ def _sharded_dump(out: Path, overwrite: bool, dataset: SyntheticMNIST, formats: 
 
 
 def _write_all(root: Path, dataset: SyntheticMNIST, formats: list, parts: list, batch_size: int,
-               progress: bool, fetch: Callable[[int, int], tuple]) -> dict:
-    """Write each part ``(split, first item, count)`` in every format, then manifest.json."""
+               progress: bool, size: tuple, fetch: Callable[[int, int], tuple]) -> dict:
+    """Write each part ``(split, first item, count)`` in every format, images (H, W) ``size``,
+    then manifest.json."""
     files: dict = {}
     with tqdm(total=len(dataset), unit="img", desc="dump", file=sys.stderr, disable=not progress,
               dynamic_ncols=True) as bar:
@@ -243,11 +251,11 @@ def _write_all(root: Path, dataset: SyntheticMNIST, formats: list, parts: list, 
             targets = dataset.targets[first:first + n]
             writers = []
             if "idx" in formats:
-                writers.append(IdxWriter(root, split, n))
+                writers.append(IdxWriter(root, split, n, size))
             if "png" in formats:
                 writers.append(PngTreeWriter(root, split, n, dataset.config.num_classes, dataset.classes))
             if "npz" in formats:
-                writers.append(NpzWriter(root, split, n, targets))
+                writers.append(NpzWriter(root, split, n, targets, size))
             try:
                 for start in range(0, n, batch_size):
                     pixels, labels = fetch(first + start, first + min(n, start + batch_size))
@@ -266,12 +274,12 @@ def _write_all(root: Path, dataset: SyntheticMNIST, formats: list, parts: list, 
     if "idx" in formats:
         for split in SPLITS:
             if split not in {p[0] for p in parts}:
-                files.update(write_empty_idx(root, split))
+                files.update(write_empty_idx(root, split, size))
     if "png" in formats:
         # ImageFolder(OUT) would take MNIST/ and png/ for two classes; an empty folder makes it fail
         # at once, with this folder's name in its error
         (root / IMAGE_FOLDER_HINT).mkdir()
-    manifest = _manifest(dataset, formats, parts, dict(sorted(files.items())))
+    manifest = _manifest(dataset, formats, parts, size, dict(sorted(files.items())))
     (root / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
 
@@ -281,7 +289,7 @@ def _counts(labels: torch.Tensor) -> dict:
     return {str(c): n for c, n in zip(ids.tolist(), counts.tolist())}
 
 
-def _manifest(dataset: SyntheticMNIST, formats: list, parts: list, files: dict) -> dict:
+def _manifest(dataset: SyntheticMNIST, formats: list, parts: list, size: tuple, files: dict) -> dict:
 
     split, first, n = parts[0]
     generator = {k: v for k, v in dataset.source.items() if k != "path"}  # the same bytes from any path
@@ -312,8 +320,9 @@ def _manifest(dataset: SyntheticMNIST, formats: list, parts: list, files: dict) 
                      "chunk": dataset.chunk,
                      "strategies": list(dataset.generator.strategies),
                      "torch": torch.__version__.split("+")[0]},
-        "image": {"height": MNIST_SIZE, "width": MNIST_SIZE, "dtype": "uint8",
-                  "resize": "32->28 bilinear, antialiased, half-pixel centres",
+        "image": {"height": size[0], "width": size[1], "dtype": "uint8",
+                  "resize": f"32->{size[0] if size[0] == size[1] else f'{size[0]}x{size[1]}'} bilinear, antialiased, "
+                            f"half-pixel centres",
                   "values": "round((x + 1) * 127.5) for generator output x in [-1, 1]"},
         "formats": formats,
         "files": files,

@@ -7,7 +7,7 @@
 * ``npz``: ``<split>.npz`` with ``y`` (labels, written first) and ``x`` (images, streamed), fixed
   zip entry dates: ``np.load`` reads it.
 
-Every writer has ``write(images (k, 28, 28) uint8, labels (k,), start)``, ``close()`` and
+Every writer has ``write(images (k, H, W) uint8, labels (k,), start)``, ``close()`` and
 ``files(root)`` (what the manifest records of it). ``augment.synthetic.dump`` drives them.
 """
 
@@ -26,7 +26,6 @@ from PIL import Image
 
 from augment.errors import ConfigError
 from augment.fileio import sha256_file
-from augment.images import MNIST_SIZE
 
 FORMATS = ("idx", "png", "npz")
 SPLITS = {"train": "train", "test": "t10k"}  # split -> IDX file prefix
@@ -39,14 +38,14 @@ _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 class IdxWriter:
     """Streams MNIST/raw/<prefix>-images-idx3-ubyte and -labels-idx1-ubyte (header first)."""
 
-    def __init__(self, root: Path, split: str, num_samples: int):
+    def __init__(self, root: Path, split: str, num_samples: int, size: tuple):
         raw = root / "MNIST" / "raw"
         raw.mkdir(parents=True, exist_ok=True)
         prefix = SPLITS[split]
         self.paths = [raw / f"{prefix}-images-idx3-ubyte", raw / f"{prefix}-labels-idx1-ubyte"]
         self.images = open(self.paths[0], "wb")
         self.labels = open(self.paths[1], "wb")
-        self.images.write(_idx_header((num_samples, MNIST_SIZE, MNIST_SIZE)))
+        self.images.write(_idx_header((num_samples, *size)))
         self.labels.write(_idx_header((num_samples,)))
         self.raw = raw
 
@@ -62,12 +61,13 @@ class IdxWriter:
         return {p.relative_to(root).as_posix(): file_info(p) for p in self.paths}
 
 
-def write_empty_idx(root: Path, split: str) -> dict:
-    """A valid IDX pair of 0 items for a split not dumped (torchvision wants all four files)."""
+def write_empty_idx(root: Path, split: str, size: tuple) -> dict:
+    """A valid IDX pair of 0 items of ``size`` (H, W) for a split not dumped (torchvision wants
+    all four files)."""
     raw = root / "MNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     images, labels = raw / f"{SPLITS[split]}-images-idx3-ubyte", raw / f"{SPLITS[split]}-labels-idx1-ubyte"
-    images.write_bytes(_idx_header((0, MNIST_SIZE, MNIST_SIZE)))
+    images.write_bytes(_idx_header((0, *size)))
     labels.write_bytes(_idx_header((0,)))
     return {p.relative_to(root).as_posix(): file_info(p) for p in (images, labels)}
 
@@ -126,14 +126,14 @@ def class_folder_name(label: int, width: int, names: Optional[Sequence[str]] = N
 class NpzWriter:
     """<split>.npz with y (labels, written first) and x (images, streamed): np.load reads it."""
 
-    def __init__(self, root: Path, split: str, num_samples: int, labels: torch.Tensor):
+    def __init__(self, root: Path, split: str, num_samples: int, labels: torch.Tensor, size: tuple):
         self.path = root / f"{split}.npz"
         self.zip = zipfile.ZipFile(self.path, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
         with self.zip.open(_zip_info("y.npy"), "w", force_zip64=True) as f:
             np.lib.format.write_array(f, labels.numpy().astype("<i8"), version=(1, 0))
         self.x = self.zip.open(_zip_info("x.npy"), "w", force_zip64=True)
         np.lib.format.write_array_header_1_0(
-            self.x, {"descr": "|u1", "fortran_order": False, "shape": (num_samples, MNIST_SIZE, MNIST_SIZE)})
+            self.x, {"descr": "|u1", "fortran_order": False, "shape": (num_samples, *size)})
 
     def write(self, images: torch.Tensor, labels: torch.Tensor, start: int) -> None:
         self.x.write(images.contiguous().numpy().tobytes())

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 from torch import nn
 
 from augment.checks import is_integer, is_real
 from augment.errors import ConfigError
+from augment.provenance import DataSignature
 
 _GOLDEN = 0x9E3779B97F4A7C15
 
@@ -49,12 +50,16 @@ class QualityFilter:
         min_confidence: p in (0, 1).
         max_attempts: latents tried per item, >= 1 (the first included).
         name: what the judge is, for manifests (e.g. a file's SHA-256).
+        trained_on: the data the judge was trained on (``augment.provenance``; the shipped
+            evaluator: MNIST), checked against the generator's when a dataset takes the filter;
+            None: unknown, only the number of classes is checked.
     """
 
     classifier: nn.Module
     min_confidence: float
     max_attempts: int = 16
     name: str = field(default="")
+    trained_on: Optional[DataSignature] = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.classifier, nn.Module):
@@ -64,6 +69,8 @@ class QualityFilter:
             raise ConfigError(f"min_confidence must lie in (0, 1), got {self.min_confidence!r}")
         if not is_integer(self.max_attempts) or self.max_attempts < 1:
             raise ConfigError(f"max_attempts must be an integer >= 1, got {self.max_attempts!r}")
+        if self.trained_on is not None and not isinstance(self.trained_on, DataSignature):
+            raise ConfigError(f"trained_on must be a DataSignature or None, got {type(self.trained_on).__name__}")
         if not self.name:
             object.__setattr__(self, "name", "weights sha256 " + weights_digest(self.classifier)[:16])
 

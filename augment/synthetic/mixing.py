@@ -19,7 +19,8 @@ from torchvision.datasets import MNIST
 
 from augment.checks import class_ids, is_integer, is_real
 from augment.errors import ConfigError
-from augment.synthetic.dataset import GeneratorLike, SampleBatch, SyntheticMNIST, index_tensor, load_source
+from augment.synthetic.dataset import GeneratorLike, SampleBatch, SyntheticMNIST, index_tensor
+from augment.synthetic.shipped import load_source
 
 
 def dataset_targets(dataset: Dataset) -> torch.Tensor:

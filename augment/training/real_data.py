@@ -18,6 +18,7 @@ from augment.config import TrainConfig
 from augment.data.sources import load_labelled
 from augment.data.subsets import check_labels, subset_indices
 from augment.errors import TrainingError
+from augment.provenance import DataSignature
 
 
 class RealBatches:
@@ -96,11 +97,12 @@ def _sampling_to_save(cfg: TrainConfig) -> str:
     return resolved_real_sampling(cfg) if cfg.subset.is_long_tailed else cfg.real_sampling
 
 
-def load_training_data(cfg: TrainConfig) -> tuple[TrainConfig, torch.Tensor, torch.Tensor, list]:
-    """(cfg with ``num_classes`` resolved from the source, uint8 images, int64 labels, class
-    names) of the run's training set: the train split of ``cfg.data_dir`` (a source of kind
-    ``cfg.dataset``, ``augment.data.sources``), checked against the model config, reduced to
-    ``cfg.subset`` when set (and ``real_sampling`` resolved). One-line errors for bad data."""
+def load_training_data(cfg: TrainConfig) -> tuple[TrainConfig, torch.Tensor, torch.Tensor, DataSignature]:
+    """(cfg with ``num_classes`` resolved from the source, uint8 images, int64 labels, what the
+    data is: kind, class names, image size and channels, which the run's files record) of the
+    run's training set: the train split of ``cfg.data_dir`` (a source of kind ``cfg.dataset``,
+    ``augment.data.sources``), checked against the model config, reduced to ``cfg.subset`` when
+    set (and ``real_sampling`` resolved). One-line errors for bad data."""
     source = load_labelled(cfg.data_dir, "train", cfg.dataset)
     images, labels = source.images, source.labels
     if cfg.model.num_classes is None:
@@ -117,4 +119,6 @@ def load_training_data(cfg: TrainConfig) -> tuple[TrainConfig, torch.Tensor, tor
         cfg = replace(cfg, real_sampling=_sampling_to_save(cfg))
     if images.dim() == 3 and cfg.model.channels != 1:
         raise TrainingError(f"grayscale data but model.channels={cfg.model.channels}")
-    return cfg, images, labels, list(source.class_names)
+    channels = 1 if images.dim() == 3 else int(images.shape[1])
+    trained_on = DataSignature(cfg.dataset, tuple(source.class_names), tuple(images.shape[-2:]), channels)
+    return cfg, images, labels, trained_on

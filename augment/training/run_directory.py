@@ -195,7 +195,7 @@ class RunDirectory:
         if not self.writes:
             return generator_path
         last = {"step": t.step_count, **ckpt.weights_metadata(self.cfg.ema_decay, t.step_count),
-                "class_names": t.class_names}
+                "class_names": t.class_names, **t.trained_on.metadata()}
         if best.state() is None:
             ckpt.save_generator(generator_path, t.sampling_generator, last)
         else:
@@ -206,7 +206,7 @@ class RunDirectory:
             weights = {"weights": "live"} if saved["weights"] == "live" else \
                 ckpt.weights_metadata(self.cfg.ema_decay, saved["step"])
             ckpt.save_generator(generator_path, chosen, {
-                "step": saved["step"], **weights, "class_names": t.class_names,
+                "step": saved["step"], **weights, "class_names": t.class_names, **t.trained_on.metadata(),
                 "selected_by": {"metric": best.metric, "score": saved["score"], "at_step": saved["step"]}})
         save_gif(run_frames(self.path), self.path / "samples.gif")
         if self.metrics.exists():

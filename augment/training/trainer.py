@@ -45,7 +45,8 @@ class Trainer:
         self.device = device or resolve_device(cfg.device)
         self.dist = dist_ctx
         self.local = data_parallel.local_slice(cfg.batch_size, dist_ctx)
-        cfg, images, labels, self.class_names = load_training_data(cfg)
+        cfg, images, labels, self.trained_on = load_training_data(cfg)
+        self.class_names = list(self.trained_on.class_names)
         self.cfg = cfg
         self.real = to_model_images(images, self.device)  # (N, C, 32, 32) in [-1, 1]
         self.labels = labels.to(self.device)
@@ -158,6 +159,7 @@ class Trainer:
             "step": self.step_count,
             "rng": {"noise": self.noise.get_state()},
             "class_names": list(self.class_names),
+            **self.trained_on.metadata(),
             **({} if self.G_ema is None else {"generator_ema": self.G_ema.state_dict()}),
         }
 

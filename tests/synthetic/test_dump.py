@@ -21,6 +21,7 @@ from augment.data.mnist import verify_dir
 from augment.errors import AugmentError, CheckpointError, ConfigError
 from augment.fileio import sha256_file
 from augment.gan.models import Generator
+from augment.images import to_mnist_uint8
 from augment.synthetic import dump as D
 from augment.synthetic.dataset import SamplingOptions, SyntheticMNIST
 
@@ -54,7 +55,7 @@ def test_round_trip_through_torchvision_readers(tmp_path, generator_path):
     out = tmp_path / "out"
     manifest = D.dump_synthetic(out, generator_path, 45, ["idx", "png", "npz"], seed=5, batch_size=16, test_samples=0)
     ds = SyntheticMNIST(generator_path, num_samples=45, seed=5)
-    expected = D.to_mnist_uint8(ds.generate(range(45))[0])
+    expected = to_mnist_uint8(ds.generate(range(45))[0])
     mnist = torchvision.datasets.MNIST(out, train=True, download=False)
     assert torch.equal(mnist.data, expected) and torch.equal(mnist.targets, ds.targets)
     assert mnist[7][1] == 7 and mnist[7][0].size == (28, 28)
@@ -96,7 +97,7 @@ def test_train_and_test_splits_in_one_dump(tmp_path, generator_path):
     manifest = D.dump_synthetic(out, generator_path, 20, ["idx", "png", "npz"], seed=4, test_samples=7,
                                 batch_size=6)
     ds = SyntheticMNIST(generator_path, num_samples=27, seed=4)
-    expected = D.to_mnist_uint8(ds.generate(range(27))[0])
+    expected = to_mnist_uint8(ds.generate(range(27))[0])
     train = torchvision.datasets.MNIST(out, train=True, download=False)
     test = torchvision.datasets.MNIST(out, train=False, download=False)
     assert torch.equal(train.data, expected[:20]) and torch.equal(train.targets, ds.targets[:20])
@@ -292,12 +293,12 @@ def test_cli_corrupt_generator(tmp_path):
 def test_pixels_are_an_antialiased_bilinear_resize_rounded_to_bytes():
     """Checked against PIL, independently of the code under test: PIL's float-image BILINEAR
     resize (antialiased when shrinking) of (x + 1) * 127.5, rounded."""
-    assert D.to_mnist_uint8(torch.stack([torch.full((1, 32, 32), v) for v in (-1.0, 0.0, 1.0)]))[:, 0, 0].tolist() \
+    assert to_mnist_uint8(torch.stack([torch.full((1, 32, 32), v) for v in (-1.0, 0.0, 1.0)]))[:, 0, 0].tolist() \
         == [0, 128, 255]
     x = torch.rand(3, 1, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
     expected = [np.clip(np.round(np.asarray(Image.fromarray((img[0].numpy() + 1) * 127.5).resize(
         (28, 28), Image.BILINEAR))), 0, 255).astype(np.uint8) for img in x]
-    assert torch.equal(D.to_mnist_uint8(x), torch.from_numpy(np.stack(expected)))
+    assert torch.equal(to_mnist_uint8(x), torch.from_numpy(np.stack(expected)))
 
 
 def test_the_manifest_digests_the_png_tree_in_index_order(tmp_path, generator_path):

@@ -7,6 +7,7 @@ import torch
 
 from augment.config import SubsetSpec
 from augment.errors import TrainingError
+from augment.provenance import DataSignature
 from augment.training.real_data import BalancedBatches, RealBatches, load_training_data
 
 CPU = torch.device("cpu")
@@ -65,8 +66,8 @@ def test_uniform_batches_follow_the_data_frequencies():
 
 
 def test_real_sampling_auto_is_saved_resolved_only_for_a_long_tailed_run(tiny_train_config):
-    cfg, _, labels, names = load_training_data(tiny_train_config)
-    assert names == [str(c) for c in range(10)]
+    cfg, _, labels, data = load_training_data(tiny_train_config)
+    assert data == DataSignature("idx", tuple(str(c) for c in range(10)), (28, 28), 1)  # what the run's files record
     assert cfg.real_sampling == "auto"  # balanced data: 'auto' keeps its meaning (uniform) for good
     lt = dataclasses.replace(tiny_train_config, subset=SubsetSpec(class_counts=(8, 6, 5, 4, 3, 3, 2, 2, 2, 1)))
     cfg, _, labels, _ = load_training_data(lt)
