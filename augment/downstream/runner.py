@@ -21,11 +21,11 @@ from tqdm.auto import tqdm
 from augment.checkpoint import load_generator
 from augment.config import SubsetSpec
 from augment.data.real import RealMNIST
-from augment.data.sources import load_labelled
+from augment.data.sources import load_labelled, source_kind
 from augment.data.subsets import subset_counts, subset_indices
 from augment.downstream import balanced_summary, longtail_summary
 from augment.downstream.affine import random_affine
-from augment.downstream.diversity import per_class_diversity
+from augment.downstream.diversity import diversity_judge, per_class_diversity
 from augment.downstream.fair import (
     check_fair_run,
     check_recorded_fair_generator,
@@ -46,8 +46,10 @@ from augment.downstream.records import (
     write_run_info,
 )
 from augment.evaluation.classifier import ClassifierTrainConfig, predict, train_classifier
+from augment.evaluation.fit import check_generator_fits, data_signature
 from augment.evaluation.metrics import classifier_agreement
 from augment.fileio import PathLike, exclusive_lock
+from augment.provenance import DataSignature
 from augment.synthetic.mixing import dataset_targets, mix_real_synthetic, top_up_real_synthetic
 from augment.synthetic.shipped import verified_default_generator_path
 
@@ -63,6 +65,7 @@ class GridRun:
     device: torch.device
     data_dir: Optional[Path]
     dataset: str  # the kind of data source (augment.data.sources)
+    data: DataSignature  # what the data is: kind, classes, size (augment.provenance)
     shipped_generator: Optional[Path]  # the 'shipped' regime's (default: the shipped one)
     fair_dir: Path  # fair runs <subset label>_seed{S}/
     test: tuple  # (images (N, C, 32, 32), labels (N,)) of the real test set, on the device
@@ -134,17 +137,20 @@ def run_cell(cell: Cell, ctx: GridRun) -> dict:
 
 def run_grid(grid: GridConfig, out_dir: PathLike, device: torch.device, data_dir: Optional[PathLike] = None,
              generator: Optional[PathLike] = None, progress: bool = True, log: Callable[[str], None] = print,
-             command: str = "", fair_dir: Optional[PathLike] = None, dataset: str = "mnist",
+             command: str = "", fair_dir: Optional[PathLike] = None, dataset: Optional[str] = None,
              evaluator: Optional[PathLike] = None) -> Path:
     """Run every unfinished cell of ``grid`` into ``out_dir``; then the diversity table, the
-    summary and its plots, and run.json. Returns the path of results.csv.
+    summary and its plots, and run.json. Returns the path of results.csv. Before the first cell,
+    every generator the cells would use (the "shipped" regime's, the fair ones found) and the
+    evaluator are checked to fit the data (``augment.evaluation.fit``): nothing partial is written.
 
     Args:
         grid: the grid and its budget (e.g. ``PRESETS["quick"].grid``).
         out_dir: the results directory; a rerun skips finished cells.
         device: where the classifiers (and any fair generator trained here) run.
         data_dir: the data (default: ``$AUGMENT_DATA``, else the cache).
-        generator: the "shipped" regime's generator (default: the shipped one).
+        generator: the "shipped" regime's generator (default: the shipped one, which fits only
+            MNIST: other data needs one trained on it).
         progress: show progress bars.
         log: called with progress messages.
         command: the command line, recorded in run.json.
@@ -153,15 +159,17 @@ def run_grid(grid: GridConfig, out_dir: PathLike, device: torch.device, data_dir
             there is used as it is (unless its config.json says it was trained otherwise than the
             grid's ``fair_settings`` or it stopped short of the grid's steps); a missing one is
             trained (or its run resumed).
-        dataset: the kind of data source (``augment.data.sources``).
+        dataset: the kind of data source (``augment.data.sources``); None: recognised from the path.
         evaluator: the classifier file that scores the generators' samples (default: the shipped
-            evaluator, for digits; an image folder or npz without one gets no diversity table).
+            evaluator, which fits only MNIST: other data without one gets no diversity table).
     """
     started = time.time()  # the invocation's wall time: loading, cells, diversity and plots
     out_dir = Path(out_dir)
     data_dir = Path(data_dir) if data_dir else None
+    dataset = source_kind(data_dir, dataset)
     test = RealMNIST(data_dir, train=False, device=device, dataset=dataset)  # bad data fails before writing
-    ctx = GridRun(grid, out_dir, device, data_dir, dataset, Path(generator) if generator else None,
+    ctx = GridRun(grid, out_dir, device, data_dir, dataset, data_signature(data_dir, dataset),
+                  Path(generator) if generator else None,
                   Path(fair_dir) if fair_dir else out_dir / "fair_generators", (test.data, test.targets),
                   test.num_classes, Path(evaluator) if evaluator else None, progress, log)
     _check_subsets_exist(ctx)
@@ -172,6 +180,10 @@ def run_grid(grid: GridConfig, out_dir: PathLike, device: torch.device, data_dir
     check_same_budget(out_dir, grid, rows, generator)  # before writing
     grid.check_method_settings(rows, out_dir)
     _check_fair_generators(ctx, rows)
+    _check_generators_fit(ctx, rows)
+    skipped = diversity_judge(ctx.evaluator, ctx.data, device)[1]  # a --classifier that does not fit: refused now
+    if skipped:
+        log(skipped)
     out_dir.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(out_dir / ".lock", f"experiment directory {out_dir}"):
         rows = read_results(results_path)  # again: another invocation may have added cells
@@ -183,7 +195,7 @@ def run_grid(grid: GridConfig, out_dir: PathLike, device: torch.device, data_dir
             write_results(results_path, rows, grid.result_columns)
         generators = used_generators(ctx, rows)
         diversity = per_class_diversity([(name, path) for name, path, found in generators if found],
-                                        grid.diversity_per_class, device, data_dir, dataset, ctx.evaluator)
+                                        grid.diversity_per_class, device, data_dir, dataset, ctx.data, ctx.evaluator)
         missing = {name for name, _, found in generators if not found}
         if missing:  # keep what an earlier invocation measured of generators no longer here
             log(f"not found, so their diversity rows are kept from before: {', '.join(sorted(missing))}")
@@ -215,6 +227,21 @@ def _check_subsets_exist(ctx: GridRun) -> None:
         labels = load_labelled(ctx.data_dir, "train", ctx.dataset).labels
         for subset, seed in sorted(needed, key=lambda s: (s[0].label(), s[1])):
             subset_indices(labels, subset, seed, ctx.num_classes)
+
+
+def _check_generators_fit(ctx: GridRun, rows: list[dict]) -> None:
+    """Every generator a cell still to run would use fits the data (``check_generator_fits``): the
+    "shipped" regime's, and each fair generator already in the fair directory (one trained here
+    learns from the data itself)."""
+    pending = _cells_to_run(ctx.grid, rows)
+    if any(c.regime == "shipped" for c in pending):
+        check_generator_fits(ctx.shipped_generator, ctx.data, "--generator FILE, or --regimes fair")
+    for subset, seed in sorted({(c.subset, c.seed) for c in pending if c.regime == "fair"},
+                               key=lambda s: (s[0].label(), s[1])):
+        weights = ctx.fair_dir / fair_run_name(subset, seed) / "generator.safetensors"
+        if weights.is_file():
+            check_generator_fits(weights, ctx.data, f"--fair-dir DIR holding {weights.parent.name}/, or remove "
+                                                    f"{weights.parent} to train it anew")
 
 
 def _check_fair_generators(ctx: GridRun, rows: list[dict]) -> None:

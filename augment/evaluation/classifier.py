@@ -27,6 +27,7 @@ from augment.config import IMAGE_SIZE
 from augment.device import module_device
 from augment.errors import AugmentError, ConfigError, DataError
 from augment.images import BACKGROUND, to_model_images
+from augment.provenance import DataSignature
 
 CLASSIFIER_SAMPLINGS = ("uniform", "balanced")
 
@@ -97,11 +98,13 @@ class ClassifierTrainConfig:
 
 
 class Classifier(nn.Module):
-    """images ``(B, C, 32, 32)`` in [-1, 1] -> logits ``(B, num_classes)``."""
+    """images ``(B, C, 32, 32)`` in [-1, 1] -> logits ``(B, num_classes)``. ``trained_on``: the
+    data it was trained on (``augment.provenance``) where its file says, else None."""
 
     def __init__(self, cfg: ClassifierConfig = ClassifierConfig()):
         super().__init__()
         self.config = cfg
+        self.trained_on: Optional[DataSignature] = None
         layers, width = [], cfg.channels
         for out in cfg.widths:
             layers += [nn.Conv2d(width, out, 3, padding=1, bias=False), nn.BatchNorm2d(out),

@@ -1,9 +1,11 @@
 """Classifier files and the shipped evaluator.
 
 A classifier file is safetensors whose metadata carries ``format`` = ``augment.classifier``,
-``format_version`` and the ``classifier_config`` JSON, so the file alone rebuilds the model.
-The shipped evaluator (``augment/weights/classifier.safetensors``) has a manifest holding its
-SHA-256, checked on every load; ``train_and_save`` is ``augment train-classifier``.
+``format_version`` and the ``classifier_config`` JSON, so the file alone rebuilds the model, and
+the ``class_names`` and ``source_*`` keys of the data it was trained on (``augment.provenance``;
+a loaded classifier's ``trained_on``). The shipped evaluator (``augment/weights/classifier.safetensors``)
+has a manifest holding its SHA-256, checked on every load; it predates the ``source_*`` keys and is
+known by that SHA-256 to be MNIST's. ``train_and_save`` is ``augment train-classifier``.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from typing import Optional
 
 import torch
 
-from augment.checkpoint import read_safetensors, write_safetensors
+from augment.checkpoint import class_names, read_safetensors, write_safetensors
 from augment.config import config_from_dict
-from augment.data.sources import dataset_name
+from augment.data.sources import source_kind, source_path
 from augment.data.subsets import per_class_subset
 from augment.errors import AugmentError, CheckpointError
 from augment.evaluation.classifier import (
@@ -32,7 +34,8 @@ from augment.evaluation.classifier import (
 )
 from augment.evaluation.sample_sets import read_split
 from augment.fileio import PathLike, check_writable, sha256_file
-from augment.manifests import WEIGHTS_DIR, verify_checksum, write_manifest
+from augment.manifests import WEIGHTS_DIR, read_manifest, verify_checksum, write_manifest
+from augment.provenance import MNIST, DataSignature, parse_trained_on, signature, trained_on_problem
 from augment.synthetic.filtering import QualityFilter
 
 CLASSIFIER_FORMAT = "augment.classifier"
@@ -55,12 +58,14 @@ def save_classifier(path: PathLike, model: Classifier, extra: Optional[dict] = N
 
 def load_classifier(path: PathLike, device: Device = "cpu",
                     sha256: Optional[str] = None) -> Classifier:
-    """A classifier in eval mode from a classifier file; if ``sha256`` is given the file's
-    digest must equal it. Raises a one-line CheckpointError for any bad file."""
+    """A classifier in eval mode from a classifier file, ``trained_on`` what the file records of
+    its training data (the shipped evaluator: MNIST); if ``sha256`` is given the file's digest
+    must equal it. Raises a one-line CheckpointError for any bad file."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"classifier file not found: {path}")
-    if sha256 is not None and sha256_file(path) != sha256:
+    digest = sha256_file(path)
+    if sha256 is not None and digest != sha256:
         raise CheckpointError(f"{path}: SHA-256 does not match its manifest (corrupt or "
                               f"replaced); retrain with 'augment train-classifier'")
     state, metadata = read_safetensors(path, CLASSIFIER_FORMAT, "classifier")
@@ -68,13 +73,28 @@ def load_classifier(path: PathLike, device: Device = "cpu",
         cfg = config_from_dict(ClassifierConfig, json.loads(metadata["classifier_config"]))
     except (KeyError, json.JSONDecodeError, AugmentError, TypeError) as e:
         raise CheckpointError(f"{path}: bad classifier config in metadata ({e})") from None
+    recorded = parse_trained_on(metadata)
+    problem = trained_on_problem(recorded)
+    if problem:
+        raise CheckpointError(f"{path}: {problem} in metadata")
     model = Classifier(cfg)
+    model.trained_on = signature(recorded, class_names(metadata, cfg.num_classes), cfg.channels)
+    if model.trained_on.kind is None and _is_shipped(digest):
+        model.trained_on = MNIST
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
         raise CheckpointError(f"{path}: weights do not fit the classifier config "
                               f"({' '.join(str(e).split())[:200]})") from None
     return model.to(device).eval()
+
+
+def _is_shipped(digest: str) -> bool:
+    """Whether a file of SHA-256 ``digest`` is the shipped evaluator (False without its manifest)."""
+    try:
+        return read_manifest(DEFAULT_MANIFEST)["sha256"] == digest
+    except CheckpointError:
+        return False
 
 
 def load_verified_classifier(weights: PathLike, device: Device = "cpu",
@@ -91,16 +111,21 @@ def default_classifier(device: Device = "cpu") -> Classifier:
 
 def train_and_save(out: PathLike, recipe: ClassifierTrainConfig = ClassifierTrainConfig(),
                    data_dir: Optional[PathLike] = None, n_per_class: Optional[int] = None,
-                   device: Device = "cpu", progress: bool = False, command: str = "", dataset: str = "mnist",
+                   device: Device = "cpu", progress: bool = False, command: str = "", dataset: Optional[str] = None,
                    widths: Optional[tuple] = None) -> dict:
     """Train the evaluator on a source's train split (optionally ``n_per_class`` per class),
     test it on its test split, write ``out`` (safetensors, with the class names) and its
     manifest; returns the manifest's info plus ``sha256`` and ``manifest`` (path).
     ``augment train-classifier`` is this function; ``widths`` sets the conv blocks' widths
-    (default ``ClassifierConfig``'s), e.g. for a second, differently built judge."""
+    (default ``ClassifierConfig``'s), e.g. for a second, differently built judge; ``dataset``
+    None: the kind recognised from the path. The file records the data's kind, size and channels
+    (``augment.provenance``)."""
     check_writable(out)  # before training, not after
-    dataset = dataset_name(dataset)
+    dataset = source_kind(data_dir, dataset)
     train, test = read_split(data_dir, "train", dataset), read_split(data_dir, "test", dataset)
+    trained_on = DataSignature(dataset, tuple(train.class_names), tuple(train.images.shape[-2:]),
+                               1 if train.images.dim() == 3 else int(train.images.shape[1]),
+                               str(source_path(data_dir, dataset)))
     images, labels = train.images, train.labels
     if n_per_class is not None:
         keep = per_class_subset(labels, n_per_class, recipe.seed, train.num_classes)
@@ -122,8 +147,9 @@ def train_and_save(out: PathLike, recipe: ClassifierTrainConfig = ClassifierTrai
                     "threads": torch.get_num_threads(), "platform": platform.platform()},
     }
     info["class_names"] = train.class_names
+    info.update(trained_on.metadata())
     digest = save_classifier(out, model, {"test_accuracy": accuracy, "class_names": train.class_names,
-                                          "train_config": dataclasses.asdict(recipe)})
+                                          "train_config": dataclasses.asdict(recipe), **trained_on.metadata()})
     manifest = write_manifest(out, info)
     return {**info, "sha256": digest, "manifest": str(manifest)}
 
@@ -144,4 +170,4 @@ def quality_filter(min_confidence: float, classifier: Optional[PathLike] = None,
         model, name = default_classifier(device), f"shipped evaluator {sha256_file(DEFAULT_WEIGHTS)[:16]}"
     else:
         model, name = load_classifier(classifier, device), f"{Path(classifier).name} {sha256_file(classifier)[:16]}"
-    return QualityFilter(model, min_confidence, max_attempts, name)
+    return QualityFilter(model, min_confidence, max_attempts, name, model.trained_on)

@@ -7,8 +7,9 @@ sampled (``eval_per_class`` per class, the same latents every time, eval mode) a
 classifier of the run's data against its real test split: agreement (the classifier labels a sample
 as the class asked for, in [0, 1]), per-class Fréchet distance in the classifier's features (mean over
 classes, >= 0) and coverage (Naeem et al. 2020, in [0, 1]). The judge is the run's
-``eval_classifier`` file, else the shipped MNIST evaluator on MNIST, else a classifier trained on the
-run's training images before training starts (``build_monitor`` says so through ``log``).
+``eval_classifier`` file (checked to fit the run's data: ``augment.evaluation.fit``), else the shipped
+MNIST evaluator on MNIST (the only data it fits), else a classifier trained on the run's training
+images before training starts (``build_monitor`` says so through ``log``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from augment.evaluation.classifier import (
     train_classifier,
 )
 from augment.evaluation.classifier_files import default_classifier, load_classifier
+from augment.evaluation.fit import check_evaluator_fits, data_signature
 from augment.evaluation.reference import RealReference, load_reference
 from augment.evaluation.scoring import sample_generator
 from augment.images import to_model_images
@@ -76,7 +78,7 @@ def build_monitor(cfg: TrainConfig, log: Callable[[str], None] = print, device: 
         return None
     device = device or torch.device("cpu")
     if cfg.eval_classifier is not None:
-        classifier = load_classifier(cfg.eval_classifier, device)
+        classifier = _eval_classifier(cfg, device)
         log(f"in-training evaluation judged by {cfg.eval_classifier}")
     elif cfg.dataset == "mnist":
         classifier = default_classifier(device)
@@ -91,9 +93,17 @@ def build_monitor(cfg: TrainConfig, log: Callable[[str], None] = print, device: 
 
 def check_monitor_inputs(cfg: TrainConfig) -> None:
     """The checks of ``build_monitor``'s inputs that need no training: ``eval_classifier`` is a readable
-    classifier file (a one-line error otherwise), for ``augment train --dry-run``."""
+    classifier file that fits the run's data (a one-line error otherwise), for ``augment train --dry-run``."""
     if cfg.eval_every is not None and cfg.eval_classifier is not None:
-        load_classifier(cfg.eval_classifier)
+        _eval_classifier(cfg, torch.device("cpu"))
+
+
+def _eval_classifier(cfg: TrainConfig, device: torch.device) -> Classifier:
+    """The run's ``eval_classifier``, checked to fit its data."""
+    classifier = load_classifier(cfg.eval_classifier, device)
+    check_evaluator_fits(classifier, data_signature(cfg.data_dir, cfg.dataset), f"the classifier {cfg.eval_classifier}",
+                         "--eval-classifier FILE")
+    return classifier
 
 
 def _judge_of_the_training_images(cfg: TrainConfig, device: torch.device, steps: int) -> Classifier:

@@ -11,7 +11,7 @@ from typing import Optional
 
 import torch
 
-from augment.data.sources import LabelledImages, dataset_name
+from augment.data.sources import LabelledImages, source_kind
 from augment.data.subsets import per_class_subset
 from augment.errors import DataError
 from augment.evaluation.classifier import Classifier, features_and_predictions
@@ -51,11 +51,11 @@ class RealReference:
 
 
 def load_reference(classifier: Classifier, data_dir: Optional[PathLike] = None,
-                   dataset: str = "mnist") -> RealReference:
+                   dataset: Optional[str] = None, test: Optional[LabelledImages] = None) -> RealReference:
     """Load the real test split of a source (``augment.data.sources``: ``data_dir`` of kind
-    ``dataset``) and embed it."""
-    dataset = dataset_name(dataset)
-    test = read_split(data_dir, "test", dataset)
+    ``dataset``, None: recognised from the path), or take it already read (``test``), and embed it."""
+    dataset = source_kind(data_dir, dataset)
+    test = read_split(data_dir, "test", dataset) if test is None else test
     num_classes = classifier.config.num_classes
     if int(test.labels.max()) >= num_classes:
         raise DataError(f"test labels reach {int(test.labels.max())} but the classifier has "

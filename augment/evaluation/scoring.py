@@ -25,10 +25,11 @@ import torch
 
 from augment.checkpoint import load_generator
 from augment.config import SubsetSpec
-from augment.data.sources import LabelledImages, dataset_name, source_path
+from augment.data.sources import LabelledImages, source_kind, source_path
 from augment.data.subsets import per_class_subset
 from augment.device import module_device
 from augment.errors import AugmentError, ConfigError
+from augment.evaluation.fit import check_evaluator_fits, check_generator_fits, reference_signature, split_signature
 from augment.evaluation import metrics
 from augment.evaluation.audit import native_pixels, run_audit, training_indices
 from augment.evaluation.classifier import Classifier, ClassifierTrainConfig, features_and_predictions, train_classifier
@@ -50,7 +51,7 @@ from augment.evaluation.report import (
     write_report,
 )
 from augment.evaluation.reference import RealReference, load_reference, load_train_split, real_train_subset
-from augment.evaluation.sample_sets import baseline_size, read_checked_samples
+from augment.evaluation.sample_sets import baseline_size, read_checked_samples, read_split
 from augment.fileio import PathLike, sha256_file
 
 REPORT_FORMAT = "augment.evaluation"
@@ -190,7 +191,7 @@ def evaluate_generator(generator: torch.nn.Module, n_per_class: int = 1000, seed
                        classifier: Optional[Classifier] = None,
                        data_dir: Optional[PathLike] = None, cas: bool = False,
                        device: Optional[Device] = None, reference: Optional[RealReference] = None,
-                       k: int = 5, cas_steps: int = CAS_STEPS, log: Log = _quiet, dataset: str = "mnist",
+                       k: int = 5, cas_steps: int = CAS_STEPS, log: Log = _quiet, dataset: Optional[str] = None,
                        audit: bool = True, training_subset: SubsetSpec = SubsetSpec(),
                        training_seed: int = 0) -> dict:
     """Metrics (see :func:`evaluate_samples`) of ``n_per_class`` seeded samples per class of a
@@ -204,7 +205,8 @@ def evaluate_generator(generator: torch.nn.Module, n_per_class: int = 1000, seed
             ``seed``, so the same on any device).
         seed: the seed of the latents (and of CAS training, diversity's subsampling and the
             audit's k-means).
-        classifier: the evaluator; default the shipped one, on ``device``.
+        classifier: the evaluator; default the shipped one, on ``device``. It must fit the data
+            (``augment.evaluation.fit``: the shipped one fits only MNIST).
         data_dir: where the real data is (default: ``$AUGMENT_DATA``, else the cache).
         cas: also train a classifier on the samples alone and test it on real test (slow).
         device: the evaluator's device (default: the generator's).
@@ -212,7 +214,7 @@ def evaluate_generator(generator: torch.nn.Module, n_per_class: int = 1000, seed
         k: neighbours of precision/recall/density/coverage.
         cas_steps: training steps of the CAS classifier.
         log: called with progress messages.
-        dataset: the kind of source (``augment.data.sources``).
+        dataset: the kind of source (``augment.data.sources``); None: recognised from the path.
         audit: run the memorization audit (``augment.evaluation.audit``).
         training_subset: the subset of the train split the generator was trained on (default
             all of it; a fair generator: its ``n_per_class`` or long-tailed spec).
@@ -223,9 +225,8 @@ def evaluate_generator(generator: torch.nn.Module, n_per_class: int = 1000, seed
         "confusion_matrix", "seconds"}`` (metrics: ``augment.evaluation.report.METRIC_HELP``)
         and ``"memorization"`` (``augment.evaluation.report.MEMORIZATION_HELP``) with ``audit``.
     """
-    classifier, reference = _prepare(classifier, reference, data_dir, dataset_name(dataset),
-                                     device or module_device(generator))
-    _check_classes(generator.config.num_classes, reference.num_classes)
+    classifier, reference = _prepare(classifier, reference, data_dir, dataset, device or module_device(generator))
+    check_generator_fits(generator, reference_signature(reference))
     log(f"sampling {n_per_class} images per class")
     images, labels = sample_generator(generator, n_per_class, seed)
     train = load_train_split(reference) if audit else None
@@ -235,7 +236,7 @@ def evaluate_generator(generator: torch.nn.Module, n_per_class: int = 1000, seed
 
 def evaluate_sample_set(samples: PathLike, sample_format: Optional[str] = None,
                         classifier: Optional[Classifier] = None, data_dir: Optional[PathLike] = None,
-                        dataset: str = "mnist", reference: Optional[RealReference] = None, k: int = 5,
+                        dataset: Optional[str] = None, reference: Optional[RealReference] = None, k: int = 5,
                         seed: int = 0, cas: bool = False, cas_steps: int = CAS_STEPS, device: Device = "cpu",
                         log: Log = _quiet, audit: bool = True, training_subset: SubsetSpec = SubsetSpec(),
                         training_seed: int = 0) -> dict:
@@ -248,7 +249,7 @@ def evaluate_sample_set(samples: PathLike, sample_format: Optional[str] = None,
         sample_format: 'npz', 'folder', 'idx' or 'dump'; default recognised from the path.
         classifier: the evaluator; default the shipped one, on ``device``.
         data_dir: where the real data is (default: ``$AUGMENT_DATA``, else the cache).
-        dataset: the kind of real source (``augment.data.sources``).
+        dataset: the kind of real source (``augment.data.sources``); None: recognised from the path.
         reference: the real test set already embedded (``load_reference``); skips it.
         k: neighbours of precision/recall/density/coverage (every class needs more images).
         seed: the seed of CAS training, diversity's subsampling and the audit's k-means.
@@ -266,7 +267,7 @@ def evaluate_sample_set(samples: PathLike, sample_format: Optional[str] = None,
         class. One-line ``DataError`` for a set that is empty, has other classes than the real
         data, images of another size (not resized) or a class of at most ``k`` images.
     """
-    classifier, reference = _prepare(classifier, reference, data_dir, dataset_name(dataset), device)
+    classifier, reference = _prepare(classifier, reference, data_dir, dataset, device)
     images, pixels, labels, described = _read_samples(samples, sample_format, reference, k)
     train = load_train_split(reference) if audit else None
     result = _judge(images, pixels, labels, classifier, reference, train, k, seed, cas, cas_steps, log,
@@ -283,37 +284,29 @@ def evaluate_real_baseline(n_per_class: int = 1000, seed: int = 0,
                            data_dir: Optional[PathLike] = None, cas: bool = False,
                            device: Device = "cpu", reference: Optional[RealReference] = None,
                            k: int = 5, cas_steps: int = CAS_STEPS,
-                           log: Log = _quiet, dataset: str = "mnist") -> dict:
+                           log: Log = _quiet, dataset: Optional[str] = None) -> dict:
     """The same metrics for ``n_per_class`` seeded real training images per class against
     real test: the ceiling a perfect generator would reach at this sample size."""
-    classifier, reference = _prepare(classifier, reference, data_dir, dataset_name(dataset), device)
+    classifier, reference = _prepare(classifier, reference, data_dir, dataset, device)
     log(f"real baseline: {n_per_class} training images per class")
     images, labels = real_train_subset(reference, n_per_class, seed)
     return evaluate_samples(images, labels, classifier, reference, k, seed, cas, cas_steps, log)
 
 
 def _prepare(classifier: Optional[Classifier], reference: Optional[RealReference],
-             data_dir: Optional[PathLike], dataset: str, device: Device
+             data_dir: Optional[PathLike], dataset: Optional[str], device: Device
              ) -> tuple[Classifier, RealReference]:
-    _check_evaluator_fits(classifier is not None, dataset)
-    if classifier is None:
-        classifier = default_classifier(device)
-    if reference is None:
-        reference = load_reference(classifier, data_dir, dataset=dataset)
-    return classifier, reference
-
-
-def _check_evaluator_fits(classifier_given: bool, dataset: str) -> None:
-    """The shipped evaluator knows MNIST's digits: other data needs its own classifier."""
-    if not classifier_given and dataset in ("folder", "npz"):
-        raise ConfigError("the shipped evaluator knows MNIST's digits; to evaluate on other data pass a classifier of "
-                          "it (--classifier, made by augment train-classifier --dataset ...)")
-
-
-def _check_classes(generator_classes: int, real_classes: int) -> None:
-    if generator_classes != real_classes:
-        raise AugmentError(f"the generator has {generator_classes} classes but the evaluator "
-                           f"and real data have {real_classes}")
+    """The evaluator (default the shipped one) and the real test set it embedded, checked to fit
+    each other (``check_evaluator_fits``) before the test set is embedded."""
+    name = "the shipped evaluator" if classifier is None else "the evaluator"
+    classifier = default_classifier(device) if classifier is None else classifier
+    if reference is not None:
+        check_evaluator_fits(classifier, reference_signature(reference), name, "classifier=FILE")
+        return classifier, reference
+    kind = source_kind(data_dir, dataset)
+    test = read_split(data_dir, "test", kind)
+    check_evaluator_fits(classifier, split_signature(test, kind, source_path(data_dir, kind)), name, "classifier=FILE")
+    return classifier, load_reference(classifier, data_dir, kind, test)
 
 
 # ------------------------------------------------------------------------------ end to end
@@ -323,14 +316,15 @@ def run_evaluation(generator_path: Optional[PathLike], out_dir: PathLike, n_per_
                    seed: int = 0, cas: bool = False, cas_steps: int = CAS_STEPS, k: int = 5,
                    classifier_path: Optional[PathLike] = None,
                    data_dir: Optional[PathLike] = None, device: Device = "cpu", overwrite: bool = False,
-                   log: Log = _quiet, dataset: str = "mnist", samples: Optional[PathLike] = None,
+                   log: Log = _quiet, dataset: Optional[str] = None, samples: Optional[PathLike] = None,
                    sample_format: Optional[str] = None, training_subset: SubsetSpec = SubsetSpec(),
                    training_seed: int = 0) -> dict:
     """``augment evaluate``: load the evaluator and the generator file (or checkpoint), or read
     the sample set ``samples`` instead; score it, its memorization audit and the real baseline;
-    write the report directory; returns the report."""
-    dataset = dataset_name(dataset)
-    _check_evaluator_fits(classifier_path is not None, dataset)  # before the work
+    write the report directory; returns the report. The evaluator and the generator are checked
+    to fit the data (``augment.evaluation.fit``) before the work; ``dataset`` None: the kind
+    recognised from the path."""
+    dataset = source_kind(data_dir, dataset)
     if (generator_path is None) == (samples is None):
         raise ConfigError("evaluate a generator file or a sample set (--samples), one of them")
     started = time.time()
@@ -340,15 +334,18 @@ def run_evaluation(generator_path: Optional[PathLike], out_dir: PathLike, n_per_
     out_dir = check_out_dir(out_dir, overwrite)  # fail before the work, not after
     generator = load_generator(generator_path, device) if samples is None else None
     if classifier_path is None:
-        classifier_path = DEFAULT_WEIGHTS
+        classifier_path, name = DEFAULT_WEIGHTS, "the shipped evaluator"
         classifier, _ = load_verified_classifier(classifier_path, device)
     else:
-        classifier = load_classifier(classifier_path, device)
-    source_path(data_dir, dataset)  # a missing directory: its error before any progress line
-    log("embedding the real test set")
-    reference = load_reference(classifier, data_dir, dataset=dataset)
+        classifier, name = load_classifier(classifier_path, device), f"the classifier {classifier_path}"
+    test = read_split(data_dir, "test", dataset)
+    data = split_signature(test, dataset, source_path(data_dir, dataset))
+    check_evaluator_fits(classifier, data, name, "--classifier FILE")
     if samples is None:
-        _check_classes(generator.config.num_classes, reference.num_classes)
+        check_generator_fits(generator_path, data, "augment evaluate FILE")
+    log("embedding the real test set")
+    reference = load_reference(classifier, data_dir, dataset, test)
+    if samples is None:
         images, pixels, labels = None, None, None
     else:
         log(f"reading the sample set {samples}")

@@ -141,11 +141,12 @@ def test_a_new_method_is_a_row_of_the_method_table(tmp_path, lt_data, tiny_gener
     assert "| resampling + synthetic top-up | shipped |" in (out / "summary.md").read_text()
 
 
-def test_grid_trains_a_fair_generator_on_the_cells_images_resumes_and_reports(tmp_path, lt_data, tiny_generator):
+def test_grid_trains_a_fair_generator_on_the_cells_images_resumes_and_reports(tmp_path, lt_data, tiny_generator,
+                                                                               tiny_evaluator):
     grid = tiny_grid(methods=("erm", "classical", "top-up"))
     out = tmp_path / "exp"
     results = run_grid(grid, out, CPU, data_dir=lt_data, generator=tiny_generator, progress=False,
-                       log=lambda m: None, dataset="idx")
+                       log=lambda m: None, dataset="idx", evaluator=tiny_evaluator)
     rows = read_results(results)
     assert len(rows) == len(grid.cells()) == 4
     assert {"balanced_accuracy", "worst_recall", "rare_recall", "recall_9", "count_9"} <= set(rows[0])
@@ -166,7 +167,7 @@ def test_grid_trains_a_fair_generator_on_the_cells_images_resumes_and_reports(tm
 
     mtime = results.stat().st_mtime_ns  # a rerun runs no cell; another budget is refused
     run_grid(grid, out, CPU, data_dir=lt_data, generator=tiny_generator, progress=False, log=lambda m: None,
-             dataset="idx")
+             dataset="idx", evaluator=tiny_evaluator)
     assert len(read_results(results)) == 4 and results.stat().st_mtime_ns >= mtime
     with pytest.raises(ConfigError, match="classifier_steps=3"):
         run_grid(dataclasses.replace(grid, classifier_steps=4), out, CPU, data_dir=lt_data,

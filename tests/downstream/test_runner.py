@@ -17,13 +17,13 @@ from augment.fileio import sha256_file
 from augment.gan.models import Generator
 
 
-def test_grid_runs_resumes_and_reports(tmp_path, idx_dir, tiny_generator):
+def test_grid_runs_resumes_and_reports(tmp_path, idx_dir, tiny_generator, tiny_evaluator):
     grid = BalancedGridConfig(n_per_class=(2,), ratios=(1.0,), regimes=("shipped",), seeds=(0,),
                               classifier_steps=3, classifier_batch=8, synthetic_only_per_class=3,
                               diversity_per_class=6)
     out = tmp_path / "exp"
     results = run_grid(grid, out, torch.device("cpu"), data_dir=idx_dir, generator=tiny_generator,
-                       progress=False, log=lambda m: None, dataset="idx")
+                       progress=False, log=lambda m: None, dataset="idx", evaluator=tiny_evaluator)
     rows = read_results(results)
     assert len(rows) == len(grid.cells()) == 5
     by_aug = {(r["method"], r["ratio"]): r for r in rows}
@@ -44,11 +44,11 @@ def test_grid_runs_resumes_and_reports(tmp_path, idx_dir, tiny_generator):
     # a rerun skips finished cells; a bigger grid runs only the new ones
     mtime = results.stat().st_mtime_ns
     run_grid(grid, out, torch.device("cpu"), data_dir=idx_dir, generator=tiny_generator,
-             progress=False, log=lambda m: None, dataset="idx")
+             progress=False, log=lambda m: None, dataset="idx", evaluator=tiny_evaluator)
     assert len(read_results(results)) == 5
     bigger = dataclasses.replace(grid, seeds=(0, 1))
     run_grid(bigger, out, torch.device("cpu"), data_dir=idx_dir, generator=tiny_generator,
-             progress=False, log=lambda m: None, dataset="idx")
+             progress=False, log=lambda m: None, dataset="idx", evaluator=tiny_evaluator)
     rows2 = read_results(results)
     assert len(rows2) == 10 and rows2[:5] == rows
     assert results.stat().st_mtime_ns != mtime
@@ -81,7 +81,7 @@ def test_fair_generators_from_another_directory_are_used_as_they_are(tmp_path, i
 
 
 def test_a_rebuild_without_the_fair_generators_trains_nothing_and_keeps_their_diversity(
-        tmp_path, idx_dir, tiny_generator):
+        tmp_path, idx_dir, tiny_generator, tiny_evaluator):
     fair_dir = tmp_path / "trained_elsewhere"
     (fair_dir / "n2_seed0").mkdir(parents=True)
     shutil.copyfile(tiny_generator, fair_dir / "n2_seed0" / "generator.safetensors")
@@ -89,7 +89,7 @@ def test_a_rebuild_without_the_fair_generators_trains_nothing_and_keeps_their_di
                               fair_n=(2,), seeds=(0,), classifier_steps=2, classifier_batch=8,
                               synthetic_only=False, diversity_per_class=6)
     out = tmp_path / "exp"
-    run = dict(progress=False, log=lambda m: None, dataset="idx", data_dir=idx_dir)
+    run = dict(progress=False, log=lambda m: None, dataset="idx", data_dir=idx_dir, evaluator=tiny_evaluator)
     run_grid(grid, out, torch.device("cpu"), fair_dir=fair_dir, **run)
     before = (out / "diversity.csv").read_text()
     shutil.rmtree(fair_dir)  # the weights stayed on another machine
