@@ -47,7 +47,7 @@ def fetch(dest: Path | None, no_npm: bool, timeout: float, verbose: bool, as_jso
 
 @data.command()
 @click.argument("path", type=click.Path(path_type=Path))
-@dataset_option()
+@dataset_option
 @click.option("--any-idx", is_flag=True, hidden=True, help="the same as --dataset idx (kept for old scripts)")
 @json_option
 def verify(path: Path, dataset: str | None, any_idx: bool, as_json: bool) -> None:

@@ -12,6 +12,7 @@ from .options import (
     ChoiceList,
     Count,
     FiniteFloatRange,
+    image_size_option,
     int_list,
     quality_filter_from,
     quality_filter_options,
@@ -46,6 +47,7 @@ from .output import json_option, print_result
               help="latent components beyond +-T are redrawn or clipped (fidelity over diversity)")
 @click.option("--truncation-mode", type=click.Choice(["resample", "clamp"]), default="resample",
               help="with --truncation: redraw components beyond +-T, or clip them to +-T")
+@image_size_option("the images written")
 @click.option("--device", type=DEVICE, default="auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'")
 @click.option("--batch-size", type=click.IntRange(1), default=1024, help="images per write step")
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), default="float32",
@@ -58,8 +60,9 @@ from .output import json_option, print_result
 def dump(generator: Path | None, out: Path, num_samples: int, formats: tuple, split: str,
          test_samples: int | None, seed: int,
          classes: str | None, class_weights: str | None, class_counts: tuple | None, truncation: float | None,
-         truncation_mode: str, device: str, batch_size: int, dtype: str, overwrite: bool, min_confidence: float | None,
-         filter_classifier: Path | None, max_attempts: int, as_json: bool, quiet: bool) -> None:
+         truncation_mode: str, image_size: tuple | None, device: str, batch_size: int, dtype: str, overwrite: bool,
+         min_confidence: float | None, filter_classifier: Path | None, max_attempts: int, as_json: bool,
+         quiet: bool) -> None:
     """Write -n generated digits from GENERATOR (a generator or checkpoint file;
     default: the shipped generator) with a manifest.json. Same arguments, same bytes."""
     from augment.synthetic.dataset import SamplingOptions  # these load torch: not at `augment --help`
@@ -71,14 +74,15 @@ def dump(generator: Path | None, out: Path, num_samples: int, formats: tuple, sp
         out, generator, num_samples, tuple(f for group in formats for f in group), seed=seed,
         classes=int_list(classes, "--classes"), class_weights=int_list(class_weights, "--class-weights", float),
         split=split, test_samples=test_samples, sampling=sampling, device=device, batch_size=batch_size,
-        overwrite=overwrite, progress=not quiet, class_counts=class_counts)
+        overwrite=overwrite, progress=not quiet, class_counts=class_counts, image_size=image_size)
     if manifest is None:  # a rank other than 0 under torchrun
         return
     test = manifest["splits"].get("test") if split == "train" else None
+    height, width = manifest["image"]["height"], manifest["image"]["width"]
     summary = {"out": str(out), "num_samples": manifest["num_samples"], "formats": manifest["formats"],
-               "split": split, "counts_per_class": manifest["counts_per_class"],
+               "image_size": [height, width], "split": split, "counts_per_class": manifest["counts_per_class"],
                **({"test_samples": test["num_samples"]} if test else {})}
     counts = ", ".join(f"{manifest['class_names'][int(c)]}: {n}" for c, n in manifest["counts_per_class"].items())
     tests = f" and {test['num_samples']:,} test images" if test else ""
     print_result(as_json, summary, f"wrote {summary['num_samples']:,} {split} images{tests} "
-                 f"({', '.join(summary['formats'])}) to {out}; per class: {counts}")
+                 f"({', '.join(summary['formats'])}, {height}x{width}) to {out}; per class: {counts}")

@@ -106,7 +106,7 @@ def grid_options(fn: Callable) -> Callable:
 @grid_options
 @click.option("--classifier", "evaluator", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="classifier file that scores the generators' samples in the diversity table (default: the "
-                   "shipped evaluator, for digits; --dataset folder or npz without one gets no table)")
+                   "shipped evaluator, for MNIST's digits; other data without one gets no table, and the log says why)")
 @click.option("--device", type=DEVICE, default="auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'")
 @click.option("-q", "--quiet", is_flag=True, help="no progress bar")
 @json_option

@@ -11,6 +11,7 @@ import click
 
 from augment.config import DATASETS, TrainConfig, check_device_name, field_kinds
 from augment.errors import ConfigError
+from augment.provenance import image_size
 
 
 class DeviceName(click.ParamType):
@@ -75,6 +76,36 @@ class Count(click.ParamType):
         if n < self.minimum:
             self.fail(f"{value!r} is below {self.minimum}", param, ctx)
         return n
+
+
+class ImageSize(click.ParamType):
+    """'28' (square) or '64x48' (height x width) -> (H, W), each side 1..4096
+    (``augment.provenance.image_size``); anything else is a usage error."""
+
+    name = "N|HxW"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> tuple:
+        if isinstance(value, tuple):
+            return value
+        try:
+            sides = [int(t) for t in str(value).lower().split("x")]
+        except ValueError:
+            self.fail(f"{value!r} is not N or HxW (e.g. 28 or 64x48)", param, ctx)
+        try:
+            return image_size(sides[0] if len(sides) == 1 else sides, "the size")
+        except ConfigError as e:
+            self.fail(str(e), param, ctx)
+
+
+IMAGE_SIZE = ImageSize()
+
+
+def image_size_option(what: str) -> Callable:
+    """``--image-size N|HxW``: the size of ``what``; default the generator's training data's
+    (recorded in its file; 28x28 for MNIST and for files that do not say)."""
+    return click.option("--image-size", type=IMAGE_SIZE, default=None,
+                        help=f"size of {what}: N (square) or HxW, e.g. 64x48  [default: the size of the images "
+                             f"the generator was trained on, as its file records; 28x28 for MNIST's]")
 
 
 class ChoiceList(click.ParamType):
@@ -144,24 +175,22 @@ def _click_type(cls: type, f: dataclasses.Field) -> Any:
     return base
 
 
-def dataset_option(default: str | None = None) -> Callable:
+_TRAIN_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+
+
+def dataset_option(fn: Callable) -> Callable:
     """``--dataset KIND``, the same on every command that reads real data; default None: the
-    kind is recognised from the path (``augment.data.sources.source_kind``)."""
-    help_text = _TRAIN_FIELDS["dataset"].metadata["help"]
-    shown = "recognised from the path" if default is None else default
-    return click.option("--dataset", type=click.Choice(DATASETS), default=default, show_default=False,
-                        help=f"{help_text}  [default: {shown}]")
+    kind is recognised from the path (``augment.data.sources.source_kind``; ``--dataset`` wins)."""
+    return click.option("--dataset", type=click.Choice(DATASETS), default=None,
+                        help=f"{_TRAIN_FIELDS['dataset'].metadata['help']}  [default: recognised from the path]")(fn)
 
 
 def data_options(fn: Callable) -> Callable:
     """``--data-dir PATH`` and ``--dataset KIND``: the same two options, with the same help, on
     every command that reads real data."""
-    fn = dataset_option("mnist")(fn)
+    fn = dataset_option(fn)
     return click.option("--data-dir", type=click.Path(path_type=Path), default=None, metavar="PATH",
                         help=_TRAIN_FIELDS["data_dir"].metadata["help"])(fn)
-
-
-_TRAIN_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
 
 def config_options(cls: type, prefix: str = "", skip: tuple = (), defaults: dict | None = None

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .options import DEVICE, int_list, quality_filter_from, quality_filter_options
+from .options import DEVICE, image_size_option, int_list, quality_filter_from, quality_filter_options
 from .output import check_output_file, json_option, overwrite_option, print_result
 
 
@@ -21,24 +21,28 @@ from .output import check_output_file, json_option, overwrite_option, print_resu
 @click.option("--device", type=DEVICE, default="cpu",
               help="'cpu' (default: a grid is small), 'auto', 'cuda' or 'cuda:N'")
 @click.option("--duration-ms", type=click.IntRange(10, 10_000), default=250, help="GIF frame time")
+@image_size_option("each image of a grid (the size dump writes)")
 @quality_filter_options
 @overwrite_option("output file")
 @json_option
 def sample(source: Path | None, out: Path, per_class: int, classes: str | None, seed: int, device: str,
-           duration_ms: int, min_confidence: float | None, filter_classifier: Path | None, max_attempts: int,
-           overwrite: bool, as_json: bool) -> None:
+           duration_ms: int, image_size: tuple | None, min_confidence: float | None, filter_classifier: Path | None,
+           max_attempts: int, overwrite: bool, as_json: bool) -> None:
     """Make a per-class sample grid from a generator (default: the shipped one; rows labelled
-    with its class names when it has any), or a GIF from a run directory's grids. With
-    --min-confidence the grid shows the quality-filtered items of a SyntheticMNIST (other
-    latents than the unfiltered grid's)."""
+    with its class names when it has any; images at the size it was trained on, as dump writes
+    them), or a GIF from a run directory's grids. With --min-confidence the grid shows the
+    quality-filtered items of a SyntheticMNIST (other latents than the unfiltered grid's)."""
     from augment import visualize  # these load torch: not at `augment --help`
     from augment.checkpoint import generator_class_names, load_generator
     from augment.device import resolve_device
+    from augment.images import to_uint8_images
     from augment.synthetic.dataset import SamplingOptions, SyntheticMNIST
-    from augment.synthetic.shipped import load_default_generator
+    from augment.synthetic.shipped import load_default_generator, trained_on, verified_default_generator_path
 
     check_output_file(out, (".png", ".gif"), overwrite)
     if out.suffix.lower() == ".gif":
+        if image_size is not None:
+            raise click.UsageError("--image-size is for a .png grid (a GIF shows the run's grids as they are)")
         if source is None or not source.is_dir():
             got = "no SOURCE" if source is None else f"{source}, not a directory"
             raise click.UsageError(f"a .gif output needs SOURCE, a run directory with sample grids ({got})")
@@ -53,11 +57,13 @@ def sample(source: Path | None, out: Path, per_class: int, classes: str | None, 
         names = generator_class_names(source) if source is not None else None
         if quality is None:
             images = visualize.class_grid(generator, per_class=per_class, seed=seed, classes=wanted)
-        else:
+        else:  # from the file, so the judge is checked against the data the generator was trained on
             ids = wanted if wanted is not None else list(range(generator.config.num_classes))
-            dataset = SyntheticMNIST(generator, num_samples=per_class * len(ids), seed=seed, classes=ids,
+            dataset = SyntheticMNIST(source, num_samples=per_class * len(ids), seed=seed, classes=ids,
                                      sampling=SamplingOptions(quality=quality), device=resolve_device(device))
             images = dataset.class_rows(per_class)
+        size = image_size or trained_on(source if source is not None else verified_default_generator_path()).size
+        images = to_uint8_images(images, size).float() / 127.5 - 1  # the pixels dump would write, in [-1, 1]
         shown = wanted if wanted is not None else list(range(generator.config.num_classes))
         labels = [f"{c} {names[c]}" for c in shown] if names and names != [str(c) for c in range(len(names))] else None
         path = visualize.save_grid(images, out, nrow=per_class, row_labels=labels)

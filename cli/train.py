@@ -37,7 +37,7 @@ from .output import json_option, print_result
               help="processes on this machine (launches torchrun --standalone); for several "
                    "machines run torchrun yourself (see docs/distributed.md)")
 @config_options(TrainConfig, skip=("dataset",))
-@dataset_option()
+@dataset_option
 @config_options(SubsetSpec)
 # every source yields grayscale images (a colour folder is converted), so --channels is not offered
 @config_options(ModelConfig, skip=("channels",), defaults={"num_classes": None})

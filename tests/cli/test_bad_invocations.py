@@ -159,10 +159,10 @@ def test_bad_invocation(workspace, monkeypatch, args, code, word):
 
 
 def test_the_shipped_evaluator_meets_data_not_mnist(workspace):
-    """The shipped evaluator refused with the fix (the message names the path twice, so it is
-    longer than the harness's 400 characters here)."""
+    """The kind recognised from the path (an .npz), and the shipped evaluator refused with the fix
+    (the message names the path twice, so it is longer than the harness's 400 characters here)."""
     result = CliRunner().invoke(main, ["evaluate", str(workspace / "g.safetensors"), "-o", str(workspace / "ev"),
-                                       "--data-dir", str(workspace / "three.npz"), "--dataset", "npz"])
+                                       "--data-dir", str(workspace / "three.npz")])
     assert result.exit_code == 1 and result.output.startswith("Error: ") and result.output.count("\n") == 1
     assert "--classifier" in result.output and not (workspace / "ev").exists()
 

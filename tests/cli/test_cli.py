@@ -250,3 +250,29 @@ def test_a_preset_sets_the_recipe_and_given_options_win(tmp_path, idx_dir):
     assert cfg["keep_best"] == "agreement" and cfg["model"]["num_classes"] is None
     result = run("train", "--run-dir", tmp_path / "r", "--resume", "--preset", "cpu")
     assert result.exit_code == 2 and "--preset starts a new run" in result.output
+
+
+def test_dump_and_sample_make_images_at_the_generators_training_size_unless_told(tmp_path, generator):
+    from PIL import Image
+
+    from augment.checkpoint import save_generator
+    from augment.provenance import DataSignature
+
+    small = tmp_path / "small.safetensors"
+    save_generator(small, generator, DataSignature("npz", tuple(str(c) for c in range(10)), (8, 8)).metadata())
+    result = run("dump", small, "-o", tmp_path / "d", "-n", 10, "--test-samples", 0, "-f", "npz", "-q")
+    assert result.exit_code == 0 and "(npz, 8x8)" in result.output, result.output
+    result = run("dump", small, "-o", tmp_path / "w", "-n", 10, "--test-samples", 0, "-f", "npz", "-q",
+                 "--image-size", "6x10", "--json")
+    assert result.exit_code == 0 and json.loads(result.output)["image_size"] == [6, 10], result.output
+    assert run("sample", small, "-o", tmp_path / "g.png", "--per-class", 2).exit_code == 0
+    assert Image.open(tmp_path / "g.png").size == (2 + 2 * (8 + 2), 2 + 10 * (8 + 2))  # make_grid pads by 2
+    assert run("sample", small, "-o", tmp_path / "h.png", "--per-class", 2, "--image-size", "12").exit_code == 0
+    assert Image.open(tmp_path / "h.png").size == (2 + 2 * 14, 2 + 10 * 14)
+
+
+@pytest.mark.parametrize("value, words", [("0", "each 1..4096"), ("8x", "not N or HxW"), ("2x3x4", "got [2, 3, 4]")])
+def test_a_bad_image_size_is_a_usage_error(tmp_path, value, words):
+    result = run("dump", "-o", tmp_path / "d", "-n", 10, "--image-size", value)
+    _assert_clean_error(result, 2, "--image-size", words)
+    assert not (tmp_path / "d").exists()
