@@ -7,6 +7,7 @@ import torch
 from augment.checkpoint import (
     export_generator,
     generator_step,
+    generator_trained_on,
     load_checkpoint,
     load_generator,
     read_generator_file,
@@ -16,6 +17,7 @@ from augment.checkpoint import (
 from augment.config import TrainConfig
 from augment.errors import CheckpointError
 from augment.gan.models import Critic, Generator
+from augment.provenance import DataSignature
 
 
 def _state(cfg: TrainConfig) -> dict:
@@ -58,6 +60,35 @@ def test_export_from_checkpoint(tmp_path, tiny_train_config):
     a, b = load_generator(tmp_path / "c.pt"), load_generator(tmp_path / "g.safetensors")
     for (k, v), (_, w) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.equal(v, w), k
+
+
+def test_the_training_datas_kind_size_and_channels_travel_to_the_file(tmp_path, tiny_train_config,
+                                                                      tiny_model_config):
+    names = tuple("abcdefghij")
+    data = DataSignature("npz", names, (8, 12), 1)
+    save_checkpoint(tmp_path / "c.pt", {**_state(tiny_train_config), "class_names": list(names), **data.metadata()})
+    assert generator_trained_on(tmp_path / "c.pt") == data
+    export_generator(tmp_path / "c.pt", tmp_path / "g.safetensors")
+    assert generator_trained_on(tmp_path / "g.safetensors") == data
+    save_checkpoint(tmp_path / "old.pt", _state(tiny_train_config))  # written before the keys travelled
+    assert generator_trained_on(tmp_path / "old.pt") == DataSignature(None, tuple(str(c) for c in range(10)), (28, 28))
+    save_generator(tmp_path / "old.safetensors", Generator(tiny_model_config))
+    assert generator_trained_on(tmp_path / "old.safetensors").size == (28, 28)
+
+
+@pytest.mark.parametrize("key, value, message", [("source_size", [8], "bad source_size"),
+                                                 ("source_size", [8, 10_000], "bad source_size"),
+                                                 ("source_kind", "jpeg", "bad source_kind 'jpeg'"),
+                                                 ("source_channels", 0, "bad source_channels 0")])
+def test_bad_training_data_keys_are_refused_in_one_line(tmp_path, tiny_train_config, tiny_model_config, key, value,
+                                                        message):
+    save_generator(tmp_path / "g.safetensors", Generator(tiny_model_config), {key: value})
+    with pytest.raises(CheckpointError, match=message) as info:
+        generator_trained_on(tmp_path / "g.safetensors")
+    assert "\n" not in str(info.value)
+    save_checkpoint(tmp_path / "c.pt", {**_state(tiny_train_config), key: value})
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(tmp_path / "c.pt")
 
 
 class Payload:

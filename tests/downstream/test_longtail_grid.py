@@ -141,8 +141,8 @@ def test_a_new_method_is_a_row_of_the_method_table(tmp_path, lt_data, tiny_gener
     assert "| resampling + synthetic top-up | shipped |" in (out / "summary.md").read_text()
 
 
-def test_grid_trains_a_fair_generator_on_the_cells_images_resumes_and_reports(tmp_path, lt_data, tiny_generator,
-                                                                               tiny_evaluator):
+def test_grid_trains_a_fair_generator_on_the_cells_images_resumes_and_reports(
+        tmp_path, lt_data, tiny_generator, tiny_evaluator):
     grid = tiny_grid(methods=("erm", "classical", "top-up"))
     out = tmp_path / "exp"
     results = run_grid(grid, out, CPU, data_dir=lt_data, generator=tiny_generator, progress=False,

@@ -3,18 +3,22 @@ import dataclasses
 import json
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
 from augment.checkpoint import read_generator_file, save_generator
-from augment.config import SubsetSpec
+from augment.config import ModelConfig, SubsetSpec
 from augment.downstream.balanced_grid import BalancedGridConfig
 from augment.downstream.grid import read_results
 from augment.downstream.records import read_diversity
 from augment.downstream.runner import run_grid
 from augment.errors import AugmentError, ConfigError, DataError
+from augment.evaluation.classifier import ClassifierConfig, build_classifier
+from augment.evaluation.classifier_files import save_classifier
 from augment.fileio import sha256_file
 from augment.gan.models import Generator
+from tests.conftest import bar_digits
 
 
 def test_grid_runs_resumes_and_reports(tmp_path, idx_dir, tiny_generator, tiny_evaluator):
@@ -62,6 +66,40 @@ def test_grid_runs_resumes_and_reports(tmp_path, idx_dir, tiny_generator, tiny_e
     shipped = info["generators"]["shipped"]  # which generator made the rows
     assert shipped["sha256"] == sha256_file(tiny_generator) and shipped["path"] == str(tiny_generator)
     assert shipped["model"] == dataclasses.asdict(read_generator_file(tiny_generator)[0])
+
+
+def test_every_generator_and_the_classifier_must_fit_the_data_before_the_first_cell(tmp_path, idx_dir, tiny_generator,
+                                                                                    tiny_evaluator):
+    grid = BalancedGridConfig(n_per_class=(2,), ratios=(1.0,), methods=("none", "synthetic"), regimes=("shipped",),
+                              seeds=(0,), classifier_steps=2, classifier_batch=8, synthetic_only=False,
+                              diversity_per_class=6)
+    out, cpu = tmp_path / "exp", torch.device("cpu")
+    run = dict(progress=False, log=lambda m: None, data_dir=idx_dir)  # the kind recognised: toy digits, 'idx'
+    with pytest.raises(ConfigError, match=rf"^the shipped generator does not fit idx data at {idx_dir} .*MNIST's "
+                                          r"digits.*--generator FILE, or --regimes fair\)$"):
+        run_grid(grid, out, cpu, **run)  # MNIST's generator labelled digits that were not MNIST's
+    letters = tmp_path / "letters.npz"  # 26 classes: a generator of 10 ran two cells, then "unknown class 10"
+    images, _ = bar_digits(26 * 6)
+    names = np.array([chr(65 + c) for c in range(26)])
+    np.savez(letters, x=images.numpy(), y=np.arange(26 * 6) % 26, class_names=names)
+    with pytest.raises(ConfigError, match=f"the generator {tiny_generator} does not fit npz data .*it has 10 classes"):
+        run_grid(grid, out, cpu, **{**run, "data_dir": letters}, generator=tiny_generator)
+    fair_dir = tmp_path / "fair"  # a fair generator found there is checked too (one trained here learns the data)
+    (fair_dir / "n2_seed0").mkdir(parents=True)
+    save_generator(fair_dir / "n2_seed0" / "generator.safetensors", Generator(ModelConfig(
+        num_classes=5, z_dim=8, embed_dim=4, g_width=8, d_width=8)))
+    with pytest.raises(ConfigError, match="n2_seed0/generator.safetensors does not fit .*it has 5 classes.*--fair-dir"):
+        run_grid(dataclasses.replace(grid, regimes=("fair",), fair_n=(2,)), out, cpu, **run, fair_dir=fair_dir)
+    five = tmp_path / "five.safetensors"
+    save_classifier(five, build_classifier(ClassifierConfig(num_classes=5, widths=(4,))))
+    with pytest.raises(ConfigError, match=f"the classifier {five} does not fit .*it has 5 classes"):
+        run_grid(grid, out, cpu, **run, generator=tiny_generator, evaluator=five)
+    assert not out.exists()  # nothing partial
+    log = []
+    run_grid(grid, out, cpu, **{**run, "log": log.append}, generator=tiny_generator)
+    assert any(m.startswith(f"no diversity table: the shipped evaluator does not fit idx data at {idx_dir}")
+               for m in log)
+    assert read_diversity(out / "diversity.csv") == [] and len(read_results(out / "results.csv")) == 2
 
 
 def test_fair_generators_from_another_directory_are_used_as_they_are(tmp_path, idx_dir,

@@ -16,10 +16,11 @@ from augment.evaluation import classifier_files
 from augment.fileio import sha256_file
 from augment.gan.models import Generator
 from augment.manifests import read_manifest, write_manifest
-from tests.conftest import SHARED_MNIST, bar_digits
+from augment.provenance import DataSignature
+from tests.conftest import REAL_MNIST, bar_digits
 
 TINY = clf.ClassifierConfig(widths=(4, 8), feature_dim=16)
-MNIST_DIR = SHARED_MNIST  # beside the checkout
+MNIST_DIR = REAL_MNIST  # wherever real MNIST is ($AUGMENT_DATA, the fetch cache, beside the checkout), or None
 
 
 def test_forward_shapes_and_features():
@@ -180,7 +181,7 @@ def test_shipped_classifier_loads_and_corruption_is_caught(tmp_path):
     assert "SHA-256" in message and "\n" not in message
 
 
-@pytest.mark.skipif(not (MNIST_DIR / "t10k-labels-idx1-ubyte.gz").exists(), reason="real MNIST not available")
+@pytest.mark.skipif(MNIST_DIR is None, reason="real MNIST not available")
 def test_shipped_classifier_accuracy_on_real_test():
     from augment.data.mnist import load_split
 
@@ -207,6 +208,7 @@ def test_train_classifier_command(tmp_path):
     model, info = classifier_files.load_verified_classifier(out)
     assert info["train_images"] == 30 and info["train_config"]["steps"] == 2
     assert "train-classifier" in info["command"] and 0 <= info["test_accuracy"] <= 1
+    assert model.trained_on == DataSignature("idx", tuple(str(c) for c in range(10)), (28, 28), 1)  # in its file
 
 
 def imbalanced_digits() -> tuple[torch.Tensor, torch.Tensor]:

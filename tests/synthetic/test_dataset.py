@@ -15,8 +15,9 @@ import augment.synthetic.dataset as synthetic
 from augment.checkpoint import save_generator
 from augment.data.real import RealMNIST
 from augment.errors import AugmentError, CheckpointError, ConfigError
-from augment.images import to_mnist_tensor
+from augment.images import to_mnist_tensor, to_uint8_images
 from augment.manifests import write_manifest
+from augment.provenance import MNIST, DataSignature
 from augment.synthetic import shipped as pretrained
 from augment.synthetic.dataset import RandomAccessWarning, SampleBatch, SamplingOptions, SyntheticMNIST, collate_batch
 from augment.synthetic.dump import dump_synthetic
@@ -245,6 +246,39 @@ def test_pil_items_are_what_torchvision_mnist_yields(generator, tmp_path):
         assert x.shape == (48, 1, 28, 28) and torch.equal(x[:24], x[24:]) and torch.equal(y[:24], y[24:])
     batched = pil.__getitems__([3, 1])
     assert [b[1] for b in batched] == [3, 1] and list(batched[0][0].getdata()) == list(pil[3][0].getdata())
+
+
+def sized_generator_file(path, generator, size) -> str:
+    """``generator`` saved as a file that says it was trained on npz images of ``size``."""
+    save_generator(path, generator, DataSignature("npz", tuple(str(c) for c in range(10)), size).metadata())
+    return path
+
+
+def test_pil_items_are_at_the_size_the_generator_was_trained_at(generator, tmp_path):
+    """The file records its training data's size: PIL items are made at it (8x8 digits, 64x48
+    images), image_size overrides it; a file that does not say (and the shipped one) means 28x28;
+    item i is still one image whatever the batch or worker."""
+    small = sized_generator_file(tmp_path / "small.safetensors", generator, (8, 8))
+    pil = SyntheticMNIST(small, num_samples=20, seed=3, output="pil")
+    assert pil.trained_on.size == pil.image_size == (8, 8) and pil[4][0].size == (8, 8)
+    expected = to_uint8_images(pil.generate([4])[0], (8, 8))[0, 0].numpy()
+    assert np.array_equal(np.asarray(pil[4][0]), expected)  # the model image resized 32 -> 8, as a dump
+    batched = [np.asarray(img) for img, _ in pil.__getitems__([9, 4, 0])]
+    assert np.array_equal(batched[1], expected)
+    loader = DataLoader(SyntheticMNIST(small, num_samples=20, seed=3, output="pil", transform=T.PILToTensor()),
+                        batch_size=7, num_workers=2)
+    assert torch.equal(torch.cat([x for x, _ in loader])[4, 0], torch.from_numpy(expected))
+    tall = SyntheticMNIST(sized_generator_file(tmp_path / "tall.safetensors", generator, (64, 48)), 4, output="pil")
+    assert tall[0][0].size == (48, 64)  # PIL: (width, height)
+    assert SyntheticMNIST(small, 4, output="pil", image_size=(12, 10))[0][0].size == (10, 12)
+    assert SyntheticMNIST(small, 4, output="pil", image_size=28)[0][0].size == (28, 28)
+    assert SyntheticMNIST(generator, 4, output="pil").image_size == (28, 28)  # a module: 28x28 as before
+    assert SyntheticMNIST(None, 4, output="pil").trained_on == MNIST  # the shipped file, known by its SHA-256
+    assert SyntheticMNIST(small, 4)[0][0].shape == (1, 32, 32)  # tensor items: the models' format, as RealMNIST's
+    with pytest.raises(ConfigError, match="image_size is the size of PIL items"):
+        SyntheticMNIST(small, 4, image_size=8)
+    with pytest.raises(ConfigError, match="image_size must be a side or"):
+        SyntheticMNIST(small, 4, output="pil", image_size=(0, 8))
 
 
 def test_a_tensor_dataset_refuses_to_tensor_and_names_the_fix(generator):

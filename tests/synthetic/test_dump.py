@@ -18,10 +18,12 @@ import augment.cli as cli
 from augment.checkpoint import save_generator
 from augment.config import ModelConfig
 from augment.data.mnist import verify_dir
+from augment.data.sources import describe_source
 from augment.errors import AugmentError, CheckpointError, ConfigError
 from augment.fileio import sha256_file
 from augment.gan.models import Generator
 from augment.images import to_mnist_uint8
+from augment.provenance import DataSignature
 from augment.synthetic import dump as D
 from augment.synthetic.dataset import SamplingOptions, SyntheticMNIST
 
@@ -80,6 +82,37 @@ def test_round_trip_through_torchvision_readers(tmp_path, generator_path):
         if "sha256" in info:
             assert sha256_file(out / name) == info["sha256"]
     assert leftovers(tmp_path) == []
+
+
+def test_a_dump_is_at_the_size_the_generator_was_trained_at(tmp_path):
+    """A generator of 8x8 digits dumps 8x8 images in every format, as its PIL items, and data
+    verify reads the dump back at 8x8; image_size overrides (height, width) and a file that does
+    not say its size dumps 28x28, as MNIST."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        g = Generator(TINY)
+    small = tmp_path / "small.safetensors"
+    save_generator(small, g, DataSignature("npz", tuple(str(c) for c in range(10)), (8, 8)).metadata())
+    out = tmp_path / "d8"
+    manifest = D.dump_synthetic(out, small, 20, ["idx", "png", "npz"], seed=2, test_samples=5, batch_size=6)
+    pil = SyntheticMNIST(small, num_samples=25, seed=2, output="pil")
+    expected = np.stack([np.asarray(pil[i][0]) for i in range(25)])
+    assert torch.equal(torchvision.datasets.MNIST(out, train=True).data, torch.from_numpy(expected[:20]))
+    with np.load(out / "test.npz") as npz:
+        assert np.array_equal(npz["x"], expected[20:])
+    assert Image.open(next((out / "png" / "train" / "0").iterdir())).size == (8, 8)
+    assert manifest["image"]["height"] == manifest["image"]["width"] == 8 and "32->8 " in manifest["image"]["resize"]
+    assert describe_source(out, "idx")["image_size"] == [8, 8]
+    assert describe_source(out / "train.npz", "npz")["image_size"] == [8, 8]
+    wide = D.dump_synthetic(tmp_path / "wide", small, 3, ["npz"], image_size=(6, 10), test_samples=0)
+    assert wide["image"]["height"] == 6 and wide["image"]["width"] == 10 and "32->6x10 " in wide["image"]["resize"]
+    with np.load(tmp_path / "wide" / "train.npz") as npz:
+        assert npz["x"].shape == (3, 6, 10)
+    legacy = D.dump_synthetic(tmp_path / "old", Generator(TINY), 3, ["npz"], test_samples=0)
+    assert (legacy["image"]["height"], legacy["image"]["resize"].split()[0]) == (28, "32->28")  # as before
+    with pytest.raises(ConfigError, match="image_size must be a side or"):
+        D.dump_synthetic(tmp_path / "bad", small, 3, image_size=(8, 5000))
+    assert not (tmp_path / "bad").exists()
 
 
 def test_test_split_and_class_subset(tmp_path, generator_path):

@@ -3,14 +3,18 @@ import json
 import os
 import signal
 
+import numpy as np
 import pytest
 import torch
 
-from augment.checkpoint import load_checkpoint, load_generator, read_generator_file
+from augment.checkpoint import generator_trained_on, load_checkpoint, load_generator, read_generator_file
 from augment.config import TrainConfig
 from augment.errors import CheckpointError, ConfigError, TrainingError
+from augment.provenance import DataSignature
+from augment.synthetic.dataset import SyntheticMNIST
 from augment.training.loop import TrainingInterrupted, resume, train
 from augment.training.trainer import Trainer
+from tests.conftest import bar_digits
 
 
 def test_run_directory_holds_everything(tmp_path, tiny_train_config):
@@ -27,6 +31,19 @@ def test_run_directory_holds_everything(tmp_path, tiny_train_config):
     assert TrainConfig.from_dict(json.loads((run / "config.json").read_text())) == tiny_train_config
     assert load_generator(gen_path).config == tiny_train_config.model
     assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == 4
+
+
+def test_a_run_records_its_datas_kind_size_and_channels_and_its_images_come_out_at_that_size(
+        tmp_path, tiny_train_config):
+    """A run on 8x8 digits (an npz, sklearn's size): its checkpoint and generator file say so, and the
+    file's PIL items are 8x8, the size of the set they augment."""
+    images = torch.nn.functional.interpolate(bar_digits(80)[0][:, None].float(), size=(8, 8))[:, 0].to(torch.uint8)
+    np.savez(tmp_path / "digits.npz", x=images.numpy(), y=bar_digits(80)[1].numpy().astype(np.int64))
+    cfg = dataclasses.replace(tiny_train_config, data_dir=str(tmp_path / "digits.npz"), dataset="npz", max_steps=2)
+    generator = train(cfg, tmp_path / "run", progress=False)
+    data = DataSignature("npz", tuple(str(c) for c in range(10)), (8, 8), 1)
+    assert generator_trained_on(generator) == generator_trained_on(tmp_path / "run" / "checkpoints" / "last.pt") == data
+    assert SyntheticMNIST(generator, 3, output="pil")[0][0].size == (8, 8)
 
 
 def test_nothing_written_to_the_working_directory(tmp_path, tiny_train_config, monkeypatch):
