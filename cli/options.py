@@ -103,7 +103,7 @@ IMAGE_SIZE = ImageSize()
 def image_size_option(what: str) -> Callable:
     """``--image-size N|HxW``: the size of ``what``; default the generator's training data's
     (recorded in its file; 28x28 for MNIST and for files that do not say)."""
-    return click.option("--image-size", type=IMAGE_SIZE, default=None,
+    return click.option("--image-size", type=IMAGE_SIZE, default=None, metavar="N|HxW",
                         help=f"size of {what}: N (square) or HxW, e.g. 64x48  [default: the size of the images "
                              f"the generator was trained on, as its file records; 28x28 for MNIST's]")
 
