@@ -231,7 +231,7 @@ class SyntheticMNIST(VisionDataset):
         known) and to tell the generator's classes."""
         if quality.trained_on is not None:
             check_fits("judge", f"the quality filter's classifier ({quality.name})", quality.trained_on,
-                       self.trained_on, "quality_filter(p, classifier=FILE), --filter-classifier FILE")
+                       self.trained_on, "--filter-classifier FILE, or quality_filter(p, FILE)")
         judge = copy.deepcopy(quality.classifier).to(self.device).eval().requires_grad_(False)
         with torch.inference_mode():
             logits = judge(torch.zeros(1, self.config.channels, 32, 32, device=self.device))
