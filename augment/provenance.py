@@ -40,6 +40,11 @@ MAX_IMAGE_SIDE = 4096  # pixels: bounds a recorded size and an image_size asked 
 ROLES = ("evaluator", "generator", "judge")
 
 
+def short(name: str, chars: int = 16) -> str:
+    """A class name cut to ``chars`` characters for a one-line message."""
+    return name if len(name) <= chars else name[:chars - 3] + "..."
+
+
 def numbered(names: Sequence[str]) -> bool:
     """Whether ``names`` are "0".."C-1", the names of classes nobody named."""
     return list(names) == [str(c) for c in range(len(names))]
@@ -73,14 +78,13 @@ class DataSignature:
         return self.is_mnist or not numbered(self.class_names)
 
     def describe(self) -> str:
-        """E.g. "idx data at fashion_idx (10 classes 0..9, 28x28)"."""
+        """E.g. "idx data (10 classes 0..9, 28x28)" (its path is in the fix of a refusal)."""
         names = self.class_names
         more = ", ..." if len(names) > 3 else ""
-        shown = f"{names[0]}..{names[-1]}" if numbered(names) else ", ".join(names[:3]) + more
+        shown = f"{names[0]}..{names[-1]}" if numbered(names) else ", ".join(short(n) for n in names[:3]) + more
         kind = "data of unknown kind" if self.kind is None else f"{self.kind} data"
-        place = f" at {self.where}" if self.where else ""
         colour = "" if self.channels == 1 else f"x{self.channels}"
-        return f"{kind}{place} ({len(names)} classes {shown}, {self.size[0]}x{self.size[1]}{colour})"
+        return f"{kind} ({len(names)} classes {shown}, {self.size[0]}x{self.size[1]}{colour})"
 
     def metadata(self) -> dict:
         """The ``TRAINED_ON_KEYS`` a model file records of the data it was trained on."""
@@ -150,7 +154,7 @@ def fit_problem(model: DataSignature, data: DataSignature) -> Optional[str]:
         return f"it has {len(model.class_names)} classes"
     if model.names_mean_something and data.names_mean_something and model.class_names != data.class_names:
         differ = next(c for c, (a, b) in enumerate(zip(model.class_names, data.class_names)) if a != b)
-        return f"its class {differ} is {model.class_names[differ]!r}, not {data.class_names[differ]!r}"
+        return f"its class {differ} is {short(model.class_names[differ])!r}, not {short(data.class_names[differ])!r}"
     if model.channels != data.channels:
         return f"it takes {model.channels}-channel images"
     return None

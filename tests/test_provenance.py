@@ -50,7 +50,7 @@ def test_a_refusal_is_one_line_with_the_fix_for_the_role():
     with pytest.raises(ConfigError) as e:
         check_fits("evaluator", "the shipped evaluator", MNIST, FASHION_IDX, "--classifier FILE")
     message = str(e.value)
-    assert message.startswith("the shipped evaluator does not fit idx data at fashion (10 classes 0..9, 28x28)")
+    assert message.startswith("the shipped evaluator does not fit idx data (10 classes 0..9, 28x28)")
     assert "augment train-classifier --data-dir fashion --dataset idx -o FILE" in message
     assert message.endswith("(--classifier FILE)") and "\n" not in message and len(message) < 400
     with pytest.raises(ConfigError, match=r"train a generator of it \(augment train --data-dir letters.npz "
@@ -60,6 +60,10 @@ def test_a_refusal_is_one_line_with_the_fix_for_the_role():
                                           r"\.\.\..*--filter-classifier FILE"):
         check_fits("judge", "the shipped evaluator", MNIST, FASHION_NPZ, "--filter-classifier FILE")
     check_fits("judge", "j", MNIST, MNIST, "x")  # fits: nothing raised
+    long = DataSignature("folder", tuple(f"{c}" * 100 for c in "abcdefghij"), (28, 28), 1, "x" * 200)
+    with pytest.raises(ConfigError) as e:  # names of 100 characters are cut: the line stays short
+        check_fits("evaluator", "the evaluator", FASHION_NPZ, long, "--classifier FILE")
+    assert "its class 0 is 't-shirt', not 'aaaaaaaaaaaaa...'" in str(e.value) and len(str(e.value)) < 400 + 200
     with pytest.raises(ConfigError, match="role must be one of"):
         check_fits("critic", "c", MNIST, MNIST, "x")
 

@@ -63,7 +63,7 @@ def test_the_shipped_evaluator_is_refused_for_an_idx_pair_before_anything_is_wri
         with pytest.raises(ConfigError) as e:
             scoring.run_evaluation(GENERATOR_PATH, out, n_per_class=6, data_dir=idx_dir, dataset=dataset)
         message = str(e.value)
-        assert message.startswith(f"the shipped evaluator does not fit idx data at {idx_dir} (10 classes 0..9, 28x28)")
+        assert message.startswith("the shipped evaluator does not fit idx data (10 classes 0..9, 28x28)")
         assert f"augment train-classifier --data-dir {idx_dir} --dataset idx -o FILE" in message
         assert message.endswith("(--classifier FILE)") and "\n" not in message
         assert not out.exists()
@@ -78,8 +78,8 @@ def test_the_shipped_generator_is_refused_for_data_not_mnists_even_with_a_fittin
     with pytest.raises(ConfigError) as e:
         scoring.run_evaluation(GENERATOR_PATH, tmp_path / "r", n_per_class=6, classifier_path=judge,
                                data_dir=named_npz, dataset="npz")
-    assert str(e.value).startswith(f"the shipped generator does not fit npz data at {named_npz} (10 classes t-shirt, "
-                                   f"trouser, pullover, ..., 28x28): it fits only MNIST's digits")
+    assert str(e.value).startswith("the shipped generator does not fit npz data (10 classes t-shirt, trouser, "
+                                   "pullover, ..., 28x28): it fits only MNIST's digits")
     assert f"augment train --data-dir {named_npz} --dataset npz" in str(e.value)
     assert not (tmp_path / "r").exists()
 
