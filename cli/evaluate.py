@@ -61,7 +61,7 @@ def evaluate(generator: Path | None, out_dir: Path, samples: Path | None, sample
              train_imbalance_ratio: float | None, train_seed: int, device: str, overwrite: bool, quiet: bool,
              as_json: bool) -> None:
     """Score GENERATOR (file or checkpoint), or the labelled images of --samples, class by class
-    against the real test split (MNIST by default; an image folder or npz needs --classifier),
+    against the real test split (MNIST by default; other data needs --classifier, a classifier of it),
     with a memorization audit: do the images copy the generator's training images?
 
     Prints a summary (the set and a real-train ceiling row), the set's per-class table and the

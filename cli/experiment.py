@@ -95,7 +95,8 @@ def grid_options(fn: Callable) -> Callable:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="results directory; rerunning skips finished cells")
 @click.option("--generator", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="generator for the 'shipped' regime (default: the shipped one)")
+              help="generator for the 'shipped' regime (default: the shipped one, which fits only MNIST: other "
+                   "data needs one trained on it, or --regimes fair)")
 @click.option("--fair-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="directory of fair-regime runs (n{N}_seed{S}/, long-tailed: lt{RHO}_seed{S}/, e.g. lt100_seed0/, "
                    "or lt100-n2000-perm_seed0/ with another n_max and class order; a "
