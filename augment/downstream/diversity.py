@@ -50,7 +50,7 @@ def per_class_diversity(generators: list[tuple[str, Path]], n_per_class: int, de
         return []
     reference = load_reference(classifier, data_dir, dataset=dataset)
     results = [(name, evaluate_generator(load_generator(path, device), n_per_class=n_per_class, seed=0,
-                                         classifier=classifier, reference=reference))
+                                         classifier=classifier, reference=reference, audit=False))
                for name, path in generators]
     results.append((REAL_CEILING, evaluate_real_baseline(n_per_class, seed=0, classifier=classifier,
                                                          reference=reference, device=device)))
