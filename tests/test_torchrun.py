@@ -155,7 +155,7 @@ def _tiny_args(idx_dir):
 
 def test_cli_nproc_trains_and_resumes_with_another_world_size(tmp_path, idx_dir, tiny_train_config):
     run = tmp_path / "run"
-    r = _torchrun(["train", "--nproc", 2, "--run-dir", run, "--max-steps", 2, *_tiny_args(idx_dir)])
+    r = _torchrun(["train", "--nproc", 2, "--run-dir", run, "--max-steps", 2, "--json", *_tiny_args(idx_dir)])
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.count('"generator"') == 1  # rank 0 alone reports
     assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == 2

@@ -18,7 +18,9 @@ from torch.utils.data import ConcatDataset, Dataset, Subset
 from torchvision.datasets import MNIST
 
 from augment.checks import class_ids, is_integer, is_real
+from augment.config import DATASETS
 from augment.errors import ConfigError
+from augment.provenance import DataSignature, check_fits
 from augment.synthetic.dataset import GeneratorLike, SampleBatch, SyntheticMNIST, index_tensor
 from augment.synthetic.shipped import load_source
 
@@ -291,7 +293,8 @@ def _matching_items(real: Optional[Dataset], synthetic_kwargs: dict) -> dict:
     if real is None or len(real) == 0 or "output" in synthetic_kwargs:
         return synthetic_kwargs
     base = _innermost(real)
-    if not isinstance(base, MNIST) and isinstance(real[0][0], torch.Tensor):
+    if not isinstance(base, MNIST) and getattr(base, "output", None) != "pil" \
+            and isinstance(real[0][0], torch.Tensor):
         return synthetic_kwargs
     matched = {"output": "pil", **synthetic_kwargs}
     for name in ("transform", "target_transform"):
@@ -327,7 +330,23 @@ def _with_synthetic(real: Optional[Dataset], generator: GeneratorLike, wanted: d
             synthetic_kwargs["device"] = device
         synthetic = SyntheticMNIST(generator, num_samples=sum(wanted.values()), classes=list(wanted),
                                    class_weights=list(wanted.values()), seed=seed, **synthetic_kwargs)
+        _check_generator_fits(real, synthetic)
     return MixedDataset(real, synthetic)
+
+
+def _check_generator_fits(real: Optional[Dataset], synthetic: SyntheticMNIST) -> None:
+    """For a real part that says what data it holds (a ``RealMNIST``: its ``dataset`` kind and
+    ``classes``), refuse a generator trained on other data (``augment.provenance``'s rule): the
+    shipped generator's digits are no t-shirts."""
+    base = _innermost(real) if real is not None else None
+    kind, names = getattr(base, "dataset", None), getattr(base, "classes", None)
+    if kind not in DATASETS or not names:
+        return
+    data = DataSignature(kind, tuple(names), synthetic.trained_on.size, synthetic.trained_on.channels,
+                         where=str(getattr(base, "root", "")))
+    name = f"the generator {synthetic.source['path'] or '(a Generator module)'}"
+    check_fits("generator", name, synthetic.trained_on, data,
+               "generator=FILE, one trained on this data")
 
 
 def synthetic_only(generator: GeneratorLike = None, per_class: Union[int, Mapping[int, int]] = 1000, seed: int = 0,

@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 import torchvision
@@ -7,6 +8,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Subset
 from torchvision import transforms as T
 
 from augment.data.real import RealMNIST
+from tests.conftest import bar_digits
 from augment.errors import ConfigError
 from augment.synthetic.dataset import SyntheticMNIST, collate_batch
 from augment.synthetic.dump import dump_synthetic
@@ -167,3 +169,24 @@ def test_torchvision_mnist_with_tensor_transforms_gets_a_matching_synthetic_part
     assert x.shape == (30 + len(mixed.synthetic), 1, 28, 28) and len(mixed.synthetic) > 0 and x.dtype == torch.float32
     pixels = (x * 0.3081 + 0.1307) * 255  # both parts: uint8 pixels through ToTensor and Normalize
     assert float((pixels - pixels.round()).abs().max()) < 1e-3 and pixels.min() > -1e-3 and pixels.max() < 255.001
+
+
+def test_a_generator_of_other_data_is_refused_before_mixing(tmp_path, idx_dir):
+    """The shipped generator makes digits: mixed into a named data set of other classes (an npz of
+    clothes) it is refused in one line with the fix, as in evaluate and the grids."""
+    images, labels = bar_digits(60)
+    names = np.array(["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
+                      "boot"])
+    np.savez(tmp_path / "clothes.npz", x=images.numpy(), y=labels.numpy(), class_names=names)
+    clothes = RealMNIST(tmp_path / "clothes.npz")  # kind recognised: npz
+    with pytest.raises(ConfigError, match=r"does not fit npz data .*train a generator of it"):
+        mix_real_synthetic(clothes, None, ratio=1.0)
+
+
+def test_pil_items_of_real_mnist_with_a_transform_mix_like_torchvisions(generator, idx_dir):
+    """RealMNIST(output="pil", transform=T) stands in for datasets.MNIST: the synthetic part takes its
+    item format (28x28 PIL through the same transform), not the models' 32x32 tensors."""
+    real = RealMNIST(idx_dir, dataset="idx", output="pil", transform=T.ToTensor())
+    mixed = mix_real_synthetic(real, generator, ratio=0.5, seed=0)
+    assert mixed.synthetic.output == "pil" and mixed.synthetic.transform is real.transform
+    assert mixed[len(mixed) - 1][0].shape == real[0][0].shape == (1, 28, 28)
