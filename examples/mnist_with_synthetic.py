@@ -49,10 +49,11 @@ def main(argv=None):
     args = p.parse_args(argv)
     torch.manual_seed(1)
     transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
-    real = RealMNIST(args.data_dir, train=True, output="pil", transform=transform)  # datasets.MNIST's items
+    # datasets.MNIST's items, from MNIST's checksummed files (this script's net is MNIST's)
+    real = RealMNIST(args.data_dir, train=True, dataset="mnist", output="pil", transform=transform)
     synthetic = SyntheticMNIST(args.generator, num_samples=args.synthetic, output="pil", transform=transform)
     train_set = {"synthetic": synthetic, "mixed": BatchedConcatDataset([real, synthetic]), "real": real}[args.mode]
-    test_set = RealMNIST(args.data_dir, train=False, output="pil", transform=transform)
+    test_set = RealMNIST(args.data_dir, train=False, dataset="mnist", output="pil", transform=transform)
     train_loader = DataLoader(train_set, batch_size=64, shuffle=True, num_workers=args.num_workers)
     test_loader = DataLoader(test_set, batch_size=1000)
     model = Net()
