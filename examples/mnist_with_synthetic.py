@@ -40,6 +40,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", "--mnist-root", default=None,
                    help="MNIST's IDX files, flat or in MNIST/raw (default: $AUGMENT_DATA, else ~/.cache/augment/mnist)")
+    p.add_argument("--dataset", choices=["mnist", "idx"], default="mnist",
+                   help="'mnist': MNIST's checksummed files (this script's net is MNIST's); 'idx': any IDX pair")
     p.add_argument("--mode", choices=["synthetic", "mixed", "real"], default="mixed")
     p.add_argument("--synthetic", type=int, default=60000, help="synthetic images")
     p.add_argument("--generator", default=None, help="a generator file (default: the shipped one)")
@@ -49,11 +51,11 @@ def main(argv=None):
     args = p.parse_args(argv)
     torch.manual_seed(1)
     transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
-    # datasets.MNIST's items, from MNIST's checksummed files (this script's net is MNIST's)
-    real = RealMNIST(args.data_dir, train=True, dataset="mnist", output="pil", transform=transform)
+    # datasets.MNIST's items, from MNIST's checksummed files unless --dataset idx
+    real = RealMNIST(args.data_dir, train=True, dataset=args.dataset, output="pil", transform=transform)
     synthetic = SyntheticMNIST(args.generator, num_samples=args.synthetic, output="pil", transform=transform)
     train_set = {"synthetic": synthetic, "mixed": BatchedConcatDataset([real, synthetic]), "real": real}[args.mode]
-    test_set = RealMNIST(args.data_dir, train=False, dataset="mnist", output="pil", transform=transform)
+    test_set = RealMNIST(args.data_dir, train=False, dataset=args.dataset, output="pil", transform=transform)
     train_loader = DataLoader(train_set, batch_size=64, shuffle=True, num_workers=args.num_workers)
     test_loader = DataLoader(test_set, batch_size=1000)
     model = Net()

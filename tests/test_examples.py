@@ -32,7 +32,8 @@ def run_example(name: str, *args) -> str:
 def test_the_mnist_script_trains_on_real_plus_synthetic_with_workers(tmp_path, tiny_model_config):
     generator = tiny_generator_file(tmp_path, tiny_model_config)
     dump_synthetic(tmp_path / "mnist", generator, 120, ["idx"], seed=7)  # a stand-in for MNIST's files
-    out = run_example("mnist_with_synthetic.py", "--mnist-root", tmp_path / "mnist", "--generator", generator,
+    out = run_example("mnist_with_synthetic.py", "--mnist-root", tmp_path / "mnist", "--dataset", "idx",
+                      "--generator", generator,
                       "--synthetic", 64, "--mode", "mixed", "--max-batches", 2, "--num-workers", 2)
     assert "mixed training set of 184 images, test accuracy" in out
 
