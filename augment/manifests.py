@@ -66,3 +66,12 @@ def verify_checksum(weights: PathLike, manifest: Optional[PathLike] = None) -> d
     if sha256_file(weights) != info["sha256"]:
         raise CheckpointError(f"{weights}: SHA-256 does not match its manifest (damaged or replaced file)")
     return info
+
+
+def manifest_names(manifest: PathLike, digest: str) -> bool:
+    """Whether the weights of SHA-256 ``digest`` are the ones ``manifest`` records (False when
+    the install has no such manifest): how the shipped files are recognised."""
+    try:
+        return read_manifest(manifest)["sha256"] == digest
+    except CheckpointError:
+        return False
