@@ -65,5 +65,5 @@ def test_fetch_says_in_one_line_where_the_files_came_from(tmp_path, shared_mnist
     assert result.output == (f"MNIST is in {tmp_path / 'm'}, its 4 files SHA-256 checked: 4 from {good} "
                              f"(after 1 source failed; --verbose says why)\n")
     result = CliRunner().invoke(main, ["data", "fetch", "--dest", str(tmp_path / "m"), "--json"])
-    assert json.loads(result.output) == {"dest": str(tmp_path / "m"), "failures": [],
+    assert json.loads(result.output) == {"dest": str(tmp_path / "m"), "failures": [], "replaced": [],
                                          "source": dict.fromkeys(fetch.MNIST_FILES, "present")}
