@@ -68,7 +68,7 @@ def verify_checksum(weights: PathLike, manifest: Optional[PathLike] = None) -> d
     return info
 
 
-def manifest_names(manifest: PathLike, digest: str) -> bool:
+def matches_manifest(manifest: PathLike, digest: str) -> bool:
     """Whether the weights of SHA-256 ``digest`` are the ones ``manifest`` records (False when
     the install has no such manifest): how the shipped files are recognised."""
     try:

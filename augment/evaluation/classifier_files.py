@@ -34,7 +34,7 @@ from augment.evaluation.classifier import (
 )
 from augment.evaluation.sample_sets import read_split
 from augment.fileio import PathLike, check_writable, sha256_file
-from augment.manifests import WEIGHTS_DIR, manifest_names, verify_checksum, write_manifest
+from augment.manifests import WEIGHTS_DIR, matches_manifest, verify_checksum, write_manifest
 from augment.provenance import MNIST, DataSignature, parse_trained_on, signature, trained_on_problem
 from augment.synthetic.filtering import QualityFilter
 
@@ -91,7 +91,7 @@ def load_classifier(path: PathLike, device: Device = "cpu",
 
 def _is_shipped(digest: str) -> bool:
     """Whether a file of SHA-256 ``digest`` is the shipped evaluator (False without its manifest)."""
-    return manifest_names(DEFAULT_MANIFEST, digest)
+    return matches_manifest(DEFAULT_MANIFEST, digest)
 
 
 def load_verified_classifier(weights: PathLike, device: Device = "cpu",

@@ -19,7 +19,7 @@ from augment.config import ModelConfig, config_from_dict
 from augment.errors import AugmentError, CheckpointError
 from augment.fileio import PathLike, sha256_file
 from augment.gan.models import Generator
-from augment.manifests import WEIGHTS_DIR, manifest_names, verify_checksum
+from augment.manifests import WEIGHTS_DIR, matches_manifest, verify_checksum
 from augment.provenance import MNIST, DataSignature, unknown
 from augment.synthetic.filtering import weights_digest
 
@@ -64,7 +64,7 @@ def load_default_generator(device: Union[str, torch.device] = "cpu"):
 def is_shipped(digest: str) -> bool:
     """Whether a file of SHA-256 ``digest`` is the shipped generator (its manifest's digest;
     False when the install has no manifest)."""
-    return manifest_names(GENERATOR_PATH.with_suffix(".json"), digest)
+    return matches_manifest(GENERATOR_PATH.with_suffix(".json"), digest)
 
 
 def trained_on(path: PathLike, digest: Optional[str] = None) -> DataSignature:

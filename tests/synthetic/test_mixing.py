@@ -8,7 +8,6 @@ from torch.utils.data import ConcatDataset, DataLoader, Subset
 from torchvision import transforms as T
 
 from augment.data.real import RealMNIST
-from tests.conftest import bar_digits
 from augment.errors import ConfigError
 from augment.synthetic.dataset import SyntheticMNIST, collate_batch
 from augment.synthetic.dump import dump_synthetic
@@ -20,6 +19,7 @@ from augment.synthetic.mixing import (
     top_up_counts,
     top_up_real_synthetic,
 )
+from tests.conftest import bar_digits
 
 
 def all_images(dataset, batch_size: int) -> torch.Tensor:
