@@ -8,6 +8,7 @@ directory was trained as the grid asks (``check_fair_run``) and is the one earli
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Callable, Optional
 import torch
 
 from augment.checkpoint import generator_step
-from augment.config import ModelConfig, SubsetSpec, TrainConfig
+from augment.config import ModelConfig, SubsetSpec, TrainConfig, preset_config
 from augment.downstream.grid import GridConfig
 from augment.errors import ConfigError
 from augment.fileio import sha256_file
@@ -32,16 +33,21 @@ def fair_run_name(subset: SubsetSpec, seed: int) -> str:
 def fair_train_config(grid: GridConfig, subset: SubsetSpec, seed: int, data_dir: Optional[Path], dataset: str,
                       device: torch.device) -> TrainConfig:
     """The ``TrainConfig`` of the fair generator of (``subset``, ``seed``): the grid's
-    ``fair_widths`` and ``fair_gan_steps`` and its ``fair_options``, the cell's seed (so the same
+    ``fair_recipe`` (the reference recipe, or an ``augment train`` preset less its in-training
+    evaluation: the judge that picks the kept weights has seen labels the cell's classifier has
+    not), ``fair_widths``, ``fair_gan_steps`` and ``fair_options``, the cell's seed (so the same
     real images as its classifier), the step that is fastest on ``device``, ten sample images and
     checkpoints over the run."""
     g_width, d_width = grid.fair_widths
     steps = grid.fair_gan_steps
-    return TrainConfig(model=ModelConfig(num_classes=None, g_width=g_width, d_width=d_width),
-                       data_dir=str(data_dir) if data_dir else None, dataset=dataset, subset=subset,
-                       seed=seed, max_steps=steps, step_impl="auto", device=str(device),
-                       sample_every=max(1, steps // 10), checkpoint_every=max(1, steps // 10), tensorboard=False,
-                       **grid.fair_options())
+    fields = dict(data_dir=str(data_dir) if data_dir else None, dataset=dataset, seed=seed, max_steps=steps,
+                  step_impl="auto", device=str(device), sample_every=max(1, steps // 10),
+                  checkpoint_every=max(1, steps // 10), tensorboard=False, **grid.fair_options())
+    model = dict(num_classes=None, g_width=g_width, d_width=d_width)
+    if grid.fair_recipe == "seed":
+        return TrainConfig(model=ModelConfig(**model), subset=subset, **fields)
+    return preset_config(grid.fair_recipe, model=model, subset=dataclasses.asdict(subset), eval_every=None,
+                         keep_best=None, **fields)
 
 
 def train_or_resume(run: Path, cfg: TrainConfig, progress: bool, log: Callable[[str], None]) -> Path:

@@ -24,12 +24,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from augment.config import CRITIC_AUGMENT_POLICIES, SubsetSpec
+from augment.config import CRITIC_AUGMENT_POLICIES, TRAIN_PRESETS, SubsetSpec
 from augment.downstream.methods import METHODS, Method, methods_of
 from augment.errors import ConfigError
 from augment.fileio import atomic_write_text
 
 REGIMES = ("shipped", "fair")
+# how a grid trains its fair generators (``--fair-recipe``): 'seed', the reference recipe (the
+# TrainConfig defaults), or a preset of ``augment train --preset`` (``TRAIN_PRESETS``)
+FAIR_RECIPES = ("seed",) + tuple(TRAIN_PRESETS)
+# the TrainConfig fields a recipe sets besides the widths: a fair run found in --fair-dir must
+# have them as the grid's recipe does
+RECIPE_SETTINGS = tuple((key, None, "--fair-recipe") for key in ("n_critic", "critic_lr", "ema_decay", "keep_best"))
 # the kinds of CLI option a grid field can be ("experiment" parses each): 'count' (N: seeds 0..N-1),
 # 'sizes' (ints or 'all'), 'numbers', 'ints', 'ints or all', 'names' (comma-separated), 'positive'
 # (a number > 0), 'whole' (an int >= 1), 'choice' (one of its ``choices``)
@@ -62,8 +68,8 @@ class Cell:
 @dataclass(frozen=True)
 class GridConfig:
     """The fields every grid has: its methods, regimes and seeds, the fixed classifier budget
-    and how its fair generators are trained when ``--fair-dir`` does not hold them (``fair_widths``
-    (g_width, d_width), ``fair_gan_steps`` generator steps, ``fair_critic_augment``)."""
+    and how its fair generators are trained when ``--fair-dir`` does not hold them (``fair_recipe``,
+    ``fair_widths`` (g_width, d_width), ``fair_gan_steps`` generator steps, ``fair_critic_augment``)."""
 
     kind: ClassVar[str] = ""  # 'balanced' or 'longtail': which methods it runs, which summary it writes
     key_columns: ClassVar[tuple] = ()  # the columns of a row that name its cell
@@ -71,7 +77,7 @@ class GridConfig:
     budget_fields: ClassVar[tuple] = ("classifier_steps", "classifier_batch")  # shared by every row of a directory
     # what a fair run's config.json must say to stand for the grid's fair generator:
     # (key, section of the config or None, the option that sets it); see ``fair.check_fair_run``
-    fair_settings: ClassVar[tuple] = (("critic_augment", None, "--fair-critic-augment"),)
+    fair_settings: ClassVar[tuple] = (("critic_augment", None, "--fair-critic-augment"),) + RECIPE_SETTINGS
 
     methods: tuple = option((), "the methods (rows of the method table)", "names", shown=False)
     regimes: tuple = option(REGIMES, "the generator regimes: 'shipped', 'fair' or both", "names")
@@ -82,6 +88,10 @@ class GridConfig:
     fair_widths: tuple = option((128, 64), "G,D base widths of the fair generators this grid trains", "ints")
     fair_critic_augment: str = option("none", "DiffAugment policy of the fair generators this grid trains",
                                       "choice", choices=CRITIC_AUGMENT_POLICIES)
+    fair_recipe: str = option("seed", "how the fair generators this grid trains are trained: 'seed' (the reference "
+                              "recipe) or a preset of 'augment train --preset' ('cpu': the CPU recipe, less its "
+                              "in-training evaluation, whose MNIST judge knows labels the cell's classifier does "
+                              "not); their widths stay --fair-widths", "choice", choices=FAIR_RECIPES)
     diversity_per_class: int = 200  # synthetic images per class for the diversity table
 
     def __post_init__(self) -> None:
@@ -96,6 +106,8 @@ class GridConfig:
             raise ConfigError("seeds is empty")
         if self.fair_critic_augment not in CRITIC_AUGMENT_POLICIES:
             raise ConfigError(f"fair_critic_augment must be one of {', '.join(CRITIC_AUGMENT_POLICIES)}")
+        if self.fair_recipe not in FAIR_RECIPES:
+            raise ConfigError(f"fair_recipe must be one of {', '.join(FAIR_RECIPES)}, got {self.fair_recipe!r}")
         if len(self.fair_widths) != 2 or any(not isinstance(w, int) or w < 1 for w in self.fair_widths):
             raise ConfigError(f"fair_widths must be two widths >= 1 (g_width, d_width), got {self.fair_widths!r}")
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from augment.config import CLASS_ORDERS, LONG_TAIL_N_MAX, REAL_SAMPLINGS, SubsetSpec
-from augment.downstream.grid import Cell, GridConfig, option, redefault
+from augment.downstream.grid import RECIPE_SETTINGS, Cell, GridConfig, option, redefault
 from augment.downstream.methods import methods_of
 from augment.errors import ConfigError
 
@@ -58,7 +58,7 @@ class LongtailGridConfig(GridConfig):
                      ("class_order", "subset", "the preset's class_order"), ("seed", None, "--seeds"),
                      ("max_steps", None, "--fair-gan-steps"), ("real_sampling", None, "--fair-real-sampling"),
                      ("critic_augment", None, "--fair-critic-augment"), ("g_width", "model", "--fair-widths"),
-                     ("d_width", "model", "--fair-widths"))
+                     ("d_width", "model", "--fair-widths")) + RECIPE_SETTINGS
 
     methods: tuple = redefault("methods", methods_of("longtail"))
     imbalance_ratios: tuple = option((10.0, 100.0), "the imbalance ratios rho, e.g. '10,100'", "numbers")

@@ -88,7 +88,7 @@ def fair_generator(ctx: GridRun, subset: SubsetSpec, seed: int) -> Path:
     if (run / "generator.safetensors").exists():  # run_grid checked its settings and steps
         return run / "generator.safetensors"
     cfg = fair_train_config(ctx.grid, subset, seed, ctx.data_dir, ctx.dataset, ctx.device)
-    ctx.log(f"training the fair generator {run.name} ({cfg.max_steps} steps, widths "
+    ctx.log(f"training the fair generator {run.name} ({cfg.max_steps} steps, recipe {ctx.grid.fair_recipe}, widths "
             f"{cfg.model.g_width}/{cfg.model.d_width}) in {run}")
     return train_or_resume(run, cfg, ctx.progress, ctx.log)
 

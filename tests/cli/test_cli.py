@@ -234,11 +234,12 @@ def test_longtail_experiment_overrides_reach_the_grid(tmp_path, monkeypatch):
     assert seen["grid"] == preset and preset.synthetic_ratio == 1.0 and preset.top_up_target is None
     run("experiment", "--preset", "longtail-cpu", "--out", tmp_path / "exp", "--imbalance-ratios", "100",
         "--methods", "erm,classical+synthetic+logit-adjusted", "--logit-adjust-tau", "1", "--synthetic-ratio", "4",
-        "--top-up-target", "1000", "--fair-real-sampling", "uniform", "--device", "cpu")
+        "--top-up-target", "1000", "--fair-real-sampling", "uniform", "--fair-recipe", "cpu", "--device", "cpu")
     grid = seen["grid"]
     assert grid.imbalance_ratios == (100.0,) and grid.methods == ("erm", "classical+synthetic+logit-adjusted")
     assert grid.logit_adjust_tau == 1.0 and grid.synthetic_ratio == 4.0 and grid.top_up_target == 1000
     assert grid.fair_real_sampling == "uniform" and grid.seeds == preset.seeds
+    assert grid.fair_recipe == "cpu" and preset.fair_recipe == "seed"
 
 
 def test_a_preset_sets_the_recipe_and_given_options_win(tmp_path, idx_dir):

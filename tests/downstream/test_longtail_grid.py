@@ -191,7 +191,9 @@ def test_a_fair_generator_in_the_fair_dir_is_used_as_it_is(tmp_path, lt_data, ti
 
 @pytest.mark.parametrize("key, value, option", [("max_steps", 3, "--fair-gan-steps"),
                                                 ("real_sampling", "uniform", "--fair-real-sampling"),
-                                                ("seed", 1, "--seeds"), ("model.g_width", 16, "--fair-widths")])
+                                                ("seed", 1, "--seeds"), ("model.g_width", 16, "--fair-widths"),
+                                                ("n_critic", 2, "--fair-recipe"),
+                                                ("ema_decay", 0.999, "--fair-recipe")])
 def test_a_fair_run_trained_otherwise_than_the_grid_asks_is_refused(tmp_path, lt_data, tiny_generator, key, value,
                                                                     option):
     grid = tiny_grid(methods=("top-up",), regimes=("fair",))
@@ -211,6 +213,25 @@ def test_a_fair_run_trained_otherwise_than_the_grid_asks_is_refused(tmp_path, lt
     run_grid(grid, tmp_path / "exp", CPU, data_dir=lt_data, progress=False, log=lambda m: None, dataset="idx",
              fair_dir=tmp_path / "fair")
     assert read_results(tmp_path / "exp" / "results.csv")[0]["regime"] == "fair"
+
+
+def test_fair_generators_can_be_trained_by_the_cpu_recipe_without_its_outside_judge(tmp_path, lt_data):
+    grid = tiny_grid(methods=("top-up",), regimes=("fair",), fair_recipe="cpu")
+    cfg = fair_train_config(grid, grid.subset(4.0), 0, lt_data, "idx", CPU)
+    seed_recipe = fair_train_config(tiny_grid(), grid.subset(4.0), 0, lt_data, "idx", CPU)
+    assert (cfg.n_critic, cfg.critic_lr, cfg.ema_decay) == (2, 3e-4, 0.999)  # the preset's
+    assert (seed_recipe.n_critic, seed_recipe.critic_lr, seed_recipe.ema_decay) == (5, None, None)
+    assert cfg.eval_every is None and cfg.keep_best is None  # no pick by the MNIST judge's labels
+    assert (cfg.model.g_width, cfg.model.d_width, cfg.max_steps, cfg.subset) == (8, 8, 2, grid.subset(4.0))
+    run_grid(grid, tmp_path / "exp", CPU, data_dir=lt_data, progress=False, log=lambda m: None, dataset="idx")
+    saved = json.loads((tmp_path / "exp" / "fair_generators" / "lt4-n16_seed0" / "config.json").read_text())
+    assert (saved["n_critic"], saved["critic_lr"], saved["ema_decay"], saved["eval_every"]) == (2, 3e-4, 0.999, None)
+    with pytest.raises(ConfigError, match="n_critic=2.*--fair-recipe"):  # that run is not the seed recipe's
+        run_grid(tiny_grid(methods=("top-up",), regimes=("fair",), seeds=(0,)), tmp_path / "exp2", CPU,
+                 data_dir=lt_data, progress=False, log=lambda m: None, dataset="idx",
+                 fair_dir=tmp_path / "exp" / "fair_generators")
+    with pytest.raises(ConfigError, match="fair_recipe must be one of seed, cpu"):
+        tiny_grid(fair_recipe="fast")
 
 
 @pytest.mark.parametrize("has_checkpoint", [True, False])

@@ -28,7 +28,7 @@ def test_training_settings_of_old_configs_get_the_defaults_they_trained_with(tmp
     (tmp_path / "config.json").write_text(json.dumps({"seed": 3, "subset": {"n_per_class": 10}, "lr": 1e-4}))
     settings = run_training_settings(tmp_path)
     assert settings["seed"] == 3 and settings["n_per_class"] == 10
-    assert settings["critic_augment"] == "none" and settings["ema_decay"] is None
+    assert settings["critic_augment"] == "none" and settings["ema_decay"] is None and settings["critic_lr"] is None
 
 
 def test_a_generator_is_described_by_its_file_config_step_and_run(tmp_path, tiny_model_config, tiny_train_config,
