@@ -313,10 +313,11 @@ def intra_class_diversity(
 # Precision, recall, density, coverage (Naeem et al. 2020) ----------------------------------
 
 
-def _prdc(real: np.ndarray, fake: np.ndarray, k: int) -> dict:
+def _prdc(real: np.ndarray, fake: np.ndarray, k: int, real_radii: torch.Tensor | None = None) -> dict:
     real_points = torch.from_numpy(real)
     fake_points = torch.from_numpy(fake)
-    real_radii = _kth_neighbour_distances(real_points, k)
+    if real_radii is None:
+        real_radii = _kth_neighbour_distances(real_points, k)
     fake_radii = _kth_neighbour_distances(fake_points, k)
 
     fake_in_any_real_ball = torch.zeros(fake.shape[0], dtype=torch.bool)
@@ -345,7 +346,17 @@ def _check_k(k: int) -> int:
     return int(k)
 
 
-def prdc(real_feats: ArrayLike, fake_feats: ArrayLike, k: int = 5) -> dict:
+def neighbour_radii(feats: ArrayLike, k: int = 5) -> np.ndarray:
+    """``(N,)`` distance from each of ``(N, D)`` features to its k-th nearest other one (N > k): the
+    balls of :func:`prdc`, for a caller that scores many fake sets against one real set."""
+    k = _check_k(k)
+    points = _features(feats, "feats")
+    if points.shape[0] <= k:
+        raise ValueError(f"feats needs more than k={k} samples; got {points.shape[0]}")
+    return _kth_neighbour_distances(torch.from_numpy(points), k).numpy()
+
+
+def prdc(real_feats: ArrayLike, fake_feats: ArrayLike, k: int = 5, real_radii: ArrayLike | None = None) -> dict:
     """Precision, recall, density and coverage of fake ``(M, D)`` against real ``(N, D)``.
 
     Naeem et al. 2020. Each sample's ball has radius = distance to its k-th
@@ -355,7 +366,9 @@ def prdc(real_feats: ArrayLike, fake_feats: ArrayLike, k: int = 5) -> dict:
     density: (1 / kM) * sum over fakes of real balls containing it, in [0, N/k]; ~1 when
     fakes are distributed like reals.
     coverage: share of reals whose nearest fake lies inside their own ball, in [0, 1].
-    Needs N, M > k. Distances are computed in blocks, so memory stays bounded.
+    Needs N, M > k. Distances are computed in blocks, so memory stays bounded. ``real_radii``:
+    the real balls, ``neighbour_radii(real_feats, k)``, where the caller has them already (the real
+    set's k-NN search is most of the work when N >> M).
     """
     k = _check_k(k)
     real = _features(real_feats, "real_feats")
@@ -364,7 +377,13 @@ def prdc(real_feats: ArrayLike, fake_feats: ArrayLike, k: int = 5) -> dict:
     for array, name in ((real, "real_feats"), (fake, "fake_feats")):
         if array.shape[0] <= k:
             raise ValueError(f"{name} needs more than k={k} samples; got {array.shape[0]}")
-    return _prdc(real, fake, k)
+    if real_radii is not None:
+        real_radii = _to_numpy(real_radii).astype(np.float64, copy=False)
+        if real_radii.shape != (real.shape[0],):
+            raise ValueError(f"real_radii must have shape ({real.shape[0]},) (one per real feature); "
+                             f"got {real_radii.shape}")
+        real_radii = torch.from_numpy(real_radii)
+    return _prdc(real, fake, k, real_radii)
 
 
 def per_class_prdc(

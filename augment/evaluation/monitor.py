@@ -39,6 +39,7 @@ from augment.evaluation.scoring import sample_generator
 from augment.images import to_model_images
 
 MONITOR_SEED = 0  # the latents of every in-training evaluation
+COVERAGE_K = 5  # the neighbours of coverage's balls
 ON_THE_FLY_STEPS = 1500  # training steps of a judge made for a run without one (about a minute on 2 CPU cores)
 
 
@@ -53,6 +54,7 @@ class TrainingMonitor:
 
     def __init__(self, classifier: Classifier, reference: RealReference, per_class: int):
         self.classifier, self.reference, self.per_class = classifier, reference, per_class
+        self.real_radii = metrics.neighbour_radii(reference.features, k=COVERAGE_K)  # once: most of coverage's cost
 
     def __call__(self, generators: dict[str, nn.Module]) -> dict[str, dict[str, float]]:
         return {name: self.score(generator) for name, generator in generators.items()}
@@ -66,7 +68,7 @@ class TrainingMonitor:
                          if not math.isnan(v)]
         return {"agreement": metrics.classifier_agreement(preds, labels, classes)["overall"],
                 "class_frechet": float(np.mean(class_frechet)) if class_frechet else math.nan,
-                "coverage": metrics.prdc(ref.features, feats, k=5)["coverage"]}
+                "coverage": metrics.prdc(ref.features, feats, k=COVERAGE_K, real_radii=self.real_radii)["coverage"]}
 
 
 def build_monitor(cfg: TrainConfig, log: Callable[[str], None] = print, device: Optional[torch.device] = None,

@@ -200,7 +200,7 @@ def _loop(cfg: TrainConfig, run_dir: Path, state: Optional[dict], progress: bool
             best.consider(scores, trainer)
             # a log row: the means of the step statistics since the last row, and the scores
             if step % cfg.log_every == 0 or done or evaluate:
-                run.write_row(clock.elapsed(), scores)
+                run.write_row(clock.elapsed(), scores, clock.left())
             run.bar.update(1)
             # a grid of fixed-noise samples
             if step % cfg.sample_every == 0 or done:

@@ -72,6 +72,10 @@ class Clock:
     def elapsed(self) -> float:
         return self.before + time.time() - self.started
 
+    def left(self) -> Optional[float]:
+        """Seconds left of the ``max_minutes`` budget (None without one)."""
+        return None if self.max_minutes is None else max(0.0, 60.0 * self.max_minutes - self.elapsed())
+
     def out_of_time(self) -> bool:
         if self.max_minutes is None:
             return False
@@ -150,10 +154,12 @@ class RunDirectory:
         if self.tb is not None:
             self.tb.add_image("samples", make_grid(images, nrow=10, normalize=True, value_range=(-1, 1)), t.step_count)
 
-    def write_row(self, elapsed: float, scores: dict) -> None:
+    def write_row(self, elapsed: float, scores: dict, budget_left: Optional[float] = None) -> None:
         """A row of metrics.jsonl (and TensorBoard, and the progress bar): the step, epoch and training
         seconds, the means of the step statistics since the last row, and the evaluation ``scores``
-        ({weights name: {metric: value}}, as ``name_metric`` keys). Non-finite statistics stop the run."""
+        ({weights name: {metric: value}}, as ``name_metric`` keys). Non-finite statistics stop the run.
+        ``budget_left``: seconds left of ``max_minutes``, shown on the bar (whose own time left counts
+        to the last step of the epochs or ``max_steps``)."""
         t = self.trainer
         stats = self.window.means()
         bad = [k for k, v in stats.items() if not math.isfinite(v)]
@@ -174,7 +180,8 @@ class RunDirectory:
                     self.tb.add_scalar(f"eval/{k}", v, t.step_count)
         self.latest_quality.update({k: v for k, v in quality.items() if k.endswith("agreement") and v is not None})
         self.bar.set_postfix({**{k: f"{v:.3f}" for k, v in stats.items()},
-                              **{k: f"{v:.1%}" for k, v in self.latest_quality.items()}})
+                              **{k: f"{v:.1%}" for k, v in self.latest_quality.items()},
+                              **({} if budget_left is None else {"stops in": tqdm.format_interval(budget_left)})})
 
     def save_checkpoint(self, elapsed: float, best: BestGenerator) -> None:
         """checkpoints/last.pt: the trainer's state, training time, the open stats window and the

@@ -378,3 +378,15 @@ def test_prdc_matches_scikit_learn_nearest_neighbours():
         "coverage": np.mean(nearest_fake < real_radii),
     }
     assert prdc(real, fake, k=k) == pytest.approx(expected, abs=1e-12)
+    assert metrics.neighbour_radii(real, k) == pytest.approx(real_radii, abs=1e-12)
+    # the real balls computed once and passed in: the same four numbers
+    assert prdc(real, fake, k=k, real_radii=metrics.neighbour_radii(real, k)) == pytest.approx(expected, abs=1e-12)
+
+
+def test_prdc_refuses_real_radii_of_another_set_and_neighbour_radii_too_few_points():
+    rng = np.random.default_rng(3)
+    real, fake = gaussian(rng, 40, 3), gaussian(rng, 30, 3)
+    with pytest.raises(ValueError, match=r"real_radii must have shape \(40,\)"):
+        prdc(real, fake, k=3, real_radii=metrics.neighbour_radii(fake, 3))
+    with pytest.raises(ValueError, match="more than k=3"):
+        metrics.neighbour_radii(real[:3], 3)

@@ -6,10 +6,17 @@ import pytest
 import torch
 
 from augment.config import ModelConfig, TrainConfig
-from augment.evaluation.classifier import ClassifierConfig, ClassifierTrainConfig, train_classifier
+from augment.evaluation import metrics
+from augment.evaluation.classifier import (
+    ClassifierConfig,
+    ClassifierTrainConfig,
+    features_and_predictions,
+    train_classifier,
+)
 from augment.evaluation.classifier_files import save_classifier
-from augment.evaluation.monitor import TrainingMonitor, build_monitor
+from augment.evaluation.monitor import MONITOR_SEED, TrainingMonitor, build_monitor
 from augment.evaluation.reference import load_reference
+from augment.evaluation.scoring import sample_generator
 from augment.gan.models import Generator
 from tests.conftest import bar_digits
 
@@ -34,6 +41,9 @@ def test_scores_are_in_their_ranges_and_the_same_for_the_same_generator(idx_dir,
     assert set(scores) == {"agreement", "class_frechet", "coverage"}
     assert 0 <= scores["agreement"] <= 1 and 0 <= scores["coverage"] <= 1 and scores["class_frechet"] >= 0
     assert G.training  # sampled in eval mode, given back in train mode
+    images, labels = sample_generator(G, 8, MONITOR_SEED)  # coverage with the real balls made once: prdc's
+    feats, _ = features_and_predictions(judge, images)
+    assert scores["coverage"] == metrics.prdc(monitor.reference.features, feats, k=5)["coverage"]
 
 
 def test_the_judge_is_the_given_file_else_one_made_from_the_training_images(tmp_path, idx_dir, judge):

@@ -139,6 +139,15 @@ def test_max_minutes_stops_at_the_first_step_past_the_budget(tmp_path, tiny_trai
     assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == 3
 
 
+def test_the_progress_bar_shows_the_time_budget_left_only_under_max_minutes(tmp_path, tiny_train_config, capsys):
+    cfg = dataclasses.replace(tiny_train_config, max_steps=2, log_every=1, max_minutes=90)
+    train(cfg, tmp_path / "timed", progress=True)
+    bar = capsys.readouterr().err
+    assert "stops in=1:29:5" in bar  # 90 minutes less the seconds of two tiny steps
+    train(dataclasses.replace(cfg, max_minutes=None), tmp_path / "untimed", progress=True)
+    assert "stops in" not in capsys.readouterr().err
+
+
 def test_elapsed_time_carries_across_resumes(tmp_path, tiny_train_config):
     from augment.checkpoint import save_checkpoint
 
