@@ -28,11 +28,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 from augment.checks import is_integer
 from augment.config import DATASETS
 from augment.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 TRAINED_ON_KEYS = ("source_kind", "source_size", "source_channels")
 LEGACY_SIZE = (28, 28)  # the size a file without source_size was trained at (MNIST's; every such file so far)
@@ -67,6 +70,14 @@ class DataSignature:
     size: tuple = LEGACY_SIZE
     channels: int = 1
     where: str = field(default="", compare=False)
+
+    @classmethod
+    def of_images(cls, kind: Optional[str], class_names: Sequence[str], images: "torch.Tensor",
+                  where: object = "") -> "DataSignature":
+        """What ``images``, ``(N, H, W)`` grayscale or ``(N, C, H, W)``, of ``class_names`` from a
+        source of ``kind`` at ``where`` are."""
+        channels = 1 if images.dim() == 3 else int(images.shape[1])
+        return cls(kind, tuple(class_names), tuple(images.shape[-2:]), channels, str(where))
 
     @property
     def is_mnist(self) -> bool:

@@ -120,9 +120,7 @@ def train_and_save(out: PathLike, recipe: ClassifierTrainConfig = ClassifierTrai
     check_writable(out)  # before training, not after
     dataset = source_kind(data_dir, dataset)
     train, test = read_split(data_dir, "train", dataset), read_split(data_dir, "test", dataset)
-    trained_on = DataSignature(dataset, tuple(train.class_names), tuple(train.images.shape[-2:]),
-                               1 if train.images.dim() == 3 else int(train.images.shape[1]),
-                               str(source_path(data_dir, dataset)))
+    trained_on = DataSignature.of_images(dataset, train.class_names, train.images, source_path(data_dir, dataset))
     images, labels = train.images, train.labels
     if n_per_class is not None:
         keep = per_class_subset(labels, n_per_class, recipe.seed, train.num_classes)

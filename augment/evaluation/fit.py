@@ -27,9 +27,7 @@ __all__ = ["check_evaluator_fits", "check_generator_fits", "data_signature", "ev
 def split_signature(split: LabelledImages, kind: str, where: PathLike) -> DataSignature:
     """What a loaded split of a source of ``kind`` at ``where`` holds: its class names, image
     size and channels."""
-    images = split.images
-    channels = 1 if images.dim() == 3 else int(images.shape[1])
-    return DataSignature(kind, tuple(split.class_names), tuple(images.shape[-2:]), channels, str(where))
+    return DataSignature.of_images(kind, split.class_names, split.images, where)
 
 
 def data_signature(data_dir: Optional[PathLike], dataset: Optional[str] = None) -> DataSignature:

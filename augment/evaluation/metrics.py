@@ -76,17 +76,13 @@ def _labels(values: ArrayLike, name: str, num_classes: int | None = None) -> np.
     if num_classes is not None:
         low, high = int(array.min()), int(array.max())
         if low < 0 or high >= num_classes:
-            raise ValueError(
-                f"{name} must lie in [0, {num_classes}); got values in [{low}, {high}]"
-            )
+            raise ValueError(f"{name} must lie in [0, {num_classes}); got values in [{low}, {high}]")
     return array
 
 
 def _same_length(a: np.ndarray, a_name: str, b: np.ndarray, b_name: str) -> None:
     if a.shape[0] != b.shape[0]:
-        raise ValueError(
-            f"{a_name} and {b_name} must have the same length; got {a.shape[0]} and {b.shape[0]}"
-        )
+        raise ValueError(f"{a_name} and {b_name} must have the same length; got {a.shape[0]} and {b.shape[0]}")
 
 
 def _same_dim(a: np.ndarray, a_name: str, b: np.ndarray, b_name: str) -> None:
@@ -314,10 +310,8 @@ def intra_class_diversity(
 
 
 def _prdc(real: np.ndarray, fake: np.ndarray, k: int, real_radii: torch.Tensor | None = None) -> dict:
-    real_points = torch.from_numpy(real)
-    fake_points = torch.from_numpy(fake)
-    if real_radii is None:
-        real_radii = _kth_neighbour_distances(real_points, k)
+    real_points, fake_points = torch.from_numpy(real), torch.from_numpy(fake)
+    real_radii = _kth_neighbour_distances(real_points, k) if real_radii is None else real_radii
     fake_radii = _kth_neighbour_distances(fake_points, k)
 
     fake_in_any_real_ball = torch.zeros(fake.shape[0], dtype=torch.bool)
@@ -340,20 +334,21 @@ def _prdc(real: np.ndarray, fake: np.ndarray, k: int, real_radii: torch.Tensor |
     }
 
 
-def _check_k(k: int) -> int:
+def _check_k(k: int, **sets: np.ndarray) -> int:
+    """``k`` as an int >= 1, each named set of ``(N, D)`` features holding more than k."""
     if not is_integer(k) or k < 1:
         raise ValueError(f"k must be an int >= 1; got {k!r}")
+    for name, array in sets.items():
+        if array.shape[0] <= k:
+            raise ValueError(f"{name} needs more than k={k} samples; got {array.shape[0]}")
     return int(k)
 
 
 def neighbour_radii(feats: ArrayLike, k: int = 5) -> np.ndarray:
-    """``(N,)`` distance from each of ``(N, D)`` features to its k-th nearest other one (N > k): the
+    """``(N,)`` distance of each of ``(N, D)`` features to its k-th nearest other one (N > k): the
     balls of :func:`prdc`, for a caller that scores many fake sets against one real set."""
-    k = _check_k(k)
     points = _features(feats, "feats")
-    if points.shape[0] <= k:
-        raise ValueError(f"feats needs more than k={k} samples; got {points.shape[0]}")
-    return _kth_neighbour_distances(torch.from_numpy(points), k).numpy()
+    return _kth_neighbour_distances(torch.from_numpy(points), _check_k(k, feats=points)).numpy()
 
 
 def prdc(real_feats: ArrayLike, fake_feats: ArrayLike, k: int = 5, real_radii: ArrayLike | None = None) -> dict:
@@ -367,23 +362,17 @@ def prdc(real_feats: ArrayLike, fake_feats: ArrayLike, k: int = 5, real_radii: A
     fakes are distributed like reals.
     coverage: share of reals whose nearest fake lies inside their own ball, in [0, 1].
     Needs N, M > k. Distances are computed in blocks, so memory stays bounded. ``real_radii``:
-    the real balls, ``neighbour_radii(real_feats, k)``, where the caller has them already (the real
-    set's k-NN search is most of the work when N >> M).
+    the real balls (``neighbour_radii``, most of the work when N >> M) where the caller has them.
     """
-    k = _check_k(k)
     real = _features(real_feats, "real_feats")
     fake = _features(fake_feats, "fake_feats")
     _same_dim(real, "real_feats", fake, "fake_feats")
-    for array, name in ((real, "real_feats"), (fake, "fake_feats")):
-        if array.shape[0] <= k:
-            raise ValueError(f"{name} needs more than k={k} samples; got {array.shape[0]}")
-    if real_radii is not None:
-        real_radii = _to_numpy(real_radii).astype(np.float64, copy=False)
-        if real_radii.shape != (real.shape[0],):
-            raise ValueError(f"real_radii must have shape ({real.shape[0]},) (one per real feature); "
-                             f"got {real_radii.shape}")
-        real_radii = torch.from_numpy(real_radii)
-    return _prdc(real, fake, k, real_radii)
+    k = _check_k(k, real_feats=real, fake_feats=fake)
+    radii = None if real_radii is None else torch.from_numpy(_to_numpy(real_radii).astype(np.float64))
+    if radii is not None and tuple(radii.shape) != (real.shape[0],):
+        raise ValueError(f"real_radii must have shape ({real.shape[0]},), one per real feature; "
+                         f"got {tuple(radii.shape)}")
+    return _prdc(real, fake, k, radii)
 
 
 def per_class_prdc(

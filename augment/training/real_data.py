@@ -119,6 +119,5 @@ def load_training_data(cfg: TrainConfig) -> tuple[TrainConfig, torch.Tensor, tor
         cfg = replace(cfg, real_sampling=_sampling_to_save(cfg))
     if images.dim() == 3 and cfg.model.channels != 1:
         raise TrainingError(f"grayscale data but model.channels={cfg.model.channels}")
-    channels = 1 if images.dim() == 3 else int(images.shape[1])
-    trained_on = DataSignature(cfg.dataset, tuple(source.class_names), tuple(images.shape[-2:]), channels)
+    trained_on = DataSignature.of_images(cfg.dataset, source.class_names, images)
     return cfg, images, labels, trained_on
