@@ -27,6 +27,7 @@ one-line refusal with the fix in it: a classifier, or a generator, trained on th
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional, Sequence
 
@@ -72,8 +73,8 @@ class DataSignature:
     where: str = field(default="", compare=False)
 
     @classmethod
-    def of_images(cls, kind: Optional[str], class_names: Sequence[str], images: "torch.Tensor",
-                  where: object = "") -> "DataSignature":
+    def of_images(cls, kind: Optional[str], class_names: Sequence[str], images: torch.Tensor,
+                  where: str | os.PathLike = "") -> DataSignature:
         """What ``images``, ``(N, H, W)`` grayscale or ``(N, C, H, W)``, of ``class_names`` from a
         source of ``kind`` at ``where`` are."""
         channels = 1 if images.dim() == 3 else int(images.shape[1])

@@ -6,7 +6,9 @@ two 1-thread runs side by side make 1.2x the steps of two 2-thread runs one afte
 (``experiments/results/cpu_recipe/``), so long fair generators are trained ahead with this script,
 in the same ``--fair-dir``; the grid then checks each run's config against its own and uses it.
 The config comes from the library (``augment.downstream.fair.fair_train_config``) for the named
-preset with the given ``--fair-*`` overrides; an interrupted run resumes.
+preset with the given ``--fair-*`` overrides; a run already there is first checked as the grid
+checks it (``check_fair_run``: refused when trained otherwise), then resumed, or left alone when
+finished.
 
     OMP_NUM_THREADS=1 python experiments/train_fair_generator.py --preset longtail-cpu \
         --fair-recipe cpu --fair-widths 32,16 --fair-gan-steps 9000 --imbalance-ratio 100 --seed 0 \
@@ -24,9 +26,11 @@ from pathlib import Path
 import torch
 
 from augment.config import SubsetSpec
-from augment.downstream.fair import fair_run_name, fair_train_config, train_or_resume
+from augment.data.sources import source_kind
+from augment.downstream.fair import check_fair_run, fair_run_name, fair_train_config, train_or_resume
 from augment.downstream.grid import FAIR_RECIPES
 from augment.downstream.presets import PRESETS
+from augment.errors import AugmentError
 
 
 def main() -> None:
@@ -41,21 +45,32 @@ def main() -> None:
     p.add_argument("--fair-widths", default=None, help="G,D widths, e.g. 32,16")
     p.add_argument("--fair-gan-steps", type=int, default=None)
     p.add_argument("--data-dir", type=Path, default=None)
+    p.add_argument("--dataset", default=None, help="what --data-dir holds (default: recognised from the path)")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args()
 
     grid = PRESETS[args.preset].grid
-    changes = {"fair_recipe": args.fair_recipe, "fair_gan_steps": args.fair_gan_steps,
-               "fair_widths": tuple(int(w) for w in args.fair_widths.split(",")) if args.fair_widths else None}
-    grid = dataclasses.replace(grid, **{k: v for k, v in changes.items() if v is not None})
-    if args.imbalance_ratio is not None:
-        if not hasattr(grid, "subset"):
-            p.error(f"--imbalance-ratio goes with a longtail preset, not {args.preset}")
-        subset = grid.subset(args.imbalance_ratio)
-    else:
-        subset = SubsetSpec(n_per_class=args.n_per_class)
-    cfg = fair_train_config(grid, subset, args.seed, args.data_dir, "mnist", torch.device("cpu"))
-    run = args.fair_dir / fair_run_name(subset, args.seed)
+    if (args.imbalance_ratio is not None) != (grid.kind == "longtail"):
+        p.error(f"--preset {args.preset} is a {grid.kind} grid: its subsets are "
+                f"{'--imbalance-ratio' if grid.kind == 'longtail' else '--n-per-class'}")
+    try:
+        widths = tuple(int(w) for w in args.fair_widths.split(",")) if args.fair_widths else None
+    except ValueError:
+        p.error(f"--fair-widths must be two ints G,D, e.g. 32,16; got {args.fair_widths!r}")
+    try:
+        changes = {"fair_recipe": args.fair_recipe, "fair_gan_steps": args.fair_gan_steps, "fair_widths": widths}
+        grid = dataclasses.replace(grid, **{k: v for k, v in changes.items() if v is not None})
+        subset = (grid.subset(args.imbalance_ratio) if grid.kind == "longtail"
+                  else SubsetSpec(n_per_class=args.n_per_class))
+        dataset = source_kind(args.data_dir, args.dataset)
+        cfg = fair_train_config(grid, subset, args.seed, args.data_dir, dataset, torch.device("cpu"))
+        run = args.fair_dir / fair_run_name(subset, args.seed)
+        check_fair_run(run, cfg, grid.fair_settings)  # as the grid will: refused now, not after hours
+    except (ValueError, AugmentError) as e:
+        p.error(str(e))
+    if (run / "generator.safetensors").exists():  # and not stopped short: check_fair_run
+        print(f"{run} is finished; the grid will use it as it is")
+        return
     print(f"training {run} ({cfg.max_steps} steps, recipe {grid.fair_recipe}, widths "
           f"{cfg.model.g_width}/{cfg.model.d_width})")
     print(train_or_resume(run, cfg, progress=not args.quiet, log=print))

@@ -16,7 +16,7 @@ from typing import Callable, Optional
 
 import torch
 
-from augment.checkpoint import generator_step
+from augment.checkpoint import generator_step, read_generator_file
 from augment.config import ModelConfig, SubsetSpec, TrainConfig, preset_config
 from augment.downstream.grid import GridConfig
 from augment.errors import ConfigError
@@ -34,8 +34,8 @@ def fair_train_config(grid: GridConfig, subset: SubsetSpec, seed: int, data_dir:
                       device: torch.device) -> TrainConfig:
     """The ``TrainConfig`` of the fair generator of (``subset``, ``seed``): the grid's
     ``fair_recipe`` (the reference recipe, or an ``augment train`` preset less its in-training
-    evaluation: the judge that picks the kept weights has seen labels the cell's classifier has
-    not), ``fair_widths``, ``fair_gan_steps`` and ``fair_options``, the cell's seed (so the same
+    evaluation: picking the kept weights would use labels and test images the cell's classifier
+    does not have), ``fair_widths``, ``fair_gan_steps`` and ``fair_options``, the cell's seed (so the same
     real images as its classifier), the step that is fastest on ``device``, ten sample images and
     checkpoints over the run."""
     g_width, d_width = grid.fair_widths
@@ -44,7 +44,7 @@ def fair_train_config(grid: GridConfig, subset: SubsetSpec, seed: int, data_dir:
                   step_impl="auto", device=str(device), sample_every=max(1, steps // 10),
                   checkpoint_every=max(1, steps // 10), tensorboard=False, **grid.fair_options())
     model = dict(num_classes=None, g_width=g_width, d_width=d_width)
-    if grid.fair_recipe == "seed":
+    if grid.fair_recipe == "reference":
         return TrainConfig(model=ModelConfig(**model), subset=subset, **fields)
     return preset_config(grid.fair_recipe, model=model, subset=dataclasses.asdict(subset), eval_every=None,
                          keep_best=None, **fields)
@@ -71,6 +71,10 @@ def check_fair_run(run: Path, expected: TrainConfig, settings: tuple) -> None:
     run.json records them."""
     if not ((run / "generator.safetensors").exists() or (run / "checkpoints" / "last.pt").exists()):
         return
+    weights = run / "generator.safetensors"
+    if expected.keep_best is None and weights.is_file() and "selected_by" in read_generator_file(weights)[2]:
+        raise ConfigError(f"{weights} holds the weights an in-training evaluation picked (keep_best); a fair "
+                          f"generator keeps its last ones (--fair-recipe): train it again, or pass another --fair-dir")
     try:
         saved = json.loads((run / "config.json").read_text())
     except (OSError, ValueError):

@@ -30,12 +30,14 @@ from augment.errors import ConfigError
 from augment.fileio import atomic_write_text
 
 REGIMES = ("shipped", "fair")
-# how a grid trains its fair generators (``--fair-recipe``): 'seed', the reference recipe (the
+# how a grid trains its fair generators (``--fair-recipe``): 'reference', the reference recipe (the
 # TrainConfig defaults), or a preset of ``augment train --preset`` (``TRAIN_PRESETS``)
-FAIR_RECIPES = ("seed",) + tuple(TRAIN_PRESETS)
-# the TrainConfig fields a recipe sets besides the widths: a fair run found in --fair-dir must
-# have them as the grid's recipe does
-RECIPE_SETTINGS = tuple((key, None, "--fair-recipe") for key in ("n_critic", "critic_lr", "ema_decay", "keep_best"))
+FAIR_RECIPES = ("reference",) + tuple(TRAIN_PRESETS)
+# the TrainConfig fields the presets set (their widths are --fair-widths; eval_every only watches)
+# and keep_best, which a fair run never has: a fair run found in --fair-dir must have them as the
+# grid's recipe does
+RECIPE_SETTINGS = tuple((key, None, "--fair-recipe") for key in sorted(
+    {key for preset in TRAIN_PRESETS.values() for key in preset} - {"model", "eval_every"} | {"keep_best"}))
 # the kinds of CLI option a grid field can be ("experiment" parses each): 'count' (N: seeds 0..N-1),
 # 'sizes' (ints or 'all'), 'numbers', 'ints', 'ints or all', 'names' (comma-separated), 'positive'
 # (a number > 0), 'whole' (an int >= 1), 'choice' (one of its ``choices``)
@@ -88,10 +90,11 @@ class GridConfig:
     fair_widths: tuple = option((128, 64), "G,D base widths of the fair generators this grid trains", "ints")
     fair_critic_augment: str = option("none", "DiffAugment policy of the fair generators this grid trains",
                                       "choice", choices=CRITIC_AUGMENT_POLICIES)
-    fair_recipe: str = option("seed", "how the fair generators this grid trains are trained: 'seed' (the reference "
-                              "recipe) or a preset of 'augment train --preset' ('cpu': the CPU recipe, less its "
-                              "in-training evaluation, whose MNIST judge knows labels the cell's classifier does "
-                              "not); their widths stay --fair-widths", "choice", choices=FAIR_RECIPES)
+    fair_recipe: str = option("reference", "how the fair generators this grid trains are trained: 'reference' (the "
+                              "reference recipe) or a preset of 'augment train --preset' ('cpu': the CPU recipe "
+                              "less its in-training evaluation, whose pick of the best weights would use labels and "
+                              "test images the cell's classifier does not have); their widths stay --fair-widths",
+                              "choice", choices=FAIR_RECIPES)
     diversity_per_class: int = 200  # synthetic images per class for the diversity table
 
     def __post_init__(self) -> None:

@@ -137,7 +137,7 @@ def describe_generator(path: Path) -> dict:
 def run_training_settings(run: Path) -> Optional[dict]:
     """How the run in ``run`` trained (from its config.json; None without a readable one):
     n_per_class, seed, batch_size, n_critic, lr, critic_lr, real_batches, critic_augment,
-    ema_decay, max_steps, and for a long-tailed subset imbalance_ratio, n_max, class_counts, class_order
+    ema_decay, keep_best, max_steps, and for a long-tailed subset imbalance_ratio, n_max, class_counts, class_order
     and real_sampling. Configs older than critic_augment trained without it ("none"); older than
     critic_lr or ema_decay, with lr for both nets or without an average (None)."""
     try:
@@ -149,7 +149,7 @@ def run_training_settings(run: Path) -> Optional[dict]:
     subset = train.get("subset") if isinstance(train.get("subset"), dict) else {}
     train = {**train, **subset}
     keys = ("n_per_class", "seed", "batch_size", "n_critic", "lr", "critic_lr", "real_batches", "critic_augment",
-            "ema_decay", "max_steps")
+            "ema_decay", "keep_best", "max_steps")
     if train.get("imbalance_ratio") is not None or train.get("class_counts") is not None:  # a long-tailed run
         keys += ("imbalance_ratio", "n_max", "class_counts", "class_order", "real_sampling")
     return {k: train.get(k, "none" if k == "critic_augment" else None) for k in keys}

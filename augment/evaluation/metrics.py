@@ -362,16 +362,17 @@ def prdc(real_feats: ArrayLike, fake_feats: ArrayLike, k: int = 5, real_radii: A
     fakes are distributed like reals.
     coverage: share of reals whose nearest fake lies inside their own ball, in [0, 1].
     Needs N, M > k. Distances are computed in blocks, so memory stays bounded. ``real_radii``:
-    the real balls (``neighbour_radii``, most of the work when N >> M) where the caller has them.
+    the real balls, ``neighbour_radii(real_feats, k)`` with the same k (most of the work when
+    N >> M), where the caller has them.
     """
     real = _features(real_feats, "real_feats")
     fake = _features(fake_feats, "fake_feats")
     _same_dim(real, "real_feats", fake, "fake_feats")
     k = _check_k(k, real_feats=real, fake_feats=fake)
     radii = None if real_radii is None else torch.from_numpy(_to_numpy(real_radii).astype(np.float64))
-    if radii is not None and tuple(radii.shape) != (real.shape[0],):
-        raise ValueError(f"real_radii must have shape ({real.shape[0]},), one per real feature; "
-                         f"got {tuple(radii.shape)}")
+    if radii is not None and (tuple(radii.shape) != (real.shape[0],) or not bool((radii >= 0).all())):  # NaN too
+        raise ValueError(f"real_radii must be ({real.shape[0]},) distances >= 0, neighbour_radii(real_feats, k) with "
+                         f"prdc's k; got shape {tuple(radii.shape)}")
     return _prdc(real, fake, k, radii)
 
 

@@ -239,7 +239,7 @@ def test_longtail_experiment_overrides_reach_the_grid(tmp_path, monkeypatch):
     assert grid.imbalance_ratios == (100.0,) and grid.methods == ("erm", "classical+synthetic+logit-adjusted")
     assert grid.logit_adjust_tau == 1.0 and grid.synthetic_ratio == 4.0 and grid.top_up_target == 1000
     assert grid.fair_real_sampling == "uniform" and grid.seeds == preset.seeds
-    assert grid.fair_recipe == "cpu" and preset.fair_recipe == "seed"
+    assert grid.fair_recipe == "cpu" and preset.fair_recipe == "reference"
 
 
 def test_a_preset_sets_the_recipe_and_given_options_win(tmp_path, idx_dir):

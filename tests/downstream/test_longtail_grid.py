@@ -8,7 +8,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from augment.checkpoint import generator_step
+from augment.checkpoint import generator_step, read_generator_file, save_generator
 from augment.cli import main
 from augment.config import SubsetSpec
 from augment.data.real import RealMNIST
@@ -22,6 +22,7 @@ from augment.downstream.methods import METHODS, Method, methods_of
 from augment.downstream.presets import PRESETS
 from augment.downstream.runner import run_grid
 from augment.errors import ConfigError
+from augment.gan.models import Generator
 from augment.synthetic.mixing import class_counts
 from augment.training.loop import train
 from tests.conftest import write_idx_dir
@@ -193,7 +194,9 @@ def test_a_fair_generator_in_the_fair_dir_is_used_as_it_is(tmp_path, lt_data, ti
                                                 ("real_sampling", "uniform", "--fair-real-sampling"),
                                                 ("seed", 1, "--seeds"), ("model.g_width", 16, "--fair-widths"),
                                                 ("n_critic", 2, "--fair-recipe"),
-                                                ("ema_decay", 0.999, "--fair-recipe")])
+                                                ("critic_lr", 3e-4, "--fair-recipe"),
+                                                ("ema_decay", 0.999, "--fair-recipe"),
+                                                ("keep_best", "agreement", "--fair-recipe")])
 def test_a_fair_run_trained_otherwise_than_the_grid_asks_is_refused(tmp_path, lt_data, tiny_generator, key, value,
                                                                     option):
     grid = tiny_grid(methods=("top-up",), regimes=("fair",))
@@ -226,12 +229,27 @@ def test_fair_generators_can_be_trained_by_the_cpu_recipe_without_its_outside_ju
     run_grid(grid, tmp_path / "exp", CPU, data_dir=lt_data, progress=False, log=lambda m: None, dataset="idx")
     saved = json.loads((tmp_path / "exp" / "fair_generators" / "lt4-n16_seed0" / "config.json").read_text())
     assert (saved["n_critic"], saved["critic_lr"], saved["ema_decay"], saved["eval_every"]) == (2, 3e-4, 0.999, None)
-    with pytest.raises(ConfigError, match="n_critic=2.*--fair-recipe"):  # that run is not the seed recipe's
+    with pytest.raises(ConfigError, match="critic_lr=0.0003, the grid asks for None.*--fair-recipe"):
         run_grid(tiny_grid(methods=("top-up",), regimes=("fair",), seeds=(0,)), tmp_path / "exp2", CPU,
                  data_dir=lt_data, progress=False, log=lambda m: None, dataset="idx",
                  fair_dir=tmp_path / "exp" / "fair_generators")
-    with pytest.raises(ConfigError, match="fair_recipe must be one of seed, cpu"):
+    with pytest.raises(ConfigError, match="fair_recipe must be one of reference, cpu"):
         tiny_grid(fair_recipe="fast")
+
+
+def test_a_generator_an_evaluation_picked_is_refused_as_fair_even_without_its_config(
+        tmp_path, lt_data, tiny_generator):
+    # what `augment train --preset cpu` exports (keep_best), its config.json gone
+    run = tmp_path / "fair" / "lt4-n16_seed0"
+    run.mkdir(parents=True)
+    config, state, metadata = read_generator_file(tiny_generator)
+    save_generator(run / "generator.safetensors", Generator(config),
+                   {**metadata, "selected_by": {"metric": "agreement", "score": 0.9, "at_step": 1}})
+    grid = tiny_grid(methods=("top-up",), regimes=("fair",), fair_recipe="cpu")
+    with pytest.raises(ConfigError, match="an in-training evaluation picked.*--fair-recipe"):
+        run_grid(grid, tmp_path / "exp", CPU, data_dir=lt_data, progress=False, log=lambda m: None,
+                 dataset="idx", fair_dir=tmp_path / "fair")
+    assert not (tmp_path / "exp").exists()
 
 
 @pytest.mark.parametrize("has_checkpoint", [True, False])

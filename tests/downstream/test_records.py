@@ -29,6 +29,7 @@ def test_training_settings_of_old_configs_get_the_defaults_they_trained_with(tmp
     settings = run_training_settings(tmp_path)
     assert settings["seed"] == 3 and settings["n_per_class"] == 10
     assert settings["critic_augment"] == "none" and settings["ema_decay"] is None and settings["critic_lr"] is None
+    assert settings["keep_best"] is None
 
 
 def test_a_generator_is_described_by_its_file_config_step_and_run(tmp_path, tiny_model_config, tiny_train_config,

@@ -386,7 +386,11 @@ def test_prdc_matches_scikit_learn_nearest_neighbours():
 def test_prdc_refuses_real_radii_of_another_set_and_neighbour_radii_too_few_points():
     rng = np.random.default_rng(3)
     real, fake = gaussian(rng, 40, 3), gaussian(rng, 30, 3)
-    with pytest.raises(ValueError, match=r"real_radii must have shape \(40,\)"):
+    with pytest.raises(ValueError, match=r"real_radii must be \(40,\) distances >= 0.*shape \(30,\)"):
         prdc(real, fake, k=3, real_radii=metrics.neighbour_radii(fake, 3))
+    radii = metrics.neighbour_radii(real, 3)
+    radii[5] = np.nan
+    with pytest.raises(ValueError, match="distances >= 0"):
+        prdc(real, fake, k=3, real_radii=radii)
     with pytest.raises(ValueError, match="more than k=3"):
         metrics.neighbour_radii(real[:3], 3)

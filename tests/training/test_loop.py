@@ -1,6 +1,7 @@
 import dataclasses
 import json
 import os
+import re
 import signal
 
 import numpy as np
@@ -143,7 +144,7 @@ def test_the_progress_bar_shows_the_time_budget_left_only_under_max_minutes(tmp_
     cfg = dataclasses.replace(tiny_train_config, max_steps=2, log_every=1, max_minutes=90)
     train(cfg, tmp_path / "timed", progress=True)
     bar = capsys.readouterr().err
-    assert "stops in=1:29:5" in bar  # 90 minutes less the seconds of two tiny steps
+    assert re.search(r"stops in=1:2\d:\d\d", bar)  # 90 minutes less the seconds of two tiny steps
     train(dataclasses.replace(cfg, max_minutes=None), tmp_path / "untimed", progress=True)
     assert "stops in" not in capsys.readouterr().err
 
