@@ -370,9 +370,9 @@ def prdc(real_feats: ArrayLike, fake_feats: ArrayLike, k: int = 5, real_radii: A
     _same_dim(real, "real_feats", fake, "fake_feats")
     k = _check_k(k, real_feats=real, fake_feats=fake)
     radii = None if real_radii is None else torch.from_numpy(_to_numpy(real_radii).astype(np.float64))
-    if radii is not None and (tuple(radii.shape) != (real.shape[0],) or not bool((radii >= 0).all())):  # NaN too
-        raise ValueError(f"real_radii must be ({real.shape[0]},) distances >= 0, neighbour_radii(real_feats, k) with "
-                         f"prdc's k; got shape {tuple(radii.shape)}")
+    if radii is not None and not (radii.shape == (len(real),) and bool((radii.isfinite() & (radii >= 0)).all())):
+        raise ValueError(f"real_radii must be ({len(real)},) distances >= 0 and finite, neighbour_radii(real_feats, k) "
+                         f"with prdc's k; got shape {tuple(radii.shape)}")
     return _prdc(real, fake, k, radii)
 
 

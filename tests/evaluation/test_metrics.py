@@ -392,5 +392,8 @@ def test_prdc_refuses_real_radii_of_another_set_and_neighbour_radii_too_few_poin
     radii[5] = np.nan
     with pytest.raises(ValueError, match="distances >= 0"):
         prdc(real, fake, k=3, real_radii=radii)
+    radii[5] = np.inf
+    with pytest.raises(ValueError, match="distances >= 0 and finite"):
+        prdc(real, fake, k=3, real_radii=radii)
     with pytest.raises(ValueError, match="more than k=3"):
         metrics.neighbour_radii(real[:3], 3)
